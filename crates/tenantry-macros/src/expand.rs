@@ -1,0 +1,183 @@
+//! Expand: generate the `Model` impl and the column handles.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use crate::model::{Column, Model, OnDelete};
+
+pub fn expand(model: &Model) -> TokenStream {
+    let ident = &model.ident;
+    let name = ident.to_string();
+    let table = &model.table;
+    let shared = model.shared;
+    let pk = model.primary_key;
+    let pk_column = &model.columns[pk];
+    let pk_field = &pk_column.field;
+    let pk_ty = &pk_column.ty;
+    let column_metas = model.columns.iter().map(column_meta);
+    let column_names = model.columns.iter().map(|c| &c.name);
+    let decodes = model.columns.iter().enumerate().map(|(i, c)| {
+        let field = &c.field;
+        let ty = &c.ty;
+        let column = &c.name;
+        quote! {
+            #field: <#ty as ::tenantry::FieldType>::decode(row, #i).map_err(|source| ::tenantry::Error::Decode {
+                model: #table,
+                column: #column,
+                source,
+            })?
+        }
+    });
+    let values = model.columns.iter().enumerate().map(|(i, c)| {
+        let field = &c.field;
+        quote!(#i => ::tenantry::FieldType::to_value(&self.#field))
+    });
+    let foreign_keys = model
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.relation.is_some())
+        .map(|(i, c)| {
+            let field = &c.field;
+            quote!(#i => ::core::option::Option::Some(&mut self.#field))
+        });
+    let handles = model.columns.iter().map(|c| handle(ident, c));
+    quote! {
+        impl ::tenantry::Model for #ident {
+            const META: &'static ::tenantry::ModelMeta = &::tenantry::ModelMeta {
+                name: #name,
+                table: #table,
+                columns: &[#(#column_metas),*],
+                column_names: &[#(#column_names),*],
+                primary_key: #pk,
+                shared: #shared,
+            };
+
+            type PrimaryKey = #pk_ty;
+
+            fn from_row(row: &::tenantry::Row) -> ::tenantry::Result<Self> {
+                ::core::result::Result::Ok(Self { #(#decodes),* })
+            }
+
+            fn column_value(&self, index: usize) -> ::tenantry::__private::Value {
+                match index {
+                    #(#values,)*
+                    _ => ::tenantry::__private::Value::Bool(::core::option::Option::None),
+                }
+            }
+
+            fn primary_key(&self) -> &Self::PrimaryKey {
+                &self.#pk_field
+            }
+
+            fn set_primary_key(&mut self, key: Self::PrimaryKey) {
+                self.#pk_field = key;
+            }
+
+            fn foreign_key_mut(&mut self, index: usize) -> ::core::option::Option<&mut dyn ::tenantry::AnyForeignKey> {
+                match index {
+                    #(#foreign_keys,)*
+                    _ => ::core::option::Option::None,
+                }
+            }
+        }
+
+        impl #ident {
+            /// Starts a query over this model's table, from a registry or a transaction.
+            #[allow(dead_code)]
+            pub fn query(source: &impl ::tenantry::QuerySource) -> ::tenantry::QuerySet<Self> {
+                ::tenantry::QuerySet::new(::tenantry::QuerySource::query_source(source))
+            }
+
+            #(#handles)*
+        }
+    }
+}
+
+fn handle(model: &syn::Ident, column: &Column) -> TokenStream {
+    let field = &column.field;
+    let name = &column.name;
+    let lookup = &column.lookup;
+    let fn_name = format_ident!(
+        "{}",
+        field.to_string().trim_start_matches("r#"),
+        span = field.span()
+    );
+    let doc = format!("The `{name}` column, for lookups, ordering and updates.");
+    quote! {
+        #[doc = #doc]
+        #[allow(dead_code)]
+        pub const fn #fn_name() -> ::tenantry::Column<#model, #lookup> {
+            ::tenantry::Column::new(#name)
+        }
+    }
+}
+
+fn column_meta(column: &Column) -> TokenStream {
+    let field = column.field.to_string();
+    let name = &column.name;
+    let ty = &column.ty;
+    let nullable = column.nullable;
+    let primary_key = column.primary_key;
+    let auto_increment = column.auto_increment;
+    let unique = column.unique;
+    let index = column.index;
+    let sql_type = if column.text {
+        quote!(::tenantry::SqlType::Text)
+    } else {
+        quote!(<#ty as ::tenantry::FieldType>::SQL_TYPE)
+    };
+    let max_length = match column.max_length {
+        Some(n) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    };
+    let default = match &column.default {
+        Some((inner, expr)) => quote! {
+            ::core::option::Option::Some({
+                fn default_value() -> ::tenantry::__private::Value {
+                    let value: #inner = ::core::convert::Into::into(#expr);
+                    ::tenantry::FieldType::to_value(&value)
+                }
+                default_value
+            })
+        },
+        None => quote!(::core::option::Option::None),
+    };
+    let foreign_key = match &column.relation {
+        Some(relation) => {
+            let target = &relation.target;
+            let on_delete = match relation.on_delete {
+                OnDelete::Cascade => quote!(::tenantry::OnDelete::Cascade),
+                OnDelete::SetNull => quote!(::tenantry::OnDelete::SetNull),
+                OnDelete::Restrict => quote!(::tenantry::OnDelete::Restrict),
+            };
+            quote! {
+                ::core::option::Option::Some(::tenantry::ForeignKeyMeta {
+                    target: {
+                        fn target() -> &'static ::tenantry::ModelMeta {
+                            <#target as ::tenantry::Model>::META
+                        }
+                        target
+                    },
+                    on_delete: #on_delete,
+                })
+            }
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        ::tenantry::ColumnMeta {
+            field: #field,
+            name: #name,
+            sql_type: #sql_type,
+            nullable: #nullable,
+            primary_key: #primary_key,
+            auto_increment: #auto_increment,
+            max_length: #max_length,
+            unique: #unique,
+            index: #index,
+            default: #default,
+            foreign_key: #foreign_key,
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Model: check what was parsed and decide every column's properties.
+
+use syn::{spanned::Spanned, Expr, GenericArgument, Ident, PathArguments, Type};
+
+use crate::parse::{Errors, Parsed, ParsedField};
+
+/// The checked model.
+pub struct Model {
+    pub ident: Ident,
+    pub table: String,
+    pub shared: bool,
+    pub columns: Vec<Column>,
+    pub primary_key: usize,
+}
+
+/// What a foreign key field points at.
+pub struct Relation {
+    pub target: Type,
+    pub on_delete: OnDelete,
+}
+
+#[derive(Clone, Copy)]
+pub enum OnDelete {
+    Cascade,
+    SetNull,
+    Restrict,
+}
+
+/// A checked column.
+pub struct Column {
+    pub field: Ident,
+    pub name: String,
+    /// The field's full type.
+    pub ty: Type,
+    /// The type lookups compare with: the field type without `Option`, and a foreign key's
+    /// target primary key.
+    pub lookup: proc_macro2::TokenStream,
+    pub nullable: bool,
+    pub primary_key: bool,
+    pub auto_increment: bool,
+    pub max_length: Option<u32>,
+    pub text: bool,
+    pub unique: bool,
+    pub index: bool,
+    pub default: Option<(Type, Expr)>,
+    pub relation: Option<Relation>,
+}
+
+impl Model {
+    pub fn build(parsed: Parsed) -> syn::Result<Model> {
+        let mut errors = Errors::default();
+        let table = parsed
+            .table
+            .as_ref()
+            .map(|t| t.value())
+            .unwrap_or_else(|| default_table(&parsed.ident.to_string()));
+        let columns: Vec<Column> = parsed
+            .fields
+            .iter()
+            .map(|f| column(f, &mut errors))
+            .collect();
+        let explicit: Vec<usize> = columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.primary_key)
+            .map(|(i, _)| i)
+            .collect();
+        let primary_key = match explicit.as_slice() {
+            [one] => *one,
+            [] => match columns.iter().position(|c| c.field == "id") {
+                Some(i) => i,
+                None => {
+                    errors.push(syn::Error::new(
+                        parsed.ident.span(),
+                        "a model needs a primary key: mark a field #[model(primary_key)] or name it `id`",
+                    ));
+                    0
+                }
+            },
+            [_, second, ..] => {
+                errors.push(syn::Error::new(
+                    columns[*second].field.span(),
+                    "only one field can be the primary key",
+                ));
+                explicit[0]
+            }
+        };
+        let mut columns = columns;
+        if let Some(pk) = columns.get_mut(primary_key) {
+            pk.primary_key = true;
+            pk.auto_increment = is_integer(&pk.ty) && pk.relation.is_none();
+            if pk.nullable {
+                errors.push(syn::Error::new(
+                    pk.ty.span(),
+                    "the primary key cannot be an Option",
+                ));
+            }
+        }
+        errors.finish(Model {
+            ident: parsed.ident,
+            table,
+            shared: parsed.shared,
+            columns,
+            primary_key,
+        })
+    }
+}
+
+fn column(field: &ParsedField, errors: &mut Errors) -> Column {
+    let (nullable, inner) = match option_inner(&field.ty) {
+        Some(inner) => (true, inner.clone()),
+        None => (false, field.ty.clone()),
+    };
+    let relation_target = foreign_key_target(&inner).cloned();
+    let is_string = last_segment(&inner).is_some_and(|s| s == "String");
+    if (field.max_length.is_some() || field.text) && !is_string {
+        errors.push(syn::Error::new(
+            field.ty.span(),
+            "max_length and text apply to String fields only",
+        ));
+    }
+    if field.max_length.is_some() && field.text {
+        errors.push(syn::Error::new(
+            field.ident.span(),
+            "a field is either max_length or text, not both",
+        ));
+    }
+    let max_length = field
+        .max_length
+        .as_ref()
+        .and_then(|lit| match lit.base10_parse::<u32>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    "max_length must be a positive integer",
+                ));
+                None
+            }
+        });
+    let on_delete = field
+        .on_delete
+        .as_ref()
+        .map(|lit| match lit.value().as_str() {
+            "cascade" => OnDelete::Cascade,
+            "set_null" => {
+                if !nullable {
+                    errors.push(syn::Error::new(
+                        lit.span(),
+                        "on_delete = \"set_null\" needs an Option<ForeignKey<_>> field",
+                    ));
+                }
+                OnDelete::SetNull
+            }
+            "restrict" => OnDelete::Restrict,
+            _ => {
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    "on_delete must be \"cascade\", \"set_null\" or \"restrict\"",
+                ));
+                OnDelete::Cascade
+            }
+        });
+    if on_delete.is_some() && relation_target.is_none() {
+        errors.push(syn::Error::new(
+            field.ident.span(),
+            "on_delete applies to ForeignKey fields only",
+        ));
+    }
+    let name = match (&field.column, &relation_target) {
+        (Some(lit), _) => lit.value(),
+        (None, Some(_)) => format!("{}_id", unraw(&field.ident)),
+        (None, None) => unraw(&field.ident),
+    };
+    let lookup = match &relation_target {
+        Some(target) => quote::quote!(<#target as ::tenantry::Model>::PrimaryKey),
+        None => quote::quote!(#inner),
+    };
+    Column {
+        field: field.ident.clone(),
+        name,
+        ty: field.ty.clone(),
+        lookup,
+        nullable,
+        primary_key: field.primary_key,
+        auto_increment: false,
+        max_length,
+        text: field.text,
+        unique: field.unique,
+        index: field.index,
+        default: field.default.clone().map(|e| (inner.clone(), e)),
+        relation: relation_target.map(|target| Relation {
+            target,
+            on_delete: on_delete.unwrap_or(OnDelete::Cascade),
+        }),
+    }
+}
+
+fn unraw(ident: &Ident) -> String {
+    let s = ident.to_string();
+    s.strip_prefix("r#").map(str::to_owned).unwrap_or(s)
+}
+
+fn last_segment(ty: &Type) -> Option<&Ident> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| &s.ident),
+        _ => None,
+    }
+}
+
+fn single_generic<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
+    let Type::Path(p) = ty else { return None };
+    let segment = p.path.segments.last()?;
+    if segment.ident != name {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &segment.arguments else {
+        return None;
+    };
+    match args.args.first() {
+        Some(GenericArgument::Type(inner)) if args.args.len() == 1 => Some(inner),
+        _ => None,
+    }
+}
+
+fn option_inner(ty: &Type) -> Option<&Type> {
+    single_generic(ty, "Option")
+}
+
+fn foreign_key_target(ty: &Type) -> Option<&Type> {
+    single_generic(ty, "ForeignKey")
+}
+
+fn is_integer(ty: &Type) -> bool {
+    last_segment(ty).is_some_and(|s| s == "i32" || s == "i64")
+}
+
+/// `TenantUser` → `tenant_users`.
+fn default_table(name: &str) -> String {
+    let mut out = String::new();
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(ch.to_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out.push('s');
+    out
+}

@@ -1,0 +1,149 @@
+//! Parse: read the struct and its `#[model(...)]` attributes, collecting every error.
+
+use syn::{spanned::Spanned, Data, DeriveInput, Expr, Fields, Ident, LitInt, LitStr, Type};
+
+/// The struct as written.
+pub struct Parsed {
+    pub ident: Ident,
+    pub table: Option<LitStr>,
+    pub shared: bool,
+    pub fields: Vec<ParsedField>,
+}
+
+/// One field as written.
+pub struct ParsedField {
+    pub ident: Ident,
+    pub ty: Type,
+    pub primary_key: bool,
+    pub max_length: Option<LitInt>,
+    pub text: bool,
+    pub default: Option<Expr>,
+    pub unique: bool,
+    pub index: bool,
+    pub column: Option<LitStr>,
+    pub on_delete: Option<LitStr>,
+}
+
+/// Collects errors so that all are reported together.
+#[derive(Default)]
+pub struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub fn finish<T>(self, value: T) -> syn::Result<T> {
+        match self.0 {
+            Some(error) => Err(error),
+            None => Ok(value),
+        }
+    }
+}
+
+pub fn parse(input: &DeriveInput) -> syn::Result<Parsed> {
+    let mut errors = Errors::default();
+    let fields = match &input.data {
+        Data::Struct(data) => match &data.fields {
+            Fields::Named(named) => named.named.iter().collect::<Vec<_>>(),
+            other => {
+                errors.push(syn::Error::new(
+                    other.span(),
+                    "#[derive(Model)] needs a struct with named fields",
+                ));
+                Vec::new()
+            }
+        },
+        _ => {
+            return Err(syn::Error::new(
+                input.ident.span(),
+                "#[derive(Model)] works on structs only",
+            ));
+        }
+    };
+    if !input.generics.params.is_empty() {
+        errors.push(syn::Error::new(
+            input.generics.span(),
+            "a model cannot be generic",
+        ));
+    }
+    let mut parsed = Parsed {
+        ident: input.ident.clone(),
+        table: None,
+        shared: false,
+        fields: Vec::new(),
+    };
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("model")) {
+        let result = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("table") {
+                parsed.table = Some(meta.value()?.parse()?);
+            } else if meta.path.is_ident("shared") {
+                parsed.shared = true;
+            } else {
+                return Err(
+                    meta.error("unknown model attribute; expected `table = \"...\"` or `shared`")
+                );
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    for field in fields {
+        parsed.fields.push(parse_field(field, &mut errors));
+    }
+    errors.finish(parsed)
+}
+
+fn parse_field(field: &syn::Field, errors: &mut Errors) -> ParsedField {
+    let mut parsed = ParsedField {
+        ident: field
+            .ident
+            .clone()
+            .unwrap_or_else(|| Ident::new("_", field.span())),
+        ty: field.ty.clone(),
+        primary_key: false,
+        max_length: None,
+        text: false,
+        default: None,
+        unique: false,
+        index: false,
+        column: None,
+        on_delete: None,
+    };
+    for attr in field.attrs.iter().filter(|a| a.path().is_ident("model")) {
+        let result = attr.parse_nested_meta(|meta| {
+            let path = &meta.path;
+            if path.is_ident("primary_key") {
+                parsed.primary_key = true;
+            } else if path.is_ident("max_length") {
+                parsed.max_length = Some(meta.value()?.parse()?);
+            } else if path.is_ident("text") {
+                parsed.text = true;
+            } else if path.is_ident("default") {
+                parsed.default = Some(meta.value()?.parse()?);
+            } else if path.is_ident("unique") {
+                parsed.unique = true;
+            } else if path.is_ident("index") {
+                parsed.index = true;
+            } else if path.is_ident("column") {
+                parsed.column = Some(meta.value()?.parse()?);
+            } else if path.is_ident("on_delete") {
+                parsed.on_delete = Some(meta.value()?.parse()?);
+            } else {
+                return Err(meta.error(
+                    "unknown field attribute; expected one of primary_key, max_length, text, default, unique, index, column, on_delete",
+                ));
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    parsed
+}

@@ -1,0 +1,91 @@
+//! The three supported backends and what sets them apart, as data.
+
+/// A database engine tenantry can talk to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// PostgreSQL: a tenant schema is a PostgreSQL schema.
+    Postgres,
+    /// MySQL or MariaDB: a tenant schema is a database.
+    MySql,
+    /// SQLite: a tenant schema is a separate database file.
+    Sqlite,
+}
+
+/// How a backend realises a tenant schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaKind {
+    /// `CREATE SCHEMA`, tables addressed as `"schema"."table"`.
+    Schema,
+    /// `CREATE DATABASE`, tables addressed as `` `db`.`table` ``.
+    Database,
+    /// One database file per schema, opened through its own pool.
+    File,
+}
+
+/// What a backend can and cannot do. Code asks these questions instead of testing which
+/// backend it runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// The name used in output and errors: `postgres`, `mysql` or `sqlite`.
+    pub name: &'static str,
+    /// `CREATE TABLE` / `CREATE SCHEMA` take part in transactions.
+    pub transactional_ddl: bool,
+    /// `INSERT … RETURNING` is available.
+    pub insert_returning: bool,
+    /// The most bind parameters one statement may carry.
+    pub max_bind_params: usize,
+    /// What a schema is on this backend.
+    pub schema_kind: SchemaKind,
+    /// A foreign key constraint may point into another schema.
+    pub cross_schema_foreign_keys: bool,
+}
+
+const POSTGRES: Capabilities = Capabilities {
+    name: "postgres",
+    transactional_ddl: true,
+    insert_returning: true,
+    max_bind_params: 65_535,
+    schema_kind: SchemaKind::Schema,
+    cross_schema_foreign_keys: true,
+};
+
+const MYSQL: Capabilities = Capabilities {
+    name: "mysql",
+    transactional_ddl: false,
+    insert_returning: false,
+    max_bind_params: 65_535,
+    schema_kind: SchemaKind::Database,
+    cross_schema_foreign_keys: true,
+};
+
+const SQLITE: Capabilities = Capabilities {
+    name: "sqlite",
+    transactional_ddl: true,
+    insert_returning: true,
+    max_bind_params: 32_766,
+    schema_kind: SchemaKind::File,
+    cross_schema_foreign_keys: false,
+};
+
+impl Backend {
+    /// The capabilities of this backend.
+    pub const fn capabilities(self) -> &'static Capabilities {
+        match self {
+            Backend::Postgres => &POSTGRES,
+            Backend::MySql => &MYSQL,
+            Backend::Sqlite => &SQLITE,
+        }
+    }
+
+    /// The backend's short name: `postgres`, `mysql` or `sqlite`.
+    pub const fn name(self) -> &'static str {
+        self.capabilities().name
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

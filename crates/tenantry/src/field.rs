@@ -1,0 +1,159 @@
+//! The Rust types a model field may have, and how each travels to and from the database.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_query::Value;
+use sqlx::Row as _;
+
+use crate::row::Row;
+
+/// The storage class of a column; each backend's dialect turns it into a column type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SqlType {
+    /// 32-bit integer.
+    Integer,
+    /// 64-bit integer.
+    BigInteger,
+    /// `VARCHAR(n)`; the length comes from `max_length` (255 if not given).
+    Varchar,
+    /// Unbounded text.
+    Text,
+    /// Boolean.
+    Boolean,
+    /// 64-bit float.
+    Double,
+    /// A UTC timestamp.
+    Timestamp,
+    /// A calendar date.
+    Date,
+    /// A UUID.
+    Uuid,
+    /// A JSON document.
+    Json,
+}
+
+/// A Rust type that can be a model field.
+///
+/// Implemented for `i32`, `i64`, `String`, `bool`, `f64`, `chrono::DateTime<Utc>`,
+/// `chrono::NaiveDate`, `uuid::Uuid`, `serde_json::Value`, [`ForeignKey`](crate::ForeignKey),
+/// and `Option` of each (a nullable column).
+pub trait FieldType: Sized + Send + Sync + 'static {
+    /// The storage class.
+    const SQL_TYPE: SqlType;
+    /// Whether the column accepts NULL.
+    const NULLABLE: bool = false;
+    /// The value bound as a statement parameter.
+    fn to_value(&self) -> Value;
+    /// A NULL of this type.
+    fn null_value() -> Value;
+    /// Decodes column `index` of `row`.
+    fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error>;
+    /// For auto-increment keys: the value from MySQL's `LAST_INSERT_ID()`.
+    fn from_insert_id(_id: u64) -> Option<Self> {
+        None
+    }
+}
+
+macro_rules! field_type {
+    ($ty:ty, $sql:ident, $variant:ident, |$v:ident| $to:expr) => {
+        impl FieldType for $ty {
+            const SQL_TYPE: SqlType = SqlType::$sql;
+            fn to_value(&self) -> Value {
+                let $v = self;
+                Value::$variant(Some($to))
+            }
+            fn null_value() -> Value {
+                Value::$variant(None)
+            }
+            fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
+                match row {
+                    Row::Postgres(r) => r.try_get(index),
+                    Row::MySql(r) => r.try_get(index),
+                    Row::Sqlite(r) => r.try_get(index),
+                }
+            }
+        }
+    };
+}
+
+field_type!(String, Varchar, String, |v| v.clone());
+field_type!(bool, Boolean, Bool, |v| *v);
+field_type!(f64, Double, Double, |v| *v);
+field_type!(DateTime<Utc>, Timestamp, ChronoDateTimeUtc, |v| *v);
+field_type!(NaiveDate, Date, ChronoDate, |v| *v);
+field_type!(uuid::Uuid, Uuid, Uuid, |v| *v);
+
+macro_rules! integer_field {
+    ($ty:ty, $sql:ident, $variant:ident) => {
+        impl FieldType for $ty {
+            const SQL_TYPE: SqlType = SqlType::$sql;
+            fn to_value(&self) -> Value {
+                Value::$variant(Some(*self))
+            }
+            fn null_value() -> Value {
+                Value::$variant(None)
+            }
+            fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
+                match row {
+                    Row::Postgres(r) => r.try_get(index),
+                    Row::MySql(r) => r.try_get(index),
+                    Row::Sqlite(r) => r.try_get(index),
+                }
+            }
+            fn from_insert_id(id: u64) -> Option<Self> {
+                <$ty>::try_from(id).ok()
+            }
+        }
+    };
+}
+
+integer_field!(i32, Integer, Int);
+integer_field!(i64, BigInteger, BigInt);
+
+impl FieldType for serde_json::Value {
+    const SQL_TYPE: SqlType = SqlType::Json;
+    fn to_value(&self) -> Value {
+        Value::Json(Some(Box::new(self.clone())))
+    }
+    fn null_value() -> Value {
+        Value::Json(None)
+    }
+    fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
+        let sqlx::types::Json(v) = match row {
+            Row::Postgres(r) => r.try_get(index)?,
+            Row::MySql(r) => r.try_get(index)?,
+            Row::Sqlite(r) => r.try_get(index)?,
+        };
+        Ok(v)
+    }
+}
+
+impl<T: FieldType> FieldType for Option<T> {
+    const SQL_TYPE: SqlType = T::SQL_TYPE;
+    const NULLABLE: bool = true;
+    fn to_value(&self) -> Value {
+        match self {
+            Some(v) => v.to_value(),
+            None => T::null_value(),
+        }
+    }
+    fn null_value() -> Value {
+        T::null_value()
+    }
+    fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
+        if is_null(row, index)? {
+            Ok(None)
+        } else {
+            T::decode(row, index).map(Some)
+        }
+    }
+}
+
+fn is_null(row: &Row, index: usize) -> Result<bool, sqlx::Error> {
+    use sqlx::ValueRef as _;
+    Ok(match row {
+        Row::Postgres(r) => r.try_get_raw(index)?.is_null(),
+        Row::MySql(r) => r.try_get_raw(index)?.is_null(),
+        Row::Sqlite(r) => r.try_get_raw(index)?.is_null(),
+    })
+}

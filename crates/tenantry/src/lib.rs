@@ -1,0 +1,76 @@
+//! # tenantry
+//!
+//! An async ORM whose first-class feature is multi-tenancy: one service, many customers, each
+//! customer's data in its own PostgreSQL schema, MySQL database or SQLite file, chosen per
+//! query (`using`), per database (`using_with_db`) or per task (`with_tenant`).
+//!
+//! Every statement is a sea-query statement, rendered with every table qualified by its
+//! schema: no connection ever carries tenant state.
+//!
+//! ```no_run
+//! use tenantry::{Database, Model, Registry};
+//!
+//! #[derive(Model, Debug, Clone, serde::Serialize)]
+//! struct User {
+//!     #[model(primary_key)]
+//!     id: i64,
+//!     #[model(max_length = 255)]
+//!     name: String,
+//! }
+//!
+//! # async fn demo() -> tenantry::Result<()> {
+//! let registry = Registry::new(Database::connect("sqlite::memory:").await?).register::<User>();
+//! registry.create_all().await?;
+//! let user = User::query(&registry).create(User { id: 0, name: "edgy".into() }).await?;
+//! assert!(user.id > 0);
+//! let found = User::query(&registry).get(User::name().eq("edgy")).await?;
+//! assert_eq!(found.id, user.id);
+//! # Ok(()) }
+//! ```
+
+extern crate self as tenantry;
+
+mod backend;
+mod database;
+mod ddl;
+mod error;
+mod field;
+mod instance;
+mod model;
+mod namespace;
+mod query;
+mod registry;
+mod row;
+mod schema_name;
+mod target;
+mod tenancy;
+mod transaction;
+
+#[doc(hidden)]
+pub mod __doc;
+
+pub use backend::{Backend, Capabilities, SchemaKind};
+pub use database::{Database, DatabaseOptions};
+pub use error::{Error, Result};
+pub use field::{FieldType, SqlType};
+pub use instance::Instance;
+pub use model::{
+    Assignment, Column, ColumnMeta, Filter, ForeignKey, ForeignKeyMeta, Model, ModelMeta, OnDelete,
+    Ordering,
+};
+pub use query::{AnyForeignKey, QuerySet, QuerySource, Source};
+pub use registry::Registry;
+pub use row::Row;
+pub use schema_name::SchemaName;
+pub use target::Origin;
+pub use tenancy::{
+    activate_schema, create_schema, deactivate_schema, drop_schema, get_tenant, set_tenant,
+    spawn_with_tenant, tenant_scope, with_tenant, Schemas,
+};
+pub use tenantry_macros::Model;
+
+/// Re-exports the derive's expansion relies on.
+#[doc(hidden)]
+pub mod __private {
+    pub use sea_query::Value;
+}

@@ -1,0 +1,105 @@
+//! Static model metadata, generated once per model by the derive.
+
+use crate::field::SqlType;
+
+/// What a foreign key does when the row it points to is deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnDelete {
+    /// Delete the referencing rows too.
+    Cascade,
+    /// Set the referencing column to NULL (the column must be nullable).
+    SetNull,
+    /// Refuse to delete a row that is still referenced.
+    Restrict,
+}
+
+/// A foreign key's target and delete rule.
+#[derive(Clone, Copy, Debug)]
+pub struct ForeignKeyMeta {
+    /// The referenced model's metadata (a function, so models may refer to each other).
+    pub target: fn() -> &'static ModelMeta,
+    /// The delete rule.
+    pub on_delete: OnDelete,
+}
+
+/// One column of a model.
+#[derive(Clone, Copy, Debug)]
+pub struct ColumnMeta {
+    /// The Rust field name.
+    pub field: &'static str,
+    /// The column name (a foreign key field `user` is stored as `user_id`).
+    pub name: &'static str,
+    /// The storage class.
+    pub sql_type: SqlType,
+    /// Accepts NULL (the field is an `Option`).
+    pub nullable: bool,
+    /// Is the primary key.
+    pub primary_key: bool,
+    /// The database assigns the value on insert.
+    pub auto_increment: bool,
+    /// `VARCHAR` length, for strings.
+    pub max_length: Option<u32>,
+    /// Has a unique constraint.
+    pub unique: bool,
+    /// Has an index.
+    pub index: bool,
+    /// The column's DDL default, if any.
+    pub default: Option<fn() -> sea_query::Value>,
+    /// Set for foreign key columns.
+    pub foreign_key: Option<ForeignKeyMeta>,
+}
+
+/// A model's table and columns. One `static` per model type.
+#[derive(Debug)]
+pub struct ModelMeta {
+    /// The Rust type name.
+    pub name: &'static str,
+    /// The table name.
+    pub table: &'static str,
+    /// Every column, in field order.
+    pub columns: &'static [ColumnMeta],
+    /// The column names, in field order (the SELECT list).
+    pub column_names: &'static [&'static str],
+    /// The index of the primary key in `columns`.
+    pub primary_key: usize,
+    /// A shared model lives only in the shared (default) schema and ignores the tenant context.
+    pub shared: bool,
+}
+
+impl ModelMeta {
+    /// The primary key column.
+    pub fn primary_key_column(&self) -> &'static ColumnMeta {
+        &self.columns[self.primary_key]
+    }
+
+    /// Whether the database assigns the primary key.
+    pub fn auto_primary_key(&self) -> bool {
+        self.primary_key_column().auto_increment
+    }
+
+    /// The column with this name.
+    pub fn column(&self, name: &str) -> Option<&'static ColumnMeta> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The models this one points to with foreign keys.
+    pub fn dependencies(&self) -> impl Iterator<Item = &'static ModelMeta> + '_ {
+        self.columns
+            .iter()
+            .filter_map(|c| c.foreign_key.map(|fk| (fk.target)()))
+    }
+
+    /// The columns an INSERT writes: every column but an auto-increment key.
+    pub(crate) fn insert_columns(&self) -> impl Iterator<Item = (usize, &'static ColumnMeta)> + '_ {
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.auto_increment)
+    }
+}
+
+impl PartialEq for ModelMeta {
+    fn eq(&self, other: &Self) -> bool {
+        self.table == other.table && self.name == other.name
+    }
+}

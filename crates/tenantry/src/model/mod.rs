@@ -1,0 +1,49 @@
+//! Models: the trait `#[derive(Model)]` implements, its static metadata, and typed columns.
+
+mod column;
+mod filter;
+mod foreign_key;
+mod meta;
+
+pub use column::{Assignment, Column, Ordering};
+pub use filter::Filter;
+pub use foreign_key::ForeignKey;
+pub use meta::{ColumnMeta, ForeignKeyMeta, ModelMeta, OnDelete};
+
+use crate::{error::Result, field::FieldType, row::Row};
+
+/// A struct mapped to a table. Implement it with `#[derive(Model)]`, not by hand.
+///
+/// The metadata is one `static` per model: creating a thousand tenants copies none of it;
+/// the schema is chosen when a statement is rendered.
+pub trait Model: Sized + Send + Sync + Unpin + 'static {
+    /// The model's table, columns and relations.
+    const META: &'static ModelMeta;
+
+    /// The Rust type of the primary key.
+    type PrimaryKey: FieldType + Clone + PartialEq + std::fmt::Debug;
+
+    /// Decodes a row whose columns are this model's, in [`ModelMeta::columns`] order.
+    fn from_row(row: &Row) -> Result<Self>;
+
+    /// The bound value of column `index` (in [`ModelMeta::columns`] order).
+    fn column_value(&self, index: usize) -> sea_query::Value;
+
+    /// The primary key.
+    fn primary_key(&self) -> &Self::PrimaryKey;
+
+    /// Sets the primary key (after the database assigned one).
+    fn set_primary_key(&mut self, key: Self::PrimaryKey);
+
+    /// The foreign key field stored in column `index`, for `select_related`.
+    fn foreign_key_mut(&mut self, _index: usize) -> Option<&mut dyn crate::query::AnyForeignKey> {
+        None
+    }
+
+    /// Starts a query over this model's table.
+    ///
+    /// `source` is a [`Registry`](crate::Registry) or a [`Transaction`](crate::Transaction).
+    fn query(source: &impl crate::QuerySource) -> crate::QuerySet<Self> {
+        crate::QuerySet::new(source.query_source())
+    }
+}

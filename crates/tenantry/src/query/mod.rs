@@ -1,0 +1,243 @@
+//! The QuerySet: a chain of sync builder calls ended by one async operation.
+//!
+//! A QuerySet binds its target when the operation runs (is awaited), not when it is built:
+//! database first (`using_with_db`, else the source's), then the schema, by this precedence:
+//!
+//! 1. an explicit [`using`](QuerySet::using);
+//! 2. the schema of the instance the QuerySet came from (reverse relations, refresh, save);
+//! 3. the task's tenant ([`with_tenant`](crate::with_tenant) / [`set_tenant`](crate::set_tenant));
+//! 4. the task's [`activate_schema`](crate::activate_schema);
+//! 5. the database's default schema.
+//!
+//! A shared model (`#[model(shared)]`) skips 3 and 4: it lives only in the shared schema.
+
+mod read;
+mod related;
+mod write;
+
+use std::marker::PhantomData;
+
+use sea_query::{Condition, Order, Query, SelectStatement};
+
+pub use related::AnyForeignKey;
+pub(crate) use write::insert_chunk;
+
+use crate::{
+    error::{Error, Result},
+    model::{Filter, Model, Ordering},
+    registry::Registry,
+    schema_name::SchemaName,
+    target::{Conn, Origin, Target},
+    tenancy::context::context_schema,
+    transaction::Transaction,
+};
+
+/// What a QuerySet runs against: a registry, a transaction, or the place an instance came
+/// from.
+#[derive(Clone)]
+pub enum Source {
+    /// The registry's default database, or one of its extras.
+    Registry(Registry),
+    /// A transaction.
+    Transaction(Transaction),
+    /// The database and schema an instance came from.
+    Origin(Origin),
+}
+
+/// Anything a query can start from: a [`Registry`] or a [`Transaction`].
+pub trait QuerySource {
+    /// The source of a new QuerySet.
+    fn query_source(&self) -> Source;
+}
+
+impl QuerySource for Registry {
+    fn query_source(&self) -> Source {
+        Source::Registry(self.clone())
+    }
+}
+
+impl QuerySource for Transaction {
+    fn query_source(&self) -> Source {
+        Source::Transaction(self.clone())
+    }
+}
+
+/// A lazy query over model `M`. Builder methods are sync and chainable, in any order;
+/// operations (`all`, `get`, `create`, …) are async and consume it.
+///
+/// Invalid input given to a builder method (say, a bad schema name to `using`) is kept and
+/// returned by the operation, before any SQL is sent.
+#[must_use = "a QuerySet does nothing until an operation such as .all() is awaited"]
+pub struct QuerySet<M: Model> {
+    source: Source,
+    database: Option<String>,
+    schema: Option<SchemaName>,
+    error: Option<Error>,
+    filter: Option<Condition>,
+    order: Vec<Ordering>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+    related: Vec<usize>,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M: Model> QuerySet<M> {
+    /// A QuerySet over every row of `M` in `source`.
+    pub fn new(source: Source) -> Self {
+        QuerySet {
+            source,
+            database: None,
+            schema: None,
+            error: None,
+            filter: None,
+            order: Vec::new(),
+            limit: None,
+            offset: None,
+            related: Vec::new(),
+            _model: PhantomData,
+        }
+    }
+
+    /// Queries `schema` instead of the one the context would choose (Edgy's `using`).
+    /// An invalid name is returned as [`Error::InvalidSchemaName`] by the operation.
+    pub fn using(mut self, schema: impl TryInto<SchemaName, Error = Error>) -> Self {
+        match schema.try_into() {
+            Ok(schema) => self.schema = Some(schema),
+            Err(error) => self.error = self.error.or(Some(error)),
+        }
+        self
+    }
+
+    /// Queries the extra database `name` of the registry (Edgy's `using_with_db`). Combine with
+    /// [`using`](Self::using) for a schema in it. An undeclared name is returned as
+    /// [`Error::UnknownDatabase`] by the operation.
+    pub fn using_with_db(mut self, name: &str) -> Self {
+        self.database = Some(name.to_owned());
+        self
+    }
+
+    /// Keeps the rows matching `filter` (ANDed with earlier filters).
+    pub fn filter(mut self, filter: Filter) -> Self {
+        let condition = filter.into_condition();
+        self.filter = Some(match self.filter.take() {
+            Some(previous) => Condition::all().add(previous).add(condition),
+            None => condition,
+        });
+        self
+    }
+
+    /// Drops the rows matching `filter`.
+    pub fn exclude(self, filter: Filter) -> Self {
+        self.filter(!filter)
+    }
+
+    /// Orders the rows; later calls add tie-breakers.
+    pub fn order_by(mut self, orderings: impl IntoIterator<Item = Ordering>) -> Self {
+        self.order.extend(orderings);
+        self
+    }
+
+    /// At most `n` rows.
+    pub fn limit(mut self, n: u64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Skips the first `n` rows.
+    pub fn offset(mut self, n: u64) -> Self {
+        self.offset = Some(n);
+        self
+    }
+
+    /// Resolves database and schema by the documented precedence.
+    fn target(&self) -> Result<Target> {
+        let (conn, origin_schema) = match &self.source {
+            Source::Registry(registry) => {
+                let db = match &self.database {
+                    Some(name) => registry.extra_database(name)?,
+                    None => registry.database(),
+                };
+                (Conn::Database(db.clone()), None)
+            }
+            Source::Transaction(tx) => {
+                if let Some(name) = &self.database {
+                    let db = tx.registry().extra_database(name)?;
+                    if !db.same_as(tx.database()) {
+                        return Err(Error::Unsupported {
+                            backend: db.backend().name(),
+                            what: "using_with_db inside a transaction of another database",
+                        });
+                    }
+                }
+                (Conn::Transaction(tx.clone()), None)
+            }
+            Source::Origin(origin) => {
+                if let Some(name) = &self.database {
+                    return Err(Error::UnknownDatabase { name: name.clone() });
+                }
+                (
+                    Conn::Database(origin.database.clone()),
+                    origin.schema.clone(),
+                )
+            }
+        };
+        let schema = self.schema.clone().or(origin_schema).or_else(|| {
+            if M::META.shared {
+                None
+            } else {
+                context_schema()
+            }
+        });
+        Ok(Target { conn, schema })
+    }
+
+    /// Takes the deferred error, then resolves the target.
+    fn prepare(&mut self) -> Result<Target> {
+        if let Some(error) = self.error.take() {
+            return Err(error);
+        }
+        self.target()
+    }
+
+    fn select(&mut self, target: &Target) -> SelectStatement {
+        let mut select = Query::select();
+        select
+            .columns(M::META.column_names.iter().copied())
+            .from(target.table(M::META));
+        if let Some(filter) = self.filter.take() {
+            select.cond_where(filter);
+        }
+        for ordering in &self.order {
+            select.order_by(ordering.column, ordering.order.clone());
+        }
+        if let Some(limit) = self.limit {
+            select.limit(limit);
+        }
+        if let Some(offset) = self.offset {
+            if self.limit.is_none() {
+                // MySQL and SQLite accept OFFSET only after a LIMIT.
+                select.limit(i64::MAX as u64);
+            }
+            select.offset(offset);
+        }
+        select
+    }
+
+    fn pk_order(&self, order: Order) -> Ordering {
+        Ordering {
+            column: M::META.primary_key_column().name,
+            order,
+        }
+    }
+}
+
+impl<M: Model> std::fmt::Debug for QuerySet<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuerySet")
+            .field("model", &M::META.name)
+            .field("database", &self.database)
+            .field("schema", &self.schema)
+            .field("filter", &self.filter)
+            .finish_non_exhaustive()
+    }
+}

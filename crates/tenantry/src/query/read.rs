@@ -1,0 +1,127 @@
+//! The reading operations.
+
+use sea_query::{Asterisk, Expr, ExprTrait, Order, Query};
+
+use super::QuerySet;
+use crate::{
+    error::{Error, Result},
+    field::FieldType,
+    instance::Instance,
+    model::{Filter, Model},
+    target::Target,
+};
+
+impl<M: Model> QuerySet<M> {
+    /// Every matching row.
+    ///
+    /// ```
+    /// # use tenantry::__doc::*;
+    /// let sql = render_select::<User>(User::query(&registry()).filter(User::email().icontains("@example.com")));
+    /// assert_eq!(sql.postgres, r#"SELECT "id", "name", "email" FROM "public"."user" WHERE LOWER("email") LIKE $1 ESCAPE '\'"#);
+    /// assert_eq!(sql.mysql, r#"SELECT `id`, `name`, `email` FROM `app`.`user` WHERE LOWER(`email`) LIKE ? ESCAPE '\\'"#);
+    /// assert_eq!(sql.sqlite, r#"SELECT "id", "name", "email" FROM "user" WHERE LOWER("email") LIKE ? ESCAPE '\'"#);
+    /// ```
+    pub async fn all(mut self) -> Result<Vec<Instance<M>>> {
+        let target = self.prepare()?;
+        let select = self.select(&target);
+        let mut instances = fetch(&target, &select).await?;
+        self.load_related(&target, &mut instances).await?;
+        Ok(instances)
+    }
+
+    /// The one row matching `filter` (and earlier filters): [`Error::NotFound`] when there is
+    /// none, [`Error::MultipleObjectsReturned`] when there are several.
+    ///
+    /// ```
+    /// # use tenantry::__doc::*;
+    /// let sql = render_select::<User>(User::query(&registry()).filter(User::id().eq(1)).limit(2));
+    /// assert_eq!(sql.postgres, r#"SELECT "id", "name", "email" FROM "public"."user" WHERE "id" = $1 LIMIT $2"#);
+    /// assert_eq!(sql.mysql, r#"SELECT `id`, `name`, `email` FROM `app`.`user` WHERE `id` = ? LIMIT ?"#);
+    /// assert_eq!(sql.sqlite, r#"SELECT "id", "name", "email" FROM "user" WHERE "id" = ? LIMIT ?"#);
+    /// ```
+    pub async fn get(self, filter: Filter) -> Result<Instance<M>> {
+        let mut rows = self.filter(filter).limit(2).all().await?;
+        match rows.len() {
+            0 => Err(Error::NotFound {
+                model: M::META.table,
+            }),
+            1 => Ok(rows.remove(0)),
+            _ => Err(Error::MultipleObjectsReturned {
+                model: M::META.table,
+            }),
+        }
+    }
+
+    /// The row whose primary key is `key`, or [`Error::NotFound`].
+    pub async fn get_pk(self, key: impl Into<M::PrimaryKey>) -> Result<Instance<M>> {
+        let pk = M::META.primary_key_column().name;
+        let value = key.into().to_value();
+        self.get(Filter::new(Expr::col(pk).eq(value))).await
+    }
+
+    /// The first row by the ordering (by primary key when none was given), if any.
+    pub async fn first(mut self) -> Result<Option<Instance<M>>> {
+        if self.order.is_empty() {
+            self.order.push(self.pk_order(Order::Asc));
+        }
+        Ok(self.limit(1).all().await?.pop())
+    }
+
+    /// The last row by the ordering (by primary key when none was given), if any.
+    pub async fn last(mut self) -> Result<Option<Instance<M>>> {
+        if self.order.is_empty() {
+            self.order.push(self.pk_order(Order::Asc));
+        }
+        for ordering in &mut self.order {
+            ordering.order = match ordering.order {
+                Order::Desc => Order::Asc,
+                _ => Order::Desc,
+            };
+        }
+        Ok(self.limit(1).all().await?.pop())
+    }
+
+    /// The number of matching rows.
+    pub async fn count(mut self) -> Result<u64> {
+        let target = self.prepare()?;
+        let mut select = Query::select();
+        select
+            .expr(Expr::col(Asterisk).count())
+            .from(target.table(M::META));
+        if let Some(filter) = self.filter.take() {
+            select.cond_where(filter);
+        }
+        let rows = target.fetch_all(&select).await?;
+        let count: i64 = match rows.first() {
+            Some(row) => row.get(0).map_err(Error::Database)?,
+            None => 0,
+        };
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    /// Whether any row matches.
+    pub async fn exists(mut self) -> Result<bool> {
+        let target = self.prepare()?;
+        let mut select = Query::select();
+        select
+            .expr(Expr::val(1))
+            .from(target.table(M::META))
+            .limit(1);
+        if let Some(filter) = self.filter.take() {
+            select.cond_where(filter);
+        }
+        Ok(!target.fetch_all(&select).await?.is_empty())
+    }
+}
+
+/// Runs `select` and decodes every row into an instance that remembers `target`.
+pub(crate) async fn fetch<M: Model>(
+    target: &Target,
+    select: &sea_query::SelectStatement,
+) -> Result<Vec<Instance<M>>> {
+    let rows = target.fetch_all(select).await?;
+    let origin = target.origin();
+    rows.iter()
+        .map(|row| Ok(Instance::stored(M::from_row(row)?, origin.clone())))
+        .collect()
+}

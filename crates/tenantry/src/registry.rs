@@ -1,0 +1,158 @@
+//! The registry: the default database, the named extra databases, and the models.
+
+use std::sync::Arc;
+
+use crate::{
+    database::Database,
+    ddl,
+    error::{Error, Result},
+    model::{Model, ModelMeta},
+};
+
+/// The databases and models of an application. Cheap to clone (one reference count).
+///
+/// ```no_run
+/// # use tenantry::{Database, Registry};
+/// # async fn demo() -> tenantry::Result<()> {
+/// let registry = Registry::new(Database::connect("postgres://postgres@127.0.0.1/app").await?)
+///     .extra("alternative", Database::connect("postgres://postgres@127.0.0.1/other").await?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    database: Database,
+    extra: Vec<(Arc<str>, Database)>,
+    models: Vec<&'static ModelMeta>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("database", &self.inner.database)
+            .field("extra", &self.extra_names().collect::<Vec<_>>())
+            .field(
+                "models",
+                &self.inner.models.iter().map(|m| m.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Registry {
+    /// A registry over `database`, with no extra databases and no models yet.
+    pub fn new(database: Database) -> Registry {
+        Registry {
+            inner: Arc::new(Inner {
+                database,
+                extra: Vec::new(),
+                models: Vec::new(),
+            }),
+        }
+    }
+
+    fn edit(self, change: impl FnOnce(&mut Inner)) -> Registry {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        change(&mut inner);
+        Registry {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Declares the extra database `name` (Edgy's `extra={name: database}`), the target of
+    /// [`QuerySet::using_with_db`](crate::QuerySet::using_with_db). A second declaration of
+    /// the same name replaces the first.
+    pub fn extra(self, name: &str, database: Database) -> Registry {
+        self.edit(|inner| {
+            inner.extra.retain(|(n, _)| &**n != name);
+            inner.extra.push((Arc::from(name), database));
+        })
+    }
+
+    /// Registers model `M` (for `create_all`, `drop_all` and `create_schema`).
+    /// Registering a model twice has no further effect.
+    pub fn register<M: Model>(self) -> Registry {
+        self.edit(|inner| {
+            if !inner.models.iter().any(|m| **m == *M::META) {
+                inner.models.push(M::META);
+            }
+        })
+    }
+
+    /// The default database.
+    pub fn database(&self) -> &Database {
+        &self.inner.database
+    }
+
+    /// The extra database `name`, or [`Error::UnknownDatabase`].
+    pub fn extra_database(&self, name: &str) -> Result<&Database> {
+        self.inner
+            .extra
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, db)| db)
+            .ok_or_else(|| Error::UnknownDatabase {
+                name: name.to_owned(),
+            })
+    }
+
+    /// The names of the extra databases, in declaration order.
+    pub fn extra_names(&self) -> impl Iterator<Item = &str> {
+        self.inner.extra.iter().map(|(n, _)| &**n)
+    }
+
+    /// The registered models, in registration order.
+    pub fn models(&self) -> &[&'static ModelMeta] {
+        &self.inner.models
+    }
+
+    /// The tenant-capable (not shared) registered models.
+    pub fn tenant_models(&self) -> impl Iterator<Item = &'static ModelMeta> + '_ {
+        self.inner.models.iter().copied().filter(|m| !m.shared)
+    }
+
+    fn databases(&self) -> impl Iterator<Item = &Database> {
+        std::iter::once(&self.inner.database).chain(self.inner.extra.iter().map(|(_, db)| db))
+    }
+
+    /// Connects every database (one round trip each). If one fails, all are closed again and
+    /// the first error is returned.
+    pub async fn connect(&self) -> Result<()> {
+        for db in self.databases() {
+            if let Err(error) = db.ping().await {
+                self.disconnect().await;
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every database's pools.
+    pub async fn disconnect(&self) {
+        for db in self.databases() {
+            db.disconnect().await;
+        }
+    }
+
+    /// Creates the tables of every registered model in the default schema of every database
+    /// (the default one and each extra), parents before children. Existing tables are kept.
+    pub async fn create_all(&self) -> Result<()> {
+        for db in self.databases() {
+            ddl::create_tables(db, None, self.models()).await?;
+        }
+        Ok(())
+    }
+
+    /// Drops the tables of every registered model in the default schema of every database,
+    /// children before parents. Missing tables are ignored.
+    pub async fn drop_all(&self) -> Result<()> {
+        for db in self.databases() {
+            ddl::drop_tables(db, None, self.models()).await?;
+        }
+        Ok(())
+    }
+}

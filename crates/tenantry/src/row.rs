@@ -1,0 +1,34 @@
+//! A fetched row of any backend.
+
+use sqlx::Row as _;
+
+/// One row as the driver returned it. Models decode themselves from it by column position.
+pub enum Row {
+    /// A PostgreSQL row.
+    Postgres(sqlx::postgres::PgRow),
+    /// A MySQL / MariaDB row.
+    MySql(sqlx::mysql::MySqlRow),
+    /// A SQLite row.
+    Sqlite(sqlx::sqlite::SqliteRow),
+}
+
+impl Row {
+    /// Decodes column `index` as `T`.
+    pub fn get<T: crate::FieldType>(&self, index: usize) -> Result<T, sqlx::Error> {
+        T::decode(self, index)
+    }
+
+    /// The number of columns.
+    pub fn len(&self) -> usize {
+        match self {
+            Row::Postgres(r) => r.len(),
+            Row::MySql(r) => r.len(),
+            Row::Sqlite(r) => r.len(),
+        }
+    }
+
+    /// Whether the row has no columns.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
