@@ -1,1 +1,56 @@
-//! doc helpers
+//! Helpers for the crate's doctests: a sample model and SQL rendered on every backend
+//! without a server. Not part of the API.
+#![allow(missing_docs)]
+
+use crate::{Database, Model, QuerySet, Registry};
+
+/// The doctests' sample model.
+#[derive(crate::Model, Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    #[model(max_length = 255)]
+    pub name: String,
+    #[model(max_length = 255)]
+    pub email: String,
+}
+
+/// One statement as each backend's query builder renders it.
+#[derive(Debug)]
+pub struct Rendered {
+    pub postgres: String,
+    pub mysql: String,
+    pub sqlite: String,
+}
+
+fn on_each_backend(render: impl Fn(&Registry) -> String) -> Rendered {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the doctest");
+    runtime.block_on(async {
+        Rendered {
+            postgres: render(&registry("postgres://postgres@localhost/app").await),
+            mysql: render(&registry("mysql://root@localhost/app").await),
+            sqlite: render(&registry("sqlite::memory:").await),
+        }
+    })
+}
+
+async fn registry(url: &'static str) -> Registry {
+    let db = Database::connect_lazy(url).await.expect("a lazy database");
+    Registry::new(db).register::<User>()
+}
+
+/// The SELECT `build` makes, on each backend.
+pub fn render_select<M: Model>(build: impl Fn(&Registry) -> QuerySet<M>) -> Rendered {
+    on_each_backend(|registry| build(registry).to_sql().expect("a renderable query"))
+}
+
+/// The INSERT that `create(model)` sends, on each backend.
+pub fn render_insert<M: Model + Clone>(model: M) -> Rendered {
+    on_each_backend(|registry| {
+        QuerySet::<M>::new(crate::QuerySource::query_source(registry))
+            .insert_sql(&model)
+            .expect("a renderable insert")
+    })
+}

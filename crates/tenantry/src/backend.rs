@@ -39,6 +39,9 @@ pub struct Capabilities {
     pub schema_kind: SchemaKind,
     /// A foreign key constraint may point into another schema.
     pub cross_schema_foreign_keys: bool,
+    /// `REFERENCES` may name the referenced table's schema. sea-query's MySQL builder renders
+    /// only a bare table name there, which MySQL resolves in the referencing table's database.
+    pub qualified_foreign_key_references: bool,
 }
 
 const POSTGRES: Capabilities = Capabilities {
@@ -48,6 +51,7 @@ const POSTGRES: Capabilities = Capabilities {
     max_bind_params: 65_535,
     schema_kind: SchemaKind::Schema,
     cross_schema_foreign_keys: true,
+    qualified_foreign_key_references: true,
 };
 
 const MYSQL: Capabilities = Capabilities {
@@ -56,7 +60,9 @@ const MYSQL: Capabilities = Capabilities {
     insert_returning: false,
     max_bind_params: 65_535,
     schema_kind: SchemaKind::Database,
-    cross_schema_foreign_keys: true,
+    // A reference into another database would need a qualified name (see below).
+    cross_schema_foreign_keys: false,
+    qualified_foreign_key_references: false,
 };
 
 const SQLITE: Capabilities = Capabilities {
@@ -66,6 +72,7 @@ const SQLITE: Capabilities = Capabilities {
     max_bind_params: 32_766,
     schema_kind: SchemaKind::File,
     cross_schema_foreign_keys: false,
+    qualified_foreign_key_references: false,
 };
 
 impl Backend {

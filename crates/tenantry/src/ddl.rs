@@ -4,7 +4,7 @@
 
 use sea_query::{
     ColumnDef, ForeignKey, ForeignKeyAction, Index, MysqlQueryBuilder, PostgresQueryBuilder,
-    SqliteQueryBuilder, Table, TableCreateStatement,
+    SqliteQueryBuilder, Table, TableCreateStatement, TableName,
 };
 
 use crate::{
@@ -141,7 +141,8 @@ fn on_delete(rule: OnDelete) -> ForeignKeyAction {
 
 /// The CREATE TABLE of `meta` in `schema`. A foreign key to a tenant model points into the
 /// same schema; one to a shared model points into the default schema. SQLite cannot enforce
-/// a key across files, so there that constraint is left out.
+/// a key across files, nor can MySQL's `REFERENCES` (as sea-query renders it) name another
+/// database, so on those two that cross-schema constraint is left out.
 pub(crate) fn create_table(
     database: &Database,
     schema: Option<&SchemaName>,
@@ -164,13 +165,16 @@ pub(crate) fn create_table(
         if crosses_files && !backend.capabilities().cross_schema_foreign_keys {
             continue;
         }
+        let reference = if backend.capabilities().qualified_foreign_key_references {
+            table_name(database, target_schema, target.table)
+        } else {
+            // Same schema: a bare name resolves in the referencing table's own database.
+            TableName(None, target.table.into())
+        };
         create.foreign_key(
             ForeignKey::create()
                 .from(table.clone(), column.name)
-                .to(
-                    table_name(database, target_schema, target.table),
-                    target.primary_key_column().name,
-                )
+                .to(reference, target.primary_key_column().name)
                 .on_delete(on_delete(fk.on_delete)),
         );
     }

@@ -130,6 +130,9 @@ impl From<sqlx::Error> for Error {
 fn classify(error: sqlx::Error) -> Error {
     use sqlx::error::ErrorKind;
     let kind = match &error {
+        sqlx::Error::Database(db) if is_sqlite_restrict(db.as_ref()) => {
+            ErrorKind::ForeignKeyViolation
+        }
         sqlx::Error::Database(db) => db.kind(),
         _ => return Error::Database(error),
     };
@@ -140,6 +143,15 @@ fn classify(error: sqlx::Error) -> Error {
         ErrorKind::NotNullViolation => Error::NotNullViolation { message },
         _ => Error::Database(error),
     }
+}
+
+/// SQLite refuses a delete under `ON DELETE RESTRICT` with `SQLITE_CONSTRAINT_TRIGGER`
+/// (1811) rather than `SQLITE_CONSTRAINT_FOREIGNKEY`, which sqlx leaves unclassified; the
+/// message is SQLite's foreign key one (a user trigger's `RAISE` carries its own message).
+fn is_sqlite_restrict(db: &dyn sqlx::error::DatabaseError) -> bool {
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        && db.code().as_deref() == Some("1811")
+        && db.message() == "FOREIGN KEY constraint failed"
 }
 
 struct Message<'a>(&'a sqlx::Error);

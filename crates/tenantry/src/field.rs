@@ -76,7 +76,26 @@ macro_rules! field_type {
     };
 }
 
-field_type!(String, Varchar, String, |v| v.clone());
+impl FieldType for String {
+    const SQL_TYPE: SqlType = SqlType::Varchar;
+    fn to_value(&self) -> Value {
+        Value::String(Some(self.clone()))
+    }
+    fn null_value() -> Value {
+        Value::String(None)
+    }
+    fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
+        match row {
+            Row::Postgres(r) => r.try_get(index),
+            // MySQL flags every column of a `_bin` collation (tenantry's tables use
+            // `utf8mb4_bin`) as BINARY, which sqlx's type check takes for VARBINARY and
+            // refuses. The bytes are text; `String`'s decoder still checks they are UTF-8.
+            Row::MySql(r) => r.try_get_unchecked(index),
+            Row::Sqlite(r) => r.try_get(index),
+        }
+    }
+}
+
 field_type!(bool, Boolean, Bool, |v| *v);
 field_type!(f64, Double, Double, |v| *v);
 field_type!(DateTime<Utc>, Timestamp, ChronoDateTimeUtc, |v| *v);

@@ -7,7 +7,7 @@ use crate::{
     field::FieldType,
     model::{Column, ForeignKey, Model},
     query::{insert_chunk, QuerySet, Source},
-    target::{Conn, Origin, Target},
+    target::{Origin, Target},
 };
 
 /// A row of `M` together with its origin: the database and schema it was read from or will
@@ -15,7 +15,8 @@ use crate::{
 ///
 /// [`save`](Self::save), [`delete`](Self::delete), [`refresh`](Self::refresh),
 /// [`fetch`](Self::fetch) and [`related`](Self::related) all go back to the origin,
-/// whatever the current tenant context says.
+/// whatever the current tenant context says. An instance read or written in a transaction
+/// works inside that transaction while it is open, and on its database afterwards.
 #[derive(Clone)]
 pub struct Instance<M> {
     model: M,
@@ -57,7 +58,7 @@ impl<M: Model> Instance<M> {
 
     fn target(&self) -> Target {
         Target {
-            conn: Conn::Database(self.origin.database.clone()),
+            conn: self.origin.conn(),
             schema: self.origin.schema.clone(),
         }
     }

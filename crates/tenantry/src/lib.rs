@@ -74,3 +74,8 @@ pub use tenantry_macros::Model;
 pub mod __private {
     pub use sea_query::Value;
 }
+
+/// The README's quick start, compiled as a doctest.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -10,15 +10,19 @@ use crate::{
     model::ModelMeta,
     row::Row,
     schema_name::SchemaName,
-    transaction::Transaction,
+    transaction::{Transaction, WeakTransaction},
 };
 
 /// Where an instance was loaded from or saved to: its database and schema (`None` is the
-/// database's default schema). Saves, deletes, refreshes and relation loads go back here.
+/// database's default schema), and the transaction it was read or written in, if any. Saves,
+/// deletes, refreshes and relation loads go back here: into that transaction while it is
+/// open, to the database once it is finished.
 #[derive(Clone, Debug)]
 pub struct Origin {
     pub(crate) database: Database,
     pub(crate) schema: Option<SchemaName>,
+    /// Held weakly: an instance does not keep its transaction (and connection) alive.
+    pub(crate) transaction: Option<WeakTransaction>,
 }
 
 impl Origin {
@@ -30,6 +34,15 @@ impl Origin {
     /// The schema, `None` for the default one.
     pub fn schema(&self) -> Option<&SchemaName> {
         self.schema.as_ref()
+    }
+
+    /// The connection to go back through: the transaction while it is open (and can reach
+    /// the schema), else the database.
+    pub(crate) fn conn(&self) -> Conn {
+        match self.transaction.as_ref().and_then(WeakTransaction::open) {
+            Some(tx) if tx.serves(self.schema.as_ref()) => Conn::Transaction(tx),
+            _ => Conn::Database(self.database.clone()),
+        }
     }
 }
 
@@ -103,6 +116,10 @@ impl Target {
         Origin {
             database: self.database().clone(),
             schema: self.schema.clone(),
+            transaction: match &self.conn {
+                Conn::Transaction(tx) => Some(tx.downgrade()),
+                Conn::Database(_) => None,
+            },
         }
     }
 
@@ -222,18 +239,22 @@ async fn execute_on_pool(
 
 impl Target {
     /// Runs one DDL statement through the simple query protocol.
+    ///
+    /// `Executor::execute(executor, raw_sql(..))` rather than `raw_sql(..).execute(executor)`:
+    /// the latter's future is not `Send` for every lifetime (sqlx issue #3150), which would
+    /// keep `create_schema` out of `tokio::spawn` and axum handlers.
     pub(crate) async fn execute_ddl(&self, sql: &str) -> Result<()> {
         match &self.conn {
             Conn::Database(db) => match db.pools() {
                 Pools::Postgres(pool) => {
-                    sqlx::raw_sql(sql).execute(pool).await?;
+                    sqlx::Executor::execute(pool, sqlx::raw_sql(sql)).await?;
                 }
                 Pools::MySql(pool) => {
-                    sqlx::raw_sql(sql).execute(pool).await?;
+                    sqlx::Executor::execute(pool, sqlx::raw_sql(sql)).await?;
                 }
                 Pools::Sqlite(store) => {
                     let pool = store.pool(self.schema.as_ref())?;
-                    sqlx::raw_sql(sql).execute(&pool).await?;
+                    sqlx::Executor::execute(&pool, sqlx::raw_sql(sql)).await?;
                 }
             },
             Conn::Transaction(tx) => tx.execute_ddl(self.schema.as_ref(), sql).await?,

@@ -1,6 +1,12 @@
 //! Transactions: every QuerySet operation can run inside one.
 
-use std::{future::Future, sync::Arc};
+use std::{
+    future::Future,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Weak,
+    },
+};
 
 use sea_query_sqlx::SqlxValues;
 use tokio::sync::Mutex;
@@ -35,6 +41,23 @@ struct Inner {
     database: Database,
     sqlite_schema: Option<SchemaName>,
     conn: Mutex<Option<TxConn>>,
+    /// Set once commit or rollback took the connection.
+    finished: AtomicBool,
+}
+
+/// A transaction remembered by an instance without keeping it alive.
+#[derive(Clone, Debug)]
+pub(crate) struct WeakTransaction(Weak<Inner>);
+
+impl WeakTransaction {
+    /// The transaction, while it is alive and not yet committed or rolled back.
+    pub(crate) fn open(&self) -> Option<Transaction> {
+        let inner = self.0.upgrade()?;
+        if inner.finished.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(Transaction { inner })
+    }
 }
 
 enum TxConn {
@@ -117,6 +140,7 @@ impl Transaction {
                 database,
                 sqlite_schema,
                 conn: Mutex::new(Some(conn)),
+                finished: AtomicBool::new(false),
             }),
         })
     }
@@ -152,12 +176,24 @@ impl Transaction {
     }
 
     async fn take(&self) -> Result<TxConn> {
-        self.inner
+        let conn = self
+            .inner
             .conn
             .lock()
             .await
             .take()
-            .ok_or(Error::TransactionDone)
+            .ok_or(Error::TransactionDone)?;
+        self.inner.finished.store(true, Ordering::Release);
+        Ok(conn)
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakTransaction {
+        WeakTransaction(Arc::downgrade(&self.inner))
+    }
+
+    /// Whether statements on `schema` can run in this transaction.
+    pub(crate) fn serves(&self, schema: Option<&SchemaName>) -> bool {
+        self.check_schema(schema).is_ok()
     }
 
     fn check_schema(&self, schema: Option<&SchemaName>) -> Result<()> {
@@ -242,13 +278,13 @@ impl Transaction {
         let mut guard = self.inner.conn.lock().await;
         match guard.as_mut().ok_or(Error::TransactionDone)? {
             TxConn::Postgres(tx) => {
-                sqlx::raw_sql(sql).execute(&mut **tx).await?;
+                sqlx::Executor::execute(&mut **tx, sqlx::raw_sql(sql)).await?;
             }
             TxConn::MySql(tx) => {
-                sqlx::raw_sql(sql).execute(&mut **tx).await?;
+                sqlx::Executor::execute(&mut **tx, sqlx::raw_sql(sql)).await?;
             }
             TxConn::Sqlite(tx) => {
-                sqlx::raw_sql(sql).execute(&mut **tx).await?;
+                sqlx::Executor::execute(&mut **tx, sqlx::raw_sql(sql)).await?;
             }
         }
         Ok(())

@@ -151,7 +151,9 @@ impl<M: Model> QuerySet<M> {
 
     /// Resolves database and schema by the documented precedence.
     fn target(&self) -> Result<Target> {
-        let (conn, origin_schema) = match &self.source {
+        // `Some(schema)` when the source fixes the schema (an instance's origin, where `None`
+        // is the default schema); `None` when the context may choose.
+        let (conn, origin_schema): (Conn, Option<Option<SchemaName>>) = match &self.source {
             Source::Registry(registry) => {
                 let db = match &self.database {
                     Some(name) => registry.extra_database(name)?,
@@ -175,19 +177,15 @@ impl<M: Model> QuerySet<M> {
                 if let Some(name) = &self.database {
                     return Err(Error::UnknownDatabase { name: name.clone() });
                 }
-                (
-                    Conn::Database(origin.database.clone()),
-                    origin.schema.clone(),
-                )
+                (origin.conn(), Some(origin.schema.clone()))
             }
         };
-        let schema = self.schema.clone().or(origin_schema).or_else(|| {
-            if M::META.shared {
-                None
-            } else {
-                context_schema()
-            }
-        });
+        let schema = match (self.schema.clone(), origin_schema) {
+            (Some(schema), _) => Some(schema),
+            (None, Some(origin)) => origin,
+            (None, None) if M::META.shared => None,
+            (None, None) => context_schema(),
+        };
         Ok(Target { conn, schema })
     }
 
@@ -221,6 +219,25 @@ impl<M: Model> QuerySet<M> {
             select.offset(offset);
         }
         select
+    }
+
+    /// The SELECT this QuerySet would run now, as the backend's builder renders it, with
+    /// placeholders for the bound values.
+    pub fn to_sql(mut self) -> Result<String> {
+        let target = self.prepare()?;
+        let select = self.select(&target);
+        Ok(crate::target::render(target.backend(), &select).0)
+    }
+
+    /// The INSERT that `create(model)` would send.
+    #[doc(hidden)]
+    pub fn insert_sql(mut self, model: &M) -> Result<String>
+    where
+        M: Clone,
+    {
+        let target = self.prepare()?;
+        let insert = write::insert_statement(&target, std::slice::from_ref(model))?;
+        Ok(crate::target::render(target.backend(), &insert).0)
     }
 
     fn pk_order(&self, order: Order) -> Ordering {

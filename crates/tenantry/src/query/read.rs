@@ -16,10 +16,10 @@ impl<M: Model> QuerySet<M> {
     ///
     /// ```
     /// # use tenantry::__doc::*;
-    /// let sql = render_select::<User>(User::query(&registry()).filter(User::email().icontains("@example.com")));
-    /// assert_eq!(sql.postgres, r#"SELECT "id", "name", "email" FROM "public"."user" WHERE LOWER("email") LIKE $1 ESCAPE '\'"#);
-    /// assert_eq!(sql.mysql, r#"SELECT `id`, `name`, `email` FROM `app`.`user` WHERE LOWER(`email`) LIKE ? ESCAPE '\\'"#);
-    /// assert_eq!(sql.sqlite, r#"SELECT "id", "name", "email" FROM "user" WHERE LOWER("email") LIKE ? ESCAPE '\'"#);
+    /// let sql = render_select(|r| User::query(r).filter(User::email().icontains("@example.com")));
+    /// assert_eq!(sql.postgres, r#"SELECT "id", "name", "email" FROM "public"."users" WHERE LOWER("email") LIKE $1 ESCAPE E'\\'"#);
+    /// assert_eq!(sql.mysql, r#"SELECT `id`, `name`, `email` FROM `app`.`users` WHERE LOWER(`email`) LIKE ? ESCAPE '\\'"#);
+    /// assert_eq!(sql.sqlite, r#"SELECT "id", "name", "email" FROM "users" WHERE LOWER("email") LIKE ? ESCAPE '\'"#);
     /// ```
     pub async fn all(mut self) -> Result<Vec<Instance<M>>> {
         let target = self.prepare()?;
@@ -34,10 +34,10 @@ impl<M: Model> QuerySet<M> {
     ///
     /// ```
     /// # use tenantry::__doc::*;
-    /// let sql = render_select::<User>(User::query(&registry()).filter(User::id().eq(1)).limit(2));
-    /// assert_eq!(sql.postgres, r#"SELECT "id", "name", "email" FROM "public"."user" WHERE "id" = $1 LIMIT $2"#);
-    /// assert_eq!(sql.mysql, r#"SELECT `id`, `name`, `email` FROM `app`.`user` WHERE `id` = ? LIMIT ?"#);
-    /// assert_eq!(sql.sqlite, r#"SELECT "id", "name", "email" FROM "user" WHERE "id" = ? LIMIT ?"#);
+    /// let sql = render_select(|r| User::query(r).filter(User::id().eq(1)).limit(2));
+    /// assert_eq!(sql.postgres, r#"SELECT "id", "name", "email" FROM "public"."users" WHERE "id" = $1 LIMIT $2"#);
+    /// assert_eq!(sql.mysql, r#"SELECT `id`, `name`, `email` FROM `app`.`users` WHERE `id` = ? LIMIT ?"#);
+    /// assert_eq!(sql.sqlite, r#"SELECT "id", "name", "email" FROM "users" WHERE "id" = ? LIMIT ?"#);
     /// ```
     pub async fn get(self, filter: Filter) -> Result<Instance<M>> {
         let mut rows = self.filter(filter).limit(2).all().await?;

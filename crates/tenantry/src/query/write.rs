@@ -24,9 +24,9 @@ impl<M: Model> QuerySet<M> {
     /// ```
     /// # use tenantry::__doc::*;
     /// let sql = render_insert(User { id: 0, name: "Edgy".into(), email: "edgy@example.com".into() });
-    /// assert_eq!(sql.postgres, r#"INSERT INTO "public"."user" ("name", "email") VALUES ($1, $2) RETURNING "id""#);
-    /// assert_eq!(sql.mysql, r#"INSERT INTO `app`.`user` (`name`, `email`) VALUES (?, ?)"#);
-    /// assert_eq!(sql.sqlite, r#"INSERT INTO "user" ("name", "email") VALUES (?, ?) RETURNING "id""#);
+    /// assert_eq!(sql.postgres, r#"INSERT INTO "public"."users" ("name", "email") VALUES ($1, $2) RETURNING "id""#);
+    /// assert_eq!(sql.mysql, r#"INSERT INTO `app`.`users` (`name`, `email`) VALUES (?, ?)"#);
+    /// assert_eq!(sql.sqlite, r#"INSERT INTO "users" ("name", "email") VALUES (?, ?) RETURNING "id""#);
     /// ```
     pub async fn create(mut self, model: M) -> Result<Instance<M>> {
         let target = self.prepare()?;

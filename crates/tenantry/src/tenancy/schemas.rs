@@ -1,5 +1,7 @@
 //! Creating, dropping and listing schemas (Edgy's `create_schema` and `registry.schema`).
 
+use tracing::Instrument;
+
 use crate::{
     backend::Backend,
     database::{Database, Pools},
@@ -117,17 +119,22 @@ impl Schemas<'_> {
         };
         let span =
             tracing::info_span!("tenantry.create_schema", schema = %schema, tables = tables.len());
-        let _enter = span.enter();
-        match self.database.pools() {
-            Pools::Postgres(_) => {
-                self.create_in_transaction(schema, if_not_exists, &tables)
-                    .await
-            }
-            Pools::MySql(_) | Pools::Sqlite(_) => {
-                self.create_compensating(schema, if_not_exists, &tables)
-                    .await
+        // `instrument`, not `span.enter()`: an entered guard must not live across an await
+        // (it is not `Send`, and it would mark unrelated work on this thread as inside the span).
+        async {
+            match self.database.pools() {
+                Pools::Postgres(_) => {
+                    self.create_in_transaction(schema, if_not_exists, &tables)
+                        .await
+                }
+                Pools::MySql(_) | Pools::Sqlite(_) => {
+                    self.create_compensating(schema, if_not_exists, &tables)
+                        .await
+                }
             }
         }
+        .instrument(span)
+        .await
     }
 
     async fn create_in_transaction(
@@ -216,7 +223,17 @@ impl Schemas<'_> {
     /// See [`drop_schema`].
     pub async fn drop(&self, schema: &SchemaName, cascade: bool, if_exists: bool) -> Result<()> {
         let span = tracing::info_span!("tenantry.drop_schema", schema = %schema, cascade);
-        let _enter = span.enter();
+        self.drop_in_span(schema, cascade, if_exists)
+            .instrument(span)
+            .await
+    }
+
+    async fn drop_in_span(
+        &self,
+        schema: &SchemaName,
+        cascade: bool,
+        if_exists: bool,
+    ) -> Result<()> {
         if !self.exists(schema).await? {
             return if if_exists {
                 Ok(())
