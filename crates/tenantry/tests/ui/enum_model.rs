@@ -1,0 +1,8 @@
+use tenantry::Model;
+
+#[derive(Model)]
+enum Note {
+    A,
+}
+
+fn main() {}

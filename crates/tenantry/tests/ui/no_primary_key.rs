@@ -1,0 +1,8 @@
+use tenantry::Model;
+
+#[derive(Model)]
+struct Note {
+    title: String,
+}
+
+fn main() {}
