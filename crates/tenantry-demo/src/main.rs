@@ -2,21 +2,9 @@
 //!
 //! `cargo run --release -p tenantry-demo -- [--database-url URL] [--bind ADDR] [--strict]`
 
-mod models;
-mod routes;
-mod seed;
-mod tenant;
-
 use std::net::SocketAddr;
 
 use tenantry::{Database, Registry};
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    registry: Registry,
-    strict: bool,
-}
 
 struct Args {
     database_url: String,
@@ -66,18 +54,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
-    let registry = models::register(Registry::new(Database::connect(&args.database_url).await?));
-    seed::seed(&registry).await?;
-    let state = AppState {
-        registry: registry.clone(),
-        strict: args.strict,
-    };
+    let registry =
+        tenantry_demo::register(Registry::new(Database::connect(&args.database_url).await?));
+    tenantry_demo::seed(&registry).await?;
     let listener = tokio::net::TcpListener::bind(args.bind).await?;
     let url = format!("http://{}", listener.local_addr()?);
-    println!("tenantry demo listening on {url}");
+    println!(
+        "tenantry demo listening on {url}{}",
+        if args.strict { " (strict)" } else { "" }
+    );
     println!("  curl -H 'tenant: edgy' {url}/products   # 10 products of tenant edgy");
     println!("  curl {url}/products                     # 25 shared products");
-    axum::serve(listener, routes::router(state))
+    axum::serve(listener, tenantry_demo::app(registry.clone(), args.strict))
         .with_graceful_shutdown(shutdown())
         .await?;
     registry.disconnect().await;

@@ -1,40 +1,35 @@
-//! The seed page's models: a shared `Tenant`, and `User` / `Product` in every tenant schema.
+//! The seed page's models: `User` and `Product` in every tenant schema (and the shared one),
+//! beside the built-in shared `Tenant` / `TenantUser` of [`tenantry::contrib`].
 
 use serde::Serialize;
-use tenantry::{ForeignKey, Model, Registry};
-
-/// A tenant: the schema its data lives in. Shared: it lives only in the shared schema.
-#[derive(Model, Debug, Clone, Serialize)]
-#[model(shared)]
-pub struct Tenant {
-    pub id: i64,
-    #[model(max_length = 63, unique)]
-    pub schema_name: String,
-    #[model(max_length = 100, unique)]
-    pub tenant_name: String,
-}
+use tenantry::{contrib, ForeignKey, Model, Registry};
 
 /// A user, in the shared schema and in every tenant schema.
 #[derive(Model, Debug, Clone, Serialize)]
 pub struct User {
+    /// The primary key.
     pub id: i64,
+    /// The user's name.
     #[model(max_length = 255)]
     pub name: String,
 }
 
-/// A product, owned by a user of the same schema.
+/// A product, owned by a user of the same schema. Serializes as `{"id", "name", "user"}`
+/// (`user` is the owner's id or null).
 #[derive(Model, Debug, Clone, Serialize)]
 pub struct Product {
+    /// The primary key.
     pub id: i64,
+    /// The product's name.
     #[model(max_length = 255)]
     pub name: String,
+    /// The owner.
     pub user: Option<ForeignKey<User>>,
 }
 
-/// Registers the demo's models.
+/// Registers the demo's models: the contrib tenant models, `User` and `Product`.
 pub fn register(registry: Registry) -> Registry {
-    registry
-        .register::<Tenant>()
+    contrib::register(registry)
         .register::<User>()
         .register::<Product>()
 }

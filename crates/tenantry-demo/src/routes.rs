@@ -1,37 +1,54 @@
 //! The HTTP API.
 
 use axum::{
-    extract::State,
+    extract::{rejection::JsonRejection, State},
     http::StatusCode,
-    response::{IntoResponse, Response},
+    middleware,
     routing::get,
     Json, Router,
 };
 use serde::Deserialize;
-use tenantry::{create_schema, drop_schema, Error, Instance, SchemaName};
+use tenantry::{contrib::Tenant, Instance, Registry, SchemaName};
+use tenantry_axum::{TenantCache, TenantLayer};
 
-use crate::{
-    models::{Product, Tenant},
-    AppState,
-};
+use crate::{models::Product, ApiError};
 
-/// The routes, with the tenant middleware around them.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// What every handler shares.
+#[derive(Clone)]
+struct AppState {
+    registry: Registry,
+    tenants: TenantCache,
+}
+
+/// The service: the API over `registry` (its models registered with
+/// [`register`](crate::register)), `/products` behind the tenant layer. `strict`: a `tenant`
+/// header naming no tenant is 404 instead of the shared data.
+pub fn app(registry: Registry, strict: bool) -> Router {
+    let layer = TenantLayer::new(registry.clone()).strict(strict);
+    let state = AppState {
+        registry,
+        tenants: layer.cache().clone(),
+    };
+    let per_tenant = Router::new()
         .route("/products", get(list_products).post(create_product))
+        .layer(layer);
+    Router::new()
         .route("/tenants", get(list_tenants).post(create_tenant))
         .route("/healthz", get(|| async { "ok" }))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::tenant::resolve,
-        ))
+        .merge(per_tenant)
+        .layer(middleware::from_fn(crate::log::log))
         .with_state(state)
 }
 
 async fn list_products(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<Instance<Product>>>, ApiError> {
-    Ok(Json(Product::query(&state.registry).all().await?))
+    Ok(Json(
+        Product::query(&state.registry)
+            .order_by([Product::id().asc()])
+            .all()
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -39,13 +56,23 @@ struct NewProduct {
     name: String,
 }
 
+const MAX_NAME: usize = 255;
+
 async fn create_product(
     State(state): State<AppState>,
-    Json(body): Json<NewProduct>,
+    body: Result<Json<NewProduct>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Instance<Product>>), ApiError> {
+    let Json(body) = body?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "name must be 1 to 255 characters",
+        ));
+    }
     let product = Product {
         id: 0,
-        name: body.name,
+        name: name.to_owned(),
         user: None,
     };
     let created = Product::query(&state.registry).create(product).await?;
@@ -69,68 +96,17 @@ struct NewTenant {
     tenant_name: String,
 }
 
-/// Inserts the tenant row, then creates its schema and tables; if the schema fails, the row
-/// is removed again so nothing is left half made.
+/// Creates the tenant (row, schema and tables, all or nothing) through the layer's cache,
+/// so the next request naming it finds it.
 async fn create_tenant(
     State(state): State<AppState>,
-    Json(body): Json<NewTenant>,
+    body: Result<Json<NewTenant>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Instance<Tenant>>), ApiError> {
+    let Json(body) = body?;
     let schema = SchemaName::parse(&body.schema_name)?;
-    let registry = &state.registry;
-    let tenant = Tenant::query(registry)
-        .create(Tenant {
-            id: 0,
-            schema_name: schema.to_string(),
-            tenant_name: body.tenant_name,
-        })
+    let tenant = state
+        .tenants
+        .create_tenant(&schema, body.tenant_name.trim())
         .await?;
-    if let Err(error) = create_schema(registry, &schema, None, false, true).await {
-        let _ = drop_schema(registry, &schema, true, true).await;
-        tenant.clone().delete().await?;
-        return Err(error.into());
-    }
     Ok((StatusCode::CREATED, Json(tenant)))
-}
-
-/// An error as JSON `{"error": "..."}` with its status.
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    /// An error with this status and message.
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<Error> for ApiError {
-    fn from(error: Error) -> Self {
-        let status = match &error {
-            Error::InvalidSchemaName { .. } => StatusCode::BAD_REQUEST,
-            Error::NotFound { .. } | Error::SchemaNotFound { .. } => StatusCode::NOT_FOUND,
-            Error::UniqueViolation { .. } | Error::SchemaAlreadyExists { .. } => {
-                StatusCode::CONFLICT
-            }
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(%error, "request failed");
-        }
-        ApiError::new(status, error.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response()
-    }
 }

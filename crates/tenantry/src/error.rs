@@ -38,6 +38,15 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// A tenant's display name was refused (empty, or longer than the `tenants` table
+    /// holds); it never reached the database.
+    #[error("invalid tenant name {name:?}: {reason}")]
+    InvalidTenantName {
+        /// The rejected input, escaped for display.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
     /// The query addressed a schema that does not exist.
     #[error("schema {schema:?} does not exist")]
     SchemaNotFound {

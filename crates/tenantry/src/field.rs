@@ -54,8 +54,25 @@ pub trait FieldType: Sized + Send + Sync + 'static {
     }
 }
 
+/// Decodes column `index` on whichever backend the row came from.
+fn decode<T>(row: &Row, index: usize) -> Result<T, sqlx::Error>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    T: for<'r> sqlx::Decode<'r, sqlx::MySql> + sqlx::Type<sqlx::MySql>,
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    match row {
+        Row::Postgres(r) => r.try_get(index),
+        Row::MySql(r) => r.try_get(index),
+        Row::Sqlite(r) => r.try_get(index),
+    }
+}
+
 macro_rules! field_type {
     ($ty:ty, $sql:ident, $variant:ident, |$v:ident| $to:expr) => {
+        field_type!(@impl $ty, $sql, $variant, |$v| $to, {});
+    };
+    (@impl $ty:ty, $sql:ident, $variant:ident, |$v:ident| $to:expr, { $($extra:item)* }) => {
         impl FieldType for $ty {
             const SQL_TYPE: SqlType = SqlType::$sql;
             fn to_value(&self) -> Value {
@@ -66,13 +83,21 @@ macro_rules! field_type {
                 Value::$variant(None)
             }
             fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
-                match row {
-                    Row::Postgres(r) => r.try_get(index),
-                    Row::MySql(r) => r.try_get(index),
-                    Row::Sqlite(r) => r.try_get(index),
-                }
+                decode(row, index)
             }
+            $($extra)*
         }
+    };
+}
+
+/// Auto-increment keys also take MySQL's `LAST_INSERT_ID()`.
+macro_rules! integer_field {
+    ($ty:ty, $sql:ident, $variant:ident) => {
+        field_type!(@impl $ty, $sql, $variant, |v| *v, {
+            fn from_insert_id(id: u64) -> Option<Self> {
+                <$ty>::try_from(id).ok()
+            }
+        });
     };
 }
 
@@ -101,31 +126,6 @@ field_type!(f64, Double, Double, |v| *v);
 field_type!(DateTime<Utc>, Timestamp, ChronoDateTimeUtc, |v| *v);
 field_type!(NaiveDate, Date, ChronoDate, |v| *v);
 field_type!(uuid::Uuid, Uuid, Uuid, |v| *v);
-
-macro_rules! integer_field {
-    ($ty:ty, $sql:ident, $variant:ident) => {
-        impl FieldType for $ty {
-            const SQL_TYPE: SqlType = SqlType::$sql;
-            fn to_value(&self) -> Value {
-                Value::$variant(Some(*self))
-            }
-            fn null_value() -> Value {
-                Value::$variant(None)
-            }
-            fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
-                match row {
-                    Row::Postgres(r) => r.try_get(index),
-                    Row::MySql(r) => r.try_get(index),
-                    Row::Sqlite(r) => r.try_get(index),
-                }
-            }
-            fn from_insert_id(id: u64) -> Option<Self> {
-                <$ty>::try_from(id).ok()
-            }
-        }
-    };
-}
-
 integer_field!(i32, Integer, Int);
 integer_field!(i64, BigInteger, BigInt);
 
@@ -138,12 +138,7 @@ impl FieldType for serde_json::Value {
         Value::Json(None)
     }
     fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
-        let sqlx::types::Json(v) = match row {
-            Row::Postgres(r) => r.try_get(index)?,
-            Row::MySql(r) => r.try_get(index)?,
-            Row::Sqlite(r) => r.try_get(index)?,
-        };
-        Ok(v)
+        decode::<sqlx::types::Json<serde_json::Value>>(row, index).map(|json| json.0)
     }
 }
 

@@ -31,6 +31,7 @@
 extern crate self as tenantry;
 
 mod backend;
+pub mod contrib;
 mod database;
 mod ddl;
 mod error;
@@ -68,6 +69,7 @@ pub use tenancy::{
     spawn_with_tenant, tenant_scope, with_tenant, Schemas,
 };
 pub use tenantry_macros::Model;
+pub use transaction::Transaction;
 
 /// Re-exports the derive's expansion relies on.
 #[doc(hidden)]

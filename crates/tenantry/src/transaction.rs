@@ -9,7 +9,8 @@ use std::{
 };
 
 use sea_query_sqlx::SqlxValues;
-use tokio::sync::Mutex;
+use sqlx::{pool::PoolConnection, TransactionManager};
+use tokio::sync::{Mutex, MutexGuard};
 
 use crate::{
     database::{Database, Pools},
@@ -27,6 +28,11 @@ use crate::{
 /// [`rollback`](Self::rollback); when the last clone is dropped unfinished, the transaction
 /// rolls back. [`Registry::transaction`] wraps this in a scope that commits on `Ok` and rolls
 /// back on `Err`.
+///
+/// Dropping any of these futures halfway is safe: a `begin` dropped halfway rolls back what
+/// it began; a statement, commit or rollback dropped halfway ends the transaction by closing
+/// its connection (the server rolls back), and later statements, commits and rollbacks on it
+/// return [`Error::TransactionDone`].
 ///
 /// On PostgreSQL and MySQL one transaction may touch every schema of its database. On SQLite
 /// a transaction lives in one schema file, chosen with [`Registry::begin_in`]; a query on
@@ -60,10 +66,118 @@ impl WeakTransaction {
     }
 }
 
-enum TxConn {
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
-    MySql(sqlx::Transaction<'static, sqlx::MySql>),
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+/// The connection a transaction holds from `BEGIN` to its end.
+///
+/// The pooled connection is owned directly (not through `sqlx::Transaction`) so that a
+/// connection whose statement was cancelled halfway can be closed instead of going back to
+/// the pool: sqlx 0.8.6's MySQL driver cannot resynchronise a connection whose prepared
+/// statement was dropped before its answer was read once a `ROLLBACK` is queued behind it,
+/// and the release ping then waits forever, holding the pool slot for good.
+struct TxConn {
+    conn: PoolConn,
+    /// The transaction is open on the server (`BEGIN` answered, no `COMMIT`/`ROLLBACK` yet).
+    open: bool,
+    /// A statement is in flight; still set when its future is dropped halfway, after which
+    /// the connection's protocol state is unknown.
+    in_flight: bool,
+}
+
+enum PoolConn {
+    Postgres(PoolConnection<sqlx::Postgres>),
+    MySql(PoolConnection<sqlx::MySql>),
+    Sqlite(PoolConnection<sqlx::Sqlite>),
+}
+
+impl Drop for TxConn {
+    /// A transaction dropped unfinished rolls back: after a clean statement boundary by
+    /// queueing `ROLLBACK` (sent by the pool's release ping before anyone else gets the
+    /// connection); after a cancelled statement by closing the connection, which makes the
+    /// server roll back.
+    fn drop(&mut self) {
+        if self.in_flight {
+            match &mut self.conn {
+                PoolConn::Postgres(conn) => conn.close_on_drop(),
+                PoolConn::MySql(conn) => conn.close_on_drop(),
+                PoolConn::Sqlite(conn) => conn.close_on_drop(),
+            }
+        } else if self.open {
+            match &mut self.conn {
+                PoolConn::Postgres(conn) => PgManager::start_rollback(conn),
+                PoolConn::MySql(conn) => MySqlManager::start_rollback(conn),
+                PoolConn::Sqlite(conn) => SqliteManager::start_rollback(conn),
+            }
+        }
+    }
+}
+
+type PgManager = <sqlx::Postgres as sqlx::Database>::TransactionManager;
+type MySqlManager = <sqlx::MySql as sqlx::Database>::TransactionManager;
+type SqliteManager = <sqlx::Sqlite as sqlx::Database>::TransactionManager;
+
+impl TxConn {
+    /// Acquires a connection and begins, in a task of its own so that it runs to the end
+    /// even when the caller's future is dropped halfway (a timeout, a `select!`, a client
+    /// gone away).
+    ///
+    /// sqlx 0.8.6 counts a PostgreSQL or MySQL transaction as open only once the answer to
+    /// its `BEGIN` has been read. A `begin` dropped after `BEGIN` was sent therefore returned
+    /// its connection to the pool inside a transaction nobody would end: the next query on
+    /// that connection, whatever its tenant, ran in it, its writes never committed
+    /// (invisible to every other connection, lost on close) and its locks held. A spawned
+    /// task is never cancelled halfway: when nobody awaits its result any more, the
+    /// `TxConn` it returns is dropped there, which rolls it back.
+    async fn begin(pool: PoolRef) -> Result<TxConn> {
+        let begun = tokio::spawn(async move {
+            let mut tx = TxConn {
+                conn: match pool {
+                    PoolRef::Postgres(pool) => PoolConn::Postgres(pool.acquire().await?),
+                    PoolRef::MySql(pool) => PoolConn::MySql(pool.acquire().await?),
+                    PoolRef::Sqlite(pool) => PoolConn::Sqlite(pool.acquire().await?),
+                },
+                open: false,
+                // Until BEGIN is answered: a failed BEGIN closes the connection.
+                in_flight: true,
+            };
+            match &mut tx.conn {
+                PoolConn::Postgres(conn) => PgManager::begin(conn, None).await?,
+                PoolConn::MySql(conn) => MySqlManager::begin(conn, None).await?,
+                PoolConn::Sqlite(conn) => SqliteManager::begin(conn, None).await?,
+            }
+            tx.open = true;
+            tx.in_flight = false;
+            Ok::<_, Error>(tx)
+        });
+        match begun.await {
+            Ok(begun) => begun,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(Error::Database(sqlx::Error::Io(std::io::Error::other(
+                "the runtime shut down while a transaction was beginning",
+            )))),
+        }
+    }
+
+    /// Commits (or rolls back); the connection then goes back to the pool.
+    async fn finish(mut self, commit: bool) -> Result<()> {
+        self.in_flight = true;
+        match (&mut self.conn, commit) {
+            (PoolConn::Postgres(conn), true) => PgManager::commit(conn).await?,
+            (PoolConn::Postgres(conn), false) => PgManager::rollback(conn).await?,
+            (PoolConn::MySql(conn), true) => MySqlManager::commit(conn).await?,
+            (PoolConn::MySql(conn), false) => MySqlManager::rollback(conn).await?,
+            (PoolConn::Sqlite(conn), true) => SqliteManager::commit(conn).await?,
+            (PoolConn::Sqlite(conn), false) => SqliteManager::rollback(conn).await?,
+        }
+        self.in_flight = false;
+        self.open = false;
+        Ok(())
+    }
+}
+
+/// A pool to begin on, owned so that the begin can run in its own task.
+enum PoolRef {
+    Postgres(sqlx::PgPool),
+    MySql(sqlx::MySqlPool),
+    Sqlite(sqlx::SqlitePool),
 }
 
 impl Registry {
@@ -126,14 +240,12 @@ impl Transaction {
         database: Database,
         schema: Option<SchemaName>,
     ) -> Result<Transaction> {
-        let (conn, sqlite_schema) = match database.pools() {
-            Pools::Postgres(pool) => (TxConn::Postgres(pool.begin().await?), None),
-            Pools::MySql(pool) => (TxConn::MySql(pool.begin().await?), None),
-            Pools::Sqlite(store) => (
-                TxConn::Sqlite(store.pool(schema.as_ref())?.begin().await?),
-                schema,
-            ),
+        let (pool, sqlite_schema) = match database.pools() {
+            Pools::Postgres(pool) => (PoolRef::Postgres(pool.clone()), None),
+            Pools::MySql(pool) => (PoolRef::MySql(pool.clone()), None),
+            Pools::Sqlite(store) => (PoolRef::Sqlite(store.pool(schema.as_ref())?), schema),
         };
+        let conn = TxConn::begin(pool).await?;
         Ok(Transaction {
             inner: Arc::new(Inner {
                 registry,
@@ -156,35 +268,44 @@ impl Transaction {
     }
 
     /// Commits. Fails with [`Error::TransactionDone`] if it was already finished.
+    ///
+    /// If this future is dropped before the database answered, the connection is closed
+    /// (whether the `COMMIT` reached the server before is not known).
     pub async fn commit(&self) -> Result<()> {
-        match self.take().await? {
-            TxConn::Postgres(tx) => tx.commit().await?,
-            TxConn::MySql(tx) => tx.commit().await?,
-            TxConn::Sqlite(tx) => tx.commit().await?,
-        }
-        Ok(())
+        self.take().await?.finish(true).await
     }
 
     /// Rolls back. Fails with [`Error::TransactionDone`] if it was already finished.
     pub async fn rollback(&self) -> Result<()> {
-        match self.take().await? {
-            TxConn::Postgres(tx) => tx.rollback().await?,
-            TxConn::MySql(tx) => tx.rollback().await?,
-            TxConn::Sqlite(tx) => tx.rollback().await?,
-        }
-        Ok(())
+        self.take().await?.finish(false).await
     }
 
+    /// Takes the connection out for commit or rollback.
     async fn take(&self) -> Result<TxConn> {
-        let conn = self
-            .inner
-            .conn
-            .lock()
-            .await
-            .take()
-            .ok_or(Error::TransactionDone)?;
+        let conn = self.usable(self.inner.conn.lock().await)?.take();
         self.inner.finished.store(true, Ordering::Release);
-        Ok(conn)
+        conn.ok_or(Error::TransactionDone)
+    }
+
+    /// The locked connection, if the transaction can still run statements.
+    ///
+    /// A statement cancelled halfway leaves the connection in an unknown protocol state and
+    /// its effect unknown: the transaction is then over. Its connection is closed (the server
+    /// rolls back) and every later statement, commit or rollback is
+    /// [`Error::TransactionDone`].
+    fn usable<'a>(
+        &self,
+        mut guard: MutexGuard<'a, Option<TxConn>>,
+    ) -> Result<MutexGuard<'a, Option<TxConn>>> {
+        match guard.as_ref() {
+            None => Err(Error::TransactionDone),
+            Some(conn) if conn.in_flight => {
+                drop(guard.take());
+                self.inner.finished.store(true, Ordering::Release);
+                Err(Error::TransactionDone)
+            }
+            Some(_) => Ok(guard),
+        }
     }
 
     pub(crate) fn downgrade(&self) -> WeakTransaction {
@@ -215,27 +336,25 @@ impl Transaction {
         values: SqlxValues,
     ) -> Result<Vec<Row>> {
         self.check_schema(schema)?;
-        let mut guard = self.inner.conn.lock().await;
-        Ok(match guard.as_mut().ok_or(Error::TransactionDone)? {
-            TxConn::Postgres(tx) => sqlx::query_with(sql, values)
-                .fetch_all(&mut **tx)
-                .await?
-                .into_iter()
-                .map(Row::Postgres)
-                .collect(),
-            TxConn::MySql(tx) => sqlx::query_with(sql, values)
-                .fetch_all(&mut **tx)
-                .await?
-                .into_iter()
-                .map(Row::MySql)
-                .collect(),
-            TxConn::Sqlite(tx) => sqlx::query_with(sql, values)
-                .fetch_all(&mut **tx)
-                .await?
-                .into_iter()
-                .map(Row::Sqlite)
-                .collect(),
-        })
+        let mut guard = self.usable(self.inner.conn.lock().await)?;
+        let tx = guard.as_mut().ok_or(Error::TransactionDone)?;
+        tx.in_flight = true;
+        let rows: std::result::Result<Vec<Row>, sqlx::Error> = match &mut tx.conn {
+            PoolConn::Postgres(conn) => sqlx::query_with(sql, values)
+                .fetch_all(&mut **conn)
+                .await
+                .map(|rows| rows.into_iter().map(Row::Postgres).collect()),
+            PoolConn::MySql(conn) => sqlx::query_with(sql, values)
+                .fetch_all(&mut **conn)
+                .await
+                .map(|rows| rows.into_iter().map(Row::MySql).collect()),
+            PoolConn::Sqlite(conn) => sqlx::query_with(sql, values)
+                .fetch_all(&mut **conn)
+                .await
+                .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
+        };
+        tx.in_flight = false;
+        Ok(rows?)
     }
 
     pub(crate) async fn execute(
@@ -245,48 +364,55 @@ impl Transaction {
         values: SqlxValues,
     ) -> Result<Done> {
         self.check_schema(schema)?;
-        let mut guard = self.inner.conn.lock().await;
-        Ok(match guard.as_mut().ok_or(Error::TransactionDone)? {
-            TxConn::Postgres(tx) => {
-                let done = sqlx::query_with(sql, values).execute(&mut **tx).await?;
-                Done {
+        let mut guard = self.usable(self.inner.conn.lock().await)?;
+        let tx = guard.as_mut().ok_or(Error::TransactionDone)?;
+        tx.in_flight = true;
+        let done: std::result::Result<Done, sqlx::Error> = match &mut tx.conn {
+            PoolConn::Postgres(conn) => sqlx::query_with(sql, values)
+                .execute(&mut **conn)
+                .await
+                .map(|done| Done {
                     rows_affected: done.rows_affected(),
                     last_insert_id: None,
-                }
-            }
-            TxConn::MySql(tx) => {
-                let done = sqlx::query_with(sql, values).execute(&mut **tx).await?;
-                Done {
+                }),
+            PoolConn::MySql(conn) => sqlx::query_with(sql, values)
+                .execute(&mut **conn)
+                .await
+                .map(|done| Done {
                     rows_affected: done.rows_affected(),
                     last_insert_id: Some(done.last_insert_id()),
-                }
-            }
-            TxConn::Sqlite(tx) => {
-                let done = sqlx::query_with(sql, values).execute(&mut **tx).await?;
-                Done {
+                }),
+            PoolConn::Sqlite(conn) => sqlx::query_with(sql, values)
+                .execute(&mut **conn)
+                .await
+                .map(|done| Done {
                     rows_affected: done.rows_affected(),
                     last_insert_id: None,
-                }
-            }
-        })
+                }),
+        };
+        tx.in_flight = false;
+        Ok(done?)
     }
 }
 
 impl Transaction {
     pub(crate) async fn execute_ddl(&self, schema: Option<&SchemaName>, sql: &str) -> Result<()> {
         self.check_schema(schema)?;
-        let mut guard = self.inner.conn.lock().await;
-        match guard.as_mut().ok_or(Error::TransactionDone)? {
-            TxConn::Postgres(tx) => {
-                sqlx::Executor::execute(&mut **tx, sqlx::raw_sql(sql)).await?;
-            }
-            TxConn::MySql(tx) => {
-                sqlx::Executor::execute(&mut **tx, sqlx::raw_sql(sql)).await?;
-            }
-            TxConn::Sqlite(tx) => {
-                sqlx::Executor::execute(&mut **tx, sqlx::raw_sql(sql)).await?;
-            }
-        }
-        Ok(())
+        let mut guard = self.usable(self.inner.conn.lock().await)?;
+        let tx = guard.as_mut().ok_or(Error::TransactionDone)?;
+        tx.in_flight = true;
+        let done = match &mut tx.conn {
+            PoolConn::Postgres(conn) => sqlx::Executor::execute(&mut **conn, sqlx::raw_sql(sql))
+                .await
+                .map(drop),
+            PoolConn::MySql(conn) => sqlx::Executor::execute(&mut **conn, sqlx::raw_sql(sql))
+                .await
+                .map(drop),
+            PoolConn::Sqlite(conn) => sqlx::Executor::execute(&mut **conn, sqlx::raw_sql(sql))
+                .await
+                .map(drop),
+        };
+        tx.in_flight = false;
+        Ok(done?)
     }
 }

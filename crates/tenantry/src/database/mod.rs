@@ -77,13 +77,17 @@ impl Database {
         let backend = backend_of(&url)?;
         let (pools, default_namespace) = match backend {
             Backend::Postgres => {
-                let opts = PgConnectOptions::from_str(&url).map_err(invalid_url)?;
+                let opts = PgConnectOptions::from_str(&url)
+                    .map_err(invalid_url)?
+                    .statement_cache_capacity(settings.statement_cache_capacity(Backend::Postgres));
                 let pool = settings.pool_options().connect_lazy_with(opts);
                 (Pools::Postgres(pool), Some(Arc::from("public")))
             }
             Backend::MySql => {
                 let url = url.replacen("mariadb://", "mysql://", 1);
-                let opts = MySqlConnectOptions::from_str(&url).map_err(invalid_url)?;
+                let opts = MySqlConnectOptions::from_str(&url)
+                    .map_err(invalid_url)?
+                    .statement_cache_capacity(settings.statement_cache_capacity(Backend::MySql));
                 let namespace = opts.get_database().map(Arc::from);
                 let pool = settings.pool_options().connect_lazy_with(opts);
                 (Pools::MySql(pool), namespace)
@@ -177,6 +181,16 @@ impl Database {
     pub fn as_sqlite(&self) -> Option<&sqlx::SqlitePool> {
         match &self.inner.pools {
             Pools::Sqlite(store) => Some(store.main()),
+            _ => None,
+        }
+    }
+
+    /// The bare sqlx pool of SQLite schema `schema`'s file (each SQLite schema is its own
+    /// file with its own pool); `None` on other backends, [`Error::SchemaNotFound`] when the
+    /// schema does not exist.
+    pub fn as_sqlite_schema(&self, schema: &crate::SchemaName) -> Option<Result<sqlx::SqlitePool>> {
+        match &self.inner.pools {
+            Pools::Sqlite(store) => Some(store.pool(Some(schema))),
             _ => None,
         }
     }

@@ -40,7 +40,9 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url).map_err(|e| Error::InvalidUrl {
             reason: e.to_string(),
         })?;
-        let options = options.pragma("case_sensitive_like", "ON");
+        let options = options
+            .pragma("case_sensitive_like", "ON")
+            .statement_cache_capacity(settings.statement_cache_capacity(crate::Backend::Sqlite));
         let filename = options.get_filename().to_path_buf();
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let location = if in_memory {

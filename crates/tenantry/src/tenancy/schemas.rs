@@ -12,6 +12,7 @@ use crate::{
     registry::Registry,
     schema_name::SchemaName,
     target::{Conn, Target},
+    transaction::Transaction,
 };
 
 /// Creates schema `schema_name` on the registry's default database, as Edgy's
@@ -144,19 +145,27 @@ impl Schemas<'_> {
         tables: &[String],
     ) -> Result<()> {
         let tx = self.registry.begin_on(self.database).await?;
-        let target = Target {
-            conn: Conn::Transaction(tx.clone()),
-            schema: Some(schema.clone()),
-        };
-        let create = NamespaceStatement::create(Backend::Postgres, schema, if_not_exists);
-        target
-            .execute_ddl(create.sql())
-            .await
-            .map_err(|e| already_exists(e, schema))?;
-        for sql in tables {
-            target.execute_ddl(sql).await?;
-        }
+        create_in(&tx, schema, if_not_exists, tables).await?;
         tx.commit().await
+    }
+
+    /// Creates `schema` and the tables of every tenant-capable model inside `tx`, which the
+    /// caller commits or rolls back (PostgreSQL only: the other backends' DDL is not
+    /// transactional). `contrib::create_tenant` uses it to insert the tenant row in the same
+    /// transaction.
+    pub(crate) async fn create_within(
+        &self,
+        tx: &Transaction,
+        schema: &SchemaName,
+        if_not_exists: bool,
+    ) -> Result<()> {
+        let models: Vec<&'static ModelMeta> = self.registry.tenant_models().collect();
+        let tables = ddl::create_statements(self.database, Some(schema), &models);
+        let span =
+            tracing::info_span!("tenantry.create_schema", schema = %schema, tables = tables.len());
+        create_in(tx, schema, if_not_exists, &tables)
+            .instrument(span)
+            .await
     }
 
     async fn create_compensating(
@@ -279,6 +288,28 @@ impl Schemas<'_> {
     async fn has_tables(&self, schema: &SchemaName) -> Result<bool> {
         namespace::has_tables(self.database, schema).await
     }
+}
+
+/// Runs `CREATE SCHEMA` and `tables` inside `tx` (PostgreSQL).
+async fn create_in(
+    tx: &Transaction,
+    schema: &SchemaName,
+    if_not_exists: bool,
+    tables: &[String],
+) -> Result<()> {
+    let target = Target {
+        conn: Conn::Transaction(tx.clone()),
+        schema: Some(schema.clone()),
+    };
+    let create = NamespaceStatement::create(Backend::Postgres, schema, if_not_exists);
+    target
+        .execute_ddl(create.sql())
+        .await
+        .map_err(|e| already_exists(e, schema))?;
+    for sql in tables {
+        target.execute_ddl(sql).await?;
+    }
+    Ok(())
 }
 
 /// PostgreSQL 42P06 / MySQL 1007 become [`Error::SchemaAlreadyExists`].

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod models;
+pub mod state;
 
 use std::{
     future::Future,
@@ -71,6 +72,25 @@ impl TestDb {
             .await
             .unwrap(),
         }
+    }
+
+    /// Like [`reconnect`](Self::reconnect), with pools of at most `max_connections`
+    /// connections (1 puts every query of the handle on one connection).
+    pub async fn reconnect_with(&self, max_connections: u32) -> Database {
+        let url = match self.backend {
+            Backend::Sqlite => sqlite_url(self.dir.as_ref().unwrap()),
+            _ => with_database(self.admin_url.as_ref().unwrap(), &self.default_name),
+        };
+        Database::options(&url)
+            .max_connections(max_connections)
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// The name of the test's default database on PostgreSQL and MySQL.
+    pub fn database_name(&self) -> &str {
+        &self.default_name
     }
 
     async fn cleanup(&self) {

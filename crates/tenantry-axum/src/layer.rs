@@ -1,0 +1,173 @@
+//! `TenantLayer` and `TenantService`: run each request inside its tenant's scope.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use axum::{
+    extract::Request,
+    response::{IntoResponse, Response},
+};
+use tenantry::{contrib::Tenant, Registry, SchemaName};
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use crate::{
+    CurrentTenant, InvalidTenant, TenantCache, TenantLookupFailed, TenantSource, UnknownTenant,
+};
+
+/// What to do with a request whose tenant name is valid but names no tenant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnknownTenantPolicy {
+    /// Serve it from the shared schema, as if it named no tenant (the seed's behaviour).
+    #[default]
+    Shared,
+    /// Refuse it with [`UnknownTenant`] (404).
+    Reject,
+}
+
+/// A tower layer that resolves each request's tenant and runs the inner service inside
+/// [`tenantry::with_tenant`]. See the [crate docs](crate).
+///
+/// Cheap to clone; clones share the [`TenantCache`].
+#[derive(Clone, Debug)]
+pub struct TenantLayer {
+    source: TenantSource,
+    cache: TenantCache,
+    policy: UnknownTenantPolicy,
+}
+
+impl TenantLayer {
+    /// A layer reading the `tenant` header, looking tenants up in `registry`'s
+    /// [`Tenant`] table through a new [`TenantCache`], serving unknown tenants from the
+    /// shared schema.
+    pub fn new(registry: Registry) -> Self {
+        Self::with_cache(TenantCache::new(registry))
+    }
+
+    /// A layer looking tenants up through `cache` (share one cache between layers, or
+    /// choose its limits).
+    pub fn with_cache(cache: TenantCache) -> Self {
+        TenantLayer {
+            source: TenantSource::default(),
+            cache,
+            policy: UnknownTenantPolicy::default(),
+        }
+    }
+
+    /// Reads the tenant from `source` instead of the `tenant` header.
+    pub fn source(mut self, source: TenantSource) -> Self {
+        self.source = source;
+        self
+    }
+
+    /// What to do with unknown tenants.
+    pub fn unknown_tenant(mut self, policy: UnknownTenantPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// `true`: unknown tenants are refused (404); `false`: they get the shared schema.
+    pub fn strict(self, strict: bool) -> Self {
+        self.unknown_tenant(if strict {
+            UnknownTenantPolicy::Reject
+        } else {
+            UnknownTenantPolicy::Shared
+        })
+    }
+
+    /// The cache: create and drop tenants through it so this layer sees them at once.
+    pub fn cache(&self) -> &TenantCache {
+        &self.cache
+    }
+
+    /// Resolves the tenant of a request: its schema and row, or the response refusing it.
+    async fn resolve(
+        &self,
+        parts: &axum::http::request::Parts,
+    ) -> Result<Option<(SchemaName, Tenant)>, Response> {
+        let raw = match self.source.resolve(parts) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return Ok(None),
+            Err(rejection) => return Err(rejection.into_response()),
+        };
+        let schema = SchemaName::parse(&raw)
+            .map_err(|error| InvalidTenant::new(error.to_string()).into_response())?;
+        match self.cache.lookup(&schema).await {
+            Ok(Some(tenant)) => Ok(Some((schema, tenant))),
+            Ok(None) => match self.policy {
+                UnknownTenantPolicy::Shared => Ok(None),
+                UnknownTenantPolicy::Reject => Err(UnknownTenant::new(schema).into_response()),
+            },
+            Err(error) => Err(TenantLookupFailed::new(error).into_response()),
+        }
+    }
+}
+
+impl<S> Layer<S> for TenantLayer {
+    type Service = TenantService<S>;
+
+    fn layer(&self, inner: S) -> TenantService<S> {
+        TenantService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`TenantLayer`] wraps around an inner service.
+#[derive(Clone, Debug)]
+pub struct TenantService<S> {
+    inner: S,
+    layer: TenantLayer,
+}
+
+impl<S> Service<Request> for TenantService<S>
+where
+    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The clone that was not polled ready stays behind; the ready one serves this call.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            let resolved = match layer.resolve(&parts).await {
+                Ok(resolved) => resolved,
+                Err(response) => return Ok(response),
+            };
+            let (schema, tenant) = match resolved {
+                Some((schema, tenant)) => (Some(schema), Some(tenant)),
+                None => (None, None),
+            };
+            parts.extensions.insert(CurrentTenant(schema.clone()));
+            if let Some(tenant) = tenant {
+                parts.extensions.insert(tenant);
+            }
+            let request = Request::from_parts(parts, body);
+            let span = tracing::info_span!(
+                "tenant",
+                tenant = schema.as_ref().map_or("-", SchemaName::as_str)
+            );
+            let tenant = CurrentTenant(schema.clone());
+            let mut response =
+                tenantry::with_tenant(schema, async move { inner.call(request).await })
+                    .instrument(span)
+                    .await?;
+            response.extensions_mut().insert(tenant);
+            Ok(response)
+        })
+    }
+}

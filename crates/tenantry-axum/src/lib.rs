@@ -1,0 +1,50 @@
+//! # tenantry-axum
+//!
+//! A tower [`TenantLayer`] that resolves each request's tenant and runs the rest of the
+//! request inside [`tenantry::with_tenant`], so every query a handler makes goes to that
+//! tenant's schema without naming it. This is the middleware of the Edgy tenancy page's
+//! practical case, made safe:
+//!
+//! - the tenant comes from a configurable [`TenantSource`]: a header (`tenant` by default),
+//!   the subdomain of `Host`, the first path segment, or your own [`TenantResolver`];
+//! - the raw text is validated as a [`SchemaName`](tenantry::SchemaName) before anything else
+//!   ([`InvalidTenant`], 400);
+//! - it must name a row of the [`contrib::Tenant`](tenantry::contrib::Tenant) table, looked
+//!   up through a small [`TenantCache`] (TTL plus explicit invalidation). An unknown tenant
+//!   falls back to the shared schema (the seed's behaviour, [`UnknownTenantPolicy::Shared`])
+//!   or is refused ([`UnknownTenant`], 404, with [`UnknownTenantPolicy::Reject`]); a failed
+//!   lookup is [`TenantLookupFailed`] (500);
+//! - handlers read the tenant with the [`CurrentTenant`] extractor; the resolved
+//!   [`Tenant`](tenantry::contrib::Tenant) row is also in the request extensions, and
+//!   [`CurrentTenant`] in the response's (for logging layers outside this one).
+//!
+//! The layer sets the task's tenant, which is a schema. For a database-per-tenant row (its
+//! [`database`](tenantry::contrib::Tenant::database) is `Some`), handlers add
+//! `using_with_db(name)` themselves, reading the row from the request extensions.
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use tenantry::Registry;
+//! use tenantry_axum::{CurrentTenant, TenantLayer};
+//!
+//! async fn whoami(CurrentTenant(tenant): CurrentTenant) -> String {
+//!     tenant.map_or_else(|| "shared".to_owned(), |t| t.to_string())
+//! }
+//!
+//! fn app(registry: Registry) -> Router {
+//!     let tenants = TenantLayer::new(registry).strict(true);
+//!     Router::new().route("/whoami", get(whoami)).layer(tenants)
+//! }
+//! ```
+
+mod cache;
+mod extract;
+mod layer;
+mod rejection;
+mod source;
+
+pub use cache::TenantCache;
+pub use extract::CurrentTenant;
+pub use layer::{TenantLayer, TenantService, UnknownTenantPolicy};
+pub use rejection::{InvalidTenant, TenantLookupFailed, UnknownTenant};
+pub use source::{TenantResolver, TenantSource};

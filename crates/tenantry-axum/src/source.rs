@@ -1,0 +1,128 @@
+//! Where a request names its tenant.
+
+use std::{fmt, sync::Arc};
+
+use axum::http::{header, request::Parts, HeaderName};
+
+use crate::InvalidTenant;
+
+/// Finds the raw tenant name in a request. `Ok(None)`: the request names no tenant (it runs
+/// on the shared schema); `Ok(Some(text))`: the text is then validated as a
+/// [`SchemaName`](tenantry::SchemaName) and looked up; `Err`: refuse the request (400).
+///
+/// Implemented for every `Fn(&Parts) -> Result<Option<String>, InvalidTenant>` closure.
+pub trait TenantResolver: Send + Sync + 'static {
+    /// The tenant name the request carries, if any.
+    fn resolve(&self, parts: &Parts) -> Result<Option<String>, InvalidTenant>;
+}
+
+impl<F> TenantResolver for F
+where
+    F: Fn(&Parts) -> Result<Option<String>, InvalidTenant> + Send + Sync + 'static,
+{
+    fn resolve(&self, parts: &Parts) -> Result<Option<String>, InvalidTenant> {
+        self(parts)
+    }
+}
+
+/// Where [`TenantLayer`](crate::TenantLayer) reads the tenant from. The default is the
+/// `tenant` header, as in the seed's middleware.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum TenantSource {
+    /// A request header; absent means no tenant, a value that is not visible ASCII is
+    /// [`InvalidTenant`].
+    Header(HeaderName),
+    /// The subdomain of the `Host` header (or of the URI's authority) under this base domain:
+    /// with base `example.com`, `edgy.example.com` is tenant `edgy`; `example.com` itself
+    /// and other hosts name no tenant. The host is compared case-insensitively and its port
+    /// is ignored; `a.b.example.com` gives `a.b`, which is no valid name (400).
+    Subdomain(String),
+    /// The first segment of the path: `/edgy/products` is tenant `edgy`; `/` names none. The
+    /// path is left as it is, so routes include the segment (`/{tenant}/products`), and
+    /// routes without a tenant belong outside the layer.
+    PathSegment,
+    /// A resolver of your own.
+    Custom(Arc<dyn TenantResolver>),
+}
+
+impl Default for TenantSource {
+    fn default() -> Self {
+        TenantSource::Header(HeaderName::from_static("tenant"))
+    }
+}
+
+impl fmt::Debug for TenantSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TenantSource::Header(name) => f.debug_tuple("Header").field(name).finish(),
+            TenantSource::Subdomain(base) => f.debug_tuple("Subdomain").field(base).finish(),
+            TenantSource::PathSegment => f.write_str("PathSegment"),
+            TenantSource::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+impl TenantSource {
+    /// The header `name`. `name` must be a valid header name (lowercase ASCII token
+    /// characters); an invalid one falls back to `tenant`, and is logged.
+    pub fn header(name: &str) -> Self {
+        match HeaderName::try_from(name) {
+            Ok(name) => TenantSource::Header(name),
+            Err(_) => {
+                tracing::error!(name, "invalid tenant header name; using `tenant`");
+                TenantSource::default()
+            }
+        }
+    }
+
+    /// The subdomain under `base` (see [`TenantSource::Subdomain`]).
+    pub fn subdomain(base: impl Into<String>) -> Self {
+        TenantSource::Subdomain(base.into().to_ascii_lowercase())
+    }
+
+    /// A resolver closure or [`TenantResolver`].
+    pub fn custom(resolver: impl TenantResolver) -> Self {
+        TenantSource::Custom(Arc::new(resolver))
+    }
+
+    /// The raw tenant name `parts` carries.
+    pub fn resolve(&self, parts: &Parts) -> Result<Option<String>, InvalidTenant> {
+        match self {
+            TenantSource::Header(name) => match parts.headers.get(name) {
+                None => Ok(None),
+                Some(value) => value.to_str().map(|v| Some(v.to_owned())).map_err(|_| {
+                    InvalidTenant::new(format!("the {name} header is not visible ASCII text"))
+                }),
+            },
+            TenantSource::Subdomain(base) => Ok(subdomain(parts, base)),
+            TenantSource::PathSegment => Ok(parts
+                .uri
+                .path()
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .filter(|segment| !segment.is_empty())
+                .map(str::to_owned)),
+            TenantSource::Custom(resolver) => resolver.resolve(parts),
+        }
+    }
+}
+
+fn subdomain(parts: &Parts, base: &str) -> Option<String> {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.host())?;
+    let host = host.rsplit_once(':').map_or(host, |(name, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            name
+        } else {
+            host
+        }
+    });
+    let host = host.to_ascii_lowercase();
+    let prefix = host.strip_suffix(base)?.strip_suffix('.')?;
+    (!prefix.is_empty()).then(|| prefix.to_owned())
+}

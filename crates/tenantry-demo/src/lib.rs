@@ -1,0 +1,32 @@
+//! The demo service: the Edgy tenancy page's practical case, end to end.
+//!
+//! A shared [`Tenant`](tenantry::contrib::Tenant) table, `User` and `Product` in every tenant
+//! schema, the [`TenantLayer`](tenantry_axum::TenantLayer) reading the `tenant` header, and
+//! a small JSON API:
+//!
+//! | request | answer |
+//! | --- | --- |
+//! | `GET /products` | 200, `[{"id", "name", "user"}]` of the request's tenant (shared without one) |
+//! | `POST /products {"name"}` | 201, the product, in the request's tenant |
+//! | `GET /tenants` | 200, every tenant |
+//! | `POST /tenants {"schema_name", "tenant_name"}` | 201; 409 when taken; 400 when invalid |
+//! | `GET /healthz` | 200 |
+//!
+//! Errors are `{"error": "..."}` with their status. A `tenant` header that is not a valid
+//! schema name is 400; one that names no tenant is served the shared data, or 404 in strict
+//! mode.
+//!
+//! The binary (`src/main.rs`) wraps [`app`] and [`seed`] in a command line; tests build the
+//! same [`app`] and serve it themselves.
+
+pub mod models;
+
+mod error;
+mod log;
+mod routes;
+mod seed;
+
+pub use error::ApiError;
+pub use models::register;
+pub use routes::app;
+pub use seed::{seed, seed_as};

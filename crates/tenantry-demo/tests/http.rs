@@ -1,0 +1,391 @@
+//! The demo over real HTTP (a server on 127.0.0.1:0, a hyper client), on every backend.
+mod common;
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use common::http::{spawn, Client};
+use serde_json::{json, Value};
+use tenantry::{Registry, SchemaName};
+
+/// The demo's registry on the test's database, seeded with the seed's tenant under a name
+/// unique to the test (MySQL schemas are server-wide).
+async fn seeded(t: &common::TestDb) -> (Registry, SchemaName) {
+    let registry = tenantry_demo::register(t.registry.clone());
+    let edgy = t.schema("edgy");
+    tenantry_demo::seed_as(&registry, &edgy).await.unwrap();
+    (registry, edgy)
+}
+
+fn names(body: &Value) -> Vec<String> {
+    body.as_array()
+        .unwrap_or_else(|| panic!("not a list: {body}"))
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn assert_error(status: u16, body: &Value, expected: u16) {
+    assert_eq!(status, expected, "{body}");
+    assert!(body["error"].is_string(), "no JSON error: {body}");
+}
+
+backend_test!(practical_case, |t: common::TestDb| async move {
+    let (registry, edgy) = seeded(&t).await;
+    let addr = spawn(&registry, false).await;
+    let mut client = Client::connect(addr).await;
+
+    let (status, body) = client.get("/products", Some(edgy.as_str())).await;
+    assert_eq!(status, 200);
+    let products = body.as_array().unwrap();
+    assert_eq!(products.len(), 10);
+    let owner = &products[0]["user"];
+    assert!(owner.is_i64());
+    for (i, product) in products.iter().enumerate() {
+        assert_eq!(product["name"], format!("Product-{i}"));
+        assert_eq!(&product["user"], owner);
+        assert!(product["id"].is_i64());
+    }
+    let (status, body) = client.get("/products", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body.as_array().unwrap().len(), 25);
+
+    // Seeding again adds nothing.
+    tenantry_demo::seed_as(&registry, &edgy).await.unwrap();
+    assert_eq!(
+        names(&client.get("/products", Some(edgy.as_str())).await.1).len(),
+        10
+    );
+    assert_eq!(names(&client.get("/products", None).await.1).len(), 25);
+
+    let (status, _) = client.get("/healthz", None).await;
+    assert_eq!(status, 200);
+    let (status, body) = client.get("/tenants", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body.as_array().unwrap().len(), 1);
+    assert_eq!(body[0]["schema_name"], edgy.as_str());
+    assert_eq!(body[0]["tenant_name"], edgy.as_str());
+    assert!(body[0]["created_at"].is_string());
+    assert_eq!(body[0]["database"], Value::Null);
+});
+
+backend_test!(
+    alternating_tenants_no_leaks,
+    |t: common::TestDb| async move {
+        let (registry, edgy) = seeded(&t).await;
+        let addr = spawn(&registry, false).await;
+        let mut tasks = Vec::new();
+        for worker in 0..4 {
+            let edgy = edgy.to_string();
+            tasks.push(tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                for i in 0..150 {
+                    let (tenant, expected) = match (i + worker) % 3 {
+                        0 => (Some(edgy.as_str()), 10),
+                        1 => (None, 25),
+                        // Valid but no tenant: the shared data (not strict).
+                        _ => (Some("nobody_at_all"), 25),
+                    };
+                    let (status, body) = client.get("/products", tenant).await;
+                    assert_eq!(status, 200);
+                    assert_eq!(names(&body).len(), expected, "request {i} as {tenant:?}");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+);
+
+backend_test!(strict_mode, |t: common::TestDb| async move {
+    let (registry, edgy) = seeded(&t).await;
+    let addr = spawn(&registry, true).await;
+    let mut client = Client::connect(addr).await;
+    let (status, body) = client.get("/products", Some("nobody_at_all")).await;
+    assert_error(status, &body, 404);
+    assert_eq!(body["error"], "unknown tenant \"nobody_at_all\"");
+    assert_eq!(
+        names(&client.get("/products", Some(edgy.as_str())).await.1).len(),
+        10
+    );
+    assert_eq!(names(&client.get("/products", None).await.1).len(), 25);
+    let (status, body) = client.get("/products", Some("Not Valid")).await;
+    assert_error(status, &body, 400);
+    // Routes outside the tenant layer ignore the header.
+    let (status, _) = client.get("/healthz", Some("nobody_at_all")).await;
+    assert_eq!(status, 200);
+});
+
+backend_test!(invalid_input_is_4xx, |t: common::TestDb| async move {
+    let (registry, _) = seeded(&t).await;
+    let addr = spawn(&registry, false).await;
+    let mut client = Client::connect(addr).await;
+
+    for bad in [
+        "Edgy",
+        "public",
+        "pg_catalog",
+        "x-y",
+        "a b",
+        "1abc",
+        "'; DROP TABLE products;--",
+    ] {
+        let (status, body) = client.get("/products", Some(bad)).await;
+        assert_error(status, &body, 400);
+        let (status, body) = client
+            .post("/products", Some(bad), json!({"name": "x"}))
+            .await;
+        assert_error(status, &body, 400);
+        let (status, body) = client
+            .post(
+                "/tenants",
+                None,
+                json!({"schema_name": bad, "tenant_name": "x"}),
+            )
+            .await;
+        assert_error(status, &body, 400);
+    }
+    let long = "x".repeat(64);
+    let (status, body) = client
+        .post(
+            "/tenants",
+            None,
+            json!({"schema_name": long, "tenant_name": "x"}),
+        )
+        .await;
+    assert_error(status, &body, 400);
+    let name = t.schema("fine");
+    for tenant_name in ["", "   ", &"n".repeat(101)] {
+        let (status, body) = client
+            .post(
+                "/tenants",
+                None,
+                json!({"schema_name": name.as_str(), "tenant_name": tenant_name}),
+            )
+            .await;
+        assert_error(status, &body, 400);
+    }
+    // Malformed bodies: axum's statuses, as JSON.
+    let (status, body) = client
+        .post_raw("/tenants", "application/json", "{not json")
+        .await;
+    assert_error(status, &body, 400);
+    let (status, body) = client
+        .post("/tenants", None, json!({"schema_name": name.as_str()}))
+        .await;
+    assert_error(status, &body, 422);
+    let (status, body) = client.post_raw("/tenants", "text/plain", "hello").await;
+    assert_error(status, &body, 415);
+    let (status, body) = client.post("/products", None, json!({"name": ""})).await;
+    assert_error(status, &body, 400);
+    let (status, body) = client
+        .post("/products", None, json!({"name": "n".repeat(256)}))
+        .await;
+    assert_error(status, &body, 400);
+    let (status, body) = client.post("/products", None, json!({"nom": "x"})).await;
+    assert_error(status, &body, 422);
+    // Nothing of that was created.
+    assert_eq!(
+        client
+            .get("/tenants", None)
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(names(&client.get("/products", None).await.1).len(), 25);
+});
+
+backend_test!(new_tenant_lifecycle, |t: common::TestDb| async move {
+    let (registry, edgy) = seeded(&t).await;
+    let addr = spawn(&registry, true).await;
+    let mut client = Client::connect(addr).await;
+    let acme = t.schema("acme");
+
+    // Unknown before it is made (strict), known right after.
+    let (status, _) = client.get("/products", Some(acme.as_str())).await;
+    assert_eq!(status, 404);
+    let (status, body) = client
+        .post(
+            "/tenants",
+            None,
+            json!({"schema_name": acme.as_str(), "tenant_name": "Acme"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["schema_name"], acme.as_str());
+    assert_eq!(body["tenant_name"], "Acme");
+    assert!(body["id"].is_i64());
+    let (status, body) = client.get("/products", Some(acme.as_str())).await;
+    assert_eq!((status, body), (200, json!([])));
+
+    // Taken names: 409, and nothing made.
+    let (status, body) = client
+        .post(
+            "/tenants",
+            None,
+            json!({"schema_name": acme.as_str(), "tenant_name": "Other"}),
+        )
+        .await;
+    assert_error(status, &body, 409);
+    let other = t.schema("other");
+    let (status, body) = client
+        .post(
+            "/tenants",
+            None,
+            json!({"schema_name": other.as_str(), "tenant_name": "Acme"}),
+        )
+        .await;
+    assert_error(status, &body, 409);
+    assert!(!registry.schema().exists(&other).await.unwrap());
+    let (status, _) = client.get("/products", Some(other.as_str())).await;
+    assert_eq!(status, 404);
+
+    // Its own products, seen by no one else.
+    for name in ["anvil", "rocket", "magnet"] {
+        let (status, body) = client
+            .post("/products", Some(acme.as_str()), json!({"name": name}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["name"], name);
+        assert_eq!(body["user"], Value::Null);
+    }
+    assert_eq!(
+        names(&client.get("/products", Some(acme.as_str())).await.1),
+        ["anvil", "rocket", "magnet"]
+    );
+    assert_eq!(
+        names(&client.get("/products", Some(edgy.as_str())).await.1).len(),
+        10
+    );
+    assert_eq!(names(&client.get("/products", None).await.1).len(), 25);
+    let second = t.schema("second");
+    let (status, _) = client
+        .post(
+            "/tenants",
+            None,
+            json!({"schema_name": second.as_str(), "tenant_name": "Second"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        client.get("/products", Some(second.as_str())).await.1,
+        json!([])
+    );
+    let (_, tenants) = client.get("/tenants", None).await;
+    assert_eq!(tenants.as_array().unwrap().len(), 3);
+});
+
+backend_test!(
+    five_thousand_requests_fifty_tenants,
+    |t: common::TestDb| async move {
+        const TENANTS: usize = 50;
+        const REQUESTS: usize = 5_000;
+        const CONCURRENCY: usize = 32;
+
+        let (registry, edgy) = seeded(&t).await;
+        let addr = spawn(&registry, true).await;
+        let started = Instant::now();
+
+        // 50 tenants through POST /tenants, each with 1 to 7 products of its own through
+        // POST /products, 4 clients at a time.
+        let tenants: Vec<SchemaName> = (0..TENANTS)
+            .map(|i| t.schema(&format!("c{i:02}")))
+            .collect();
+        let mut tasks = Vec::new();
+        for chunk in tenants.chunks(TENANTS.div_ceil(4)) {
+            let chunk = chunk.to_vec();
+            tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(addr).await;
+            for schema in chunk {
+                let (status, body) = client
+                    .post(
+                        "/tenants",
+                        None,
+                        json!({"schema_name": schema.as_str(), "tenant_name": format!("Customer {schema}")}),
+                    )
+                    .await;
+                assert_eq!(status, 201, "{body}");
+                let count = 1 + schema.as_str().len() % 7 + schema.as_str().bytes().last().unwrap() as usize % 3;
+                for j in 0..count {
+                    let (status, _) = client
+                        .post("/products", Some(schema.as_str()), json!({"name": format!("{schema}-{j}")}))
+                        .await;
+                    assert_eq!(status, 201);
+                }
+            }
+        }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let provisioned = started.elapsed();
+
+        // What each tenant (and the shared schema, key "") must answer, read once.
+        let mut expected: HashMap<String, Value> = HashMap::new();
+        let mut client = Client::connect(addr).await;
+        for schema in tenants.iter().chain([&edgy]) {
+            let (status, body) = client.get("/products", Some(schema.as_str())).await;
+            assert_eq!(status, 200);
+            expected.insert(schema.to_string(), body);
+        }
+        expected.insert(String::new(), client.get("/products", None).await.1);
+        for schema in &tenants {
+            let body = &expected[schema.as_str()];
+            assert!(!names(body).is_empty());
+            assert!(names(body)
+                .iter()
+                .all(|n| n.starts_with(&format!("{schema}-"))));
+        }
+        assert_eq!(names(&expected[edgy.as_str()]).len(), 10);
+        assert_eq!(names(&expected[""]).len(), 25);
+        let keys: Vec<String> = expected.keys().cloned().collect();
+        let expected = std::sync::Arc::new(expected);
+
+        // 5,000 requests, 32 connections at a time, random tenant headers.
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for worker in 0..CONCURRENCY {
+            let expected = expected.clone();
+            let keys = keys.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                let mut rng = 0x9E37_79B9_7F4A_7C15u64
+                    ^ (worker as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+                let mut checked = 0;
+                for _ in (worker..REQUESTS).step_by(CONCURRENCY) {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let key = &keys[(rng % keys.len() as u64) as usize];
+                    let tenant = (!key.is_empty()).then_some(key.as_str());
+                    let (status, body) = client.get("/products", tenant).await;
+                    assert_eq!(status, 200);
+                    assert_eq!(
+                        &body, &expected[key],
+                        "a response for {key:?} holds other data"
+                    );
+                    checked += 1;
+                }
+                checked
+            }));
+        }
+        let mut total = 0;
+        for task in tasks {
+            total += task.await.unwrap();
+        }
+        let elapsed = started.elapsed();
+        assert_eq!(total, REQUESTS);
+        eprintln!(
+        "{:?}: {TENANTS} tenants provisioned in {provisioned:.2?}; {REQUESTS} requests, {CONCURRENCY} at a time, in {elapsed:.2?} ({:.0} req/s)",
+        t.backend,
+        REQUESTS as f64 / elapsed.as_secs_f64()
+    );
+        assert!(elapsed < Duration::from_secs(300));
+    }
+);

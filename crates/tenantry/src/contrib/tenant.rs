@@ -1,0 +1,52 @@
+//! The built-in `Tenant` model.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::{
+    error::Result, instance::Instance, query::QuerySource, schema_name::SchemaName, Model,
+};
+
+/// A tenant: the schema its data lives in. A shared model (table `tenants`): it lives only in
+/// the shared schema, whatever the task's tenant.
+///
+/// Create and drop tenants with [`create_tenant`](super::create_tenant) and
+/// [`drop_tenant`](super::drop_tenant), which keep the row and the schema in step; inserting
+/// a row by hand creates no schema.
+#[derive(Model, Debug, Clone, PartialEq, Serialize)]
+#[model(shared, table = "tenants")]
+pub struct Tenant {
+    /// The primary key.
+    pub id: i64,
+    /// The tenant's schema: a valid [`SchemaName`], unique.
+    #[model(max_length = 63, unique)]
+    pub schema_name: String,
+    /// A display name, unique.
+    #[model(max_length = 100, unique)]
+    pub tenant_name: String,
+    /// When the tenant was created.
+    pub created_at: DateTime<Utc>,
+    /// For database-per-tenant: the registry's extra database that holds the tenant's
+    /// schema; `None` is the registry's default database.
+    #[model(max_length = 100)]
+    pub database: Option<String>,
+}
+
+impl Tenant {
+    /// The tenant's schema, validated. A row written by hand with an invalid name is
+    /// [`Error::InvalidSchemaName`](crate::Error::InvalidSchemaName).
+    pub fn schema(&self) -> Result<SchemaName> {
+        SchemaName::parse(&self.schema_name)
+    }
+
+    /// The tenant whose schema is `schema`, if there is one.
+    pub async fn find(
+        source: &impl QuerySource,
+        schema: &SchemaName,
+    ) -> Result<Option<Instance<Tenant>>> {
+        Tenant::query(source)
+            .filter(Tenant::schema_name().eq(schema.as_str()))
+            .first()
+            .await
+    }
+}
