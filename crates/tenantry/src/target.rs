@@ -173,24 +173,17 @@ fn is_missing_table(error: &Error) -> bool {
     )
 }
 
-macro_rules! on_pool {
-    ($db:expr, $schema:expr, |$pool:ident, $wrap:ident| $body:expr) => {
-        match $db.pools() {
-            Pools::Postgres($pool) => {
-                let $wrap = Row::Postgres;
-                $body
-            }
-            Pools::MySql($pool) => {
-                let $wrap = Row::MySql;
-                $body
-            }
-            Pools::Sqlite(store) => {
-                let $pool = &store.pool($schema)?;
-                let $wrap = Row::Sqlite;
-                $body
-            }
-        }
-    };
+/// Runs `sql` on a warm connection of `stash` (see [`crate::database::Stash`]).
+macro_rules! on_lease {
+    ($stash:expr, $pool:expr, |$conn:ident| $query:expr) => {{
+        let mut lease = $stash.lease($pool).await?;
+        let outcome = match lease.conn() {
+            Some($conn) => $query.await,
+            None => Err(sqlx::Error::PoolClosed),
+        };
+        lease.finish(&outcome);
+        outcome?
+    }};
 }
 
 async fn fetch_on_pool(
@@ -199,9 +192,24 @@ async fn fetch_on_pool(
     sql: &str,
     values: SqlxValues,
 ) -> Result<Vec<Row>> {
-    on_pool!(db, schema, |pool, wrap| {
-        let rows = sqlx::query_with(sql, values).fetch_all(pool).await?;
-        Ok(rows.into_iter().map(wrap).collect())
+    Ok(match db.pools() {
+        Pools::Postgres(pool) => {
+            let rows = on_lease!(db.postgres_stash(), pool, |conn| sqlx::query_with(
+                sql, values
+            )
+            .fetch_all(conn));
+            rows.into_iter().map(Row::Postgres).collect()
+        }
+        Pools::MySql(pool) => {
+            let rows = on_lease!(db.mysql_stash(), pool, |conn| sqlx::query_with(sql, values)
+                .fetch_all(conn));
+            rows.into_iter().map(Row::MySql).collect()
+        }
+        Pools::Sqlite(store) => {
+            let pool = store.pool(schema)?;
+            let rows = sqlx::query_with(sql, values).fetch_all(&pool).await?;
+            rows.into_iter().map(Row::Sqlite).collect()
+        }
     })
 }
 
@@ -211,30 +219,34 @@ async fn execute_on_pool(
     sql: &str,
     values: SqlxValues,
 ) -> Result<Done> {
-    match db.pools() {
+    Ok(match db.pools() {
         Pools::Postgres(pool) => {
-            let done = sqlx::query_with(sql, values).execute(pool).await?;
-            Ok(Done {
+            let done = on_lease!(db.postgres_stash(), pool, |conn| sqlx::query_with(
+                sql, values
+            )
+            .execute(conn));
+            Done {
                 rows_affected: done.rows_affected(),
                 last_insert_id: None,
-            })
+            }
         }
         Pools::MySql(pool) => {
-            let done = sqlx::query_with(sql, values).execute(pool).await?;
-            Ok(Done {
+            let done = on_lease!(db.mysql_stash(), pool, |conn| sqlx::query_with(sql, values)
+                .execute(conn));
+            Done {
                 rows_affected: done.rows_affected(),
                 last_insert_id: Some(done.last_insert_id()),
-            })
+            }
         }
         Pools::Sqlite(store) => {
             let pool = store.pool(schema)?;
             let done = sqlx::query_with(sql, values).execute(&pool).await?;
-            Ok(Done {
+            Done {
                 rows_affected: done.rows_affected(),
                 last_insert_id: None,
-            })
+            }
         }
-    }
+    })
 }
 
 impl Target {

@@ -2,6 +2,7 @@
 
 mod options;
 mod sqlite;
+mod stash;
 
 use std::{str::FromStr, sync::Arc};
 
@@ -9,6 +10,7 @@ use sqlx::{mysql::MySqlConnectOptions, postgres::PgConnectOptions, MySqlPool, Pg
 
 pub use options::{DatabaseOptions, PoolSettings};
 pub(crate) use sqlite::SqliteStore;
+pub(crate) use stash::Stash;
 
 use crate::{
     backend::Backend,
@@ -40,6 +42,9 @@ struct Inner {
     /// The namespace unqualified tables live in: PostgreSQL's `public`, the MySQL database
     /// named in the URL; none for SQLite, whose default schema is the main file.
     default_namespace: Option<Arc<str>>,
+    /// Warm connections of the server backends (see [`Stash`]); the unused one stays empty.
+    postgres_stash: Stash<sqlx::Postgres>,
+    mysql_stash: Stash<sqlx::MySql>,
 }
 
 pub(crate) enum Pools {
@@ -74,6 +79,7 @@ impl Database {
 
     pub(crate) async fn from_options(options: DatabaseOptions, eager: bool) -> Result<Database> {
         let (url, settings) = options.resolve()?;
+        let max_connections = settings.max_connections;
         let backend = backend_of(&url)?;
         let (pools, default_namespace) = match backend {
             Backend::Postgres => {
@@ -101,6 +107,8 @@ impl Database {
             inner: Arc::new(Inner {
                 pools,
                 default_namespace,
+                postgres_stash: Stash::new(max_connections),
+                mysql_stash: Stash::new(max_connections),
             }),
         };
         if eager {
@@ -132,6 +140,8 @@ impl Database {
     /// Closes every pooled connection and waits for them to finish. Queries issued afterwards
     /// fail with [`Error::Database`] (`PoolClosed`).
     pub async fn disconnect(&self) {
+        // The pool's close waits for every checked-out connection, stashed ones included.
+        self.release_warm_connections();
         match &self.inner.pools {
             Pools::Postgres(pool) => pool.close().await,
             Pools::MySql(pool) => pool.close().await,
@@ -146,6 +156,23 @@ impl Database {
             Pools::MySql(pool) => pool.is_closed(),
             Pools::Sqlite(store) => store.main().is_closed(),
         }
+    }
+
+    /// Hands the few connections tenantry keeps checked out for reuse (at most half the pool,
+    /// see the executor notes in the README) back to the pool, so that the bare pool of
+    /// [`as_postgres`](Self::as_postgres) / [`as_mysql`](Self::as_mysql) can hand out every
+    /// connection. Later queries take them again as needed.
+    pub fn release_warm_connections(&self) {
+        self.inner.postgres_stash.release_all();
+        self.inner.mysql_stash.release_all();
+    }
+
+    pub(crate) fn postgres_stash(&self) -> &Stash<sqlx::Postgres> {
+        &self.inner.postgres_stash
+    }
+
+    pub(crate) fn mysql_stash(&self) -> &Stash<sqlx::MySql> {
+        &self.inner.mysql_stash
     }
 
     pub(crate) fn pools(&self) -> &Pools {

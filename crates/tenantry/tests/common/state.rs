@@ -62,6 +62,8 @@ fn pool_size(db: &Database) -> (usize, usize) {
 ///
 /// Returns the number of pooled connections checked.
 pub async fn assert_no_open_transaction(t: &TestDb, db: &Database) -> usize {
+    // Every connection, including those the executor keeps warm, must be checked.
+    db.release_warm_connections();
     settle(db).await;
     let (size, _) = pool_size(db);
     let want = size.max(1);
