@@ -2,6 +2,7 @@
 
 use sea_query::{DynIden, MysqlQueryBuilder, PostgresQueryBuilder, SqliteQueryBuilder, TableName};
 use sea_query_sqlx::{SqlxBinder, SqlxValues};
+use tracing::Instrument;
 
 use crate::{
     backend::{Backend, SchemaKind},
@@ -125,8 +126,24 @@ impl Target {
 
     /// Runs a statement and returns its rows.
     pub(crate) async fn fetch_all(&self, statement: &impl SqlxBinder) -> Result<Vec<Row>> {
-        let result = self.fetch_unchecked(statement).await;
+        let result = self
+            .fetch_unchecked(statement)
+            .instrument(self.span())
+            .await;
         self.check(result).await
+    }
+
+    /// The span of one statement, with the schema it runs in and the task's tenant. Its
+    /// fields are only computed when a subscriber listens at DEBUG level.
+    fn span(&self) -> tracing::Span {
+        tracing::debug_span!(
+            "tenantry.query",
+            backend = self.backend().name(),
+            schema = self.schema.as_ref().map_or("", SchemaName::as_str),
+            tenant = tracing::field::display(
+                crate::get_tenant().as_ref().map_or("", SchemaName::as_str)
+            ),
+        )
     }
 
     /// Runs a statement and returns its rows, without telling a missing schema apart.
@@ -141,10 +158,13 @@ impl Target {
     /// Runs a statement that returns no rows.
     pub(crate) async fn execute(&self, statement: &impl SqlxBinder) -> Result<Done> {
         let (sql, values) = render(self.backend(), statement);
-        let result = match &self.conn {
-            Conn::Database(db) => execute_on_pool(db, self.schema.as_ref(), &sql, values).await,
-            Conn::Transaction(tx) => tx.execute(self.schema.as_ref(), &sql, values).await,
+        let run = async {
+            match &self.conn {
+                Conn::Database(db) => execute_on_pool(db, self.schema.as_ref(), &sql, values).await,
+                Conn::Transaction(tx) => tx.execute(self.schema.as_ref(), &sql, values).await,
+            }
         };
+        let result = run.instrument(self.span()).await;
         self.check(result).await
     }
 
