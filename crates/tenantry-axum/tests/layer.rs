@@ -322,3 +322,91 @@ backend_test!(
         }
     }
 );
+
+// Every hostile header value is refused with 400 under both policies; valid look-alikes of
+// a tenant are unknown tenants (shared data, or 404 when strict). Never 500, never a
+// tenant's data, and nothing created.
+backend_test!(hostile_header_corpus, |t: common::TestDb| async move {
+    let (r, a, _) = setup(&t).await;
+    let tenants_before: Vec<String> = Tenant::query(&r)
+        .all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.into_inner().schema_name)
+        .collect();
+    let own = |names: Vec<SchemaName>| -> Vec<SchemaName> {
+        names
+            .into_iter()
+            .filter(|n| n.as_str().starts_with(&t.prefix))
+            .collect()
+    };
+    let schemas_before = own(r.schema().list().await.unwrap());
+    let lenient = app(&r, TenantLayer::new(r.clone()));
+    let strict = app(&r, TenantLayer::new(r.clone()).strict(true));
+    let by_path = app(
+        &r,
+        TenantLayer::new(r.clone()).source(TenantSource::PathSegment),
+    );
+    let corpus = common::hostile::corpus();
+    assert!(corpus.len() >= 200);
+    let mut sent = 0;
+    for value in &corpus {
+        // Control characters (and DEL) are not header bytes: `HeaderValue` refuses to build
+        // them, so no client can send them. Skip those.
+        let Ok(header) = HeaderValue::from_str(value) else {
+            continue;
+        };
+        sent += 1;
+        for (policy, app) in [("lenient", &lenient), ("strict", &strict)] {
+            let mut request = get_with("/notes", None);
+            request.headers_mut().insert("tenant", header.clone());
+            let (status, body) = send(app, request).await;
+            assert_eq!(
+                status,
+                StatusCode::BAD_REQUEST,
+                "{policy} {value:?}: {body}"
+            );
+            assert!(body["error"].is_string(), "{body}");
+        }
+        // In the path too, where it survives percent-encoding as a segment.
+        let segment: String = value
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b == b'_' {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        if !segment.is_empty() {
+            let (status, body) = send(&by_path, get_with(&format!("/{segment}/notes"), None)).await;
+            assert!(
+                status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND,
+                "path {value:?}: {status} {body}"
+            );
+            assert_ne!(body, json!([a.as_str()]));
+        }
+    }
+    assert!(sent >= 150, "only {sent} values sendable");
+    for value in common::hostile::valid_lookalikes(a.as_str()) {
+        let (status, body) = send(&lenient, get_with("/notes", Some(("tenant", &value)))).await;
+        assert_eq!(status, StatusCode::OK, "{value:?}");
+        assert_eq!(body, json!(["shared"]), "{value:?}");
+        let (status, body) = send(&strict, get_with("/notes", Some(("tenant", &value)))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{value:?}: {body}");
+    }
+    // The real tenant still gets its own data.
+    let (_, body) = send(&strict, get_with("/notes", Some(("tenant", a.as_str())))).await;
+    assert_eq!(body, json!([a.as_str()]));
+    let tenants_after: Vec<String> = Tenant::query(&r)
+        .all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.into_inner().schema_name)
+        .collect();
+    assert_eq!(tenants_after, tenants_before);
+    assert_eq!(own(r.schema().list().await.unwrap()), schemas_before);
+});

@@ -389,3 +389,69 @@ backend_test!(
         assert!(elapsed < Duration::from_secs(300));
     }
 );
+
+// The hostile corpus as the `tenant` header and as POST /tenants' schema_name, over real
+// HTTP: 400 for invalid names, shared data (404 when strict) for valid unknown ones, never
+// 500 nor the tenant's data; afterwards GET /tenants and the schema list are unchanged.
+backend_test!(hostile_corpus_over_http, |t: common::TestDb| async move {
+    let (registry, edgy) = seeded(&t).await;
+    let own = |names: Vec<SchemaName>| -> Vec<SchemaName> {
+        names
+            .into_iter()
+            .filter(|n| n.as_str().starts_with(&t.prefix))
+            .collect()
+    };
+    let schemas_before = own(registry.schema().list().await.unwrap());
+    let lenient = spawn(&registry, false).await;
+    let strict = spawn(&registry, true).await;
+    let mut client = Client::connect(lenient).await;
+    let mut strict_client = Client::connect(strict).await;
+    let (_, tenants_before) = client.get("/tenants", None).await;
+
+    let corpus = common::hostile::corpus();
+    assert!(corpus.len() >= 200);
+    let mut sent = 0;
+    for value in &corpus {
+        let (status, body) = client
+            .post(
+                "/tenants",
+                None,
+                json!({"schema_name": value, "tenant_name": "Evil"}),
+            )
+            .await;
+        assert_error(status, &body, 400);
+
+        // Control characters (and DEL) are not header bytes: the client cannot build such
+        // a request at all, so those values are not sent.
+        if axum::http::HeaderValue::from_str(value).is_err() {
+            continue;
+        }
+        sent += 1;
+        // HTTP strips a header value's leading and trailing blanks before the server sees it.
+        let received = value.trim_matches([' ', '\t']);
+        let valid = SchemaName::parse(received).is_ok();
+        let (status, body) = client.get("/products", Some(value)).await;
+        if valid {
+            assert_eq!(status, 200, "{value:?}: {body}");
+            assert_eq!(names(&body).len(), 25, "{value:?} must get the shared data");
+        } else {
+            assert_error(status, &body, 400);
+        }
+        let (status, body) = strict_client.get("/products", Some(value)).await;
+        assert_error(status, &body, if valid { 404 } else { 400 });
+    }
+    assert!(sent >= 150, "only {sent} values sendable");
+    for value in common::hostile::valid_lookalikes(edgy.as_str()) {
+        let (status, body) = client.get("/products", Some(&value)).await;
+        assert_eq!(status, 200);
+        assert_eq!(names(&body).len(), 25, "{value:?}");
+        let (status, body) = strict_client.get("/products", Some(&value)).await;
+        assert_error(status, &body, 404);
+    }
+    assert_eq!(
+        names(&client.get("/products", Some(edgy.as_str())).await.1).len(),
+        10
+    );
+    assert_eq!(client.get("/tenants", None).await.1, tenants_before);
+    assert_eq!(own(registry.schema().list().await.unwrap()), schemas_before);
+});

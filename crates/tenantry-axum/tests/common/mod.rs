@@ -281,3 +281,7 @@ macro_rules! backend_test {
         }
     };
 }
+
+/// The hostile corpus shared with crates/tenantry/tests.
+#[path = "../../../tenantry/tests/common/hostile.rs"]
+pub mod hostile;

@@ -35,11 +35,11 @@ const MAX_TENANT_NAME: usize = 100;
 /// failure is returned with nothing left behind. The work runs in its own task, so dropping
 /// the returned future (a client that hung up) does not interrupt it half way.
 ///
-/// Errors: [`Error::InvalidSchemaName`]; [`Error::InvalidTenantName`] for an empty name or
-/// one longer than 100 characters; [`Error::UniqueViolation`] when a tenant already has this
-/// schema or display name (of two concurrent calls for one name, exactly one succeeds);
-/// [`Error::SchemaAlreadyExists`] when the schema exists without a tenant row (it is left
-/// alone).
+/// Errors: [`Error::InvalidSchemaName`]; [`Error::InvalidTenantName`] for an empty name, one
+/// longer than 100 characters or one containing NUL; [`Error::UniqueViolation`] when a
+/// tenant already has this schema or display name (of two concurrent calls for one name,
+/// exactly one succeeds); [`Error::SchemaAlreadyExists`] when the schema exists without a
+/// tenant row (it is left alone).
 pub async fn create_tenant(
     registry: &Registry,
     schema_name: impl TryInto<SchemaName, Error = Error>,
@@ -110,6 +110,9 @@ fn check_tenant_name(name: &str) -> Result<()> {
         "it is empty"
     } else if name.chars().count() > MAX_TENANT_NAME {
         "it is longer than 100 characters"
+    } else if name.contains('\0') {
+        // PostgreSQL text cannot hold NUL: refuse it everywhere, not as a database error.
+        "it contains a NUL character"
     } else {
         return Ok(());
     };

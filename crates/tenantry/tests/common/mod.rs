@@ -5,6 +5,7 @@
 //! set; with `TENANTRY_TEST_REQUIRE_ALL=1` a missing one fails the test instead of skipping.
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod models;
 pub mod state;
 
