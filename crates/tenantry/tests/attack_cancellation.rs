@@ -22,13 +22,11 @@ mod common;
 
 use std::{
     collections::BTreeMap,
-    future::Future,
     sync::{Arc, Mutex},
-    task::Poll,
     time::Duration,
 };
 
-use common::{models::*, state};
+use common::{cancel::cancel_after_polls, models::*, state};
 use tenantry::{create_schema, with_tenant, Backend, Error, Model, Registry, SchemaName};
 
 const TENANTS: usize = 4;
@@ -37,25 +35,6 @@ const ROUNDS: usize = 2;
 /// An operation that needs more polls than this is a test bug.
 const MAX_POLLS: usize = 500;
 const TIMEOUTS_US: &[u64] = &[0, 1, 10, 100, 500, 1_000, 2_000, 5_000];
-
-/// Polls `future` at most `polls` times and drops it, cancelled at that await point, if it is
-/// still pending then. `None` when it was cancelled.
-async fn cancel_after_polls<F: Future>(polls: usize, future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    let mut left = polls;
-    std::future::poll_fn(move |cx| match future.as_mut().poll(cx) {
-        Poll::Ready(value) => Poll::Ready(Some(value)),
-        Poll::Pending => {
-            left -= 1;
-            if left == 0 {
-                Poll::Ready(None)
-            } else {
-                Poll::Pending
-            }
-        }
-    })
-    .await
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Op {

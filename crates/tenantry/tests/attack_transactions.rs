@@ -6,30 +6,12 @@
 //! committed rows, in every tenant.
 mod common;
 
-use std::{collections::BTreeSet, future::Future, task::Poll};
+use std::collections::BTreeSet;
 
-use common::{models::*, state, TestDb};
+use common::{cancel::cancel_after_polls, models::*, state, TestDb};
 use tenantry::{create_schema, with_tenant, Backend, Error, Registry, SchemaName, Transaction};
 
 const TENANTS: usize = 3;
-
-/// Polls `future` at most `polls` times and drops it if it is still pending; `None` then.
-async fn cancel_after_polls<F: Future>(polls: usize, future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    let mut left = polls;
-    std::future::poll_fn(move |cx| match future.as_mut().poll(cx) {
-        Poll::Ready(value) => Poll::Ready(Some(value)),
-        Poll::Pending => {
-            left -= 1;
-            if left == 0 {
-                Poll::Ready(None)
-            } else {
-                Poll::Pending
-            }
-        }
-    })
-    .await
-}
 
 /// A registry over a fresh one-connection pool on the test database, and `TENANTS` tenant
 /// schemas, tenant `i` holding users `t<i>-base-0..=i+1`.

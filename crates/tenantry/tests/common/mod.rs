@@ -2,6 +2,7 @@
 //! every test database.
 #![allow(dead_code)]
 
+pub mod cancel;
 mod harness;
 pub mod hostile;
 pub mod models;
