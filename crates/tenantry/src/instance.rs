@@ -68,6 +68,17 @@ impl<M: Model> Instance<M> {
         Expr::col(pk).eq(self.model.primary_key().to_value()).into()
     }
 
+    /// [`Error::NotSaved`] for an instance whose row was never inserted.
+    fn require_stored(&self) -> Result<()> {
+        if self.stored {
+            Ok(())
+        } else {
+            Err(Error::NotSaved {
+                model: M::META.table,
+            })
+        }
+    }
+
     /// Inserts the row if it is not stored yet (the database assigns an auto-increment key),
     /// else updates every non-key column of it. An update that finds no row is
     /// [`Error::NotFound`].
@@ -105,8 +116,9 @@ impl<M: Model> Instance<M> {
     }
 
     /// Deletes the row; returns the model value. Deleting a row that is already gone is
-    /// [`Error::NotFound`].
+    /// [`Error::NotFound`]; an instance that was never saved is [`Error::NotSaved`].
     pub async fn delete(self) -> Result<M> {
+        self.require_stored()?;
         let target = self.target();
         let mut delete = Query::delete();
         delete
@@ -120,8 +132,10 @@ impl<M: Model> Instance<M> {
         Ok(self.model)
     }
 
-    /// Reloads every field from the database; [`Error::NotFound`] if the row is gone.
+    /// Reloads every field from the database; [`Error::NotFound`] if the row is gone,
+    /// [`Error::NotSaved`] if it was never saved.
     pub async fn refresh(&mut self) -> Result<()> {
+        self.require_stored()?;
         let key = self.model.primary_key().clone();
         let fresh = self.same_place().get_pk(key).await?;
         self.model = fresh.model;

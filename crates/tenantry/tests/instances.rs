@@ -132,3 +132,28 @@ backend_test!(
         assert_eq!(ann.origin().database().backend(), t.backend);
     }
 );
+
+backend_test!(
+    unsaved_instance_cannot_be_refreshed_or_deleted,
+    |t: common::TestDb| async move {
+        let r = &t.registry;
+        // A stored row with the placeholder key 0 must not be touched by the unsaved instance.
+        let mut draft = User::query(r).instance(user("Draft")).unwrap();
+        assert!(!draft.is_stored());
+        assert!(matches!(
+            draft.refresh().await,
+            Err(tenantry::Error::NotSaved { model: "users" })
+        ));
+        assert!(matches!(
+            draft.clone().delete().await,
+            Err(tenantry::Error::NotSaved { model: "users" })
+        ));
+        assert_eq!(User::query(r).count().await.unwrap(), 0);
+        draft.save().await.unwrap();
+        assert!(draft.is_stored());
+        draft.refresh().await.unwrap();
+        assert_eq!(draft.name, "Draft");
+        draft.delete().await.unwrap();
+        assert_eq!(User::query(r).count().await.unwrap(), 0);
+    }
+);
