@@ -1,4 +1,4 @@
-//! A small TTL cache of tenant lookups, with explicit invalidation.
+//! A small TTL cache of tenant lookups, with explicit invalidation and the tenants epoch.
 
 use std::{
     collections::HashMap,
@@ -7,7 +7,7 @@ use std::{
 };
 
 use tenantry::{
-    contrib::{self, Tenant},
+    contrib::{self, Epoch, Tenant},
     Instance, Registry, Result, SchemaName,
 };
 
@@ -15,15 +15,27 @@ use tenantry::{
 const DEFAULT_TTL: Duration = Duration::from_secs(30);
 /// The default number of names kept.
 const DEFAULT_CAPACITY: usize = 10_000;
+/// The default time between two reads of the tenants epoch.
+const DEFAULT_EPOCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Remembers, per schema name, whether it is a tenant (and its row), for a time to live.
 /// Unknown names are remembered too, so a flood of made-up names costs one query each per
 /// TTL; the number of names kept is bounded.
 ///
-/// Cheap to clone; clones share the cache. Create and drop tenants through
-/// [`create_tenant`](Self::create_tenant) / [`drop_tenant`](Self::drop_tenant) so the change is
-/// seen at once, or call [`invalidate`](Self::invalidate) after changing the `tenants` table
-/// another way; other processes see a change within the TTL.
+/// Changes made by other processes (another server, an operator's command) are seen through
+/// the [tenants epoch](tenantry::contrib::TenantEpoch): a lookup reads it when the last read
+/// is at least the epoch interval old (1 second by default, so at most one extra primary-key
+/// read per second), and when it changed, everything cached is forgotten. A tenant created,
+/// suspended, resumed or dropped with `tenantry::contrib` anywhere is therefore seen by the
+/// next lookup that starts an interval after its commit; the TTL bounds the rest (a failed
+/// epoch read also forgets everything, so an unreadable epoch costs caching, not
+/// freshness).
+///
+/// Cheap to clone; clones share the cache. Changes made through
+/// [`create_tenant`](Self::create_tenant) and the other methods here are seen by this cache at
+/// once. After changing the `tenants` table by hand, call
+/// [`contrib::bump_epoch`](tenantry::contrib::bump_epoch) (or [`invalidate`](Self::invalidate)
+/// for this cache only).
 #[derive(Clone)]
 pub struct TenantCache {
     inner: Arc<Inner>,
@@ -33,6 +45,7 @@ struct Inner {
     registry: Registry,
     ttl: Duration,
     capacity: usize,
+    epoch_interval: Duration,
     state: Mutex<State>,
 }
 
@@ -42,6 +55,10 @@ struct State {
     /// Bumped by every invalidation: a lookup that started before one does not store its
     /// (possibly stale) answer.
     generation: u64,
+    /// The epoch the entries were cached under; `None` before the first read.
+    epoch: Option<Epoch>,
+    /// When the last epoch read started.
+    epoch_read_at: Option<Instant>,
 }
 
 struct Entry {
@@ -54,6 +71,7 @@ impl std::fmt::Debug for TenantCache {
         f.debug_struct("TenantCache")
             .field("ttl", &self.inner.ttl)
             .field("capacity", &self.inner.capacity)
+            .field("epoch_interval", &self.inner.epoch_interval)
             .field("entries", &self.state().entries.len())
             .finish()
     }
@@ -66,13 +84,32 @@ impl TenantCache {
         Self::with_limits(registry, DEFAULT_TTL, DEFAULT_CAPACITY)
     }
 
-    /// A cache keeping answers for `ttl` (zero: no caching) and at most `capacity` names.
+    /// A cache keeping answers for `ttl` (zero: no caching) and at most `capacity` names,
+    /// reading the tenants epoch at most once a second.
     pub fn with_limits(registry: Registry, ttl: Duration, capacity: usize) -> Self {
+        Self::build(registry, ttl, capacity, DEFAULT_EPOCH_INTERVAL)
+    }
+
+    /// This cache, reading the tenants epoch at most once per `interval` instead of once a
+    /// second: changes made elsewhere are seen within about `interval`. Zero reads it on
+    /// every lookup; [`Duration::MAX`] never (the TTL alone then bounds staleness). Returns a
+    /// new, empty cache: call it before cloning.
+    pub fn with_epoch_interval(self, interval: Duration) -> Self {
+        Self::build(
+            self.inner.registry.clone(),
+            self.inner.ttl,
+            self.inner.capacity,
+            interval,
+        )
+    }
+
+    fn build(registry: Registry, ttl: Duration, capacity: usize, epoch_interval: Duration) -> Self {
         TenantCache {
             inner: Arc::new(Inner {
                 registry,
                 ttl,
                 capacity,
+                epoch_interval,
                 state: Mutex::new(State::default()),
             }),
         }
@@ -88,8 +125,9 @@ impl TenantCache {
     }
 
     /// The tenant whose schema is `schema`, from the cache while fresh, else from the
-    /// database.
+    /// database. Reads the tenants epoch first when it is due.
     pub async fn lookup(&self, schema: &SchemaName) -> Result<Option<Tenant>> {
+        self.check_epoch().await;
         let generation = {
             let state = self.state();
             if let Some(entry) = state.entries.get(schema) {
@@ -130,6 +168,55 @@ impl TenantCache {
         );
     }
 
+    /// Reads the tenants epoch if the last read is an interval old, and forgets everything
+    /// when it changed (or cannot be read). One lookup reads at a time; the others meanwhile
+    /// use the cache.
+    async fn check_epoch(&self) {
+        if self.inner.ttl.is_zero() || self.inner.capacity == 0 {
+            // Nothing is cached, so nothing can be stale.
+            return;
+        }
+        let started = Instant::now();
+        let previous = {
+            let mut state = self.state();
+            let due = match state.epoch_read_at {
+                Some(at) => at.elapsed() >= self.inner.epoch_interval,
+                None => true,
+            };
+            if !due {
+                return;
+            }
+            state.epoch_read_at.replace(started)
+        };
+        // Should this lookup be dropped while reading, the next one reads again.
+        let mut pending = PendingRead {
+            cache: self,
+            started,
+            previous,
+            armed: true,
+        };
+        let read = contrib::epoch(self.registry()).await;
+        pending.armed = false;
+        let mut state = self.state();
+        match read {
+            Ok(epoch) if state.epoch == Some(epoch) => {}
+            Ok(epoch) => {
+                if state.epoch.is_some() {
+                    tracing::debug!("the tenants epoch changed; forgetting cached tenants");
+                }
+                state.epoch = Some(epoch);
+                state.generation += 1;
+                state.entries.clear();
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the tenants epoch could not be read; forgetting cached tenants");
+                state.epoch = None;
+                state.generation += 1;
+                state.entries.clear();
+            }
+        }
+    }
+
     /// Forgets what is known about `schema`; the next lookup asks the database.
     pub fn invalidate(&self, schema: &SchemaName) {
         let mut state = self.state();
@@ -160,5 +247,38 @@ impl TenantCache {
         let result = contrib::drop_tenant(self.registry(), schema, drop_data).await;
         self.invalidate(schema);
         result
+    }
+
+    /// [`contrib::suspend_tenant`], then [`invalidate`](Self::invalidate).
+    pub async fn suspend_tenant(&self, schema: &SchemaName) -> Result<Tenant> {
+        let result = contrib::suspend_tenant(self.registry(), schema).await;
+        self.invalidate(schema);
+        result
+    }
+
+    /// [`contrib::resume_tenant`], then [`invalidate`](Self::invalidate).
+    pub async fn resume_tenant(&self, schema: &SchemaName) -> Result<Tenant> {
+        let result = contrib::resume_tenant(self.registry(), schema).await;
+        self.invalidate(schema);
+        result
+    }
+}
+
+/// An epoch read in progress: dropped before it finished, it makes the read due again.
+struct PendingRead<'a> {
+    cache: &'a TenantCache,
+    started: Instant,
+    previous: Option<Instant>,
+    armed: bool,
+}
+
+impl Drop for PendingRead<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut state = self.cache.state();
+            if state.epoch_read_at == Some(self.started) {
+                state.epoch_read_at = self.previous;
+            }
+        }
     }
 }

@@ -7,15 +7,18 @@ use std::{
 };
 
 use axum::{
+    body::{Body, Bytes},
     extract::Request,
     response::{IntoResponse, Response},
 };
-use tenantry::{contrib::Tenant, Registry, SchemaName};
+use http_body::{Frame, SizeHint};
+use tenantry::{contrib::Tenant, Registry, SchemaName, TenantScope};
 use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::{
-    CurrentTenant, InvalidTenant, TenantCache, TenantLookupFailed, TenantSource, UnknownTenant,
+    CurrentTenant, InvalidTenant, TenantCache, TenantLookupFailed, TenantSource, TenantSuspended,
+    UnknownTenant,
 };
 
 /// What to do with a request whose tenant name is valid but names no tenant.
@@ -96,6 +99,9 @@ impl TenantLayer {
         let schema = SchemaName::parse(&raw)
             .map_err(|error| InvalidTenant::new(error.to_string()).into_response())?;
         match self.cache.lookup(&schema).await {
+            Ok(Some(tenant)) if tenant.suspended => {
+                Err(TenantSuspended::new(schema).into_response())
+            }
             Ok(Some(tenant)) => Ok(Some((schema, tenant))),
             Ok(None) => match self.policy {
                 UnknownTenantPolicy::Shared => Ok(None),
@@ -162,12 +168,53 @@ where
                 tenant = schema.as_ref().map_or("-", SchemaName::as_str)
             );
             let tenant = CurrentTenant(schema.clone());
-            let mut response =
-                tenantry::with_tenant(schema, async move { inner.call(request).await })
-                    .instrument(span)
-                    .await?;
+            // One scope for the handler and the body: a streamed body (SSE, `from_stream`)
+            // is polled by the server after this future returned, and runs in it too.
+            let scope = TenantScope::new(schema);
+            let mut response = scope
+                .scope(async move { inner.call(request).await })
+                .instrument(span.clone())
+                .await?;
             response.extensions_mut().insert(tenant);
-            Ok(response)
+            Ok(response.map(|body| ScopedBody::wrap(body, scope, span)))
         })
+    }
+}
+
+/// A response body polled inside the request's tenant scope (and span): each `poll_frame`
+/// enters the scope, so the queries a streaming body makes go to the request's tenant, not to
+/// whatever the server's task has (no tenant), and not to another response's.
+struct ScopedBody {
+    inner: Body,
+    scope: TenantScope,
+    span: tracing::Span,
+}
+
+impl ScopedBody {
+    fn wrap(inner: Body, scope: TenantScope, span: tracing::Span) -> Body {
+        Body::new(ScopedBody { inner, scope, span })
+    }
+}
+
+impl http_body::Body for ScopedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        let _entered = this.span.enter();
+        let inner = &mut this.inner;
+        this.scope.sync_scope(|| Pin::new(inner).poll_frame(cx))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -1,8 +1,10 @@
 //! # tenantry-axum
 //!
 //! A tower [`TenantLayer`] that resolves each request's tenant and runs the rest of the
-//! request inside [`tenantry::with_tenant`], so every query a handler makes goes to that
-//! tenant's schema without naming it. This is the middleware of the Edgy tenancy page's
+//! request inside a tenant scope ([`tenantry::with_tenant`]), so every query a handler makes
+//! goes to that tenant's schema without naming it. The scope covers the whole response: the
+//! response body is polled inside it too, so a streamed body (`Body::from_stream`, server-sent
+//! events) that queries as it goes reads the request's tenant, not the shared schema. This is the middleware of the Edgy tenancy page's
 //! practical case, made safe:
 //!
 //! - the tenant comes from a configurable [`TenantSource`]: a header (`tenant` by default),
@@ -12,8 +14,12 @@
 //! - it must name a row of the [`contrib::Tenant`](tenantry::contrib::Tenant) table, looked
 //!   up through a small [`TenantCache`] (TTL plus explicit invalidation). An unknown tenant
 //!   falls back to the shared schema (the seed's behaviour, [`UnknownTenantPolicy::Shared`])
-//!   or is refused ([`UnknownTenant`], 404, with [`UnknownTenantPolicy::Reject`]); a failed
-//!   lookup is [`TenantLookupFailed`] (500);
+//!   or is refused ([`UnknownTenant`], 404, with [`UnknownTenantPolicy::Reject`]); a
+//!   suspended tenant is always refused ([`TenantSuspended`], 403); a failed lookup is
+//!   [`TenantLookupFailed`] (500);
+//! - tenants created, suspended, resumed or dropped by another process (through
+//!   `tenantry::contrib`) are seen within about a second: the cache reads the tenants epoch
+//!   at most once a second and forgets everything when it changed;
 //! - handlers read the tenant with the [`CurrentTenant`] extractor; the resolved
 //!   [`Tenant`](tenantry::contrib::Tenant) row is also in the request extensions, and
 //!   [`CurrentTenant`] in the response's (for logging layers outside this one).
@@ -46,5 +52,5 @@ mod source;
 pub use cache::TenantCache;
 pub use extract::CurrentTenant;
 pub use layer::{TenantLayer, TenantService, UnknownTenantPolicy};
-pub use rejection::{InvalidTenant, TenantLookupFailed, UnknownTenant};
+pub use rejection::{InvalidTenant, TenantLookupFailed, TenantSuspended, UnknownTenant};
 pub use source::{TenantResolver, TenantSource};

@@ -82,6 +82,41 @@ impl IntoResponse for UnknownTenant {
     }
 }
 
+/// The request named a tenant that is suspended
+/// ([`contrib::suspend_tenant`](tenantry::contrib::suspend_tenant)), whatever the
+/// [`UnknownTenantPolicy`](crate::UnknownTenantPolicy). Responds 403 Forbidden. The tenant's
+/// data is not touched and no fallback to the shared schema happens.
+#[derive(Debug, Clone)]
+pub struct TenantSuspended {
+    tenant: SchemaName,
+}
+
+impl TenantSuspended {
+    /// A rejection for `tenant`.
+    pub fn new(tenant: SchemaName) -> Self {
+        TenantSuspended { tenant }
+    }
+
+    /// The suspended tenant.
+    pub fn tenant(&self) -> &SchemaName {
+        &self.tenant
+    }
+}
+
+impl fmt::Display for TenantSuspended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tenant {:?} is suspended", self.tenant.as_str())
+    }
+}
+
+impl std::error::Error for TenantSuspended {}
+
+impl IntoResponse for TenantSuspended {
+    fn into_response(self) -> Response {
+        json_error(StatusCode::FORBIDDEN, self.to_string())
+    }
+}
+
 /// Looking the tenant up failed (the database is unreachable, the `tenants` table is
 /// missing…). Responds 500 Internal Server Error with a generic message; the cause is logged
 /// and kept here.

@@ -58,9 +58,20 @@ async fn setup(t: &common::TestDb) -> (Registry, SchemaName, SchemaName) {
     (r, a, b)
 }
 
-async fn notes(registry: axum::extract::State<Registry>) -> Json<Vec<String>> {
-    let notes = Note::query(&*registry).all().await.unwrap();
-    Json(notes.into_iter().map(|n| n.into_inner().text).collect())
+/// The notes of the request's tenant; a failed query (a tenant dropped a moment ago, while
+/// a layer still knows it) is a 500.
+async fn notes(
+    registry: axum::extract::State<Registry>,
+) -> Result<Json<Vec<String>>, (StatusCode, Json<Value>)> {
+    match Note::query(&*registry).all().await {
+        Ok(notes) => Ok(Json(
+            notes.into_iter().map(|n| n.into_inner().text).collect(),
+        )),
+        Err(error) => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": error.to_string()})),
+        )),
+    }
 }
 
 async fn whoami(
@@ -233,7 +244,11 @@ backend_test!(other_sources, |t: common::TestDb| async move {
 
 backend_test!(cache_and_invalidation, |t: common::TestDb| async move {
     let (r, _, _) = setup(&t).await;
-    let cache = TenantCache::with_limits(r.clone(), Duration::from_secs(3600), 100);
+    // The tenants epoch is not read after the first lookup here: this test is about the TTL
+    // and explicit invalidation (`other_process_changes_are_seen_within_a_second` is about
+    // the epoch).
+    let cache = TenantCache::with_limits(r.clone(), Duration::from_secs(3600), 100)
+        .with_epoch_interval(Duration::MAX);
     let app = app(&r, TenantLayer::with_cache(cache.clone()).strict(true));
     let c = t.schema("c");
 
@@ -410,3 +425,267 @@ backend_test!(hostile_header_corpus, |t: common::TestDb| async move {
     assert_eq!(tenants_after, tenants_before);
     assert_eq!(own(r.schema().list().await.unwrap()), schemas_before);
 });
+
+/// A body of 5 chunks, each made by a query run when the server polls the body (after the
+/// handler returned): `{"notes": [...], "task": tenant}` per line.
+async fn streamed_notes(registry: axum::extract::State<Registry>) -> Body {
+    let r = registry.0;
+    let chunks = futures_util::stream::unfold(0, move |i| {
+        let r = r.clone();
+        async move {
+            if i == 5 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let notes: Vec<String> = Note::query(&r)
+                .all()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|n| n.into_inner().text)
+                .collect();
+            let line = json!({
+                "notes": notes,
+                "task": tenantry::get_tenant().map(|t| t.to_string()),
+            });
+            Some((
+                Ok::<_, std::convert::Infallible>(format!("{line}\n")),
+                i + 1,
+            ))
+        }
+    });
+    Body::from_stream(chunks)
+}
+
+/// The same as server-sent events.
+async fn sse_notes(
+    registry: axum::extract::State<Registry>,
+) -> axum::response::sse::Sse<
+    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    let r = registry.0;
+    let events = futures_util::stream::unfold(0, move |i| {
+        let r = r.clone();
+        async move {
+            if i == 5 {
+                return None;
+            }
+            tokio::task::yield_now().await;
+            let count = Note::query(&r).count().await.unwrap();
+            let first = Note::query(&r)
+                .first()
+                .await
+                .unwrap()
+                .map(|n| n.into_inner().text);
+            let event = axum::response::sse::Event::default()
+                .data(json!({"count": count, "first": first}).to_string());
+            Some((Ok(event), i + 1))
+        }
+    });
+    axum::response::sse::Sse::new(events)
+}
+
+async fn body_lines(response: axum::response::Response) -> Vec<Value> {
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    String::from_utf8(bytes.to_vec())
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let line = line.strip_prefix("data: ").unwrap_or(line);
+            (!line.is_empty()).then(|| serde_json::from_str(line).unwrap())
+        })
+        .collect()
+}
+
+// The tenant scope covers the response body: a streaming body (and SSE) polled after the
+// handler returned reads the request's tenant in every chunk, for two tenants at once, even
+// when both bodies are polled by one task.
+backend_test!(
+    streaming_body_keeps_the_tenant,
+    |t: common::TestDb| async move {
+        let (r, a, b) = setup(&t).await;
+        let app = Router::new()
+            .route("/stream", get(streamed_notes))
+            .route("/sse", get(sse_notes))
+            .layer(TenantLayer::new(r.clone()))
+            .with_state(r.clone());
+        let request = |uri: &str, tenant: Option<&SchemaName>| {
+            get_with(uri, tenant.map(|t| ("tenant", t.as_str())))
+        };
+        let expect_stream = |tenant: Option<&SchemaName>| {
+            let name = tenant.map_or("shared".to_owned(), |t| t.to_string());
+            json!({"notes": [name], "task": tenant.map(|t| t.to_string())})
+        };
+        let expect_sse = |tenant: Option<&SchemaName>| {
+            let name = tenant.map_or("shared".to_owned(), |t| t.to_string());
+            json!({"count": 1, "first": name})
+        };
+
+        // Two tenants and the shared schema: responses first, bodies read afterwards, all three
+        // bodies polled together by this one task.
+        for _ in 0..3 {
+            let ra = app
+                .clone()
+                .oneshot(request("/stream", Some(&a)))
+                .await
+                .unwrap();
+            let rb = app
+                .clone()
+                .oneshot(request("/stream", Some(&b)))
+                .await
+                .unwrap();
+            let rs = app.clone().oneshot(request("/stream", None)).await.unwrap();
+            let (la, lb, ls) = tokio::join!(body_lines(ra), body_lines(rb), body_lines(rs));
+            assert_eq!(la, vec![expect_stream(Some(&a)); 5]);
+            assert_eq!(lb, vec![expect_stream(Some(&b)); 5]);
+            assert_eq!(ls, vec![expect_stream(None); 5]);
+
+            let ra = app
+                .clone()
+                .oneshot(request("/sse", Some(&a)))
+                .await
+                .unwrap();
+            let rb = app
+                .clone()
+                .oneshot(request("/sse", Some(&b)))
+                .await
+                .unwrap();
+            let (la, lb) = tokio::join!(body_lines(ra), body_lines(rb));
+            assert_eq!(la, vec![expect_sse(Some(&a)); 5]);
+            assert_eq!(lb, vec![expect_sse(Some(&b)); 5]);
+        }
+
+        // Many concurrent requests, bodies read on other tasks than the one that called.
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let app = app.clone();
+            let tenant = [Some(a.clone()), Some(b.clone()), None][i % 3].clone();
+            let uri = if i % 2 == 0 { "/stream" } else { "/sse" };
+            let expected = if i % 2 == 0 {
+                expect_stream(tenant.as_ref())
+            } else {
+                expect_sse(tenant.as_ref())
+            };
+            let response = app.oneshot(request(uri, tenant.as_ref())).await.unwrap();
+            tasks.push(tokio::spawn(async move {
+                assert_eq!(body_lines(response).await, vec![expected; 5]);
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+);
+
+/// Sends `tenant`'s /notes request to `app` until it answers `status`, for at most 1.5 s
+/// from now; returns how long that took.
+async fn wait_for(app: &Router, tenant: &SchemaName, status: StatusCode) -> (Duration, Value) {
+    let start = std::time::Instant::now();
+    loop {
+        let (got, body) = send(app, get_with("/notes", Some(("tenant", tenant.as_str())))).await;
+        if got == status {
+            eprintln!("{tenant}: {status} after {:?}", start.elapsed());
+            return (start.elapsed(), body);
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "still {got} {body} for {tenant} after {:?}, expected {status}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// Two layers on two Database handles (two "processes"), each with the default 30 s cache:
+// a tenant created, suspended, resumed or dropped through one is seen by the other within a
+// second (through the tenants epoch), while requests for two other tenants keep getting
+// their own data throughout.
+backend_test!(
+    other_process_changes_are_seen_within_a_second,
+    |t: common::TestDb| async move {
+        let (r1, a, b) = setup(&t).await;
+        let r2 = contrib::register(Registry::new(t.reconnect().await)).register::<Note>();
+        let layer1 = TenantLayer::new(r1.clone()).strict(true);
+        let layer2 = TenantLayer::new(r2.clone()).strict(true);
+        let app1 = app(&r1, layer1.clone());
+        let app2 = app(&r2, layer2.clone());
+        let c = t.schema("c");
+
+        // Background traffic for a and b on both layers, checked all along.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut traffic = Vec::new();
+        for (app, tenant) in [(&app1, &a), (&app2, &b), (&app2, &a), (&app1, &b)] {
+            let (app, tenant, stop) = (app.clone(), tenant.clone(), stop.clone());
+            traffic.push(tokio::spawn(async move {
+                let mut served = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (status, body) =
+                        send(&app, get_with("/notes", Some(("tenant", tenant.as_str())))).await;
+                    assert_eq!(status, StatusCode::OK);
+                    assert_eq!(body, json!([tenant.as_str()]));
+                    served += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                served
+            }));
+        }
+
+        // Both layers know c is no tenant (and remember it for 30 s).
+        for app in [&app1, &app2] {
+            let (status, _) = send(app, get_with("/notes", Some(("tenant", c.as_str())))).await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+        }
+
+        // Created through layer 1's cache: layer 1 at once, layer 2 within a second.
+        layer1.cache().create_tenant(&c, "C").await.unwrap();
+        Note::query(&r1)
+            .using(&c)
+            .create(Note {
+                id: 0,
+                text: c.to_string(),
+            })
+            .await
+            .unwrap();
+        let (status, body) = send(&app1, get_with("/notes", Some(("tenant", c.as_str())))).await;
+        assert_eq!((status, body), (StatusCode::OK, json!([c.as_str()])));
+        let (_, body) = wait_for(&app2, &c, StatusCode::OK).await;
+        assert_eq!(body, json!([c.as_str()]));
+
+        // Suspended by "another process" (plain contrib on registry 1): both layers refuse it
+        // within a second, with 403 and a JSON error.
+        let suspended = contrib::suspend_tenant(&r1, &c).await.unwrap();
+        assert!(suspended.suspended);
+        for app in [&app1, &app2] {
+            let (_, body) = wait_for(app, &c, StatusCode::FORBIDDEN).await;
+            assert_eq!(
+                body,
+                json!({"error": format!("tenant {:?} is suspended", c.as_str())})
+            );
+        }
+        // Suspension is not a fallback to the shared schema, whatever the policy.
+        let lenient = app(&r2, TenantLayer::new(r2.clone()));
+        let (status, _) = send(&lenient, get_with("/notes", Some(("tenant", c.as_str())))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
+        // Resumed through layer 2's cache.
+        layer2.cache().resume_tenant(&c).await.unwrap();
+        for app in [&app2, &app1] {
+            let (_, body) = wait_for(app, &c, StatusCode::OK).await;
+            assert_eq!(body, json!([c.as_str()]));
+        }
+
+        // Dropped through registry 2: both layers stop serving it within a second.
+        contrib::drop_tenant(&r2, &c, true).await.unwrap();
+        for app in [&app1, &app2] {
+            wait_for(app, &c, StatusCode::NOT_FOUND).await;
+        }
+
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for task in traffic {
+            assert!(task.await.unwrap() > 0);
+        }
+        r2.disconnect().await;
+    }
+);

@@ -1,22 +1,29 @@
-//! `tenantry-bench`: runs the workloads W1..W7 of `shared/bench/WORKLOADS.md` against one
+//! `tenantry-bench`: runs the workloads W1..W8 of `shared/bench/WORKLOADS.md` against one
 //! database URL and prints one JSON object per workload on stdout (diagnostics on stderr).
 //!
 //! ```text
 //! cargo run --release -p tenantry-bench -- --database-url URL [--quick] [--tenants N]
 //!     [--insert-tenants N] [--inserts-per-tenant N] [--bulk N] [--gets N] [--filters N]
 //!     [--concurrent N] [--scale 1,100,1000] [--only W4,W7]
+//!     [--migrate-tenants 1000,10000] [--migrate-concurrency N]
 //! ```
+//!
+//! W8 (migrations over a fleet, see `w8.rs`) is not part of the default run: it runs only
+//! with `--only W8` (alone, or before the others when `--only` names some of W1..W7 too), on
+//! a database of its own, since its runner migrates every schema of the database.
 //!
 //! For W2, W3, W4 and W5 the same statements are also issued through bare sqlx on the same
 //! pool (hand-written SQL, prepared once per connection by sqlx's statement cache), and W4
 //! once more on one connection held for the whole loop. The binary creates the schemas
 //! `tenant_001`, … (and `tenant_bulk`, `tenant_bulk_raw`) and drops them again at the end; a
-//! leftover of an interrupted run is dropped at the start.
+//! leftover of an interrupted run is dropped at the start. W8 makes and drops its own
+//! `tenant_w8_*` schemas.
 
 mod args;
 mod models;
 mod raw;
 mod stats;
+mod w8;
 
 use std::{collections::HashMap, time::Instant};
 
@@ -56,8 +63,11 @@ fn tenant(i: usize) -> SchemaName {
 }
 
 fn is_bench_schema(name: &str) -> bool {
-    name.strip_prefix("tenant_")
-        .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit()) || rest.starts_with("bulk"))
+    name.strip_prefix("tenant_").is_some_and(|rest| {
+        rest.bytes().all(|b| b.is_ascii_digit())
+            || rest.starts_with("bulk")
+            || rest.starts_with("w8_")
+    })
 }
 
 /// The state the workloads pass on: the product keys of every tenant that has products.
@@ -115,12 +125,10 @@ impl Bench {
 
     /// The connections the pool holds now (after W6 it is usually full).
     fn pool_size(&self) -> usize {
-        let size = match &self.raw {
-            Raw::Postgres(pool) => pool.size(),
-            Raw::MySql(pool) => pool.size(),
+        match &self.raw {
+            Raw::Postgres(db) | Raw::MySql(db) => db.pool_status().size.max(1),
             Raw::Sqlite(_) => 1,
-        };
-        (size as usize).max(1)
+        }
     }
 
     fn wants(&self, workload: &str) -> bool {
@@ -128,6 +136,13 @@ impl Bench {
     }
 
     async fn workloads(&mut self) -> Result<()> {
+        // First, while the database holds no other schema: W8's runner migrates them all.
+        if self.args.wants_w8() {
+            self.w8_migrate().await?;
+        }
+        if !self.args.runs_base() {
+            return Ok(());
+        }
         self.w1_provision().await?;
         self.w2_insert().await?;
         if self.wants("W3") {

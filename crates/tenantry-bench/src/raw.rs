@@ -1,11 +1,8 @@
 //! The same statements through bare sqlx on tenantry's own pool: hand-written SQL, each text
 //! prepared once per connection by sqlx's statement cache.
 
-use sqlx::{
-    mysql::MySqlRow, pool::PoolConnection, postgres::PgRow, sqlite::SqliteRow, MySql, MySqlPool,
-    PgPool, Postgres, Row as _,
-};
-use tenantry::{Database, SchemaName};
+use sqlx::{mysql::MySqlRow, postgres::PgRow, sqlite::SqliteRow, MySql, Postgres, Row as _};
+use tenantry::{Database, PooledConnection, SchemaName};
 
 use crate::{BoxError, Result};
 
@@ -45,37 +42,42 @@ impl RawProduct {
     }
 }
 
-/// The bare pool of each backend.
+/// Bare sqlx on connections borrowed from tenantry's own pool, one borrow per statement
+/// (as tenantry checks one out per statement), so the two differ by the ORM alone.
 pub enum Raw {
-    Postgres(PgPool),
-    MySql(MySqlPool),
+    Postgres(Database),
+    MySql(Database),
     /// Each SQLite schema is its own file with its own pool.
     Sqlite(Database),
 }
 
 impl Raw {
     pub fn new(database: &Database) -> Raw {
-        if let Some(pool) = database.as_postgres() {
-            Raw::Postgres(pool.clone())
-        } else if let Some(pool) = database.as_mysql() {
-            Raw::MySql(pool.clone())
-        } else {
-            Raw::Sqlite(database.clone())
+        match database.backend() {
+            tenantry::Backend::Postgres => Raw::Postgres(database.clone()),
+            tenantry::Backend::MySql => Raw::MySql(database.clone()),
+            _ => Raw::Sqlite(database.clone()),
         }
     }
 
-    fn sqlite_pool(database: &Database, schema: &SchemaName) -> Result<sqlx::SqlitePool> {
-        Ok(database
-            .as_sqlite_schema(schema)
-            .ok_or("not a SQLite database")??)
+    async fn sqlite_conn(
+        database: &Database,
+        schema: &SchemaName,
+    ) -> Result<PooledConnection<sqlx::Sqlite>> {
+        Ok(database.acquire_sqlite(Some(schema)).await?)
     }
 
-    /// `"schema"."products"` (PostgreSQL), `` `schema`.`products` `` (MySQL), `"products"`
-    /// in the schema's own file (SQLite).
+    /// `"schema"."products"` (PostgreSQL), `` `namespace$schema`.`products` `` (MySQL: the
+    /// tenant namespace, see `Database::tenant_namespace`), `"products"` in the schema's own
+    /// file (SQLite).
     fn table(&self, schema: &SchemaName) -> String {
         match self {
             Raw::Postgres(_) => format!("\"{schema}\".\"products\""),
-            Raw::MySql(_) => format!("`{schema}`.`products`"),
+            Raw::MySql(db) => format!(
+                "`{}`.`products`",
+                db.server_schema_name(schema)
+                    .expect("the bench's tenants were created, so their names fit")
+            ),
             Raw::Sqlite(_) => "\"products\"".to_owned(),
         }
     }
@@ -88,7 +90,7 @@ impl Raw {
                     "INSERT INTO {table} (\"name\", \"user_id\") VALUES ($1, $2) RETURNING \"id\""
                 )
             }
-            Raw::MySql(_) => format!("INSERT INTO {table} (`name`, `user_id`) VALUES (?, ?)"),
+            Raw::MySql(..) => format!("INSERT INTO {table} (`name`, `user_id`) VALUES (?, ?)"),
             Raw::Sqlite(_) => {
                 format!(
                     "INSERT INTO {table} (\"name\", \"user_id\") VALUES (?, ?) RETURNING \"id\""
@@ -105,14 +107,18 @@ impl Raw {
         owner: i64,
     ) -> Result<i64> {
         Ok(match self {
-            Raw::Postgres(pool) => {
+            Raw::Postgres(db) => {
+                let mut conn = Borrowed(Some(db.acquire_postgres().await?));
+                let pool = &mut *conn;
                 sqlx::query_scalar(sql)
                     .bind(name)
                     .bind(Some(owner))
                     .fetch_one(pool)
                     .await?
             }
-            Raw::MySql(pool) => {
+            Raw::MySql(db) => {
+                let mut conn = Borrowed(Some(db.acquire_mysql().await?));
+                let pool = &mut *conn;
                 let done = sqlx::query(sql)
                     .bind(name)
                     .bind(Some(owner))
@@ -121,11 +127,12 @@ impl Raw {
                 done.last_insert_id() as i64
             }
             Raw::Sqlite(db) => {
-                let pool = Self::sqlite_pool(db, schema)?;
+                let mut conn = Borrowed(Some(Self::sqlite_conn(db, schema).await?));
+                let pool = &mut *conn;
                 sqlx::query_scalar(sql)
                     .bind(name)
                     .bind(Some(owner))
-                    .fetch_one(&pool)
+                    .fetch_one(pool)
                     .await?
             }
         })
@@ -138,7 +145,7 @@ impl Raw {
             Raw::Postgres(_) => format!(
                 "SELECT \"id\", \"name\", \"user_id\" FROM {table} WHERE \"id\" = $1 LIMIT $2"
             ),
-            Raw::MySql(_) => {
+            Raw::MySql(..) => {
                 format!("SELECT `id`, `name`, `user_id` FROM {table} WHERE `id` = ? LIMIT ?")
             }
             Raw::Sqlite(_) => {
@@ -151,7 +158,9 @@ impl Raw {
 
     pub async fn get(&self, schema: &SchemaName, sql: &str, key: i64) -> Result<RawProduct> {
         let mut rows = match self {
-            Raw::Postgres(pool) => {
+            Raw::Postgres(db) => {
+                let mut conn = Borrowed(Some(db.acquire_postgres().await?));
+                let pool = &mut *conn;
                 let rows = sqlx::query(sql)
                     .bind(key)
                     .bind(2i64)
@@ -161,7 +170,9 @@ impl Raw {
                     .map(RawProduct::pg)
                     .collect::<sqlx::Result<Vec<_>>>()?
             }
-            Raw::MySql(pool) => {
+            Raw::MySql(db) => {
+                let mut conn = Borrowed(Some(db.acquire_mysql().await?));
+                let pool = &mut *conn;
                 let rows = sqlx::query(sql)
                     .bind(key)
                     .bind(2u64)
@@ -172,11 +183,12 @@ impl Raw {
                     .collect::<sqlx::Result<Vec<_>>>()?
             }
             Raw::Sqlite(db) => {
-                let pool = Self::sqlite_pool(db, schema)?;
+                let mut conn = Borrowed(Some(Self::sqlite_conn(db, schema).await?));
+                let pool = &mut *conn;
                 let rows = sqlx::query(sql)
                     .bind(key)
                     .bind(2i64)
-                    .fetch_all(&pool)
+                    .fetch_all(pool)
                     .await?;
                 rows.iter()
                     .map(RawProduct::sqlite)
@@ -193,8 +205,8 @@ impl Raw {
     /// files with pools of their own.
     pub async fn hold(&self) -> Result<Option<Held>> {
         Ok(match self {
-            Raw::Postgres(pool) => Some(Held::Postgres(pool.acquire().await?)),
-            Raw::MySql(pool) => Some(Held::MySql(pool.acquire().await?)),
+            Raw::Postgres(db) => Some(Held::Postgres(db.acquire_postgres().await?)),
+            Raw::MySql(db) => Some(Held::MySql(db.acquire_mysql().await?)),
             Raw::Sqlite(_) => None,
         })
     }
@@ -205,7 +217,7 @@ impl Raw {
             Raw::Postgres(_) => format!(
                 "SELECT \"id\", \"name\", \"user_id\" FROM {table} WHERE LOWER(\"name\") LIKE $1 ESCAPE E'\\\\'"
             ),
-            Raw::MySql(_) => format!(
+            Raw::MySql(..) => format!(
                 "SELECT `id`, `name`, `user_id` FROM {table} WHERE LOWER(`name`) LIKE ? ESCAPE '\\\\'"
             ),
             Raw::Sqlite(_) => format!(
@@ -221,21 +233,26 @@ impl Raw {
         pattern: &str,
     ) -> Result<Vec<RawProduct>> {
         Ok(match self {
-            Raw::Postgres(pool) => {
+            Raw::Postgres(db) => {
+                let mut conn = Borrowed(Some(db.acquire_postgres().await?));
+                let pool = &mut *conn;
                 let rows = sqlx::query(sql).bind(pattern).fetch_all(pool).await?;
                 rows.iter()
                     .map(RawProduct::pg)
                     .collect::<sqlx::Result<_>>()?
             }
-            Raw::MySql(pool) => {
+            Raw::MySql(db) => {
+                let mut conn = Borrowed(Some(db.acquire_mysql().await?));
+                let pool = &mut *conn;
                 let rows = sqlx::query(sql).bind(pattern).fetch_all(pool).await?;
                 rows.iter()
                     .map(RawProduct::mysql)
                     .collect::<sqlx::Result<_>>()?
             }
             Raw::Sqlite(db) => {
-                let pool = Self::sqlite_pool(db, schema)?;
-                let rows = sqlx::query(sql).bind(pattern).fetch_all(&pool).await?;
+                let mut conn = Borrowed(Some(Self::sqlite_conn(db, schema).await?));
+                let pool = &mut *conn;
+                let rows = sqlx::query(sql).bind(pattern).fetch_all(pool).await?;
                 rows.iter()
                     .map(RawProduct::sqlite)
                     .collect::<sqlx::Result<_>>()?
@@ -249,7 +266,7 @@ impl Raw {
     pub async fn bulk_insert(&self, schema: &SchemaName, names: &[String]) -> Result<usize> {
         let backend = match self {
             Raw::Postgres(_) => tenantry::Backend::Postgres,
-            Raw::MySql(_) => tenantry::Backend::MySql,
+            Raw::MySql(..) => tenantry::Backend::MySql,
             Raw::Sqlite(_) => tenantry::Backend::Sqlite,
         };
         let per_batch = backend.capabilities().max_bind_params / 2;
@@ -257,7 +274,7 @@ impl Raw {
         let mut inserted = 0;
         for chunk in names.chunks(per_batch) {
             let mut sql = match self {
-                Raw::MySql(_) => format!("INSERT INTO {table} (`name`, `user_id`) VALUES "),
+                Raw::MySql(..) => format!("INSERT INTO {table} (`name`, `user_id`) VALUES "),
                 _ => format!("INSERT INTO {table} (\"name\", \"user_id\") VALUES "),
             };
             for i in 0..chunk.len() {
@@ -270,7 +287,9 @@ impl Raw {
                 }
             }
             inserted += match self {
-                Raw::Postgres(pool) => {
+                Raw::Postgres(db) => {
+                    let mut conn = Borrowed(Some(db.acquire_postgres().await?));
+                    let pool = &mut *conn;
                     sql.push_str(" RETURNING \"id\"");
                     let mut query = sqlx::query_scalar::<_, i64>(&sql);
                     for name in chunk {
@@ -278,7 +297,9 @@ impl Raw {
                     }
                     query.fetch_all(pool).await?.len()
                 }
-                Raw::MySql(pool) => {
+                Raw::MySql(db) => {
+                    let mut conn = Borrowed(Some(db.acquire_mysql().await?));
+                    let pool = &mut *conn;
                     let mut query = sqlx::query(&sql);
                     for name in chunk {
                         query = query.bind(name).bind(None::<i64>);
@@ -287,12 +308,13 @@ impl Raw {
                 }
                 Raw::Sqlite(db) => {
                     sql.push_str(" RETURNING \"id\"");
-                    let pool = Self::sqlite_pool(db, schema)?;
+                    let mut conn = Borrowed(Some(Self::sqlite_conn(db, schema).await?));
+                    let pool = &mut *conn;
                     let mut query = sqlx::query_scalar::<_, i64>(&sql);
                     for name in chunk {
                         query = query.bind(name).bind(None::<i64>);
                     }
-                    query.fetch_all(&pool).await?.len()
+                    query.fetch_all(pool).await?.len()
                 }
             };
         }
@@ -300,10 +322,35 @@ impl Raw {
     }
 }
 
+/// A connection borrowed for one statement and handed back after it, as tenantry hands
+/// its own back (the bench's statements leave no session state behind).
+struct Borrowed<DB: sqlx::Database>(Option<PooledConnection<DB>>);
+
+impl<DB: sqlx::Database> std::ops::Deref for Borrowed<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        self.0.as_deref().expect("borrowed until dropped")
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for Borrowed<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        self.0.as_deref_mut().expect("borrowed until dropped")
+    }
+}
+
+impl<DB: sqlx::Database> Drop for Borrowed<DB> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            conn.release();
+        }
+    }
+}
+
 /// A connection held for a whole loop.
 pub enum Held {
-    Postgres(PoolConnection<Postgres>),
-    MySql(PoolConnection<MySql>),
+    Postgres(PooledConnection<Postgres>),
+    MySql(PooledConnection<MySql>),
 }
 
 impl Held {

@@ -33,9 +33,9 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         let status = match &error {
-            Error::InvalidSchemaName { .. } | Error::InvalidTenantName { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            Error::InvalidSchemaName { .. }
+            | Error::InvalidTenantName { .. }
+            | Error::ValueOutOfRange { .. } => StatusCode::BAD_REQUEST,
             Error::NotFound { .. } | Error::SchemaNotFound { .. } => StatusCode::NOT_FOUND,
             Error::UniqueViolation { .. } | Error::SchemaAlreadyExists { .. } => {
                 StatusCode::CONFLICT

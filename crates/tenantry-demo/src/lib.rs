@@ -6,8 +6,8 @@
 //!
 //! | request | answer |
 //! | --- | --- |
-//! | `GET /products` | 200, `[{"id", "name", "user"}]` of the request's tenant (shared without one) |
-//! | `POST /products {"name"}` | 201, the product, in the request's tenant |
+//! | `GET /products` | 200, `[{"id", "name", "user", "price", "stock"}]` of the request's tenant (shared without one) |
+//! | `POST /products {"name", "price"?, "stock"?}` | 201, the product, in the request's tenant; 400 for a negative or out-of-range price or stock |
 //! | `GET /tenants` | 200, every tenant |
 //! | `POST /tenants {"schema_name", "tenant_name"}` | 201; 409 when taken; 400 when invalid |
 //! | `GET /healthz` | 200 |
@@ -22,11 +22,18 @@
 pub mod models;
 
 mod error;
+mod fleet;
 mod log;
 mod routes;
 mod seed;
 
 pub use error::ApiError;
 pub use models::register;
-pub use routes::app;
+
+/// The demo's migrations (`crates/tenantry-demo/migrations`), embedded at compile time.
+pub fn migrations() -> tenantry::Result<tenantry::migrate::Migrations> {
+    tenantry::migrations!("migrations")
+}
+pub use fleet::BehindTenants;
+pub use routes::{app, app_with};
 pub use seed::{seed, seed_as};

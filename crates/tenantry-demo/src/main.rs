@@ -1,74 +1,270 @@
-//! The demo service: the Edgy tenancy page's practical case.
+//! The demo service: the Edgy tenancy page's practical case, and the operator commands of
+//! `tenantry-cli`.
 //!
-//! `cargo run --release -p tenantry-demo -- [--database-url URL] [--bind ADDR] [--strict]`
+//! ```text
+//! tenantry-demo [--database-url URL] [serve] [--bind ADDR] [--strict]
+//! tenantry-demo [--database-url URL] tenants list
+//! tenantry-demo [--database-url URL] tenants create NAME [--display TEXT]
+//! tenantry-demo [--database-url URL] tenants drop NAME --yes
+//! tenantry-demo [--database-url URL] migrate [run|status|plan] [--dry-run] [--retry-failed]
+//!                                    [--tenant NAME] [--concurrency N]
+//! ```
+//!
+//! The database is `--database-url`, else `DATABASE_URL`, else [`DEFAULT_DATABASE_URL`].
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, process::ExitCode};
 
-use tenantry::{Database, Registry};
+use tenantry::{
+    migrate::{Migrations, Migrator, SchemaState},
+    Database, Registry,
+};
+use tenantry_cli::{Cli, Command, MakemigrationsArgs, MigrateArgs, TenantsArgs};
+use tenantry_demo::BehindTenants;
 
-struct Args {
-    database_url: String,
+/// The database without `--database-url` or `DATABASE_URL`: a SQLite file in the working
+/// directory.
+const DEFAULT_DATABASE_URL: &str = "sqlite://tenantry-demo.sqlite?mode=rwc";
+
+/// The demo's serve options (before any command, or after `serve`).
+#[derive(clap::Args, Debug, Clone)]
+struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
     bind: SocketAddr,
+    /// A `tenant` header that names no tenant gets 404 instead of the shared data.
+    #[arg(long)]
     strict: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        database_url: "sqlite://tenantry-demo.sqlite?mode=rwc".into(),
-        bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
-        strict: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--database-url" => {
-                args.database_url = it.next().ok_or("--database-url needs a URL")?
-            }
-            "--bind" => {
-                let value = it.next().ok_or("--bind needs an address")?;
-                args.bind = value.parse().map_err(|e| format!("--bind {value}: {e}"))?;
-            }
-            "--strict" => args.strict = true,
-            "--help" | "-h" => {
-                return Err(
-                    "usage: tenantry-demo [--database-url URL] [--bind ADDR] [--strict]".into(),
-                )
-            }
-            other => return Err(format!("unknown argument {other:?}; see --help")),
+/// Why the demo stopped: what it was doing, the cause, and what to do about it. Printed as
+/// sentences (never a Debug dump), with a non-zero exit code.
+enum Failure {
+    Connect(tenantry::Error),
+    /// The binary's own migration files do not parse (a build defect).
+    Migrations(tenantry::Error),
+    /// The database is not at this binary's schema version.
+    NotCurrent(String),
+    Seed(tenantry::Error),
+    Tables(tenantry::Error),
+    Bind(SocketAddr, std::io::Error),
+    Serve(std::io::Error),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Connect(error) => write!(
+                f,
+                "could not connect to the database given by --database-url (or DATABASE_URL): \
+                 {error}.\n{}",
+                hint(error)
+            ),
+            Failure::Migrations(error) => write!(
+                f,
+                "this build's migration files are invalid: {error}.\nhint: fix the files in \
+                 crates/tenantry-demo/migrations and rebuild."
+            ),
+            Failure::NotCurrent(why) => write!(
+                f,
+                "the database {why}.\nhint: run `tenantry-demo migrate` (with the same \
+                 --database-url) to bring it to this release's version, then start again."
+            ),
+            Failure::Seed(error) => write!(
+                f,
+                "could not create the demo's tables and data: {error}.\n{}",
+                hint(error)
+            ),
+            Failure::Tables(error) => write!(
+                f,
+                "could not create the demo's tables: {error}.\n{}",
+                hint(error)
+            ),
+            Failure::Bind(addr, error) => write!(
+                f,
+                "could not listen on {addr}: {error}.\nhint: is another server using that \
+                 address? Choose another one with --bind (for example --bind 127.0.0.1:8001)."
+            ),
+            Failure::Serve(error) => write!(
+                f,
+                "the server stopped: {error}.\nhint: check the log above; restart the demo."
+            ),
         }
     }
-    Ok(args)
+}
+
+/// What to do about `error`, as one sentence.
+fn hint(error: &tenantry::Error) -> String {
+    use tenantry::Error;
+    let hint = match error {
+        Error::InvalidUrl { .. } => "check --database-url: it takes postgres://, mysql://, \
+             mariadb:// or sqlite:// URLs (for example sqlite://tenantry-demo.sqlite?mode=rwc)"
+            .to_owned(),
+        Error::SchemaAlreadyExists { schema } => format!(
+            "a schema named {schema:?} already exists without a tenant row (made by another \
+             application or an interrupted run); drop it, or run the demo on another \
+             database with --database-url"
+        ),
+        Error::UniqueViolation { .. } | Error::SchemaNotFound { .. } => {
+            "the demo's data exists only in part in this database; run the demo on a fresh \
+             database with --database-url"
+                .to_owned()
+        }
+        Error::PoolTimedOut { .. } | Error::Closed | Error::Database(_) => {
+            "check that the database server is running and reachable, and that the user, \
+             password and database name in --database-url are right"
+                .to_owned()
+        }
+        _ => "check the log above and the database given with --database-url".to_owned(),
+    };
+    format!("hint: {hint}.")
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            std::process::exit(2);
+async fn main() -> ExitCode {
+    let cli: Cli<ServeArgs> = Cli::parse();
+    let database_url = cli.database_url_or(DEFAULT_DATABASE_URL).to_owned();
+    let command = cli.into_command();
+    init_tracing(matches!(command, Command::Serve(_)));
+    let done = match command {
+        Command::Serve(args) => serve(&database_url, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Tenants(args) => tenants(&database_url, args).await,
+        Command::Migrate(args) => migrate(&database_url, args).await,
+        Command::Makemigrations(args) => makemigrations(args).await,
+    };
+    done.unwrap_or_else(|failure| {
+        eprintln!("tenantry-demo: {failure}");
+        ExitCode::FAILURE
+    })
+}
+
+/// The service logs requests (info) on stdout; the operator commands log only warnings, on
+/// stderr, so that their output is theirs. `RUST_LOG` overrides the level.
+fn init_tracing(serve: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| if serve { "info" } else { "warn" }.into());
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter);
+    if serve {
+        subscriber.init();
+    } else {
+        subscriber.with_writer(std::io::stderr).init();
+    }
+}
+
+/// The demo's registry over `database_url`, with its models and migrations.
+async fn connect(database_url: &str) -> Result<(Registry, Migrations), Failure> {
+    let migrations = tenantry_demo::migrations().map_err(Failure::Migrations)?;
+    let database = Database::connect(database_url)
+        .await
+        .map_err(Failure::Connect)?;
+    let registry = tenantry_demo::register(Registry::new(database)).migrations(migrations.clone());
+    Ok((registry, migrations))
+}
+
+/// Refuses a database whose shared schema is not at this binary's version: one with the
+/// demo's tables but no migration history (made before migrations), or one whose history
+/// is behind. An empty database passes (`create_all` builds and stamps it).
+async fn check_current(migrator: &Migrator) -> Result<(), Failure> {
+    let state = migrator.shared_state().await.map_err(Failure::Seed)?;
+    match state {
+        SchemaState::Unbuilt => Ok(()),
+        SchemaState::Unversioned => Err(Failure::NotCurrent(
+            "has the demo's tables but no migration history (it was made by an older release)"
+                .to_owned(),
+        )),
+        SchemaState::Versioned => {
+            let status = migrator.status().await.map_err(Failure::Seed)?;
+            match status.shared_pending.len() {
+                0 => Ok(()),
+                n => Err(Failure::NotCurrent(format!(
+                    "is behind this release: {n} shared migration(s) not applied ({})",
+                    status.shared_pending.join(", ")
+                ))),
+            }
+        }
+    }
+}
+
+/// `migrate ...`: the migration runner, through `tenantry-cli`.
+async fn migrate(database_url: &str, args: MigrateArgs) -> Result<ExitCode, Failure> {
+    let (registry, migrations) = connect(database_url).await?;
+    let code = tenantry_cli::run_migrate(&Migrator::new(&registry, migrations), args).await;
+    registry.disconnect().await;
+    Ok(code)
+}
+
+/// `makemigrations ...`: compares the demo's models with its migration files (by default
+/// the `migrations` directory of its source tree, where this command is meant to run) and
+/// writes the next ones. It reads no database: the registry is over an in-memory one.
+async fn makemigrations(args: MakemigrationsArgs) -> Result<ExitCode, Failure> {
+    let database = Database::connect("sqlite::memory:")
+        .await
+        .map_err(Failure::Connect)?;
+    let registry = tenantry_demo::register(Registry::new(database));
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let code = tenantry_cli::run_makemigrations(registry.models(), &dir, args);
+    registry.disconnect().await;
+    Ok(code)
+}
+
+/// `tenants ...`: on a database at this release's version (an empty one gets the demo's
+/// tables, not its data), the command runs through `tenantry-cli`.
+async fn tenants(database_url: &str, args: TenantsArgs) -> Result<ExitCode, Failure> {
+    let (registry, migrations) = connect(database_url).await?;
+    let migrator = Migrator::new(&registry, migrations);
+    let ready = match check_current(&migrator).await {
+        Ok(()) => registry.create_all().await.map_err(Failure::Tables),
+        Err(failure) => Err(failure),
+    };
+    let code = match ready {
+        Ok(()) => Ok(tenantry_cli::run_tenants(&registry, args).await),
+        Err(failure) => Err(failure),
+    };
+    registry.disconnect().await;
+    code
+}
+
+/// `serve`: seeds the data once and serves the API until ctrl-c or SIGTERM.
+async fn serve(database_url: &str, args: ServeArgs) -> Result<(), Failure> {
+    let (registry, migrations) = connect(database_url).await?;
+    let migrator = Migrator::new(&registry, migrations);
+    if let Err(failure) = check_current(&migrator).await {
+        registry.disconnect().await;
+        return Err(failure);
+    }
+    if let Err(error) = tenantry_demo::seed(&registry).await {
+        registry.disconnect().await;
+        return Err(Failure::Seed(error));
+    }
+    let behind = match BehindTenants::watch(migrator).await {
+        Ok(behind) => behind,
+        Err(error) => {
+            registry.disconnect().await;
+            return Err(Failure::Seed(error));
         }
     };
-    let registry =
-        tenantry_demo::register(Registry::new(Database::connect(&args.database_url).await?));
-    tenantry_demo::seed(&registry).await?;
-    let listener = tokio::net::TcpListener::bind(args.bind).await?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let listener = match tokio::net::TcpListener::bind(args.bind).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            registry.disconnect().await;
+            return Err(Failure::Bind(args.bind, error));
+        }
+    };
+    let url = match listener.local_addr() {
+        Ok(addr) => format!("http://{addr}"),
+        Err(_) => format!("http://{}", args.bind),
+    };
     println!(
         "tenantry demo listening on {url}{}",
         if args.strict { " (strict)" } else { "" }
     );
     println!("  curl -H 'tenant: edgy' {url}/products   # 10 products of tenant edgy");
     println!("  curl {url}/products                     # 25 shared products");
-    axum::serve(listener, tenantry_demo::app(registry.clone(), args.strict))
+    let app = tenantry_demo::app_with(registry.clone(), args.strict, behind);
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
-        .await?;
+        .await;
     registry.disconnect().await;
+    served.map_err(Failure::Serve)?;
     println!("stopped");
     Ok(())
 }

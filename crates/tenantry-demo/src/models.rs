@@ -2,7 +2,7 @@
 //! beside the built-in shared `Tenant` / `TenantUser` of [`tenantry::contrib`].
 
 use serde::Serialize;
-use tenantry::{contrib, ForeignKey, Model, Registry};
+use tenantry::{contrib, Decimal, ForeignKey, Model, Registry};
 
 /// A user, in the shared schema and in every tenant schema.
 #[derive(Model, Debug, Clone, Serialize)]
@@ -15,7 +15,8 @@ pub struct User {
 }
 
 /// A product, owned by a user of the same schema. Serializes as `{"id", "name", "user"}`
-/// (`user` is the owner's id or null).
+/// (`user` is the owner's id or null), `"price"` (a decimal string, e.g. `"9.99"`) and
+/// `"stock"`.
 #[derive(Model, Debug, Clone, Serialize)]
 pub struct Product {
     /// The primary key.
@@ -25,6 +26,12 @@ pub struct Product {
     pub name: String,
     /// The owner.
     pub user: Option<ForeignKey<User>>,
+    /// The price, exact to the cent (added by migration 0004/0005; 0 for older rows).
+    #[model(max_digits = 12, decimal_places = 2, default = Decimal::ZERO)]
+    pub price: Decimal,
+    /// Units in stock (added with the price; 0 for older rows).
+    #[model(default = 0)]
+    pub stock: i32,
 }
 
 /// Registers the demo's models: the contrib tenant models, `User` and `Product`.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tenantry::{contrib::Tenant, Instance, Registry, SchemaName};
 use tenantry_axum::{TenantCache, TenantLayer};
 
-use crate::{models::Product, ApiError};
+use crate::{fleet::BehindTenants, models::Product, ApiError};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -24,6 +24,11 @@ struct AppState {
 /// [`register`](crate::register)), `/products` behind the tenant layer. `strict`: a `tenant`
 /// header naming no tenant is 404 instead of the shared data.
 pub fn app(registry: Registry, strict: bool) -> Router {
+    app_with(registry, strict, BehindTenants::default())
+}
+
+/// [`app`], with the tenants in `behind` (not at the binary's last migration) answered 503.
+pub fn app_with(registry: Registry, strict: bool, behind: BehindTenants) -> Router {
     let layer = TenantLayer::new(registry.clone()).strict(strict);
     let state = AppState {
         registry,
@@ -31,6 +36,9 @@ pub fn app(registry: Registry, strict: bool) -> Router {
     };
     let per_tenant = Router::new()
         .route("/products", get(list_products).post(create_product))
+        .layer(middleware::from_fn(move |request, next| {
+            crate::fleet::refuse_behind(behind.clone(), request, next)
+        }))
         .layer(layer);
     Router::new()
         .route("/tenants", get(list_tenants).post(create_tenant))
@@ -54,6 +62,12 @@ async fn list_products(
 #[derive(Deserialize)]
 struct NewProduct {
     name: String,
+    /// A decimal string or number; 0 when left out.
+    #[serde(default)]
+    price: tenantry::Decimal,
+    /// 0 when left out; never negative.
+    #[serde(default)]
+    stock: i32,
 }
 
 const MAX_NAME: usize = 255;
@@ -70,10 +84,18 @@ async fn create_product(
             "name must be 1 to 255 characters",
         ));
     }
+    if body.stock < 0 || body.price.is_sign_negative() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "price and stock must not be negative",
+        ));
+    }
     let product = Product {
         id: 0,
         name: name.to_owned(),
         user: None,
+        price: body.price,
+        stock: body.stock,
     };
     let created = Product::query(&state.registry).create(product).await?;
     Ok((StatusCode::CREATED, Json(created)))

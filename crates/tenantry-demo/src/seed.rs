@@ -13,8 +13,10 @@ pub async fn seed(registry: &Registry) -> Result<()> {
     seed_as(registry, &SchemaName::parse("edgy")?).await
 }
 
-/// [`seed`] with another schema for the seed's tenant (on MySQL a schema is a server-wide
-/// database, so tests sharing a server give each run its own).
+/// [`seed`] with another schema for the seed's tenant. On MySQL / MariaDB tenant `edgy` is
+/// the server database `<database>$edgy` of the URL database's tenant namespace (see
+/// [`Database::tenant_namespace`](tenantry::Database::tenant_namespace)), so demos on
+/// different databases of one server each have their own.
 pub async fn seed_as(registry: &Registry, tenant: &SchemaName) -> Result<()> {
     registry.create_all().await?;
     if Tenant::find(registry, tenant).await?.is_none() {
@@ -30,6 +32,8 @@ pub async fn seed_as(registry: &Registry, tenant: &SchemaName) -> Result<()> {
             id: 0,
             name: format!("Product-{i}"),
             user: Some((&owner).into()),
+            price: tenantry::Decimal::ZERO,
+            stock: 0,
         });
         Product::query(registry)
             .using(tenant)
@@ -51,6 +55,8 @@ pub async fn seed_as(registry: &Registry, tenant: &SchemaName) -> Result<()> {
             id: 0,
             name: format!("Product-{i}"),
             user: Some((&owner).into()),
+            price: tenantry::Decimal::ZERO,
+            stock: 0,
         });
         Product::query(registry).bulk_create(products).await?;
     }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tenantry::{Registry, SchemaName};
 
 /// The demo's registry on the test's database, seeded with the seed's tenant under a name
-/// unique to the test (MySQL schemas are server-wide).
+/// unique to the test.
 async fn seeded(t: &common::TestDb) -> (Registry, SchemaName) {
     let registry = tenantry_demo::register(t.registry.clone());
     let edgy = t.schema("edgy");
@@ -69,6 +69,38 @@ backend_test!(practical_case, |t: common::TestDb| async move {
     assert_eq!(body[0]["tenant_name"], edgy.as_str());
     assert!(body[0]["created_at"].is_string());
     assert_eq!(body[0]["database"], Value::Null);
+});
+
+backend_test!(two_demos_on_one_server, |t: common::TestDb| async move {
+    // Two demo databases on one server both seed tenant `edgy`, the very name, at once. On
+    // MariaDB each is the database `<database>$edgy` of its own tenant namespace: neither
+    // collides with the other (nor with a server database called `edgy`).
+    let one = tenantry_demo::register(t.registry.clone());
+    let two = tenantry_demo::register(Registry::new(t.other_database("demo2").await));
+    let (a, b) = tokio::join!(tenantry_demo::seed(&one), tenantry_demo::seed(&two));
+    a.unwrap();
+    b.unwrap();
+    let mut first = Client::connect(spawn(&one, true).await).await;
+    let mut second = Client::connect(spawn(&two, true).await).await;
+    let (status, _) = first
+        .post("/products", Some("edgy"), json!({"name": "only-first"}))
+        .await;
+    assert_eq!(status, 201);
+    let firsts = names(&first.get("/products", Some("edgy")).await.1);
+    let seconds = names(&second.get("/products", Some("edgy")).await.1);
+    assert_eq!(firsts.len(), 11);
+    assert!(firsts.contains(&"only-first".to_owned()));
+    assert_eq!(seconds.len(), 10);
+    assert!(!seconds.contains(&"only-first".to_owned()));
+    for (registry, client) in [(&one, &mut first), (&two, &mut second)] {
+        let tenants = client.get("/tenants", None).await.1;
+        assert_eq!(tenants.as_array().unwrap().len(), 1, "{tenants}");
+        assert_eq!(
+            registry.schema().list().await.unwrap(),
+            vec![SchemaName::parse("edgy").unwrap()]
+        );
+    }
+    two.disconnect().await;
 });
 
 backend_test!(
@@ -455,3 +487,83 @@ backend_test!(hostile_corpus_over_http, |t: common::TestDb| async move {
     assert_eq!(client.get("/tenants", None).await.1, tenants_before);
     assert_eq!(own(registry.schema().list().await.unwrap()), schemas_before);
 });
+
+backend_test!(
+    a_tenant_behind_answers_503_while_the_others_are_served,
+    |t: common::TestDb| async move {
+        use tenantry::migrate::{Migrations, Migrator, RunOptions};
+        let current = tenantry_demo::migrations().unwrap();
+        let registry = tenantry_demo::register(t.registry.clone()).migrations(current.clone());
+        registry.create_all().await.unwrap();
+        let (ahead, behind) = (t.schema("ahead"), t.schema("behind"));
+        for (schema, product) in [(&ahead, "ahead-1"), (&behind, "behind-1")] {
+            tenantry::contrib::create_tenant(&registry, schema, schema.as_str())
+                .await
+                .unwrap();
+            tenantry_demo::models::Product::query(&registry)
+                .using(schema)
+                .create(tenantry_demo::models::Product {
+                    id: 0,
+                    name: product.into(),
+                    user: None,
+                    price: tenantry::Decimal::ZERO,
+                    stock: 0,
+                })
+                .await
+                .unwrap();
+        }
+        // A release with one more tenant migration, applied to `ahead` only.
+        let note = r#"{ "scope": "tenant", "operations": [ { "op": "add_column", "table": "products",
+        "column": { "name": "note", "type": "integer", "null": true } } ] }"#;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut texts: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| {
+                (
+                    p.file_stem().unwrap().to_str().unwrap().to_owned(),
+                    std::fs::read_to_string(&p).unwrap(),
+                )
+            })
+            .collect();
+        texts.push(("0006_tenant_product_note".into(), note.into()));
+        let pairs: Vec<(&str, &str)> = texts
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let next = Migrations::from_files(&pairs).unwrap();
+        let migrator = Migrator::new(&registry, next);
+        let report = migrator
+            .run(RunOptions {
+                tenant: Some(ahead.clone()),
+                ..RunOptions::default()
+            })
+            .await
+            .unwrap();
+        assert!(report.is_complete(), "{report:?}");
+
+        let gate = tenantry_demo::BehindTenants::watch(migrator).await.unwrap();
+        let addr =
+            common::http::spawn_app(tenantry_demo::app_with(registry.clone(), false, gate)).await;
+        let (mut ca, mut cb) = (Client::connect(addr).await, Client::connect(addr).await);
+        let ((sa, ba), (sb, bb)) = tokio::join!(
+            ca.get("/products", Some(ahead.as_str())),
+            cb.get("/products", Some(behind.as_str())),
+        );
+        assert_eq!(sa, 200, "{ba}");
+        assert_eq!(names(&ba), ["ahead-1"]);
+        assert_error(sb, &bb, 503);
+        let message = bb["error"].as_str().unwrap();
+        assert!(
+            message.contains(behind.as_str()) && message.contains("tenantry-demo migrate"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("ahead"),
+            "another tenant's name in the body: {message}"
+        );
+        // The shared data (no tenant) is served.
+        let (status, _) = ca.get("/products", None).await;
+        assert_eq!(status, 200);
+    }
+);

@@ -5,7 +5,8 @@
 //!   documented rule (lowercase `[a-z_][a-z0-9_]{0,62}`, no `pg_` prefix, not reserved); and
 //!   `User::query(..).using(name).to_sql()` renders, on every backend, exactly the statement a
 //!   known-good name renders with that name substituted: the identifier appears quoted, once,
-//!   and no quote escapes it.
+//!   and no quote escapes it. On MySQL the identifier is `app$<name>` (the tenant namespace of
+//!   URL database `app`), and a name too long for it is refused.
 //! - [`lookup_value`]: any text given to `eq`, `ne`, `contains`, `icontains`, `startswith`,
 //!   `istartswith`, `endswith`, `iendswith` and `iexact` renders the same SQL as a benign value
 //!   (the value is bound, so it cannot reach the SQL text), and a long value never appears in
@@ -77,6 +78,9 @@ pub fn follows_rule(name: &str) -> bool {
         && !RESERVED.contains(&name)
 }
 
+/// How the MySQL registry (URL database `app`) names a tenant schema's database.
+const MYSQL_TENANT_PREFIX: &str = "app$";
+
 /// A name the rule accepts, whose rendering is the template for every other.
 const PROBE: &str = "zq_probe_schema";
 
@@ -118,13 +122,29 @@ pub fn schema_name(input: &str) {
             );
             assert_eq!(name.as_str(), input);
             let probe = SchemaName::parse(PROBE).expect("the probe name is valid");
-            for (registry, quote) in backends().registries.iter().zip(['"', '`', '"']) {
+            // MySQL's schemas are the databases `app$<schema>` of the URL database's tenant
+            // namespace, and share its 64 characters: `app` + `$` + at most 60.
+            let backends = backends().registries.iter().zip([
+                ('"', ""),
+                ('`', MYSQL_TENANT_PREFIX),
+                ('"', ""),
+            ]);
+            for (registry, (quote, prefix)) in backends {
+                if prefix.len() + input.len() > 64 {
+                    let refused = User::query(registry).using(&name).to_sql();
+                    assert!(
+                        matches!(refused, Err(Error::InvalidSchemaName { .. })),
+                        "{input:?} does not fit MySQL's namespace: {refused:?}"
+                    );
+                    continue;
+                }
                 let template = select_sql(registry, probe.clone());
                 let sql = select_sql(registry, name.clone());
                 if template.contains(PROBE) {
                     // PostgreSQL and MySQL qualify the table with the schema.
-                    let quoted = format!("{quote}{PROBE}{quote}");
+                    let quoted = format!("{quote}{prefix}{PROBE}{quote}");
                     assert_eq!(template.matches(&quoted).count(), 1, "{template}");
+                    let input = format!("{prefix}{input}");
                     let expected = template.replace(&quoted, &format!("{quote}{input}{quote}"));
                     assert_eq!(sql, expected, "{input:?}");
                     // Qualifying exactly one table: `"name".` once.

@@ -2,6 +2,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
+use syn::spanned::Spanned;
 
 use crate::model::{Column, Model, OnDelete};
 
@@ -42,6 +43,7 @@ pub fn expand(model: &Model) -> TokenStream {
             quote!(#i => ::core::option::Option::Some(&mut self.#field))
         });
     let handles = model.columns.iter().map(|c| handle(ident, c));
+    let numeric_checks = model.columns.iter().map(numeric_check);
     quote! {
         impl ::tenantry::Model for #ident {
             const META: &'static ::tenantry::ModelMeta = &::tenantry::ModelMeta {
@@ -91,6 +93,39 @@ pub fn expand(model: &Model) -> TokenStream {
 
             #(#handles)*
         }
+
+        #(#numeric_checks)*
+    }
+}
+
+/// A compile-time check that a column has precision and scale exactly when its type is a
+/// decimal, for the types the derive cannot recognise by name (`type Money = Decimal;`).
+/// A foreign key takes its target's; it is not checked here.
+fn numeric_check(column: &Column) -> TokenStream {
+    if column.relation.is_some() || column.text {
+        return TokenStream::new();
+    }
+    let ty = &column.ty;
+    let has_bounds = column.numeric.is_some();
+    let field = column.field.to_string();
+    let missing = format!(
+        "field `{field}` is a Decimal: give it #[model(max_digits = P, decimal_places = S)]"
+    );
+    let extra =
+        format!("field `{field}`: max_digits and decimal_places apply to Decimal fields only");
+    quote::quote_spanned! {ty.span()=>
+        const _: () = {
+            let decimal = ::core::matches!(
+                <#ty as ::tenantry::FieldType>::SQL_TYPE,
+                ::tenantry::SqlType::Decimal
+            );
+            if decimal && !#has_bounds {
+                ::core::panic!(#missing);
+            }
+            if !decimal && #has_bounds {
+                ::core::panic!(#extra);
+            }
+        };
     }
 }
 
@@ -130,6 +165,16 @@ fn column_meta(column: &Column) -> TokenStream {
     let max_length = match column.max_length {
         Some(n) => quote!(::core::option::Option::Some(#n)),
         None => quote!(::core::option::Option::None),
+    };
+    let (precision, scale) = match column.numeric {
+        Some((p, s)) => (
+            quote!(::core::option::Option::Some(#p)),
+            quote!(::core::option::Option::Some(#s)),
+        ),
+        None => (
+            quote!(::core::option::Option::None),
+            quote!(::core::option::Option::None),
+        ),
     };
     let default = match &column.default {
         Some((inner, expr)) => quote! {
@@ -174,6 +219,8 @@ fn column_meta(column: &Column) -> TokenStream {
             primary_key: #primary_key,
             auto_increment: #auto_increment,
             max_length: #max_length,
+            precision: #precision,
+            scale: #scale,
             unique: #unique,
             index: #index,
             default: #default,

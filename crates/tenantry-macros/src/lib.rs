@@ -8,6 +8,8 @@ mod parse;
 
 use proc_macro::TokenStream;
 
+mod migrations;
+
 /// Derives `tenantry::Model` for a struct with named fields.
 ///
 /// Struct attributes, in `#[model(...)]`:
@@ -17,6 +19,9 @@ use proc_macro::TokenStream;
 /// Field attributes, in `#[model(...)]`:
 /// - `primary_key` (default: the field named `id`); an `i32` / `i64` key is auto-increment;
 /// - `max_length = N` (a `String` becomes `VARCHAR(N)`, 255 when not given) or `text`;
+/// - `max_digits = P, decimal_places = S` (Edgy's `DecimalField`): required on a
+///   `Decimal` / `Option<Decimal>` field, which becomes `NUMERIC(P, S)`; `1 <= P <= 28`,
+///   `S <= P`;
 /// - `default = <expr>`: the column's DDL default;
 /// - `unique`, `index`;
 /// - `column = "name"`: the column name (a `ForeignKey` field `user` defaults to `user_id`);
@@ -29,4 +34,20 @@ pub fn derive_model(input: TokenStream) -> TokenStream {
         Ok(model) => expand::expand(&model).into(),
         Err(error) => error.to_compile_error().into(),
     }
+}
+
+/// Embeds the migration files (`*.json`) of a directory, relative to the crate's
+/// `Cargo.toml`, sorted by name; evaluates to `tenantry::Result<tenantry::migrate::Migrations>`
+/// (an invalid file is an error naming it). Add `println!("cargo:rerun-if-changed=<dir>")`
+/// to a build script so that a new file rebuilds the crate.
+///
+/// ```text
+/// let migrations = tenantry::migrations!("migrations")?;
+/// ```
+#[proc_macro]
+pub fn migrations(input: TokenStream) -> TokenStream {
+    let dir = syn::parse_macro_input!(input as syn::LitStr);
+    migrations::expand(dir)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }

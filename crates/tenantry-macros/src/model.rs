@@ -39,6 +39,8 @@ pub struct Column {
     pub primary_key: bool,
     pub auto_increment: bool,
     pub max_length: Option<u32>,
+    /// A decimal's `(precision, scale)`, from `max_digits` and `decimal_places`.
+    pub numeric: Option<(u32, u32)>,
     pub text: bool,
     pub unique: bool,
     pub index: bool,
@@ -138,6 +140,7 @@ fn column(field: &ParsedField, errors: &mut Errors) -> Column {
                 None
             }
         });
+    let numeric = numeric(field, &inner, relation_target.is_some(), is_string, errors);
     let on_delete = field
         .on_delete
         .as_ref()
@@ -185,6 +188,7 @@ fn column(field: &ParsedField, errors: &mut Errors) -> Column {
         primary_key: field.primary_key,
         auto_increment: false,
         max_length,
+        numeric,
         text: field.text,
         unique: field.unique,
         index: field.index,
@@ -194,6 +198,76 @@ fn column(field: &ParsedField, errors: &mut Errors) -> Column {
             on_delete: on_delete.unwrap_or(OnDelete::Cascade),
         }),
     }
+}
+
+/// The most digits of a decimal column: what `rust_decimal::Decimal` holds exactly (the
+/// same bound as `tenantry::decimal::MAX_PRECISION`).
+const MAX_PRECISION: u32 = 28;
+
+/// A decimal field's `(max_digits, decimal_places)`. Both are required on a field whose type
+/// is spelled `Decimal` (`Option<Decimal>`, `rust_decimal::Decimal`, …); a `Decimal` behind
+/// another name without them, or the attributes on a field that is not a decimal, is caught
+/// by the expansion's compile-time check of the field type's `SQL_TYPE`.
+fn numeric(
+    field: &ParsedField,
+    inner: &Type,
+    is_relation: bool,
+    is_string: bool,
+    errors: &mut Errors,
+) -> Option<(u32, u32)> {
+    let is_decimal = last_segment(inner).is_some_and(|s| s == "Decimal");
+    let given = field.max_digits.as_ref().or(field.decimal_places.as_ref());
+    if let Some(lit) = given {
+        if is_relation || is_string {
+            errors.push(syn::Error::new(
+                lit.span(),
+                "max_digits and decimal_places apply to Decimal fields only (a foreign key takes its target's primary key's)",
+            ));
+            return None;
+        }
+    }
+    let (digits, places) = match (&field.max_digits, &field.decimal_places) {
+        (Some(digits), Some(places)) => (digits, places),
+        (None, None) => {
+            if is_decimal && !is_relation {
+                errors.push(syn::Error::new(
+                    inner.span(),
+                    "a Decimal field needs its precision and scale: #[model(max_digits = P, decimal_places = S)], for example max_digits = 12, decimal_places = 2 for NUMERIC(12, 2)",
+                ));
+            }
+            return None;
+        }
+        (Some(lit), None) | (None, Some(lit)) => {
+            errors.push(syn::Error::new(
+                lit.span(),
+                "max_digits and decimal_places go together: give both",
+            ));
+            return None;
+        }
+    };
+    let precision = match digits.base10_parse::<u32>() {
+        Ok(p) if (1..=MAX_PRECISION).contains(&p) => Some(p),
+        _ => {
+            errors.push(syn::Error::new(
+                digits.span(),
+                format!("max_digits must be from 1 to {MAX_PRECISION}, the digits rust_decimal::Decimal holds exactly"),
+            ));
+            None
+        }
+    };
+    let scale = match (places.base10_parse::<u32>(), precision) {
+        (Ok(s), Some(p)) if s <= p => Some(s),
+        (Ok(_), None) => None,
+        _ => {
+            let bound = precision.map_or("max_digits".to_owned(), |p| p.to_string());
+            errors.push(syn::Error::new(
+                places.span(),
+                format!("decimal_places must be from 0 to max_digits ({bound})"),
+            ));
+            None
+        }
+    };
+    precision.zip(scale)
 }
 
 fn unraw(ident: &Ident) -> String {

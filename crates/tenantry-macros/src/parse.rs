@@ -16,6 +16,8 @@ pub struct ParsedField {
     pub ty: Type,
     pub primary_key: bool,
     pub max_length: Option<LitInt>,
+    pub max_digits: Option<LitInt>,
+    pub decimal_places: Option<LitInt>,
     pub text: bool,
     pub default: Option<Expr>,
     pub unique: bool,
@@ -108,6 +110,8 @@ fn parse_field(field: &syn::Field, errors: &mut Errors) -> ParsedField {
         ty: field.ty.clone(),
         primary_key: false,
         max_length: None,
+        max_digits: None,
+        decimal_places: None,
         text: false,
         default: None,
         unique: false,
@@ -122,6 +126,10 @@ fn parse_field(field: &syn::Field, errors: &mut Errors) -> ParsedField {
                 parsed.primary_key = true;
             } else if path.is_ident("max_length") {
                 parsed.max_length = Some(meta.value()?.parse()?);
+            } else if path.is_ident("max_digits") {
+                parsed.max_digits = Some(meta.value()?.parse()?);
+            } else if path.is_ident("decimal_places") {
+                parsed.decimal_places = Some(meta.value()?.parse()?);
             } else if path.is_ident("text") {
                 parsed.text = true;
             } else if path.is_ident("default") {
@@ -136,7 +144,7 @@ fn parse_field(field: &syn::Field, errors: &mut Errors) -> ParsedField {
                 parsed.on_delete = Some(meta.value()?.parse()?);
             } else {
                 return Err(meta.error(
-                    "unknown field attribute; expected one of primary_key, max_length, text, default, unique, index, column, on_delete",
+                    "unknown field attribute; expected one of primary_key, max_length, max_digits, decimal_places, text, default, unique, index, column, on_delete",
                 ));
             }
             Ok(())

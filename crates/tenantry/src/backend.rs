@@ -5,7 +5,8 @@
 pub enum Backend {
     /// PostgreSQL: a tenant schema is a PostgreSQL schema.
     Postgres,
-    /// MySQL or MariaDB: a tenant schema is a database.
+    /// MySQL or MariaDB: a tenant schema is a database, `<namespace>$<schema>` in the
+    /// application's tenant namespace (see [`Database::tenant_namespace`](crate::Database::tenant_namespace)).
     MySql,
     /// SQLite: a tenant schema is a separate database file.
     Sqlite,
@@ -16,7 +17,8 @@ pub enum Backend {
 pub enum SchemaKind {
     /// `CREATE SCHEMA`, tables addressed as `"schema"."table"`.
     Schema,
-    /// `CREATE DATABASE`, tables addressed as `` `db`.`table` ``.
+    /// `CREATE DATABASE`, tables addressed as `` `db`.`table` ``; a tenant's `db` is
+    /// `<namespace>$<schema>`, server-wide names being shared by every application.
     Database,
     /// One database file per schema, opened through its own pool.
     File,
@@ -39,9 +41,39 @@ pub struct Capabilities {
     pub schema_kind: SchemaKind,
     /// A foreign key constraint may point into another schema.
     pub cross_schema_foreign_keys: bool,
+    /// Where keys are not returned (`insert_returning` is false), a multi-row INSERT reports
+    /// only its first auto-increment key; the others follow in steps of this session
+    /// variable, read on the inserting connection (MySQL's `@@auto_increment_increment`).
+    pub auto_increment_step: Option<&'static str>,
     /// `REFERENCES` may name the referenced table's schema. sea-query's MySQL builder renders
     /// only a bare table name there, which MySQL resolves in the referencing table's database.
     pub qualified_foreign_key_references: bool,
+    /// Which failed statements end the whole transaction on the server.
+    pub transaction_aborted_by: TransactionAbort,
+}
+
+/// Which failed statements end a transaction on the server (after which a `COMMIT` would
+/// roll back, or later statements would run outside any transaction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransactionAbort {
+    /// Any statement the server refuses (PostgreSQL: the transaction is then "aborted").
+    AnyError,
+    /// Errors with these codes ([`Error::database_code`](crate::Error::database_code)):
+    /// MySQL rolls the whole transaction back on a deadlock (`40001`); other errors undo
+    /// only their own statement.
+    Codes(&'static [&'static str]),
+}
+
+impl TransactionAbort {
+    /// Whether `error`, returned by a statement inside a transaction, ended the transaction.
+    pub(crate) fn ends_transaction(self, error: &crate::Error) -> bool {
+        match self {
+            TransactionAbort::AnyError => error.is_server_refusal(),
+            TransactionAbort::Codes(codes) => error
+                .database_code()
+                .is_some_and(|code| codes.contains(&code.as_str())),
+        }
+    }
 }
 
 const POSTGRES: Capabilities = Capabilities {
@@ -51,7 +83,9 @@ const POSTGRES: Capabilities = Capabilities {
     max_bind_params: 65_535,
     schema_kind: SchemaKind::Schema,
     cross_schema_foreign_keys: true,
+    auto_increment_step: None,
     qualified_foreign_key_references: true,
+    transaction_aborted_by: TransactionAbort::AnyError,
 };
 
 const MYSQL: Capabilities = Capabilities {
@@ -62,7 +96,9 @@ const MYSQL: Capabilities = Capabilities {
     schema_kind: SchemaKind::Database,
     // A reference into another database would need a qualified name (see below).
     cross_schema_foreign_keys: false,
+    auto_increment_step: Some("@@SESSION.auto_increment_increment"),
     qualified_foreign_key_references: false,
+    transaction_aborted_by: TransactionAbort::Codes(&["40001"]),
 };
 
 const SQLITE: Capabilities = Capabilities {
@@ -72,7 +108,9 @@ const SQLITE: Capabilities = Capabilities {
     max_bind_params: 32_766,
     schema_kind: SchemaKind::File,
     cross_schema_foreign_keys: false,
+    auto_increment_step: None,
     qualified_foreign_key_references: false,
+    transaction_aborted_by: TransactionAbort::Codes(&[]),
 };
 
 impl Backend {

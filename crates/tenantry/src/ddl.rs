@@ -4,7 +4,7 @@
 
 use sea_query::{
     ColumnDef, ForeignKey, ForeignKeyAction, Index, MysqlQueryBuilder, PostgresQueryBuilder,
-    SqliteQueryBuilder, Table, TableCreateStatement, TableName,
+    SqliteQueryBuilder, Table, TableCreateStatement, TableName, Value,
 };
 
 use crate::{
@@ -13,14 +13,37 @@ use crate::{
     error::Result,
     field::SqlType,
     model::{ColumnMeta, ModelMeta, OnDelete},
+    naming::table_name,
     schema_name::SchemaName,
-    target::{table_name, Conn, Target},
+    target::{Conn, Target},
 };
 
+/// What decides a column's type: its storage class, length and whether the database
+/// assigns it. Models ([`ColumnMeta`]) and migrations both describe columns this way.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ColumnShape {
+    pub(crate) sql_type: SqlType,
+    pub(crate) max_length: Option<u32>,
+    pub(crate) auto_increment: bool,
+    /// A decimal's precision and scale.
+    pub(crate) numeric: Option<(u32, u32)>,
+}
+
+impl From<&ColumnMeta> for ColumnShape {
+    fn from(column: &ColumnMeta) -> Self {
+        ColumnShape {
+            sql_type: column.sql_type,
+            max_length: column.max_length,
+            auto_increment: column.auto_increment,
+            numeric: column.numeric(),
+        }
+    }
+}
+
 /// How a backend spells columns and tables. The default bodies are the common ground.
-trait Dialect {
+pub(crate) trait Dialect {
     /// The column type of `column`.
-    fn column_type(&self, column: &ColumnMeta, def: &mut ColumnDef) {
+    fn column_type(&self, column: ColumnShape, def: &mut ColumnDef) {
         match column.sql_type {
             SqlType::Integer => def.integer(),
             SqlType::BigInteger => def.big_integer(),
@@ -32,7 +55,25 @@ trait Dialect {
             SqlType::Date => def.date(),
             SqlType::Uuid => def.uuid(),
             SqlType::Json => def.json(),
+            // The derive requires both bounds; without them the backend's own default.
+            SqlType::Decimal => match column.numeric {
+                Some((precision, scale)) => def.decimal_len(precision, scale),
+                None => def.decimal(),
+            },
         };
+    }
+
+    /// A column's default as written in its definition. A decimal is written at the
+    /// column's scale (`0.00`, not `0`: the spelling of a generated migration, and what
+    /// MySQL keeps in its catalog, so that a schema built from the models and one built by
+    /// migrations agree).
+    fn default_value(&self, column: ColumnShape, value: Value) -> Value {
+        match value {
+            Value::Decimal(Some(decimal)) if column.sql_type == SqlType::Decimal => {
+                Value::Decimal(Some(at_scale(decimal, column)))
+            }
+            other => other,
+        }
     }
 
     /// Table-wide options.
@@ -50,7 +91,7 @@ struct MySql;
 struct Sqlite;
 
 impl Dialect for Postgres {
-    fn column_type(&self, column: &ColumnMeta, def: &mut ColumnDef) {
+    fn column_type(&self, column: ColumnShape, def: &mut ColumnDef) {
         match column.sql_type {
             SqlType::Json => drop(def.json_binary()),
             _ => default_column_type(self, column, def),
@@ -59,7 +100,7 @@ impl Dialect for Postgres {
 }
 
 impl Dialect for MySql {
-    fn column_type(&self, column: &ColumnMeta, def: &mut ColumnDef) {
+    fn column_type(&self, column: ColumnShape, def: &mut ColumnDef) {
         match column.sql_type {
             // MySQL's TIMESTAMP ends in 2038; DATETIME(6) holds the UTC instant.
             SqlType::Timestamp => drop(def.custom("DATETIME(6)")),
@@ -82,25 +123,48 @@ impl Dialect for MySql {
 }
 
 impl Dialect for Sqlite {
-    fn column_type(&self, column: &ColumnMeta, def: &mut ColumnDef) {
+    fn column_type(&self, column: ColumnShape, def: &mut ColumnDef) {
         match column.sql_type {
             // Only `INTEGER PRIMARY KEY` is SQLite's rowid alias.
             SqlType::Integer | SqlType::BigInteger if column.auto_increment => drop(def.integer()),
             SqlType::Uuid => drop(def.blob()),
             SqlType::Json | SqlType::Timestamp | SqlType::Date => drop(def.text()),
+            // No exact decimal type: the exact text, ordered by value by tenantry's
+            // collation (see `crate::decimal`). `NUMERIC` affinity would store floats.
+            SqlType::Decimal => drop(def.text().extra(crate::decimal::SQLITE_COLLATE)),
             _ => default_column_type(self, column, def),
         };
     }
+
+    /// A decimal column is TEXT here, where a bare number default is stored as its REAL's
+    /// text (`DEFAULT 0.00` fills in `'0.0'`): the default is the quoted text at the
+    /// column's scale, the exact text tenantry writes.
+    fn default_value(&self, column: ColumnShape, value: Value) -> Value {
+        match value {
+            Value::Decimal(Some(decimal)) if column.sql_type == SqlType::Decimal => {
+                Value::String(Some(at_scale(decimal, column).to_string()))
+            }
+            other => other,
+        }
+    }
+}
+
+/// `decimal` at the column's scale, when the column has one.
+fn at_scale(mut decimal: rust_decimal::Decimal, column: ColumnShape) -> rust_decimal::Decimal {
+    if let Some((_, scale)) = column.numeric {
+        decimal.rescale(scale);
+    }
+    decimal
 }
 
 struct Common;
 impl Dialect for Common {}
 
-fn default_column_type(_dialect: &dyn Dialect, column: &ColumnMeta, def: &mut ColumnDef) {
+fn default_column_type(_dialect: &dyn Dialect, column: ColumnShape, def: &mut ColumnDef) {
     Common.column_type(column, def)
 }
 
-fn dialect(backend: Backend) -> &'static dyn Dialect {
+pub(crate) fn dialect(backend: Backend) -> &'static dyn Dialect {
     match backend {
         Backend::Postgres => &Postgres,
         Backend::MySql => &MySql,
@@ -110,7 +174,7 @@ fn dialect(backend: Backend) -> &'static dyn Dialect {
 
 fn column_def(dialect: &dyn Dialect, column: &ColumnMeta) -> ColumnDef {
     let mut def = ColumnDef::new(column.name);
-    dialect.column_type(column, &mut def);
+    dialect.column_type(column.into(), &mut def);
     if column.nullable {
         def.null();
     } else {
@@ -126,12 +190,12 @@ fn column_def(dialect: &dyn Dialect, column: &ColumnMeta) -> ColumnDef {
         def.unique_key();
     }
     if let Some(default) = column.default {
-        def.default(default());
+        def.default(dialect.default_value(column.into(), default()));
     }
     def
 }
 
-fn on_delete(rule: OnDelete) -> ForeignKeyAction {
+pub(crate) fn on_delete(rule: OnDelete) -> ForeignKeyAction {
     match rule {
         OnDelete::Cascade => ForeignKeyAction::Cascade,
         OnDelete::SetNull => ForeignKeyAction::SetNull,
@@ -139,10 +203,11 @@ fn on_delete(rule: OnDelete) -> ForeignKeyAction {
     }
 }
 
-/// The CREATE TABLE of `meta` in `schema`. A foreign key to a tenant model points into the
-/// same schema; one to a shared model points into the default schema. SQLite cannot enforce
-/// a key across files, nor can MySQL's `REFERENCES` (as sea-query renders it) name another
-/// database, so on those two that cross-schema constraint is left out.
+/// The CREATE TABLE of `meta` in `schema`. Foreign keys are named by [`foreign_key_name`].
+/// A foreign key to a tenant model points into the same schema; one to a shared model
+/// points into the default schema. SQLite cannot enforce a key across files, nor can
+/// MySQL's `REFERENCES` (as sea-query renders it) name another database, so on those two
+/// that cross-schema constraint is left out.
 pub(crate) fn create_table(
     database: &Database,
     schema: Option<&SchemaName>,
@@ -173,6 +238,7 @@ pub(crate) fn create_table(
         };
         create.foreign_key(
             ForeignKey::create()
+                .name(foreign_key_name(meta.table, column.field))
                 .from(table.clone(), column.name)
                 .to(reference, target.primary_key_column().name)
                 .on_delete(on_delete(fk.on_delete)),
@@ -182,7 +248,7 @@ pub(crate) fn create_table(
         for column in indexed(meta) {
             create.index(
                 Index::create()
-                    .name(index_name(meta, column))
+                    .name(index_name(meta.table, column.name))
                     .col(column.name),
             );
         }
@@ -196,12 +262,17 @@ fn indexed(meta: &ModelMeta) -> impl Iterator<Item = &ColumnMeta> {
         .filter(|c| c.index && !c.unique && !c.primary_key)
 }
 
-fn index_name(meta: &ModelMeta, column: &ColumnMeta) -> String {
-    let mut name = String::from("ix_");
-    name.push_str(meta.table);
-    name.push('_');
-    name.push_str(column.name);
-    name
+/// The name of a model's foreign key, `fk_<table>_<field>`: the name a generated migration
+/// gives it (`migrate::snapshot`), so that a later generated `drop_foreign_key` finds the
+/// key in a schema built from the models as well as in one built by migrations.
+pub(crate) fn foreign_key_name(table: &str, field: &str) -> String {
+    ["fk_", table, "_", field].concat()
+}
+
+/// The name of an indexed column's index, `ix_<table>_<column>` (also what a generated
+/// migration names it).
+pub(crate) fn index_name(table: &str, column: &str) -> String {
+    ["ix_", table, "_", column].concat()
 }
 
 /// The CREATE INDEX statements of `meta`'s indexed columns.
@@ -217,7 +288,7 @@ fn create_indexes(
     indexed(meta)
         .map(|column| {
             let index = Index::create()
-                .name(index_name(meta, column))
+                .name(index_name(meta.table, column.name))
                 .table(table_name(database, schema, meta.table))
                 .col(column.name)
                 .if_not_exists()

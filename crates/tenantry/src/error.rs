@@ -71,6 +71,20 @@ pub enum Error {
         /// The function that was called.
         operation: &'static str,
     },
+    /// PostgreSQL refused a prepared statement whose table was altered since it was
+    /// prepared ("cached plan must not change result type", 0A000: a migration ran). The
+    /// connection's statement cache is cleared; outside a transaction the statement is
+    /// retried once and this is not seen. Inside one, roll back and run the transaction again.
+    #[error("a table was altered while a prepared statement on it was cached (a migration ran): {message}; the statement cache was cleared, run the transaction again")]
+    CachedPlanInvalidated {
+        /// The database's message.
+        message: String,
+    },
+    /// A migration could not be parsed, checked or applied; see
+    /// [`MigrationError`](crate::migrate::MigrationError) for the tenant, the migration and
+    /// what to do.
+    #[error("{0}")]
+    Migration(Box<crate::migrate::MigrationError>),
     /// A unique or primary key constraint refused the statement.
     #[error("unique constraint violated: {message}")]
     UniqueViolation {
@@ -113,6 +127,30 @@ pub enum Error {
     /// The transaction was already committed or rolled back.
     #[error("the transaction was already committed or rolled back")]
     TransactionDone,
+    /// A statement failed in a way that ended the transaction on the server (any failed
+    /// statement on PostgreSQL; a deadlock on MySQL, which rolls the whole transaction back).
+    /// Nothing of it will commit: later statements, and `commit`, are refused with this error
+    /// (the commit rolls back), so a transaction is never acknowledged as committed when the
+    /// server discarded it.
+    #[error("the transaction was aborted by a failed statement ({cause}); nothing of it was committed, run it again")]
+    TransactionAborted {
+        /// What failed first.
+        cause: String,
+    },
+    /// A value does not fit the column it is written to: a decimal with more integer digits
+    /// than its `NUMERIC(p, s)` column's `p - s`, or more significant decimal places than
+    /// `s`. Checked in Rust before the statement is sent, on every backend, so nothing was
+    /// written and no value was rounded or clipped. The message names the column and the
+    /// bound, not the value.
+    #[error("value out of range for column {column} of {model}: {reason}")]
+    ValueOutOfRange {
+        /// The model's table name.
+        model: &'static str,
+        /// The column.
+        column: &'static str,
+        /// What does not fit (digit counts and the column's bounds).
+        reason: String,
+    },
     /// A row could not be turned into a model.
     #[error("cannot decode column {column} of {model}: {source}")]
     Decode {
@@ -123,6 +161,35 @@ pub enum Error {
         /// The cause.
         #[source]
         source: sqlx::Error,
+    },
+    /// The database was disconnected ([`Database::disconnect`](crate::Database::disconnect)):
+    /// no statement runs on it any more.
+    #[error("the database was disconnected; connect a new Database to run queries")]
+    Closed,
+    /// No connection became free within the pool's acquire timeout.
+    #[error("no connection became free within {waited_ms} ms; raise max_connections or acquire_timeout, or hold connections for less time")]
+    PoolTimedOut {
+        /// How long the query waited, in milliseconds.
+        waited_ms: u64,
+    },
+    /// The schema is in use (an open transaction or a statement in flight) and could not be
+    /// dropped within the wait bound; nothing was dropped.
+    #[error("schema {schema:?} is in use and was not dropped; finish its transactions and retry")]
+    SchemaBusy {
+        /// The schema.
+        schema: String,
+    },
+    /// `set_tenant` tried to change the tenant of a scope that already has a different one
+    /// (or `activate_schema` the activated schema). Several futures polled by one task
+    /// (`join!`, `select!`, `join_all`) share one scope; give each its own with
+    /// [`with_tenant`](crate::with_tenant). The scope stays refused (every later query in it
+    /// that follows the context fails) so that no branch reads another branch's tenant.
+    #[error("the tenant scope is fixed to {current} and was asked for {requested}; run each tenant's work in its own with_tenant(..) scope")]
+    TenantConflict {
+        /// The tenant the scope has (`none` for a cleared one).
+        current: String,
+        /// The tenant that was asked for (`none` to clear).
+        requested: String,
     },
     /// Any other database or driver error (connection refused, dropped connection, timeout…).
     #[error("database error: {0}")]
@@ -174,13 +241,142 @@ impl fmt::Display for Message<'_> {
     }
 }
 
+/// The error to return after a failure whose half-done work was undone by a compensating
+/// step: always `cause`. A failed compensation is logged (it may have left something behind
+/// that an operator must remove), never returned in place of the cause.
+pub(crate) fn compensated(cause: Error, what: &'static str, compensation: Result<()>) -> Error {
+    if let Err(failure) = compensation {
+        tracing::error!(%cause, error = %failure, "could not {what} after a failure; it may be left behind");
+    }
+    cause
+}
+
 impl Error {
-    /// The database's error code (SQLSTATE on PostgreSQL, the error number on MySQL, the
-    /// extended result code on SQLite), when the error came from the server.
+    /// A copy of this error, for an error kept once and returned many times (a QuerySet's
+    /// pending builder error, which every copy of the QuerySet carries). Every kind is copied
+    /// exactly, except that the driver error inside [`Error::Database`] and [`Error::Decode`]
+    /// (`sqlx::Error` cannot be cloned) becomes a protocol error carrying the original's
+    /// message. A builder error is in practice an [`Error::InvalidSchemaName`].
+    ///
+    /// The match names every variant, so a new one cannot be added without deciding here.
+    pub(crate) fn replay(&self) -> Error {
+        fn driver(error: &sqlx::Error) -> sqlx::Error {
+            sqlx::Error::Protocol(error.to_string())
+        }
+        match self {
+            Error::NotFound { model } => Error::NotFound { model },
+            Error::MultipleObjectsReturned { model } => Error::MultipleObjectsReturned { model },
+            Error::UnknownDatabase { name } => Error::UnknownDatabase { name: name.clone() },
+            Error::InvalidSchemaName { name, reason } => Error::InvalidSchemaName {
+                name: name.clone(),
+                reason,
+            },
+            Error::InvalidTenantName { name, reason } => Error::InvalidTenantName {
+                name: name.clone(),
+                reason,
+            },
+            Error::SchemaNotFound { schema } => Error::SchemaNotFound {
+                schema: schema.clone(),
+            },
+            Error::SchemaAlreadyExists { schema } => Error::SchemaAlreadyExists {
+                schema: schema.clone(),
+            },
+            Error::SchemaNotEmpty { schema } => Error::SchemaNotEmpty {
+                schema: schema.clone(),
+            },
+            Error::NoTenantScope { operation } => Error::NoTenantScope { operation },
+            Error::UniqueViolation { message } => Error::UniqueViolation {
+                message: message.clone(),
+            },
+            Error::ForeignKeyViolation { message } => Error::ForeignKeyViolation {
+                message: message.clone(),
+            },
+            Error::NotNullViolation { message } => Error::NotNullViolation {
+                message: message.clone(),
+            },
+            Error::InvalidUrl { reason } => Error::InvalidUrl {
+                reason: reason.clone(),
+            },
+            Error::Unsupported { backend, what } => Error::Unsupported { backend, what },
+            Error::NotSaved { model } => Error::NotSaved { model },
+            Error::TransactionDone => Error::TransactionDone,
+            Error::TransactionAborted { cause } => Error::TransactionAborted {
+                cause: cause.clone(),
+            },
+            Error::ValueOutOfRange {
+                model,
+                column,
+                reason,
+            } => Error::ValueOutOfRange {
+                model,
+                column,
+                reason: reason.clone(),
+            },
+            Error::Decode {
+                model,
+                column,
+                source,
+            } => Error::Decode {
+                model,
+                column,
+                source: driver(source),
+            },
+            Error::Closed => Error::Closed,
+            Error::Migration(error) => Error::Migration(error.clone()),
+            Error::CachedPlanInvalidated { message } => Error::CachedPlanInvalidated {
+                message: message.clone(),
+            },
+            Error::PoolTimedOut { waited_ms } => Error::PoolTimedOut {
+                waited_ms: *waited_ms,
+            },
+            Error::SchemaBusy { schema } => Error::SchemaBusy {
+                schema: schema.clone(),
+            },
+            Error::TenantConflict { current, requested } => Error::TenantConflict {
+                current: current.clone(),
+                requested: requested.clone(),
+            },
+            Error::Database(source) => Error::Database(driver(source)),
+        }
+    }
+
+    /// Whether the server received the statement and refused it (a constraint, a missing
+    /// table or schema, any other database error), as opposed to a failure before sending
+    /// it or of the connection.
+    pub(crate) fn is_server_refusal(&self) -> bool {
+        matches!(
+            self,
+            Error::UniqueViolation { .. }
+                | Error::ForeignKeyViolation { .. }
+                | Error::NotNullViolation { .. }
+                | Error::SchemaNotFound { .. }
+                | Error::Database(sqlx::Error::Database(_))
+        )
+    }
+
+    /// The database's error code, when the error came from the server: the SQLSTATE on
+    /// PostgreSQL *and on MySQL/MariaDB* (sqlx reports MySQL's five-character SQLSTATE, such
+    /// as `23000` or `42S02`, not its error number), the extended result code on SQLite.
+    /// Classified kinds (`UniqueViolation`, …) carry no code; match on them instead.
     pub fn database_code(&self) -> Option<String> {
         match self {
             Error::Database(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_compensation_never_replaces_the_cause() {
+        let cause = Error::SchemaAlreadyExists { schema: "a".into() };
+        let failure = Err(Error::Closed);
+        let returned = compensated(cause, "drop the schema", failure);
+        assert!(matches!(returned, Error::SchemaAlreadyExists { ref schema } if schema == "a"));
+        let returned = compensated(Error::Closed, "drop the schema", Ok(()));
+        assert!(matches!(returned, Error::Closed));
     }
 }

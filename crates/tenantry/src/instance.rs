@@ -13,10 +13,16 @@ use crate::{
 /// A row of `M` together with its origin: the database and schema it was read from or will
 /// be written to. Dereferences to `M`; serializes as `M`.
 ///
-/// [`save`](Self::save), [`delete`](Self::delete), [`refresh`](Self::refresh),
-/// [`fetch`](Self::fetch) and [`related`](Self::related) all go back to the origin,
-/// whatever the current tenant context says. An instance read or written in a transaction
-/// works inside that transaction while it is open, and on its database afterwards.
+/// [`save`](Self::save), [`delete`](Self::delete) and [`refresh`](Self::refresh) go back to
+/// the origin, whatever the current tenant context says; so do [`fetch`](Self::fetch) and
+/// [`related`](Self::related), except where the other model's rows live elsewhere by design
+/// (a shared model's rows in the shared schema; a shared instance's tenant-capable children
+/// in the schema the context chooses; see [`related`](Self::related)). An instance read or
+/// written in a transaction works inside that transaction while it is open, and on its
+/// database afterwards.
+///
+/// Equality compares the fields and the place (database and schema), see the `PartialEq`
+/// impl.
 #[derive(Clone)]
 pub struct Instance<M> {
     model: M,
@@ -90,16 +96,17 @@ impl<M: Model> Instance<M> {
             return Ok(());
         }
         let meta = M::META;
+        let values = meta
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.primary_key)
+            .map(|(i, c)| Ok((c.name, Expr::val(c.bind(meta, self.model.column_value(i))?))))
+            .collect::<Result<Vec<_>>>()?;
         let mut update = Query::update();
         update
             .table(target.table(meta))
-            .values(
-                meta.columns
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| !c.primary_key)
-                    .map(|(i, c)| (c.name, Expr::val(self.model.column_value(i)))),
-            )
+            .values(values)
             .cond_where(self.pk_filter());
         if target.execute(&update).await?.rows_affected == 0 && !self.exists().await? {
             return Err(Error::NotFound { model: meta.table });
@@ -109,10 +116,7 @@ impl<M: Model> Instance<M> {
 
     async fn exists(&self) -> Result<bool> {
         let key = self.model.primary_key().clone();
-        self.same_place::<M>()
-            .filter(pk_column::<M>().eq(key))
-            .exists()
-            .await
+        self.here().filter(pk_column::<M>().eq(key)).exists().await
     }
 
     /// Deletes the row; returns the model value. Deleting a row that is already gone is
@@ -137,28 +141,63 @@ impl<M: Model> Instance<M> {
     pub async fn refresh(&mut self) -> Result<()> {
         self.require_stored()?;
         let key = self.model.primary_key().clone();
-        let fresh = self.same_place().get_pk(key).await?;
+        let fresh = self.here().get_pk(key).await?;
         self.model = fresh.model;
         Ok(())
     }
 
-    /// A QuerySet on this instance's database and schema.
-    fn same_place<R: Model>(&self) -> QuerySet<R> {
-        let mut origin = self.origin.clone();
-        if R::META.shared {
-            origin.schema = None;
-        }
-        QuerySet::new(Source::Origin(origin))
+    /// A QuerySet over this instance's own row's place: its database and schema, pinned.
+    fn here(&self) -> QuerySet<M> {
+        QuerySet::new(Source::Origin(self.origin.clone()))
     }
 
-    /// Loads the row `key` points to, from this instance's database and schema (the shared
-    /// schema when `R` is a shared model). [`Error::NotFound`] if it is gone.
+    /// A QuerySet over model `R` (a foreign key's target, or a reverse relation's model)
+    /// where `R`'s rows related to this instance live, always on this instance's database
+    /// (and in its transaction while that is open and reaches the schema):
+    ///
+    /// - `R` shared: the shared (default) schema, wherever this instance lives; a tenant
+    ///   row's foreign key to a shared model resolves there (DESIGN 4.5).
+    /// - `R` tenant-capable, this instance's model shared: the schema by the usual
+    ///   precedence (explicit `using` > tenant > `activate_schema` > default), as for a query
+    ///   from the registry. A shared row (a plan) is the same row for every tenant, so the
+    ///   children it has are the current tenant's; pinning them to the shared schema read
+    ///   (and wrote) the default schema's rows inside a tenant scope.
+    /// - both tenant-capable: this instance's schema, pinned (DESIGN 4.2 and 4.4: the schema
+    ///   an instance came from outranks the context).
+    ///
+    /// An explicit [`using`](QuerySet::using) on the returned QuerySet outranks all three.
+    fn same_place<R: Model>(&self) -> QuerySet<R> {
+        let source = if R::META.shared {
+            let mut origin = self.origin.clone();
+            origin.schema = None;
+            Source::Origin(origin)
+        } else if M::META.shared {
+            Source::OriginDatabase(self.origin.clone())
+        } else {
+            Source::Origin(self.origin.clone())
+        };
+        QuerySet::new(source)
+    }
+
+    /// Loads the row `key` points to, on this instance's database: from its schema, or
+    /// the shared schema when `R` is a shared model, or the context's schema when this
+    /// instance is shared and `R` is not (see [`related`](Self::related)).
+    /// [`Error::NotFound`] if it is gone.
     pub async fn fetch<R: Model>(&self, key: &ForeignKey<R>) -> Result<Instance<R>> {
         self.same_place::<R>().get_pk(key.key().clone()).await
     }
 
     /// The rows of `C` whose foreign key `column` points to this instance (a user's
-    /// products), in this instance's database and schema.
+    /// products), on this instance's database. The schema:
+    ///
+    /// - this instance tenant-capable (a user): its own schema, whatever the context says;
+    /// - this instance shared (a plan) and `C` tenant-capable (subscriptions): the schema
+    ///   the context chooses, as for `C::query(&registry)`: inside a tenant scope the
+    ///   tenant's subscriptions to the plan, never another tenant's or the default schema's;
+    /// - `C` shared: the shared schema.
+    ///
+    /// The QuerySet is lazy: the context is read when the operation runs. `update` and
+    /// `delete` through it touch the same rows `all` and `count` see.
     pub fn related<C: Model>(&self, column: Column<C, M::PrimaryKey>) -> QuerySet<C> {
         self.same_place::<C>()
             .filter(column.eq(self.model.primary_key().clone()))
@@ -194,8 +233,15 @@ impl<M: serde::Serialize> serde::Serialize for Instance<M> {
     }
 }
 
+/// Two instances are equal when their fields are equal **and** they live in the same
+/// place: the same database (the same [`Database`](crate::Database) handle, or a clone of it)
+/// and the same schema. The same key and fields in two tenants' schemas are two different
+/// rows, so they are not equal. Not compared: whether the row is stored yet, and the
+/// transaction the instance was read in (it is a way to the row, not a different row).
 impl<M: PartialEq> PartialEq for Instance<M> {
     fn eq(&self, other: &Self) -> bool {
         self.model == other.model
+            && self.origin.database.same_as(&other.origin.database)
+            && self.origin.schema == other.origin.schema
     }
 }

@@ -34,11 +34,14 @@ mod backend;
 pub mod contrib;
 mod database;
 mod ddl;
+mod decimal;
 mod error;
 mod field;
 mod instance;
+pub mod migrate;
 mod model;
 mod namespace;
+mod naming;
 mod query;
 mod registry;
 mod row;
@@ -50,8 +53,8 @@ mod transaction;
 #[doc(hidden)]
 pub mod __doc;
 
-pub use backend::{Backend, Capabilities, SchemaKind};
-pub use database::{Database, DatabaseOptions};
+pub use backend::{Backend, Capabilities, SchemaKind, TransactionAbort};
+pub use database::{Database, DatabaseOptions, PoolSettings, PoolStatus, PooledConnection};
 pub use error::{Error, Result};
 pub use field::{FieldType, SqlType};
 pub use instance::Instance;
@@ -62,13 +65,16 @@ pub use model::{
 pub use query::{AnyForeignKey, QuerySet, QuerySource, Source};
 pub use registry::Registry;
 pub use row::Row;
+/// The exact decimal type of decimal fields (`rust_decimal::Decimal`), re-exported so that
+/// models need no direct dependency on `rust_decimal`; see [`SqlType::Decimal`].
+pub use rust_decimal::Decimal;
 pub use schema_name::SchemaName;
 pub use target::Origin;
 pub use tenancy::{
     activate_schema, create_schema, deactivate_schema, drop_schema, get_tenant, set_tenant,
-    spawn_with_tenant, tenant_scope, with_tenant, Schemas,
+    spawn_with_tenant, tenant_scope, with_tenant, Schemas, TenantScope,
 };
-pub use tenantry_macros::Model;
+pub use tenantry_macros::{migrations, Model};
 pub use transaction::Transaction;
 
 /// Re-exports the derive's expansion relies on.

@@ -3,10 +3,12 @@
 //! sea-query has no `CREATE SCHEMA` / `CREATE DATABASE` statement, so these few statements
 //! are spelled here from fixed keywords, with the identifier quoted and escaped by the
 //! backend's sea-query builder (`QuotedBuilder::prepare_iden`). The identifier is always a
-//! validated [`SchemaName`].
+//! validated [`SchemaName`], on MySQL inside this application's tenant namespace
+//! (`<namespace>$<schema>`, see [`crate::naming`]).
 
 use sea_query::{
-    DynIden, Expr, ExprTrait, MysqlQueryBuilder, PostgresQueryBuilder, Query, QuotedBuilder,
+    DynIden, Expr, ExprTrait, LikeExpr, MysqlQueryBuilder, PostgresQueryBuilder, Query,
+    QuotedBuilder,
 };
 
 use crate::{
@@ -23,8 +25,15 @@ pub(crate) struct NamespaceStatement {
 }
 
 impl NamespaceStatement {
-    /// `CREATE SCHEMA` (PostgreSQL) or `CREATE DATABASE … utf8mb4_bin` (MySQL).
-    pub(crate) fn create(backend: Backend, schema: &SchemaName, if_not_exists: bool) -> Self {
+    /// `CREATE SCHEMA` (PostgreSQL) or `CREATE DATABASE … utf8mb4_bin` (MySQL, the database
+    /// `<namespace>$<schema>`, see [`crate::naming`]). A schema name that does not fit the
+    /// namespace is [`Error::InvalidSchemaName`].
+    pub(crate) fn create(
+        database: &Database,
+        schema: &SchemaName,
+        if_not_exists: bool,
+    ) -> Result<Self> {
+        let backend = database.backend();
         let mut sql = String::from(match backend {
             Backend::MySql => "CREATE DATABASE ",
             _ => "CREATE SCHEMA ",
@@ -32,20 +41,22 @@ impl NamespaceStatement {
         if if_not_exists {
             sql.push_str("IF NOT EXISTS ");
         }
-        push_iden(backend, schema, &mut sql);
+        push_iden(database, schema, &mut sql)?;
         if backend == Backend::MySql {
             sql.push_str(" CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
         }
-        NamespaceStatement { sql }
+        Ok(NamespaceStatement { sql })
     }
 
-    /// `DROP SCHEMA … [CASCADE]` (PostgreSQL) or `DROP DATABASE` (MySQL).
+    /// `DROP SCHEMA … [CASCADE]` (PostgreSQL) or `DROP DATABASE` (MySQL, the database
+    /// `<namespace>$<schema>`: never the default database nor another namespace's).
     pub(crate) fn drop(
-        backend: Backend,
+        database: &Database,
         schema: &SchemaName,
         cascade: bool,
         if_exists: bool,
-    ) -> Self {
+    ) -> Result<Self> {
+        let backend = database.backend();
         let mut sql = String::from(match backend {
             Backend::MySql => "DROP DATABASE ",
             _ => "DROP SCHEMA ",
@@ -53,10 +64,19 @@ impl NamespaceStatement {
         if if_exists {
             sql.push_str("IF EXISTS ");
         }
-        push_iden(backend, schema, &mut sql);
+        push_iden(database, schema, &mut sql)?;
         if backend == Backend::Postgres {
             sql.push_str(if cascade { " CASCADE" } else { " RESTRICT" });
         }
+        Ok(NamespaceStatement { sql })
+    }
+
+    /// `DROP DATABASE` of a legacy MySQL tenant database, named exactly as the schema (made
+    /// before tenant namespaces existed): only [`crate::contrib::move_legacy_mysql_tenants`]
+    /// uses it, once the database is empty.
+    pub(crate) fn drop_legacy_mysql(schema: &SchemaName) -> Self {
+        let mut sql = String::from("DROP DATABASE ");
+        MysqlQueryBuilder.prepare_iden(&DynIden::from(schema.to_string()), &mut sql);
         NamespaceStatement { sql }
     }
 
@@ -65,12 +85,13 @@ impl NamespaceStatement {
     }
 }
 
-fn push_iden(backend: Backend, schema: &SchemaName, sql: &mut String) {
-    let iden: DynIden = schema.clone().into();
-    match backend {
+fn push_iden(database: &Database, schema: &SchemaName, sql: &mut String) -> Result<()> {
+    let iden = DynIden::from(database.server_schema_name(schema)?);
+    match database.backend() {
         Backend::MySql => MysqlQueryBuilder.prepare_iden(&iden, sql),
         _ => PostgresQueryBuilder.prepare_iden(&iden, sql),
     }
+    Ok(())
 }
 
 /// Whether `schema` exists on `database`.
@@ -78,45 +99,67 @@ pub(crate) async fn exists(database: &Database, schema: &SchemaName) -> Result<b
     if let Pools::Sqlite(store) = database.pools() {
         return Ok(store.exists(schema));
     }
-    let (table, column) = catalog(database.backend());
-    let select = Query::select()
-        .column(column)
-        .from(table)
-        .and_where(Expr::col(column).eq(schema.as_str()))
-        .to_owned();
+    let name = database.server_schema_name(schema)?;
+    let select = exists_statement(database.backend(), &name);
     let target = Target {
         conn: Conn::Database(database.clone()),
         schema: None,
     };
-    Ok(!target.fetch_unchecked(&select).await?.is_empty())
+    holds_exactly(&target.fetch_unchecked(&select).await?, &name)
 }
 
-/// Every schema of `database` whose name is a valid [`SchemaName`], sorted. On MySQL that is
-/// every database of the server except the registry's default one.
+/// The catalog query that returns a row when the server schema `name` exists (PostgreSQL,
+/// MySQL); see [`holds_exactly`].
+pub(crate) fn exists_statement(backend: Backend, name: &str) -> sea_query::SelectStatement {
+    let (table, column) = catalog(backend);
+    Query::select()
+        .column(column)
+        .from(table)
+        .and_where(Expr::col(column).eq(name))
+        .to_owned()
+}
+
+/// Whether the rows of an [`exists_statement`] name exactly `name`: MySQL's catalog may
+/// compare without case, so only the exact name counts.
+pub(crate) fn holds_exactly(rows: &[crate::row::Row], name: &str) -> Result<bool> {
+    for row in rows {
+        let found: String = row.get(0).map_err(Error::Database)?;
+        if found == name {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Every tenant schema of `database` (names that are valid [`SchemaName`]s), sorted. On
+/// PostgreSQL every schema of the database; on MySQL only the databases of this
+/// application's tenant namespace (`<namespace>$<schema>`, see [`crate::naming`]): never the
+/// default database, another application's tenants or an unrelated database.
 pub(crate) async fn list(database: &Database) -> Result<Vec<SchemaName>> {
     if let Pools::Sqlite(store) = database.pools() {
         return store.list();
     }
     let (table, column) = catalog(database.backend());
-    let select = Query::select()
-        .column(column)
-        .from(table)
-        .order_by(column, sea_query::Order::Asc)
-        .to_owned();
+    let mut select = Query::select();
+    select.column(column).from(table);
+    if database.backend() == Backend::MySql {
+        let pattern = database.tenant_namespace_rules().like_pattern()?;
+        select.and_where(Expr::col(column).like(LikeExpr::new(pattern).escape('\\')));
+    }
     let target = Target {
         conn: Conn::Database(database.clone()),
         schema: None,
     };
-    let default = database.default_namespace().map(|ns| &**ns);
+    let namespace = database.tenant_namespace_rules();
     let mut names = Vec::new();
     for row in target.fetch_unchecked(&select).await? {
         let name: String = row.get(0).map_err(Error::Database)?;
-        if Some(name.as_str()) != default {
-            if let Ok(schema) = SchemaName::parse(&name) {
-                names.push(schema);
-            }
+        if let Some(schema) = namespace.schema_of(&name) {
+            names.push(schema);
         }
     }
+    names.sort();
+    names.dedup();
     Ok(names)
 }
 
@@ -139,15 +182,27 @@ pub(crate) async fn has_tables(database: &Database, schema: &SchemaName) -> Resu
                 .to_owned(),
             Some(schema.clone()),
         ),
-        Backend::MySql => (
-            Query::select()
-                .expr(Expr::val(1))
+        Backend::MySql => {
+            // The exact name, compared here: the catalog may compare without case.
+            let name = database.server_schema_name(schema)?;
+            let select = Query::select()
+                .column("TABLE_SCHEMA")
                 .from(("information_schema", "TABLES"))
-                .and_where(Expr::col("TABLE_SCHEMA").eq(schema.as_str()))
-                .limit(1)
-                .to_owned(),
-            None,
-        ),
+                .and_where(Expr::col("TABLE_SCHEMA").eq(name.as_str()))
+                .group_by_col("TABLE_SCHEMA")
+                .to_owned();
+            let target = Target {
+                conn: Conn::Database(database.clone()),
+                schema: None,
+            };
+            for row in target.fetch_unchecked(&select).await? {
+                let found: String = row.get(0).map_err(Error::Database)?;
+                if found == name {
+                    return Ok(true);
+                }
+            }
+            return Ok(false);
+        }
         Backend::Postgres => (
             Query::select()
                 .expr(Expr::val(1))
@@ -163,4 +218,67 @@ pub(crate) async fn has_tables(database: &Database, schema: &SchemaName) -> Resu
         schema: target_schema,
     };
     Ok(!target.fetch_unchecked(&select).await?.is_empty())
+}
+
+/// The names of the tables in `schema` (`None`: the shared schema), sorted.
+pub(crate) async fn table_names(
+    database: &Database,
+    schema: Option<&SchemaName>,
+) -> Result<Vec<String>> {
+    let (select, target_schema) = match database.backend() {
+        Backend::Sqlite => (
+            Query::select()
+                .column("name")
+                .from("sqlite_master")
+                .and_where(Expr::col("type").eq("table"))
+                .to_owned(),
+            schema.cloned(),
+        ),
+        Backend::MySql => {
+            let name = match schema {
+                Some(schema) => database.server_schema_name(schema)?,
+                None => database
+                    .default_namespace()
+                    .map(|ns| ns.to_string())
+                    .unwrap_or_default(),
+            };
+            (
+                Query::select()
+                    .column("TABLE_NAME")
+                    .from(("information_schema", "TABLES"))
+                    .and_where(Expr::col("TABLE_SCHEMA").eq(name))
+                    .to_owned(),
+                None,
+            )
+        }
+        Backend::Postgres => {
+            let name = match schema {
+                Some(schema) => schema.to_string(),
+                None => database
+                    .default_namespace()
+                    .map(|ns| ns.to_string())
+                    .unwrap_or_default(),
+            };
+            (
+                Query::select()
+                    .column("tablename")
+                    .from(("pg_catalog", "pg_tables"))
+                    .and_where(Expr::col("schemaname").eq(name))
+                    .to_owned(),
+                None,
+            )
+        }
+    };
+    let target = Target {
+        conn: Conn::Database(database.clone()),
+        schema: target_schema,
+    };
+    let mut names = target
+        .fetch_unchecked(&select)
+        .await?
+        .iter()
+        .map(|row| row.get::<String>(0).map_err(Error::Database))
+        .collect::<Result<Vec<_>>>()?;
+    names.sort();
+    Ok(names)
 }

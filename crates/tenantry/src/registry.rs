@@ -6,6 +6,7 @@ use crate::{
     database::Database,
     ddl,
     error::{Error, Result},
+    migrate::Migrations,
     model::{Model, ModelMeta},
 };
 
@@ -28,6 +29,7 @@ struct Inner {
     database: Database,
     extra: Vec<(Arc<str>, Database)>,
     models: Vec<&'static ModelMeta>,
+    migrations: Option<Migrations>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -51,6 +53,7 @@ impl Registry {
                 database,
                 extra: Vec::new(),
                 models: Vec::new(),
+                migrations: None,
             }),
         }
     }
@@ -81,6 +84,21 @@ impl Registry {
                 inner.models.push(M::META);
             }
         })
+    }
+
+    /// Declares the application's migrations (usually [`migrations!`](crate::migrations)).
+    /// From then on a schema built from the current models records them as applied instead
+    /// of replaying them: [`create_all`](Self::create_all) stamps the shared schema, and
+    /// [`create_schema`](crate::create_schema) with every tenant model (`models: None`, with
+    /// tables) and [`create_tenant`](crate::contrib::create_tenant) stamp the new tenant and
+    /// write its ledger row.
+    pub fn migrations(self, migrations: Migrations) -> Registry {
+        self.edit(|inner| inner.migrations = Some(migrations))
+    }
+
+    /// The declared migrations, if any.
+    pub fn migration_set(&self) -> Option<&Migrations> {
+        self.inner.migrations.as_ref()
     }
 
     /// The default database.
@@ -140,9 +158,28 @@ impl Registry {
 
     /// Creates the tables of every registered model in the default schema of every database
     /// (the default one and each extra), parents before children. Existing tables are kept.
+    ///
+    /// With [`migrations`](Self::migrations) declared, the default database's shared schema
+    /// then records every shared migration as applied (once: a schema that already has a
+    /// history, or model tables but no history, is left to
+    /// [`Migrator`](crate::migrate::Migrator)) and gets the ledger.
     pub async fn create_all(&self) -> Result<()> {
+        let unbuilt = match &self.inner.migrations {
+            Some(_) => crate::migrate::is_unbuilt(self.database(), None, self.models()).await?,
+            None => false,
+        };
         for db in self.databases() {
             ddl::create_tables(db, None, self.models()).await?;
+        }
+        if let Some(migrations) = &self.inner.migrations {
+            crate::migrate::ensure_ledger(self.database()).await?;
+            if unbuilt {
+                let shared = crate::target::Target {
+                    conn: crate::target::Conn::Database(self.database().clone()),
+                    schema: None,
+                };
+                crate::migrate::stamp(&shared, migrations).await?;
+            }
         }
         Ok(())
     }

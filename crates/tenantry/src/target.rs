@@ -1,18 +1,21 @@
 //! Where a statement runs (a database or a transaction, and a schema) and how it gets there.
 
-use sea_query::{DynIden, MysqlQueryBuilder, PostgresQueryBuilder, SqliteQueryBuilder, TableName};
+use sea_query::{MysqlQueryBuilder, PostgresQueryBuilder, SqliteQueryBuilder, TableName};
 use sea_query_sqlx::{SqlxBinder, SqlxValues};
 use tracing::Instrument;
 
 use crate::{
-    backend::{Backend, SchemaKind},
-    database::{Database, Pools},
-    error::{Error, Result},
+    backend::Backend,
+    database::{run_pooled, Database, Outcome, Place, Pools, Returns},
+    error::Result,
     model::ModelMeta,
     row::Row,
     schema_name::SchemaName,
     transaction::{Transaction, WeakTransaction},
 };
+
+/// Qualified names moved to [`crate::naming`] (the MySQL tenant namespace).
+pub(crate) use crate::naming::table_name;
 
 /// Where an instance was loaded from or saved to: its database and schema (`None` is the
 /// database's default schema), and the transaction it was read or written in, if any. Saves,
@@ -40,8 +43,14 @@ impl Origin {
     /// The connection to go back through: the transaction while it is open (and can reach
     /// the schema), else the database.
     pub(crate) fn conn(&self) -> Conn {
+        self.conn_in(self.schema.as_ref())
+    }
+
+    /// The connection to reach `schema` of this origin's database: the transaction while it
+    /// is open and can reach that schema, else the database.
+    pub(crate) fn conn_in(&self, schema: Option<&SchemaName>) -> Conn {
         match self.transaction.as_ref().and_then(WeakTransaction::open) {
-            Some(tx) if tx.serves(self.schema.as_ref()) => Conn::Transaction(tx),
+            Some(tx) if tx.serves(schema) => Conn::Transaction(tx),
             _ => Conn::Database(self.database.clone()),
         }
     }
@@ -76,25 +85,16 @@ pub(crate) fn render(backend: Backend, statement: &impl SqlxBinder) -> (String, 
     }
 }
 
-/// The qualified name of `table` in `schema` on `database`.
-pub(crate) fn table_name(
-    database: &Database,
-    schema: Option<&SchemaName>,
-    table: &'static str,
-) -> TableName {
-    let namespace: Option<DynIden> = match database.backend().capabilities().schema_kind {
-        SchemaKind::File => None,
-        SchemaKind::Schema | SchemaKind::Database => match schema {
-            Some(schema) => Some(schema.clone().into()),
-            None => database
-                .default_namespace()
-                .map(|ns| DynIden::from(ns.to_string())),
-        },
-    };
-    TableName(
-        namespace.map(|ns| sea_query::SchemaName(None, ns)),
-        table.into(),
-    )
+/// Renders a table statement (DDL, no values) with the backend's schema builder.
+pub(crate) fn render_schema(
+    backend: Backend,
+    statement: &sea_query::TableRenameStatement,
+) -> String {
+    match backend {
+        Backend::Postgres => statement.to_string(PostgresQueryBuilder),
+        Backend::MySql => statement.to_string(MysqlQueryBuilder),
+        Backend::Sqlite => statement.to_string(SqliteQueryBuilder),
+    }
 }
 
 impl Target {
@@ -126,11 +126,32 @@ impl Target {
 
     /// Runs a statement and returns its rows.
     pub(crate) async fn fetch_all(&self, statement: &impl SqlxBinder) -> Result<Vec<Row>> {
-        let result = self
-            .fetch_unchecked(statement)
+        self.fetch_unchecked(statement)
             .instrument(self.span())
-            .await;
-        self.check(result).await
+            .await
+    }
+
+    /// Runs a statement that returns no rows.
+    pub(crate) async fn execute(&self, statement: &impl SqlxBinder) -> Result<Done> {
+        match self
+            .run(statement, Returns::Nothing)
+            .instrument(self.span())
+            .await?
+        {
+            Outcome::Done(done) => Ok(done),
+            Outcome::Rows(_) => Ok(Done {
+                rows_affected: 0,
+                last_insert_id: None,
+            }),
+        }
+    }
+
+    /// Runs one DDL statement through the simple query protocol.
+    pub(crate) async fn execute_ddl(&self, sql: &str) -> Result<()> {
+        let none = || SqlxValues(sea_query::Values(Vec::new()));
+        self.run_sql(sql, none(), Returns::Ddl, none)
+            .await
+            .map(drop)
     }
 
     /// The span of one statement, with the schema it runs in and the task's tenant. Its
@@ -146,151 +167,49 @@ impl Target {
         )
     }
 
-    /// Runs a statement and returns its rows, without telling a missing schema apart.
+    /// Runs a statement and returns its rows, as [`fetch_all`](Self::fetch_all) without the
+    /// span (for catalog queries).
     pub(crate) async fn fetch_unchecked(&self, statement: &impl SqlxBinder) -> Result<Vec<Row>> {
+        match self.run(statement, Returns::Rows).await? {
+            Outcome::Rows(rows) => Ok(rows),
+            Outcome::Done(_) => Ok(Vec::new()),
+        }
+    }
+
+    async fn run(&self, statement: &impl SqlxBinder, returns: Returns) -> Result<Outcome> {
         let (sql, values) = render(self.backend(), statement);
-        match &self.conn {
-            Conn::Database(db) => fetch_on_pool(db, self.schema.as_ref(), &sql, values).await,
-            Conn::Transaction(tx) => tx.fetch_all(self.schema.as_ref(), &sql, values).await,
-        }
+        let again = || render(self.backend(), statement).1;
+        self.run_sql(&sql, values, returns, again).await
     }
 
-    /// Runs a statement that returns no rows.
-    pub(crate) async fn execute(&self, statement: &impl SqlxBinder) -> Result<Done> {
-        let (sql, values) = render(self.backend(), statement);
-        let run = async {
-            match &self.conn {
-                Conn::Database(db) => execute_on_pool(db, self.schema.as_ref(), &sql, values).await,
-                Conn::Transaction(tx) => tx.execute(self.schema.as_ref(), &sql, values).await,
-            }
+    async fn run_sql(
+        &self,
+        sql: &str,
+        values: SqlxValues,
+        returns: Returns,
+        again: impl FnOnce() -> SqlxValues,
+    ) -> Result<Outcome> {
+        let schema = self.schema.as_ref();
+        let db = match &self.conn {
+            Conn::Transaction(tx) => return tx.run(schema, sql, values, returns).await,
+            Conn::Database(db) => db,
         };
-        let result = run.instrument(self.span()).await;
-        self.check(result).await
-    }
-
-    /// Turns "no such table" in a schema that does not exist into [`Error::SchemaNotFound`].
-    async fn check<T>(&self, result: Result<T>) -> Result<T> {
-        let error = match result {
-            Ok(value) => return Ok(value),
-            Err(error) => error,
+        crate::migrate::refuse_pool_in_data_step()?;
+        let place = Place {
+            database: db,
+            schema,
         };
-        match (&self.schema, is_missing_table(&error)) {
-            (Some(schema), true) if !crate::namespace::exists(self.database(), schema).await? => {
-                Err(Error::SchemaNotFound {
-                    schema: schema.to_string(),
-                })
+        match db.pools() {
+            Pools::Postgres(pool) => {
+                run_pooled(pool.get().await?, place, sql, values, returns, again).await
             }
-            _ => Err(error),
-        }
-    }
-}
-
-/// PostgreSQL 42P01 / 3F000, MySQL 1146 / 1049.
-fn is_missing_table(error: &Error) -> bool {
-    matches!(
-        error.database_code().as_deref(),
-        Some("42P01" | "3F000" | "42S02" | "42000" | "1146" | "1049")
-    )
-}
-
-/// Runs `sql` on a warm connection of `stash` (see [`crate::database::Stash`]).
-macro_rules! on_lease {
-    ($stash:expr, $pool:expr, |$conn:ident| $query:expr) => {{
-        let mut lease = $stash.lease($pool).await?;
-        let outcome = match lease.conn() {
-            Some($conn) => $query.await,
-            None => Err(sqlx::Error::PoolClosed),
-        };
-        lease.finish(&outcome);
-        outcome?
-    }};
-}
-
-async fn fetch_on_pool(
-    db: &Database,
-    schema: Option<&SchemaName>,
-    sql: &str,
-    values: SqlxValues,
-) -> Result<Vec<Row>> {
-    Ok(match db.pools() {
-        Pools::Postgres(pool) => {
-            let rows = on_lease!(db.postgres_stash(), pool, |conn| sqlx::query_with(
-                sql, values
-            )
-            .fetch_all(conn));
-            rows.into_iter().map(Row::Postgres).collect()
-        }
-        Pools::MySql(pool) => {
-            let rows = on_lease!(db.mysql_stash(), pool, |conn| sqlx::query_with(sql, values)
-                .fetch_all(conn));
-            rows.into_iter().map(Row::MySql).collect()
-        }
-        Pools::Sqlite(store) => {
-            let pool = store.pool(schema)?;
-            let rows = sqlx::query_with(sql, values).fetch_all(&pool).await?;
-            rows.into_iter().map(Row::Sqlite).collect()
-        }
-    })
-}
-
-async fn execute_on_pool(
-    db: &Database,
-    schema: Option<&SchemaName>,
-    sql: &str,
-    values: SqlxValues,
-) -> Result<Done> {
-    Ok(match db.pools() {
-        Pools::Postgres(pool) => {
-            let done = on_lease!(db.postgres_stash(), pool, |conn| sqlx::query_with(
-                sql, values
-            )
-            .execute(conn));
-            Done {
-                rows_affected: done.rows_affected(),
-                last_insert_id: None,
+            Pools::MySql(pool) => {
+                run_pooled(pool.get().await?, place, sql, values, returns, again).await
+            }
+            Pools::Sqlite(store) => {
+                let checkout = store.checkout(schema).await?;
+                run_pooled(checkout, place, sql, values, returns, again).await
             }
         }
-        Pools::MySql(pool) => {
-            let done = on_lease!(db.mysql_stash(), pool, |conn| sqlx::query_with(sql, values)
-                .execute(conn));
-            Done {
-                rows_affected: done.rows_affected(),
-                last_insert_id: Some(done.last_insert_id()),
-            }
-        }
-        Pools::Sqlite(store) => {
-            let pool = store.pool(schema)?;
-            let done = sqlx::query_with(sql, values).execute(&pool).await?;
-            Done {
-                rows_affected: done.rows_affected(),
-                last_insert_id: None,
-            }
-        }
-    })
-}
-
-impl Target {
-    /// Runs one DDL statement through the simple query protocol.
-    ///
-    /// `Executor::execute(executor, raw_sql(..))` rather than `raw_sql(..).execute(executor)`:
-    /// the latter's future is not `Send` for every lifetime (sqlx issue #3150), which would
-    /// keep `create_schema` out of `tokio::spawn` and axum handlers.
-    pub(crate) async fn execute_ddl(&self, sql: &str) -> Result<()> {
-        match &self.conn {
-            Conn::Database(db) => match db.pools() {
-                Pools::Postgres(pool) => {
-                    sqlx::Executor::execute(pool, sqlx::raw_sql(sql)).await?;
-                }
-                Pools::MySql(pool) => {
-                    sqlx::Executor::execute(pool, sqlx::raw_sql(sql)).await?;
-                }
-                Pools::Sqlite(store) => {
-                    let pool = store.pool(self.schema.as_ref())?;
-                    sqlx::Executor::execute(&pool, sqlx::raw_sql(sql)).await?;
-                }
-            },
-            Conn::Transaction(tx) => tx.execute_ddl(self.schema.as_ref(), sql).await?,
-        }
-        Ok(())
     }
 }

@@ -9,16 +9,14 @@ use std::{
 };
 
 use sea_query_sqlx::SqlxValues;
-use sqlx::{pool::PoolConnection, TransactionManager};
+use sqlx::TransactionManager;
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::{
-    database::{Database, Pools},
+    database::{run_on, Checkout, Database, Driver, Outcome, Place, Pools, Returns},
     error::{Error, Result},
     registry::Registry,
-    row::Row,
     schema_name::SchemaName,
-    target::Done,
 };
 
 /// A database transaction. Cheap to clone; every clone is the same transaction.
@@ -30,9 +28,10 @@ use crate::{
 /// back on `Err`.
 ///
 /// Dropping any of these futures halfway is safe: a `begin` dropped halfway rolls back what
-/// it began; a statement, commit or rollback dropped halfway ends the transaction by closing
-/// its connection (the server rolls back), and later statements, commits and rollbacks on it
-/// return [`Error::TransactionDone`].
+/// it began; a commit or rollback dropped halfway runs to its end in a task of its own; a
+/// statement dropped halfway ends the transaction by closing its connection (the server rolls
+/// back), and later statements, commits and rollbacks on it return
+/// [`Error::TransactionDone`].
 ///
 /// On PostgreSQL and MySQL one transaction may touch every schema of its database. On SQLite
 /// a transaction lives in one schema file, chosen with [`Registry::begin_in`]; a query on
@@ -49,6 +48,9 @@ struct Inner {
     conn: Mutex<Option<TxConn>>,
     /// Set once commit or rollback took the connection.
     finished: AtomicBool,
+    /// The transaction is its lender's (a migration's, lent to a data step): it cannot be
+    /// committed or rolled back here, and the connection goes back to the lender.
+    lent: bool,
 }
 
 /// A transaction remembered by an instance without keeping it alive.
@@ -66,13 +68,11 @@ impl WeakTransaction {
     }
 }
 
-/// The connection a transaction holds from `BEGIN` to its end.
-///
-/// The pooled connection is owned directly (not through `sqlx::Transaction`) so that a
-/// connection whose statement was cancelled halfway can be closed instead of going back to
-/// the pool: sqlx 0.8.6's MySQL driver cannot resynchronise a connection whose prepared
-/// statement was dropped before its answer was read once a `ROLLBACK` is queued behind it,
-/// and the release ping then waits forever, holding the pool slot for good.
+/// The connection a transaction holds from `BEGIN` to its end: a connection checked out of
+/// the database's one pool (the same pool queries use), owned directly so that a connection
+/// whose statement was cancelled halfway is closed instead of going back to the pool: its
+/// protocol state is unknown, and sqlx 0.8.6's MySQL driver cannot resynchronise a
+/// connection whose prepared statement was dropped before its answer was read.
 struct TxConn {
     conn: PoolConn,
     /// The transaction is open on the server (`BEGIN` answered, no `COMMIT`/`ROLLBACK` yet).
@@ -80,110 +80,192 @@ struct TxConn {
     /// A statement is in flight; still set when its future is dropped halfway, after which
     /// the connection's protocol state is unknown.
     in_flight: bool,
+    /// Set when a statement failed in a way that ended the transaction on the server (see
+    /// [`TransactionAbort`](crate::TransactionAbort)): what failed.
+    aborted: Option<String>,
 }
 
-enum PoolConn {
-    Postgres(PoolConnection<sqlx::Postgres>),
-    MySql(PoolConnection<sqlx::MySql>),
-    Sqlite(PoolConnection<sqlx::Sqlite>),
+pub(crate) enum PoolConn {
+    Postgres(Checkout<sqlx::Postgres>),
+    MySql(Checkout<sqlx::MySql>),
+    Sqlite(Checkout<sqlx::Sqlite>),
+}
+
+/// Runs `$body` with `$c` bound to the checkout of whichever backend `$conn` holds.
+macro_rules! with_checkout {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            PoolConn::Postgres($c) => $body,
+            PoolConn::MySql($c) => $body,
+            PoolConn::Sqlite($c) => $body,
+        }
+    };
 }
 
 impl Drop for TxConn {
-    /// A transaction dropped unfinished rolls back: after a clean statement boundary by
-    /// queueing `ROLLBACK` (sent by the pool's release ping before anyone else gets the
-    /// connection); after a cancelled statement by closing the connection, which makes the
-    /// server roll back.
+    /// A transaction dropped unfinished rolls back: after a clean statement boundary by a
+    /// `ROLLBACK` sent from a task of its own, after which the connection goes back to the
+    /// pool (outside a runtime, or after a cancelled statement, by closing the connection,
+    /// which makes the server roll back).
     fn drop(&mut self) {
-        if self.in_flight {
-            match &mut self.conn {
-                PoolConn::Postgres(conn) => conn.close_on_drop(),
-                PoolConn::MySql(conn) => conn.close_on_drop(),
-                PoolConn::Sqlite(conn) => conn.close_on_drop(),
+        let runtime = tokio::runtime::Handle::try_current();
+        match (self.in_flight, self.open, runtime) {
+            (false, false, _) => {}
+            (false, true, Ok(runtime)) => {
+                let conn = with_checkout!(&mut self.conn, |c| PoolConn::from(c.take()));
+                runtime
+                    .spawn(async move { with_checkout!(conn, |c| rollback_and_release(c).await) });
             }
-        } else if self.open {
-            match &mut self.conn {
-                PoolConn::Postgres(conn) => PgManager::start_rollback(conn),
-                PoolConn::MySql(conn) => MySqlManager::start_rollback(conn),
-                PoolConn::Sqlite(conn) => SqliteManager::start_rollback(conn),
-            }
+            _ => with_checkout!(&mut self.conn, |c| c.discard(false)),
         }
     }
 }
 
-type PgManager = <sqlx::Postgres as sqlx::Database>::TransactionManager;
-type MySqlManager = <sqlx::MySql as sqlx::Database>::TransactionManager;
-type SqliteManager = <sqlx::Sqlite as sqlx::Database>::TransactionManager;
+impl From<Checkout<sqlx::Postgres>> for PoolConn {
+    fn from(c: Checkout<sqlx::Postgres>) -> Self {
+        PoolConn::Postgres(c)
+    }
+}
+
+impl From<Checkout<sqlx::MySql>> for PoolConn {
+    fn from(c: Checkout<sqlx::MySql>) -> Self {
+        PoolConn::MySql(c)
+    }
+}
+
+impl From<Checkout<sqlx::Sqlite>> for PoolConn {
+    fn from(c: Checkout<sqlx::Sqlite>) -> Self {
+        PoolConn::Sqlite(c)
+    }
+}
+
+/// Rolls back what a dropped transaction left open, then returns its connection; a
+/// connection whose rollback fails or hangs is closed instead.
+async fn rollback_and_release<DB: Driver>(mut conn: Checkout<DB>) {
+    let rollback = control(&mut conn, Step::Rollback);
+    match tokio::time::timeout(std::time::Duration::from_secs(30), rollback).await {
+        Ok(Ok(())) => conn.release(),
+        _ => conn.discard(true),
+    }
+}
+
+/// Begins on `conn`, or commits or rolls back.
+async fn control<DB: Driver>(conn: &mut Checkout<DB>, step: Step) -> Result<()> {
+    let raw = conn.raw()?;
+    let outcome = match step {
+        Step::Begin => <DB::TransactionManager as TransactionManager>::begin(raw, None).await,
+        Step::Commit => <DB::TransactionManager as TransactionManager>::commit(raw).await,
+        Step::Rollback => <DB::TransactionManager as TransactionManager>::rollback(raw).await,
+    };
+    if let Err(error) = &outcome {
+        conn.after_error(error);
+    }
+    Ok(outcome?)
+}
+
+#[derive(Clone, Copy)]
+enum Step {
+    Begin,
+    Commit,
+    Rollback,
+}
 
 impl TxConn {
-    /// Acquires a connection and begins, in a task of its own so that it runs to the end
+    /// Checks a connection out and begins, in a task of its own so that it runs to the end
     /// even when the caller's future is dropped halfway (a timeout, a `select!`, a client
     /// gone away).
     ///
     /// sqlx 0.8.6 counts a PostgreSQL or MySQL transaction as open only once the answer to
-    /// its `BEGIN` has been read. A `begin` dropped after `BEGIN` was sent therefore returned
-    /// its connection to the pool inside a transaction nobody would end: the next query on
-    /// that connection, whatever its tenant, ran in it, its writes never committed
-    /// (invisible to every other connection, lost on close) and its locks held. A spawned
-    /// task is never cancelled halfway: when nobody awaits its result any more, the
-    /// `TxConn` it returns is dropped there, which rolls it back.
-    async fn begin(pool: PoolRef) -> Result<TxConn> {
+    /// its `BEGIN` has been read. A `begin` dropped after `BEGIN` was sent would therefore
+    /// hand its connection back inside a transaction nobody would end: the next query on
+    /// that connection, whatever its tenant, would run in it. A spawned task is never
+    /// cancelled halfway: when nobody awaits its result any more, the `TxConn` it returns
+    /// is dropped there, which rolls it back.
+    async fn begin(database: Database, schema: Option<SchemaName>) -> Result<TxConn> {
         let begun = tokio::spawn(async move {
-            let mut tx = TxConn {
-                conn: match pool {
-                    PoolRef::Postgres(pool) => PoolConn::Postgres(pool.acquire().await?),
-                    PoolRef::MySql(pool) => PoolConn::MySql(pool.acquire().await?),
-                    PoolRef::Sqlite(pool) => PoolConn::Sqlite(pool.acquire().await?),
-                },
-                open: false,
-                // Until BEGIN is answered: a failed BEGIN closes the connection.
-                in_flight: true,
+            let conn = match database.pools() {
+                Pools::Postgres(pool) => PoolConn::from(pool.get().await?),
+                Pools::MySql(pool) => PoolConn::from(pool.get().await?),
+                Pools::Sqlite(store) => PoolConn::from(store.checkout(schema.as_ref()).await?),
             };
-            match &mut tx.conn {
-                PoolConn::Postgres(conn) => PgManager::begin(conn, None).await?,
-                PoolConn::MySql(conn) => MySqlManager::begin(conn, None).await?,
-                PoolConn::Sqlite(conn) => SqliteManager::begin(conn, None).await?,
-            }
+            // Until BEGIN is answered: a failed BEGIN closes the connection.
+            let mut tx = TxConn {
+                conn,
+                open: false,
+                in_flight: true,
+                aborted: None,
+            };
+            with_checkout!(&mut tx.conn, |c| control(c, Step::Begin).await)?;
             tx.open = true;
             tx.in_flight = false;
             Ok::<_, Error>(tx)
         });
-        match begun.await {
-            Ok(begun) => begun,
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            Err(_) => Err(Error::Database(sqlx::Error::Io(std::io::Error::other(
-                "the runtime shut down while a transaction was beginning",
-            )))),
+        joined(begun, "beginning").await
+    }
+
+    /// Commits (or rolls back), then the connection goes back to the pool, in a task of its
+    /// own: a `COMMIT` whose caller went away halfway is still answered before the
+    /// connection is reused or closed. Closing it instead would leave the outcome to the
+    /// server's timing: the next reader (on any connection) could miss a commit that lands
+    /// a moment later.
+    async fn finish(self, commit: bool) -> Result<()> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => joined(runtime.spawn(self.finish_here(commit)), "finishing").await,
+            // Driven by another executor: here, as before (a drop halfway closes the
+            // connection, and the outcome is the server's).
+            Err(_) => self.finish_here(commit).await,
         }
     }
 
-    /// Commits (or rolls back); the connection then goes back to the pool.
-    async fn finish(mut self, commit: bool) -> Result<()> {
+    async fn finish_here(mut self, commit: bool) -> Result<()> {
         self.in_flight = true;
-        match (&mut self.conn, commit) {
-            (PoolConn::Postgres(conn), true) => PgManager::commit(conn).await?,
-            (PoolConn::Postgres(conn), false) => PgManager::rollback(conn).await?,
-            (PoolConn::MySql(conn), true) => MySqlManager::commit(conn).await?,
-            (PoolConn::MySql(conn), false) => MySqlManager::rollback(conn).await?,
-            (PoolConn::Sqlite(conn), true) => SqliteManager::commit(conn).await?,
-            (PoolConn::Sqlite(conn), false) => SqliteManager::rollback(conn).await?,
-        }
+        let step = if commit { Step::Commit } else { Step::Rollback };
+        with_checkout!(&mut self.conn, |c| control(c, step).await)?;
         self.in_flight = false;
         self.open = false;
+        with_checkout!(&mut self.conn, |c| c.take().release());
         Ok(())
+    }
+
+    /// Runs one statement; `true` in the second place when the connection was lost.
+    async fn run(
+        &mut self,
+        place: Place<'_>,
+        sql: &str,
+        values: SqlxValues,
+        returns: Returns,
+    ) -> (Result<Outcome>, bool) {
+        self.in_flight = true;
+        let result = with_checkout!(&mut self.conn, |c| run_on(c, place, sql, values, returns)
+            .await);
+        self.in_flight = false;
+        let lost = with_checkout!(&self.conn, |c| c.is_discarded());
+        (result, lost)
     }
 }
 
-/// A pool to begin on, owned so that the begin can run in its own task.
-enum PoolRef {
-    Postgres(sqlx::PgPool),
-    MySql(sqlx::MySqlPool),
-    Sqlite(sqlx::SqlitePool),
+/// The result of a transaction step run in a task of its own (see [`TxConn::begin`]).
+async fn joined<T>(task: tokio::task::JoinHandle<Result<T>>, step: &str) -> Result<T> {
+    match task.await {
+        Ok(result) => result,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(_) => Err(Error::Database(sqlx::Error::Io(std::io::Error::other(
+            format!("the runtime shut down while a transaction was {step}"),
+        )))),
+    }
 }
 
 impl Registry {
-    /// Begins a transaction on the default database (on SQLite: in its main file).
+    /// Begins a transaction on the default database. On SQLite, where a transaction lives in
+    /// one schema file, it begins in the file of the task's tenant (or activated schema), so
+    /// `registry.transaction(..)` inside [`with_tenant`](crate::with_tenant) works on the
+    /// tenant's tables as on the other backends; outside any tenant, in the main file.
     pub async fn begin(&self) -> Result<Transaction> {
-        Transaction::begin(self.clone(), self.database().clone(), None).await
+        let schema = match self.database().backend() {
+            crate::Backend::Sqlite => crate::tenancy::context::context_schema()?,
+            _ => None,
+        };
+        Transaction::begin(self.clone(), self.database().clone(), schema).await
     }
 
     /// Begins a transaction on the default database whose SQLite side lives in `schema`'s
@@ -201,8 +283,19 @@ impl Registry {
         Transaction::begin(self.clone(), database.clone(), None).await
     }
 
+    /// Begins a transaction on `database`; on SQLite in the file of `schema` exactly (never
+    /// the context's), for work that already resolved its schema.
+    pub(crate) async fn begin_at(
+        &self,
+        database: &Database,
+        schema: Option<SchemaName>,
+    ) -> Result<Transaction> {
+        Transaction::begin(self.clone(), database.clone(), schema).await
+    }
+
     /// Runs `work` in a transaction: commits when it returns `Ok`, rolls back when it returns
-    /// `Err` (or panics, or is cancelled).
+    /// `Err` (or panics, or is cancelled). The error returned is always the work's own; a
+    /// rollback that fails after it is logged, not returned in its place.
     ///
     /// ```no_run
     /// # use tenantry::{Registry, Result};
@@ -227,7 +320,9 @@ impl Registry {
                 Ok(value)
             }
             Err(error) => {
-                tx.rollback().await?;
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!(%error, %rollback, "rollback after a failed transaction body failed too");
+                }
                 Err(error)
             }
         }
@@ -240,21 +335,83 @@ impl Transaction {
         database: Database,
         schema: Option<SchemaName>,
     ) -> Result<Transaction> {
-        let (pool, sqlite_schema) = match database.pools() {
-            Pools::Postgres(pool) => (PoolRef::Postgres(pool.clone()), None),
-            Pools::MySql(pool) => (PoolRef::MySql(pool.clone()), None),
-            Pools::Sqlite(store) => (PoolRef::Sqlite(store.pool(schema.as_ref())?), schema),
+        let sqlite_schema = match database.pools() {
+            Pools::Sqlite(_) => schema,
+            _ => None,
         };
-        let conn = TxConn::begin(pool).await?;
-        Ok(Transaction {
+        let conn = TxConn::begin(database.clone(), sqlite_schema.clone()).await?;
+        Ok(Transaction::around(
+            registry,
+            database,
+            sqlite_schema,
+            conn,
+            false,
+        ))
+    }
+
+    fn around(
+        registry: Registry,
+        database: Database,
+        sqlite_schema: Option<SchemaName>,
+        conn: TxConn,
+        lent: bool,
+    ) -> Transaction {
+        Transaction {
             inner: Arc::new(Inner {
                 registry,
                 database,
                 sqlite_schema,
                 conn: Mutex::new(Some(conn)),
                 finished: AtomicBool::new(false),
+                lent,
             }),
-        })
+        }
+    }
+
+    /// A transaction its lender began on `conn` (a connection of no pool, in a
+    /// transaction, see [`Checkout::lent`]), for code that runs statements through a
+    /// [`Transaction`]. [`reclaim`](Self::reclaim) gives the connection back; until then
+    /// `commit` and `rollback` are refused: ending the transaction is the lender's.
+    pub(crate) fn lent(
+        registry: Registry,
+        database: Database,
+        sqlite_schema: Option<SchemaName>,
+        conn: PoolConn,
+    ) -> Transaction {
+        let conn = TxConn {
+            conn,
+            open: true,
+            in_flight: false,
+            aborted: None,
+        };
+        Transaction::around(registry, database, sqlite_schema, conn, true)
+    }
+
+    /// The lent connection back, with why the transaction was aborted on the server if a
+    /// statement ended it. `Err(TransactionDone)` when the connection was lost (a statement
+    /// cancelled halfway closed it). Every clone still held is finished from now on.
+    pub(crate) async fn reclaim(&self) -> Result<(PoolConn, Option<String>)> {
+        let mut guard = self.inner.conn.lock().await;
+        self.inner.finished.store(true, Ordering::Release);
+        let mut tx = guard.take().ok_or(Error::TransactionDone)?;
+        if tx.in_flight {
+            return Err(Error::TransactionDone);
+        }
+        // Disarm the rollback on drop: the lender ends the transaction.
+        tx.open = false;
+        let conn = with_checkout!(&mut tx.conn, |c| PoolConn::from(c.take()));
+        Ok((conn, tx.aborted.take()))
+    }
+
+    fn refuse_if_lent(&self) -> Result<()> {
+        if self.inner.lent {
+            return Err(Error::Unsupported {
+                backend: self.inner.database.backend().name(),
+                what: "committing or rolling back a migration's transaction in a data step \
+                       (return Ok to keep its work, Err to roll the tenant's migration back)",
+            });
+        }
+        Ok(())
     }
 
     /// The registry this transaction was begun from.
@@ -269,14 +426,30 @@ impl Transaction {
 
     /// Commits. Fails with [`Error::TransactionDone`] if it was already finished.
     ///
-    /// If this future is dropped before the database answered, the connection is closed
-    /// (whether the `COMMIT` reached the server before is not known).
+    /// The commit runs to its end even if this future is dropped halfway (a timeout, a
+    /// `select!`): its connection is back in the pool, and the commit visible to every
+    /// later reader, before that connection serves anyone else. (Driven outside a tokio
+    /// runtime, it runs on the caller's future instead: dropped halfway, the connection is
+    /// closed and the outcome is the server's.)
+    ///
+    /// A transaction that a failed statement ended on the server (any failure on
+    /// PostgreSQL, a deadlock on MySQL) is rolled back instead, and the commit fails with
+    /// [`Error::TransactionAborted`]: it is never reported as committed.
     pub async fn commit(&self) -> Result<()> {
-        self.take().await?.finish(true).await
+        self.refuse_if_lent()?;
+        let tx = self.take().await?;
+        match tx.aborted.clone() {
+            None => tx.finish(true).await,
+            Some(cause) => {
+                tx.finish(false).await?;
+                Err(Error::TransactionAborted { cause })
+            }
+        }
     }
 
     /// Rolls back. Fails with [`Error::TransactionDone`] if it was already finished.
     pub async fn rollback(&self) -> Result<()> {
+        self.refuse_if_lent()?;
         self.take().await?.finish(false).await
     }
 
@@ -329,90 +502,43 @@ impl Transaction {
         Ok(())
     }
 
-    pub(crate) async fn fetch_all(
+    /// Runs one statement in this transaction. A statement whose connection was lost ends
+    /// the transaction (later ones get [`Error::TransactionDone`]).
+    pub(crate) async fn run(
         &self,
         schema: Option<&SchemaName>,
         sql: &str,
         values: SqlxValues,
-    ) -> Result<Vec<Row>> {
+        returns: Returns,
+    ) -> Result<Outcome> {
         self.check_schema(schema)?;
         let mut guard = self.usable(self.inner.conn.lock().await)?;
         let tx = guard.as_mut().ok_or(Error::TransactionDone)?;
-        tx.in_flight = true;
-        let rows: std::result::Result<Vec<Row>, sqlx::Error> = match &mut tx.conn {
-            PoolConn::Postgres(conn) => sqlx::query_with(sql, values)
-                .fetch_all(&mut **conn)
-                .await
-                .map(|rows| rows.into_iter().map(Row::Postgres).collect()),
-            PoolConn::MySql(conn) => sqlx::query_with(sql, values)
-                .fetch_all(&mut **conn)
-                .await
-                .map(|rows| rows.into_iter().map(Row::MySql).collect()),
-            PoolConn::Sqlite(conn) => sqlx::query_with(sql, values)
-                .fetch_all(&mut **conn)
-                .await
-                .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
+        if let Some(cause) = &tx.aborted {
+            return Err(Error::TransactionAborted {
+                cause: cause.clone(),
+            });
+        }
+        let place = Place {
+            database: &self.inner.database,
+            schema,
         };
-        tx.in_flight = false;
-        Ok(rows?)
-    }
-
-    pub(crate) async fn execute(
-        &self,
-        schema: Option<&SchemaName>,
-        sql: &str,
-        values: SqlxValues,
-    ) -> Result<Done> {
-        self.check_schema(schema)?;
-        let mut guard = self.usable(self.inner.conn.lock().await)?;
-        let tx = guard.as_mut().ok_or(Error::TransactionDone)?;
-        tx.in_flight = true;
-        let done: std::result::Result<Done, sqlx::Error> = match &mut tx.conn {
-            PoolConn::Postgres(conn) => sqlx::query_with(sql, values)
-                .execute(&mut **conn)
-                .await
-                .map(|done| Done {
-                    rows_affected: done.rows_affected(),
-                    last_insert_id: None,
-                }),
-            PoolConn::MySql(conn) => sqlx::query_with(sql, values)
-                .execute(&mut **conn)
-                .await
-                .map(|done| Done {
-                    rows_affected: done.rows_affected(),
-                    last_insert_id: Some(done.last_insert_id()),
-                }),
-            PoolConn::Sqlite(conn) => sqlx::query_with(sql, values)
-                .execute(&mut **conn)
-                .await
-                .map(|done| Done {
-                    rows_affected: done.rows_affected(),
-                    last_insert_id: None,
-                }),
-        };
-        tx.in_flight = false;
-        Ok(done?)
-    }
-}
-
-impl Transaction {
-    pub(crate) async fn execute_ddl(&self, schema: Option<&SchemaName>, sql: &str) -> Result<()> {
-        self.check_schema(schema)?;
-        let mut guard = self.usable(self.inner.conn.lock().await)?;
-        let tx = guard.as_mut().ok_or(Error::TransactionDone)?;
-        tx.in_flight = true;
-        let done = match &mut tx.conn {
-            PoolConn::Postgres(conn) => sqlx::Executor::execute(&mut **conn, sqlx::raw_sql(sql))
-                .await
-                .map(drop),
-            PoolConn::MySql(conn) => sqlx::Executor::execute(&mut **conn, sqlx::raw_sql(sql))
-                .await
-                .map(drop),
-            PoolConn::Sqlite(conn) => sqlx::Executor::execute(&mut **conn, sqlx::raw_sql(sql))
-                .await
-                .map(drop),
-        };
-        tx.in_flight = false;
-        Ok(done?)
+        let (result, lost) = tx.run(place, sql, values, returns).await;
+        if let Err(error) = &result {
+            let abort = self
+                .inner
+                .database
+                .backend()
+                .capabilities()
+                .transaction_aborted_by;
+            if abort.ends_transaction(error) {
+                tx.aborted = Some(error.to_string());
+            }
+        }
+        if lost {
+            drop(guard.take());
+            self.inner.finished.store(true, Ordering::Release);
+        }
+        result
     }
 }

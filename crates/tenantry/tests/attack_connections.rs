@@ -56,26 +56,27 @@ async fn kill_connections(t: &TestDb, admin: &tenantry::Database) -> usize {
                  WHERE datname = current_database() AND pid <> pg_backend_pid() \
                  AND backend_type = 'client backend'",
             )
-            .fetch_all(admin.as_postgres().unwrap())
+            .fetch_all(&mut *admin.acquire_postgres().await.unwrap())
             .await
             .unwrap();
             killed.into_iter().filter(|(k,)| *k).count()
         }
         Backend::MySql => {
-            let pool = admin.as_mysql().unwrap();
+            let mut conn = admin.acquire_mysql().await.unwrap();
+            let pool = &mut *conn;
             let ids: Vec<(i64,)> = sqlx::query_as(
                 "SELECT ID FROM information_schema.PROCESSLIST \
                  WHERE DB = ? AND ID <> CONNECTION_ID()",
             )
             .bind(t.database_name())
-            .fetch_all(pool)
+            .fetch_all(&mut *pool)
             .await
             .unwrap();
             let mut killed = 0;
             for (id,) in ids {
                 // An integer from the server, not input: KILL takes no bound parameter.
                 if sqlx::raw_sql(&format!("KILL {id}"))
-                    .execute(pool)
+                    .execute(&mut *pool)
                     .await
                     .is_ok()
                 {

@@ -115,22 +115,11 @@ backend_test!(
 
         for (i, tenant) in tenants.iter().enumerate() {
             with_tenant(Some(tenant.clone()), async {
-                // 1. registry.transaction whose body returns Err. On SQLite it begins in the
-                //    main file, so its body writes the shared plans there.
+                // 1. registry.transaction whose body returns Err.
                 let result: tenantry::Result<()> = r
                     .transaction(|tx| async move {
-                        if tx.database().backend() == Backend::Sqlite {
-                            for k in 0..3 {
-                                Plan::query(&tx)
-                                    .create(Plan {
-                                        id: 0,
-                                        title: format!("t{i}-err-{k}"),
-                                    })
-                                    .await?;
-                            }
-                        } else {
-                            tenant_writes(&tx, i, "err").await?;
-                        }
+                        // On SQLite the transaction follows the tenant into its file.
+                        tenant_writes(&tx, i, "err").await?;
                         Err(Error::NotFound { model: "planned" })
                     })
                     .await;
@@ -140,9 +129,12 @@ backend_test!(
                 );
                 assert_clean(&t, &r, &tenants, &expected, &no_plans, "Err").await;
 
-                // 2. registry.transaction failing on a database error (a unique violation).
-                let result: tenantry::Result<()> = r
-                    .transaction(|tx| async move {
+                // 2. registry.transaction failing on a database error (a unique violation),
+                //    on the shared plans: outside the tenant, so that on SQLite it begins
+                //    in the main file.
+                let result: tenantry::Result<()> = with_tenant(
+                    None,
+                    r.transaction(|tx| async move {
                         for _ in 0..2 {
                             Plan::query(&tx)
                                 .create(Plan {
@@ -152,8 +144,9 @@ backend_test!(
                                 .await?;
                         }
                         Ok(())
-                    })
-                    .await;
+                    }),
+                )
+                .await;
                 assert!(
                     matches!(result, Err(Error::UniqueViolation { .. })),
                     "{result:?}"
@@ -212,9 +205,7 @@ backend_test!(
                 let panicked = tokio::spawn(with_tenant(Some(tenant2), async move {
                     let _: tenantry::Result<()> = r2
                         .transaction(|tx| async move {
-                            if tx.database().backend() != Backend::Sqlite {
-                                tenant_writes(&tx, i, "panic").await?;
-                            }
+                            tenant_writes(&tx, i, "panic").await?;
                             panic!("the body panics on purpose");
                         })
                         .await;
@@ -311,39 +302,42 @@ backend_test!(
                     let scope = r.transaction(|tx| {
                         let label = label.clone();
                         async move {
-                            if tx.database().backend() == Backend::Sqlite {
+                            User::query(&tx)
+                                .create(user(&format!("t{i}-{label}")))
+                                .await?;
+                            // On SQLite the transaction lives in the tenant's file, which
+                            // the shared plans are not in.
+                            if tx.database().backend() != Backend::Sqlite {
                                 Plan::query(&tx)
                                     .create(Plan {
                                         id: 0,
                                         title: format!("t{i}-{label}"),
                                     })
                                     .await?;
-                                return Ok(());
                             }
-                            User::query(&tx)
-                                .create(user(&format!("t{i}-{label}")))
-                                .await?;
-                            Plan::query(&tx)
-                                .create(Plan {
-                                    id: 0,
-                                    title: format!("t{i}-{label}"),
-                                })
-                                .await?;
                             Ok(())
                         }
                     });
                     let done = cancel_after_polls(polls, scope).await;
                     state::settle(r.database()).await;
                     let title = format!("t{i}-{label}");
-                    let committed = Plan::query(&r)
+                    let committed = User::query(&r)
+                        .filter(User::name().eq(&title))
+                        .exists()
+                        .await
+                        .unwrap();
+                    let plan_committed = Plan::query(&r)
                         .filter(Plan::title().eq(&title))
                         .exists()
                         .await
                         .unwrap();
+                    if t.backend != Backend::Sqlite {
+                        assert_eq!(committed, plan_committed, "half a transaction committed");
+                    }
                     if committed {
-                        plans.insert(title.clone());
-                        if t.backend != Backend::Sqlite {
-                            expected[i].insert(title);
+                        expected[i].insert(title.clone());
+                        if plan_committed {
+                            plans.insert(title);
                         }
                     }
                     assert_clean(&t, &r, &tenants, &expected, &plans, "cancelled scope").await;

@@ -157,3 +157,54 @@ backend_test!(
         assert_eq!(User::query(r).count().await.unwrap(), 0);
     }
 );
+
+backend_test!(
+    equality_compares_the_origin,
+    |t: common::TestDb| async move {
+        let r = &t.registry;
+        let a = t.schema("eqa");
+        let b = t.schema("eqb");
+        for s in [&a, &b] {
+            tenantry::create_schema(r, s, None, false, true)
+                .await
+                .unwrap();
+        }
+        let token = uuid::Uuid::new_v4();
+        let tag = || Tag {
+            token,
+            label: "same".into(),
+        };
+        // The same fields in the default schema and in two tenants' schemas.
+        let in_default = Tag::query(r).create(tag()).await.unwrap();
+        let in_a = Tag::query(r).using(&a).create(tag()).await.unwrap();
+        let in_b = Tag::query(r).using(&b).create(tag()).await.unwrap();
+        assert_eq!(*in_a, *in_b, "the fields are equal");
+        assert_ne!(in_a, in_b, "two tenants' rows are different rows");
+        assert_ne!(in_a, in_default);
+        assert_ne!(in_default, in_b);
+
+        // The same row, read again (through a clone of the registry, in a tenant scope, or
+        // in a transaction), is equal.
+        assert_eq!(Tag::query(r).using(&a).get_pk(token).await.unwrap(), in_a);
+        let again = tenantry::with_tenant(Some(a.clone()), async {
+            Tag::query(&r.clone()).get_pk(token).await.unwrap()
+        })
+        .await;
+        assert_eq!(again, in_a);
+        let tx = r.begin_in(&a).await.unwrap();
+        let in_tx = Tag::query(&tx).using(&a).get_pk(token).await.unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(in_tx, in_a);
+        // An unsaved instance bound to the same place compares by place and fields too.
+        let unsaved = Tag::query(r).using(&a).instance(tag()).unwrap();
+        assert_eq!(unsaved, in_a);
+        assert_ne!(Tag::query(r).instance(tag()).unwrap(), in_a);
+
+        // Another Database handle is another database, even on the same server.
+        let other = tenantry::Registry::new(t.reconnect().await);
+        let from_other = Tag::query(&other).get_pk(token).await.unwrap();
+        assert_eq!(*from_other, *in_default);
+        assert_ne!(from_other, in_default);
+        other.disconnect().await;
+    }
+);

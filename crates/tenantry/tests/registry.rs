@@ -127,9 +127,9 @@ backend_test!(connect_then_disconnect, |t: common::TestDb| async move {
     User::query(r).create(user("Alice")).await.unwrap();
     r.disconnect().await;
     let error = User::query(r).count().await.unwrap_err();
-    assert!(matches!(error, Error::Database(_)), "{error:?}");
+    assert!(matches!(error, Error::Closed), "{error:?}");
     let error = User::query(r).create(user("Bob")).await.unwrap_err();
-    assert!(matches!(error, Error::Database(_)), "{error:?}");
+    assert!(matches!(error, Error::Closed), "{error:?}");
     // The data is still there for a new connection.
     let again = Registry::new(t.reconnect().await).register::<User>();
     assert_eq!(User::query(&again).count().await.unwrap(), 1);

@@ -44,44 +44,53 @@ async fn footprint(t: &common::TestDb, names: &[String]) -> Vec<(String, i64, i6
     let mut out = Vec::new();
     match t.backend {
         Backend::Postgres => {
-            let pool = db.as_postgres().unwrap();
+            let mut conn = db.acquire_postgres().await.unwrap();
+            let pool = &mut *conn;
             for name in names.iter().filter(|n| !n.contains('\0')) {
                 let (schemas,): (i64,) =
                     sqlx::query_as("SELECT count(*) FROM pg_namespace WHERE nspname = $1")
                         .bind(name)
-                        .fetch_one(pool)
+                        .fetch_one(&mut *pool)
                         .await
                         .unwrap();
                 let (tables,): (i64,) = sqlx::query_as(
                     "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
                 )
                 .bind(name)
-                .fetch_one(pool)
+                .fetch_one(&mut *pool)
                 .await
                 .unwrap();
                 out.push((name.clone(), schemas, tables));
             }
         }
         Backend::MySql => {
-            let pool = db.as_mysql().unwrap();
+            let mut conn = db.acquire_mysql().await.unwrap();
+            let pool = &mut *conn;
             // information_schema is utf8mb3: a name outside the BMP cannot be compared to it
             // (error 1267), and cannot be a MySQL identifier either.
             for name in names
                 .iter()
                 .filter(|n| n.chars().all(|c| (c as u32) < 0x1_0000))
             {
+                // The name itself, and the tenant database it would map to in the test
+                // database's namespace (`<db>$<name>`).
+                let mapped = format!("{}${name}", t.database_name());
                 let (schemas,): (i64,) = sqlx::query_as(
-                    "SELECT count(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+                    "SELECT count(*) FROM information_schema.SCHEMATA \
+                     WHERE SCHEMA_NAME = ? OR SCHEMA_NAME = ?",
                 )
                 .bind(name)
-                .fetch_one(pool)
+                .bind(&mapped)
+                .fetch_one(&mut *pool)
                 .await
                 .unwrap();
                 let (tables,): (i64,) = sqlx::query_as(
-                    "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
+                    "SELECT count(*) FROM information_schema.TABLES \
+                     WHERE TABLE_SCHEMA = ? OR TABLE_SCHEMA = ?",
                 )
                 .bind(name)
-                .fetch_one(pool)
+                .bind(&mapped)
+                .fetch_one(&mut *pool)
                 .await
                 .unwrap();
                 out.push((name.clone(), schemas, tables));
@@ -111,8 +120,7 @@ backend_test!(
     |t: common::TestDb| async move {
         let r = &t.registry;
         let names = hostile();
-        // MySQL lists every database of the server, which other tests change concurrently;
-        // this test's own schemas all carry its prefix.
+        // This test's own schemas all carry its prefix.
         let own = |names: Vec<tenantry::SchemaName>| -> Vec<tenantry::SchemaName> {
             names
                 .into_iter()

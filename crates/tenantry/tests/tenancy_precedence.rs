@@ -328,14 +328,18 @@ backend_test!(
             .await
             .unwrap();
 
-        let (by_tenant, by_set, by_active) = with_tenant(Some(tenant.clone()), async {
-            let by_tenant = Plan::query(r).all().await.unwrap();
+        // A scope's tenant is fixed once: each context gets its own scope.
+        let by_tenant = with_tenant(Some(tenant.clone()), Plan::query(r).all())
+            .await
+            .unwrap();
+        let by_set = tenant_scope(async {
             set_tenant(Some(tenant.clone())).unwrap();
-            let by_set = Plan::query(r).count().await.unwrap();
-            set_tenant(None).unwrap();
+            Plan::query(r).count().await.unwrap()
+        })
+        .await;
+        let by_active = tenant_scope(async {
             activate_schema(&tenant).unwrap();
-            let by_active = Plan::query(r).get_pk(gold.id).await.unwrap();
-            (by_tenant, by_set, by_active)
+            Plan::query(r).get_pk(gold.id).await.unwrap()
         })
         .await;
         assert_eq!(by_tenant.len(), 2);

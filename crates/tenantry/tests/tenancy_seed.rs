@@ -149,6 +149,12 @@ backend_test!(activate_schema_main, |t: common::TestDb| async move {
             User::query(r).get_pk(mains[0].id).await.unwrap().name,
             "Default1"
         );
+
+        // Activating the same schema again works; the scope keeps no other.
+        activate_schema(&main).unwrap();
+        assert_eq!(User::query(r).count().await.unwrap(), 2);
+        deactivate_schema().unwrap();
+        assert_eq!(User::query(r).count().await.unwrap(), 1);
     })
     .await;
     // The scope is gone: back to the default.
@@ -202,12 +208,28 @@ backend_test!(set_tenant_practical_case, |t: common::TestDb| async move {
     let owner = rows[0].fetch(rows[0].user.as_ref().unwrap()).await.unwrap();
     assert_eq!(owner.name, "esmerald");
 
-    // set_tenant inside a scope, as a middleware would.
+    // set_tenant inside a scope, as a middleware would: one scope per request.
     tenant_scope(async {
         set_tenant(tenant.clone()).unwrap();
         assert_eq!(products(r).await.len(), 10);
+    })
+    .await;
+    tenant_scope(async {
         set_tenant(None).unwrap();
         assert_eq!(products(r).await.len(), 25);
+    })
+    .await;
+    // A scope's tenant is chosen once: switching inside one is refused, and fails closed.
+    tenant_scope(async {
+        set_tenant(tenant.clone()).unwrap();
+        assert!(matches!(
+            set_tenant(None),
+            Err(Error::TenantConflict { .. })
+        ));
+        assert!(matches!(
+            Product::query(r).count().await,
+            Err(Error::TenantConflict { .. })
+        ));
     })
     .await;
     assert_eq!(products(r).await.len(), 25);

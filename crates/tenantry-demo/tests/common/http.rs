@@ -11,9 +11,13 @@ use tenantry::Registry;
 
 /// Serves `tenantry_demo::app(registry, strict)` on 127.0.0.1:0; returns its address.
 pub async fn spawn(registry: &Registry, strict: bool) -> SocketAddr {
+    spawn_app(tenantry_demo::app(registry.clone(), strict)).await
+}
+
+/// Serves `app` on 127.0.0.1:0; returns its address.
+pub async fn spawn_app(app: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = tenantry_demo::app(registry.clone(), strict);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
 }

@@ -5,10 +5,13 @@
 //!   schema lives in;
 //! - [`TenantUser`]: which tenants a user belongs to, with at most one active tenant per user;
 //! - [`create_tenant`] / [`create_tenant_in`]: insert the row and create the schema and its
-//!   tables, all or nothing; [`drop_tenant`]: remove the row, and optionally the data.
+//!   tables, all or nothing; [`drop_tenant`]: remove the row, and optionally the data;
+//!   [`suspend_tenant`] / [`resume_tenant`]: refuse a tenant service, and give it back;
+//! - [`TenantEpoch`]: one row whose value changes with each of those changes, in the same
+//!   transaction, so that caches in other processes see them quickly ([`epoch`]).
 //!
-//! Register the models with [`register`] (or `.register::<Tenant>().register::<TenantUser>()`)
-//! before [`Registry::create_all`](crate::Registry::create_all):
+//! Register the models with [`register`] before
+//! [`Registry::create_all`](crate::Registry::create_all):
 //!
 //! ```no_run
 //! use tenantry::{contrib, Database, Registry};
@@ -22,17 +25,25 @@
 //! # Ok(()) }
 //! ```
 
+mod epoch;
+mod legacy;
 mod provision;
 mod tenant;
 mod tenant_user;
 
-pub use provision::{create_tenant, create_tenant_in, drop_tenant};
+pub use epoch::{bump_epoch, epoch, Epoch, TenantEpoch};
+pub use legacy::move_legacy_mysql_tenants;
+pub use provision::{create_tenant, create_tenant_in, drop_tenant, resume_tenant, suspend_tenant};
 pub use tenant::Tenant;
 pub use tenant_user::TenantUser;
 
 use crate::registry::Registry;
 
-/// Registers [`Tenant`] and [`TenantUser`] (both shared models) in `registry`.
+/// Registers [`Tenant`], [`TenantUser`] and [`TenantEpoch`] (all shared models) in
+/// `registry`.
 pub fn register(registry: Registry) -> Registry {
-    registry.register::<Tenant>().register::<TenantUser>()
+    registry
+        .register::<Tenant>()
+        .register::<TenantUser>()
+        .register::<TenantEpoch>()
 }

@@ -5,14 +5,15 @@ use std::future::Future;
 use chrono::Utc;
 use tracing::Instrument;
 
-use super::Tenant;
+use super::{epoch, Tenant};
 use crate::{
     backend::SchemaKind,
-    error::{Error, Result},
+    error::{compensated, Error, Result},
     instance::Instance,
     registry::Registry,
     schema_name::SchemaName,
     tenancy::Schemas,
+    transaction::Transaction,
     Model,
 };
 
@@ -32,10 +33,15 @@ const MAX_TENANT_NAME: usize = 100;
 ///   the pool at once.
 ///
 /// Either way the row becomes visible only once the schema and its tables exist, and a
-/// failure is returned with nothing left behind. The work runs in its own task, so dropping
-/// the returned future (a client that hung up) does not interrupt it half way.
+/// failure is returned with nothing left behind (should undoing fail too, the original error
+/// is still the one returned, and the failed cleanup is logged). The same transaction gives
+/// the [tenants epoch](super::TenantEpoch) a new value, so caches in other processes notice the
+/// new tenant. The work runs in its own task, so dropping the returned future (a client that
+/// hung up) does not interrupt it half way.
 ///
-/// Errors: [`Error::InvalidSchemaName`]; [`Error::InvalidTenantName`] for an empty name, one
+/// Errors: [`Error::InvalidSchemaName`] (also, on MySQL, for a name too long for the tenant
+/// namespace: see [`Database::tenant_namespace`](crate::Database::tenant_namespace));
+/// [`Error::InvalidTenantName`] for an empty name, one
 /// longer than 100 characters or one containing NUL; [`Error::UniqueViolation`] when a
 /// tenant already has this schema or display name (of two concurrent calls for one name,
 /// exactly one succeeds); [`Error::SchemaAlreadyExists`] when the schema exists without a
@@ -47,6 +53,7 @@ pub async fn create_tenant(
 ) -> Result<Instance<Tenant>> {
     let schema = schema_name.try_into()?;
     check_tenant_name(tenant_name)?;
+    registry.database().check_schema(&schema)?;
     let span = tracing::info_span!("tenantry.create_tenant", schema = %schema);
     let work = provision(registry.clone(), None, schema, tenant_name.to_owned());
     detach(work.instrument(span)).await
@@ -64,7 +71,7 @@ pub async fn create_tenant_in(
 ) -> Result<Instance<Tenant>> {
     let schema = schema_name.try_into()?;
     check_tenant_name(tenant_name)?;
-    registry.extra_database(database)?;
+    registry.extra_database(database)?.check_schema(&schema)?;
     let span = tracing::info_span!("tenantry.create_tenant", schema = %schema, database);
     let work = provision(
         registry.clone(),
@@ -76,10 +83,11 @@ pub async fn create_tenant_in(
 }
 
 /// Removes tenant `schema_name`: deletes its [`Tenant`] row (and, by cascade, its
-/// [`TenantUser`](super::TenantUser) links), then, only when `drop_data`, drops its schema
-/// with every table in it. Returns the removed row. A name with no tenant row is
-/// [`Error::NotFound`]. The row goes first, so the tenant stops resolving before its data
-/// disappears; should dropping the schema then fail, the error is returned and
+/// [`TenantUser`](super::TenantUser) links) and gives the [tenants epoch](super::TenantEpoch)
+/// a new value in one transaction, then, only when `drop_data`, drops its schema with every
+/// table in it. Returns the removed row. A name with no tenant row is [`Error::NotFound`].
+/// The row goes first, so the tenant stops resolving before its data disappears; should
+/// dropping the schema then fail, the error is returned and
 /// [`drop_schema`](crate::drop_schema) can finish the job.
 pub async fn drop_tenant(
     registry: &Registry,
@@ -90,19 +98,102 @@ pub async fn drop_tenant(
     let registry = registry.clone();
     let span = tracing::info_span!("tenantry.drop_tenant", schema = %schema, drop_data);
     let work = async move {
-        let tenant = Tenant::find(&registry, &schema)
-            .await?
-            .ok_or(Error::NotFound {
-                model: Tenant::META.table,
-            })?;
-        let schemas = schemas_of(&registry, tenant.database.as_deref())?;
-        let row = tenant.delete().await?;
+        epoch::ensure(&registry).await?;
+        let tx = registry.begin().await?;
+        let removed = async {
+            // Written first: on SQLite a transaction that reads before it writes cannot take
+            // the write lock while another writer waits (SQLITE_BUSY at once).
+            epoch::bump(&tx).await?;
+            let tenant = find_in(&tx, &schema).await?;
+            let deleted = Tenant::query(&tx)
+                .filter(Tenant::id().eq(tenant.id))
+                .delete()
+                .await?;
+            if deleted == 0 {
+                // A concurrent drop_tenant got there first.
+                return Err(Error::NotFound {
+                    model: Tenant::META.table,
+                });
+            }
+            Ok(tenant)
+        }
+        .await;
+        let row = finish(tx, removed).await?;
         if drop_data {
+            let schemas = schemas_of(&registry, row.database.as_deref())?;
             schemas.drop(&schema, true, true).await?;
         }
         Ok(row)
     };
     detach(work.instrument(span)).await
+}
+
+/// Suspends tenant `schema_name`: its row and data stay, but `tenantry-axum` refuses its
+/// requests (403) until [`resume_tenant`]. Sets [`Tenant::suspended`] and gives the
+/// [tenants epoch](super::TenantEpoch) a new value in one transaction, so layers in other
+/// processes notice within their epoch interval. Returns the row as it is now. A name with
+/// no tenant row is [`Error::NotFound`]; suspending a suspended tenant changes nothing else.
+pub async fn suspend_tenant(
+    registry: &Registry,
+    schema_name: impl TryInto<SchemaName, Error = Error>,
+) -> Result<Tenant> {
+    set_suspended(registry, schema_name.try_into()?, true).await
+}
+
+/// Undoes [`suspend_tenant`]: the tenant is served again. A name with no tenant row is
+/// [`Error::NotFound`].
+pub async fn resume_tenant(
+    registry: &Registry,
+    schema_name: impl TryInto<SchemaName, Error = Error>,
+) -> Result<Tenant> {
+    set_suspended(registry, schema_name.try_into()?, false).await
+}
+
+async fn set_suspended(registry: &Registry, schema: SchemaName, suspended: bool) -> Result<Tenant> {
+    let registry = registry.clone();
+    let span = tracing::info_span!("tenantry.suspend_tenant", schema = %schema, suspended);
+    let work = async move {
+        epoch::ensure(&registry).await?;
+        let tx = registry.begin().await?;
+        let changed = async {
+            // Written first, as in drop_tenant.
+            epoch::bump(&tx).await?;
+            let mut tenant = find_in(&tx, &schema).await?;
+            Tenant::query(&tx)
+                .filter(Tenant::id().eq(tenant.id))
+                .update([Tenant::suspended().set(suspended)])
+                .await?;
+            tenant.suspended = suspended;
+            Ok(tenant)
+        }
+        .await;
+        let tenant = finish(tx, changed).await?;
+        tracing::info!(schema = %schema, suspended, "tenant suspension changed");
+        Ok(tenant)
+    };
+    detach(work.instrument(span)).await
+}
+
+/// The tenant row of `schema`, read inside `tx`, or [`Error::NotFound`].
+async fn find_in(tx: &Transaction, schema: &SchemaName) -> Result<Tenant> {
+    Tenant::find(tx, schema)
+        .await?
+        .map(Instance::into_inner)
+        .ok_or(Error::NotFound {
+            model: Tenant::META.table,
+        })
+}
+
+/// Commits `tx` after `work` succeeded, rolls it back after it failed; the work's error is the
+/// one returned (a failed rollback is moot: the connection is discarded).
+async fn finish<T>(tx: Transaction, work: Result<T>) -> Result<T> {
+    match work {
+        Ok(value) => tx.commit().await.map(|()| value),
+        Err(error) => {
+            let _ = tx.rollback().await;
+            Err(error)
+        }
+    }
 }
 
 fn check_tenant_name(name: &str) -> Result<()> {
@@ -194,6 +285,11 @@ async fn provision_once(
         true => None,
         false => Some(APART.lock().await),
     };
+    epoch::ensure(registry).await?;
+    if registry.migration_set().is_some() {
+        // Before the row's transaction: on SQLite it holds the main file's write lock.
+        crate::migrate::ensure_ledger(registry.database()).await?;
+    }
     let tx = registry.begin().await?;
     let inserted = Tenant::query(&tx)
         .create(Tenant {
@@ -202,6 +298,7 @@ async fn provision_once(
             tenant_name,
             created_at: Utc::now(),
             database,
+            suspended: false,
         })
         .await;
     let made = match inserted {
@@ -209,9 +306,9 @@ async fn provision_once(
             .create_within(&tx, schema, false)
             .await
             .map(|()| (row, false)),
-        // `Schemas::create` undoes its own partial work on failure.
+        // `Schemas::create_for_tenant` undoes its own partial work on failure.
         Ok(row) => schemas
-            .create(schema, None, false, true)
+            .create_for_tenant(schema, &tx)
             .await
             .map(|()| (row, true)),
         Err(error) => Err(error),
@@ -225,11 +322,23 @@ async fn provision_once(
             return Err(error);
         }
     };
-    if let Err(error) = tx.commit().await {
+    // The epoch changes in the row's transaction: a reader that sees the new epoch sees the
+    // row. Bumped last, so its row lock is held only for the commit.
+    let committed = match epoch::bump(&tx).await {
+        Ok(()) => tx.commit().await,
+        Err(error) => {
+            let _ = tx.rollback().await;
+            Err(error)
+        }
+    };
+    if let Err(error) = committed {
         if created_apart {
-            if let Err(cleanup) = schemas.drop(schema, true, true).await {
-                tracing::error!(schema = %schema, %cleanup, "could not drop the schema of a tenant whose row failed to commit");
-            }
+            let undone = schemas.drop(schema, true, true).await;
+            return Err(compensated(
+                error,
+                "drop the schema of a tenant whose row was not committed",
+                undone,
+            ));
         }
         return Err(error);
     }

@@ -30,6 +30,11 @@ pub struct Tenant {
     /// schema; `None` is the registry's default database.
     #[model(max_length = 100)]
     pub database: Option<String>,
+    /// A suspended tenant keeps its row and data but is refused service (`tenantry-axum`
+    /// answers its requests with 403). Change it with
+    /// [`suspend_tenant`](super::suspend_tenant) / [`resume_tenant`](super::resume_tenant).
+    #[model(default = false)]
+    pub suspended: bool,
 }
 
 impl Tenant {

@@ -1,26 +1,36 @@
 //! A connection to one database server (or SQLite file set), with its pool(s).
 
+mod connection;
+mod driver;
 mod options;
+mod pool;
 mod sqlite;
-mod stash;
 
 use std::{str::FromStr, sync::Arc};
 
-use sqlx::{mysql::MySqlConnectOptions, postgres::PgConnectOptions, MySqlPool, PgPool};
+use sqlx::{mysql::MySqlConnectOptions, postgres::PgConnectOptions};
 
+pub use connection::PooledConnection;
+pub(crate) use driver::{run_on, run_pooled, Driver, Outcome, Place, Returns};
 pub use options::{DatabaseOptions, PoolSettings};
+pub use pool::PoolStatus;
+pub(crate) use pool::{Checkout, ConnPool};
 pub(crate) use sqlite::SqliteStore;
-pub(crate) use stash::Stash;
 
 use crate::{
     backend::Backend,
     error::{Error, Result},
+    naming::TenantNamespace,
+    schema_name::SchemaName,
 };
 
 /// One database: a URL, its backend and its connection pool(s). Cheap to clone.
 ///
 /// URL schemes: `postgres://`, `postgresql://`, `mysql://`, `mariadb://`, `sqlite://path`
 /// (add `?mode=rwc` to create the file) and `sqlite::memory:`.
+///
+/// Queries and transactions share one pool per database (per file on SQLite) with fair
+/// waiters and LIFO reuse; see [`PoolSettings`] for its limits.
 ///
 /// ```
 /// # tokio_test_block_on(async {
@@ -42,14 +52,16 @@ struct Inner {
     /// The namespace unqualified tables live in: PostgreSQL's `public`, the MySQL database
     /// named in the URL; none for SQLite, whose default schema is the main file.
     default_namespace: Option<Arc<str>>,
-    /// Warm connections of the server backends (see [`Stash`]); the unused one stays empty.
-    postgres_stash: Stash<sqlx::Postgres>,
-    mysql_stash: Stash<sqlx::MySql>,
+    settings: PoolSettings,
+    /// Where tenant schemas live on the server (see [`crate::naming`]).
+    tenant_namespace: TenantNamespace,
+    /// Statements run again after a migration invalidated their cached plan.
+    stale_plan_retries: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) enum Pools {
-    Postgres(PgPool),
-    MySql(MySqlPool),
+    Postgres(ConnPool<sqlx::Postgres>),
+    MySql(ConnPool<sqlx::MySql>),
     Sqlite(Box<SqliteStore>),
 }
 
@@ -78,16 +90,18 @@ impl Database {
     }
 
     pub(crate) async fn from_options(options: DatabaseOptions, eager: bool) -> Result<Database> {
+        let (options, tenant_namespace) = options.take_tenant_namespace();
         let (url, settings) = options.resolve()?;
-        let max_connections = settings.max_connections;
         let backend = backend_of(&url)?;
         let (pools, default_namespace) = match backend {
             Backend::Postgres => {
                 let opts = PgConnectOptions::from_str(&url)
                     .map_err(invalid_url)?
                     .statement_cache_capacity(settings.statement_cache_capacity(Backend::Postgres));
-                let pool = settings.pool_options().connect_lazy_with(opts);
-                (Pools::Postgres(pool), Some(Arc::from("public")))
+                (
+                    Pools::Postgres(ConnPool::new(opts, &settings)?),
+                    Some(Arc::from("public")),
+                )
             }
             Backend::MySql => {
                 let url = url.replacen("mariadb://", "mysql://", 1);
@@ -95,20 +109,25 @@ impl Database {
                     .map_err(invalid_url)?
                     .statement_cache_capacity(settings.statement_cache_capacity(Backend::MySql));
                 let namespace = opts.get_database().map(Arc::from);
-                let pool = settings.pool_options().connect_lazy_with(opts);
-                (Pools::MySql(pool), namespace)
+                (Pools::MySql(ConnPool::new(opts, &settings)?), namespace)
             }
             Backend::Sqlite => (
-                Pools::Sqlite(Box::new(SqliteStore::new(&url, settings)?)),
+                Pools::Sqlite(Box::new(SqliteStore::new(&url, &settings).await?)),
                 None,
             ),
         };
+        let tenant_namespace = TenantNamespace::new(
+            backend,
+            default_namespace.as_deref(),
+            tenant_namespace.as_deref(),
+        )?;
         let db = Database {
             inner: Arc::new(Inner {
                 pools,
                 default_namespace,
-                postgres_stash: Stash::new(max_connections),
-                mysql_stash: Stash::new(max_connections),
+                settings,
+                tenant_namespace,
+                stale_plan_retries: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         if eager {
@@ -126,26 +145,35 @@ impl Database {
         }
     }
 
-    /// Opens one connection and runs a trivial round trip, proving the server is reachable.
+    /// Checks out one connection and runs a trivial round trip on it, proving the server is
+    /// reachable.
     pub async fn ping(&self) -> Result<()> {
-        use sqlx::Connection;
         match &self.inner.pools {
-            Pools::Postgres(pool) => pool.acquire().await?.ping().await?,
-            Pools::MySql(pool) => pool.acquire().await?.ping().await?,
-            Pools::Sqlite(store) => store.main().acquire().await?.ping().await?,
+            Pools::Postgres(pool) => ping(pool.get().await?).await,
+            Pools::MySql(pool) => ping(pool.get().await?).await,
+            Pools::Sqlite(store) => ping(store.main().get().await?).await,
         }
-        Ok(())
     }
 
-    /// Closes every pooled connection and waits for them to finish. Queries issued afterwards
-    /// fail with [`Error::Database`] (`PoolClosed`).
+    /// Closes the database: from now on every query, transaction and borrow fails with
+    /// [`Error::Closed`]. Idle connections are closed at once; statements and transactions
+    /// in flight may finish, for up to the disconnect timeout (10 s by default, see
+    /// [`DatabaseOptions::disconnect_timeout`]); their connections are closed as they come
+    /// back. Returns after the last connection closed or the timeout, whichever is first;
+    /// never hangs on a statement that does not end.
     pub async fn disconnect(&self) {
-        // The pool's close waits for every checked-out connection, stashed ones included.
-        self.release_warm_connections();
-        match &self.inner.pools {
-            Pools::Postgres(pool) => pool.close().await,
-            Pools::MySql(pool) => pool.close().await,
-            Pools::Sqlite(store) => store.close().await,
+        let bound = self.inner.settings.disconnect_timeout;
+        let deadline = tokio::time::Instant::now() + bound;
+        let all_closed = match &self.inner.pools {
+            Pools::Postgres(pool) => pool.close(deadline).await,
+            Pools::MySql(pool) => pool.close(deadline).await,
+            Pools::Sqlite(store) => store.close(bound).await,
+        };
+        if !all_closed {
+            tracing::warn!(
+                backend = self.backend().name(),
+                "disconnect: connections still in use after {bound:?}; they close when their work ends"
+            );
         }
     }
 
@@ -158,21 +186,13 @@ impl Database {
         }
     }
 
-    /// Hands the few connections tenantry keeps checked out for reuse (at most half the pool,
-    /// see the executor notes in the README) back to the pool, so that the bare pool of
-    /// [`as_postgres`](Self::as_postgres) / [`as_mysql`](Self::as_mysql) can hand out every
-    /// connection. Later queries take them again as needed.
-    pub fn release_warm_connections(&self) {
-        self.inner.postgres_stash.release_all();
-        self.inner.mysql_stash.release_all();
-    }
-
-    pub(crate) fn postgres_stash(&self) -> &Stash<sqlx::Postgres> {
-        &self.inner.postgres_stash
-    }
-
-    pub(crate) fn mysql_stash(&self) -> &Stash<sqlx::MySql> {
-        &self.inner.mysql_stash
+    /// How many connections the pool (on SQLite: the main file's pool) holds and uses.
+    pub fn pool_status(&self) -> PoolStatus {
+        match &self.inner.pools {
+            Pools::Postgres(pool) => pool.status(),
+            Pools::MySql(pool) => pool.status(),
+            Pools::Sqlite(store) => store.main().status(),
+        }
     }
 
     pub(crate) fn pools(&self) -> &Pools {
@@ -183,44 +203,82 @@ impl Database {
         self.inner.default_namespace.as_ref()
     }
 
+    /// How many statements ran a second time because a migration had altered their table
+    /// while their prepared plan was cached (PostgreSQL's "cached plan must not change result
+    /// type"): each had its connection's statement cache cleared and then succeeded or
+    /// failed on its own. Zero on the other backends.
+    pub fn stale_plan_retries(&self) -> u64 {
+        self.inner
+            .stale_plan_retries
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_stale_plan_retry(&self) {
+        self.inner
+            .stale_plan_retries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn tenant_namespace_rules(&self) -> &TenantNamespace {
+        &self.inner.tenant_namespace
+    }
+
     /// Two handles to the same pools.
     pub(crate) fn same_as(&self, other: &Database) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    /// The bare sqlx PostgreSQL pool, for queries tenantry does not cover.
-    pub fn as_postgres(&self) -> Option<&PgPool> {
+    /// Borrows a raw sqlx PostgreSQL connection from tenantry's own pool, for statements
+    /// tenantry does not cover; it goes back to the pool when dropped. (This replaces the
+    /// former `as_postgres()`, which exposed a second, sqlx-owned pool.) A PostgreSQL
+    /// connection handed back must not carry session state (`SET search_path`, an open
+    /// transaction): the next user may be another tenant.
+    /// [`Error::Unsupported`] on another backend.
+    pub async fn acquire_postgres(&self) -> Result<PooledConnection<sqlx::Postgres>> {
         match &self.inner.pools {
-            Pools::Postgres(pool) => Some(pool),
-            _ => None,
+            Pools::Postgres(pool) => PooledConnection::new(pool.get().await?),
+            _ => Err(self.not_this_backend("acquire_postgres")),
         }
     }
 
-    /// The bare sqlx MySQL pool, for queries tenantry does not cover.
-    pub fn as_mysql(&self) -> Option<&MySqlPool> {
+    /// Borrows a raw sqlx MySQL connection from tenantry's own pool; see
+    /// [`acquire_postgres`](Self::acquire_postgres). Never `USE` another database on it.
+    pub async fn acquire_mysql(&self) -> Result<PooledConnection<sqlx::MySql>> {
         match &self.inner.pools {
-            Pools::MySql(pool) => Some(pool),
-            _ => None,
+            Pools::MySql(pool) => PooledConnection::new(pool.get().await?),
+            _ => Err(self.not_this_backend("acquire_mysql")),
         }
     }
 
-    /// The bare sqlx pool of SQLite's main file, for queries tenantry does not cover.
-    pub fn as_sqlite(&self) -> Option<&sqlx::SqlitePool> {
-        match &self.inner.pools {
-            Pools::Sqlite(store) => Some(store.main()),
-            _ => None,
-        }
-    }
-
-    /// The bare sqlx pool of SQLite schema `schema`'s file (each SQLite schema is its own
-    /// file with its own pool); `None` on other backends, [`Error::SchemaNotFound`] when the
+    /// Borrows a raw sqlx SQLite connection to the file of `schema` (`None`: the main file);
+    /// see [`acquire_postgres`](Self::acquire_postgres). [`Error::SchemaNotFound`] when the
     /// schema does not exist.
-    pub fn as_sqlite_schema(&self, schema: &crate::SchemaName) -> Option<Result<sqlx::SqlitePool>> {
+    pub async fn acquire_sqlite(
+        &self,
+        schema: Option<&SchemaName>,
+    ) -> Result<PooledConnection<sqlx::Sqlite>> {
         match &self.inner.pools {
-            Pools::Sqlite(store) => Some(store.pool(Some(schema))),
-            _ => None,
+            Pools::Sqlite(store) => PooledConnection::new(store.checkout(schema).await?),
+            _ => Err(self.not_this_backend("acquire_sqlite")),
         }
     }
+
+    fn not_this_backend(&self, what: &'static str) -> Error {
+        Error::Unsupported {
+            backend: self.backend().name(),
+            what,
+        }
+    }
+}
+
+async fn ping<DB: sqlx::Database>(mut conn: Checkout<DB>) -> Result<()> {
+    use sqlx::Connection;
+    if let Err(error) = conn.raw()?.ping().await {
+        conn.after_error(&error);
+        return Err(error.into());
+    }
+    conn.release();
+    Ok(())
 }
 
 fn backend_of(url: &str) -> Result<Backend> {

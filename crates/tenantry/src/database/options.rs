@@ -7,27 +7,36 @@ use crate::error::{Error, Result};
 /// How the connection pool(s) of a [`Database`](crate::Database) are sized.
 ///
 /// Set them with the builder methods of [`DatabaseOptions`], or in the URL's query string:
-/// `max_connections`, `min_connections`, `acquire_timeout` (seconds), `idle_timeout`
-/// (seconds) and `statement_cache_capacity`. These keys are removed from the URL before it
-/// reaches the driver.
+/// `max_connections`, `acquire_timeout`, `idle_timeout`, `max_lifetime`, `ping_idle_after`,
+/// `disconnect_timeout` (durations in seconds, fractions allowed: `acquire_timeout=0.25`; `0`
+/// for `idle_timeout`/`max_lifetime` means none), `statement_cache_capacity` and
+/// `sqlite_open_schemas`. These keys are removed from the URL before it reaches the driver.
+/// (`min_connections` is accepted for compatibility and ignored: connections open on demand.)
 #[derive(Clone, Debug)]
 pub struct PoolSettings {
     pub(crate) max_connections: u32,
-    pub(crate) min_connections: u32,
     pub(crate) acquire_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) ping_idle_after: Duration,
+    pub(crate) disconnect_timeout: Duration,
     /// `None`: the backend's default, see [`PoolSettings::statement_cache_capacity`].
     pub(crate) statement_cache_capacity: Option<usize>,
+    /// `None`: derived from the open-file limit, see [`PoolSettings::sqlite_open_schemas`].
+    pub(crate) sqlite_open_schemas: Option<usize>,
 }
 
 impl Default for PoolSettings {
     fn default() -> Self {
         PoolSettings {
             max_connections: 10,
-            min_connections: 0,
             acquire_timeout: Duration::from_secs(30),
             idle_timeout: Some(Duration::from_secs(600)),
+            max_lifetime: Some(Duration::from_secs(1800)),
+            ping_idle_after: Duration::from_secs(1),
+            disconnect_timeout: Duration::from_secs(10),
             statement_cache_capacity: None,
+            sqlite_open_schemas: None,
         }
     }
 }
@@ -53,18 +62,17 @@ impl PoolSettings {
         })
     }
 
-    /// Builds sqlx pool options from these settings.
-    ///
-    /// The pool does not ping a connection before handing it out: a query on a dead
-    /// connection fails with [`Error::Database`] and the connection is discarded, which
-    /// saves one round trip on every query.
-    pub(crate) fn pool_options<DB: sqlx::Database>(&self) -> sqlx::pool::PoolOptions<DB> {
-        sqlx::pool::PoolOptions::new()
-            .max_connections(self.max_connections)
-            .min_connections(self.min_connections)
-            .acquire_timeout(self.acquire_timeout)
-            .idle_timeout(self.idle_timeout)
-            .test_before_acquire(false)
+    /// How many SQLite tenant files stay open at once: the configured number, else one per
+    /// eight file descriptors of the process's soft `RLIMIT_NOFILE` (a WAL-mode connection
+    /// holds three: the file, its `-wal` and its `-shm`), between 16 and 4,096. Beyond it, the
+    /// least recently used schema whose connections are all idle is closed.
+    pub(crate) fn sqlite_open_schemas(&self) -> usize {
+        self.sqlite_open_schemas.unwrap_or_else(|| {
+            let soft = rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .map(|(soft, _)| soft)
+                .unwrap_or(1024);
+            usize::try_from(soft / 8).unwrap_or(4096).clamp(16, 4096)
+        })
     }
 
     /// Reads and strips the pool keys from `url`, returning the URL the driver should see.
@@ -91,11 +99,28 @@ impl PoolSettings {
     fn apply(&mut self, key: &str, value: &str) -> Result<bool> {
         match key {
             "max_connections" => self.max_connections = number(key, value)?.max(1) as u32,
-            "min_connections" => self.min_connections = number(key, value)? as u32,
-            "acquire_timeout" => self.acquire_timeout = Duration::from_secs(number(key, value)?),
-            "idle_timeout" => self.idle_timeout = Some(Duration::from_secs(number(key, value)?)),
+            "min_connections" => {
+                number(key, value)?;
+            }
+            "acquire_timeout" => {
+                self.acquire_timeout = seconds(key, value)?;
+                if self.acquire_timeout.is_zero() {
+                    return Err(Error::InvalidUrl {
+                        reason: "acquire_timeout must be more than 0 seconds: it also bounds \
+                                 opening a connection"
+                            .to_owned(),
+                    });
+                }
+            }
+            "idle_timeout" => self.idle_timeout = optional(seconds(key, value)?),
+            "max_lifetime" => self.max_lifetime = optional(seconds(key, value)?),
+            "ping_idle_after" => self.ping_idle_after = seconds(key, value)?,
+            "disconnect_timeout" => self.disconnect_timeout = seconds(key, value)?,
             "statement_cache_capacity" => {
                 self.statement_cache_capacity = Some(number(key, value)? as usize)
+            }
+            "sqlite_open_schemas" => {
+                self.sqlite_open_schemas = Some((number(key, value)? as usize).max(1))
             }
             _ => return Ok(false),
         }
@@ -112,6 +137,23 @@ fn number(key: &str, value: &str) -> Result<u64> {
         })
 }
 
+/// A duration in seconds, fractions allowed (`0.25`), at most a year.
+fn seconds(key: &str, value: &str) -> Result<Duration> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 31_536_000.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| Error::InvalidUrl {
+            reason: format!("{key} must be a number of seconds (fractions allowed), got {value:?}"),
+        })
+}
+
+/// Zero means "no limit".
+fn optional(duration: Duration) -> Option<Duration> {
+    (!duration.is_zero()).then_some(duration)
+}
+
 /// A builder for a [`Database`](crate::Database) with explicit pool settings.
 ///
 /// ```no_run
@@ -126,7 +168,9 @@ fn number(key: &str, value: &str) -> Result<u64> {
 pub struct DatabaseOptions {
     pub(crate) url: String,
     pub(crate) settings: PoolSettings,
-    overrides: Vec<(&'static str, u64)>,
+    overrides: Vec<(&'static str, String)>,
+    /// See [`DatabaseOptions::tenant_namespace`].
+    pub(crate) tenant_namespace: Option<String>,
 }
 
 impl DatabaseOptions {
@@ -135,25 +179,65 @@ impl DatabaseOptions {
             url: url.to_owned(),
             settings: PoolSettings::default(),
             overrides: Vec::new(),
+            tenant_namespace: None,
         }
     }
 
     /// The most connections each pool holds (default 10).
     pub fn max_connections(mut self, n: u32) -> Self {
         self.overrides
-            .push(("max_connections", u64::from(n.max(1))));
+            .push(("max_connections", n.max(1).to_string()));
         self
     }
 
-    /// The connections each pool keeps open when idle (default 0).
-    pub fn min_connections(mut self, n: u32) -> Self {
-        self.overrides.push(("min_connections", u64::from(n)));
+    /// Accepted for compatibility and ignored: connections open when first needed.
+    pub fn min_connections(self, _n: u32) -> Self {
         self
     }
 
-    /// How long a query waits for a free connection before failing (default 30 s).
-    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
-        self.overrides.push(("acquire_timeout", timeout.as_secs()));
+    /// How long a query waits for a free connection (and for a new one to open) before
+    /// failing with [`Error::PoolTimedOut`] (default 30 s). Sub-second values are kept.
+    pub fn acquire_timeout(self, timeout: Duration) -> Self {
+        self.duration("acquire_timeout", timeout)
+    }
+
+    /// How long a connection may sit idle before it is closed (default 10 min; `None` keeps
+    /// idle connections forever).
+    pub fn idle_timeout(self, timeout: Option<Duration>) -> Self {
+        self.duration("idle_timeout", timeout.unwrap_or_default())
+    }
+
+    /// How long a connection may live before it is replaced (default 30 min; `None`: forever).
+    pub fn max_lifetime(self, lifetime: Option<Duration>) -> Self {
+        self.duration("max_lifetime", lifetime.unwrap_or_default())
+    }
+
+    /// A connection idle longer than this is pinged before it is handed out (default 1 s);
+    /// one used more recently costs no round trip. After a connection-level failure every
+    /// connection is pinged once, whatever its idle time. So a server restarted in less
+    /// than this with no traffic meanwhile can fail the first statement sent on one stale
+    /// connection (an I/O error, never a wrong answer); the failure makes the pool check
+    /// every other idle connection before reuse.
+    pub fn ping_idle_after(self, idle: Duration) -> Self {
+        self.duration("ping_idle_after", idle)
+    }
+
+    /// How long [`Database::disconnect`](crate::Database::disconnect) waits for statements
+    /// and transactions in flight before it returns (default 10 s).
+    pub fn disconnect_timeout(self, timeout: Duration) -> Self {
+        self.duration("disconnect_timeout", timeout)
+    }
+
+    /// How many SQLite tenant files stay open at once (default: derived from the process's
+    /// open-file limit, one schema per eight descriptors, 16 to 4,096). Idle schemas beyond
+    /// it are closed, least recently used first, and reopen on their next query.
+    pub fn sqlite_open_schemas(mut self, n: usize) -> Self {
+        self.overrides.push(("sqlite_open_schemas", n.to_string()));
+        self
+    }
+
+    fn duration(mut self, key: &'static str, value: Duration) -> Self {
+        self.overrides.push((key, value.as_secs_f64().to_string()));
         self
     }
 
@@ -166,7 +250,18 @@ impl DatabaseOptions {
     pub fn statement_cache_capacity(mut self, n: usize) -> Self {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         self.overrides
-            .push(("statement_cache_capacity", u64::from(n)));
+            .push(("statement_cache_capacity", n.to_string()));
+        self
+    }
+
+    /// The namespace of this application's tenant databases on MySQL / MariaDB (default: the
+    /// URL's database name; also the URL key `tenant_namespace`, which this overrides): tenant
+    /// schema `s` is the server database `<namespace>$<s>`, see
+    /// [`Database::tenant_namespace`](crate::Database::tenant_namespace). 1 to 62 characters
+    /// from `a-z`, `0-9`, `_` and `-`, else [`Error::InvalidUrl`] on connect. Validated but
+    /// without effect on PostgreSQL and SQLite.
+    pub fn tenant_namespace(mut self, namespace: &str) -> Self {
+        self.tenant_namespace = Some(namespace.to_owned());
         self
     }
 
@@ -174,7 +269,7 @@ impl DatabaseOptions {
     pub(crate) fn resolve(mut self) -> Result<(String, PoolSettings)> {
         let url = self.settings.take_from_url(&self.url)?;
         for (key, value) in std::mem::take(&mut self.overrides) {
-            self.settings.apply(key, &value.to_string())?;
+            self.settings.apply(key, &value)?;
         }
         Ok((url, self.settings))
     }

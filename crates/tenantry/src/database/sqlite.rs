@@ -3,31 +3,64 @@
 //! through its own lazily opened pool.
 //!
 //! A pool per schema file was chosen over `ATTACH` because SQLite attaches at most 10
-//! databases per connection (125 when recompiled), while a tenant count has no such bound;
-//! pools that sit idle close their connections after the idle timeout, so a thousand tenants
-//! cost a thousand small map entries, not a thousand open files.
+//! databases per connection (125 when recompiled), while a tenant count has no such bound.
+//!
+//! **Budget.** At most [`PoolSettings::sqlite_open_schemas`] schema pools stay open; opening
+//! one more closes the least recently used pool whose connections are all idle (it reopens
+//! on its next query). A pool closed while a connection of it was being handed out is kept
+//! as *retired* until that connection is back, so a drop still waits for it.
+//!
+//! **Drops.** [`SqliteStore::drop_schema`] first marks the schema as dropping (new
+//! checkouts get [`Error::SchemaNotFound`]), closes its pools and waits for every
+//! connection in use (a statement, an open transaction) to come back, up to the bound; only
+//! then are the files deleted. If a connection is still in use at the bound, nothing is
+//! deleted and the drop fails with [`Error::SchemaBusy`]. Tenant pools never create a
+//! missing file, so a query racing a drop cannot bring the old file back, and a schema
+//! created again under the same name starts empty.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     path::{Path, PathBuf},
     str::FromStr,
-    sync::RwLock,
+    sync::{Mutex, MutexGuard},
+    time::Duration,
 };
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool};
+use hashlink::LruCache;
+use sqlx::{
+    sqlite::{SqliteConnectOptions, SqliteJournalMode},
+    ConnectOptions, Connection, Sqlite, SqliteConnection,
+};
 
-use super::PoolSettings;
+use super::{Checkout, ConnPool, PoolSettings};
 use crate::{
     error::{Error, Result},
     schema_name::SchemaName,
 };
 
 pub(crate) struct SqliteStore {
-    main: SqlitePool,
+    main: ConnPool<Sqlite>,
     main_options: SqliteConnectOptions,
     location: Location,
     settings: PoolSettings,
-    schemas: RwLock<HashMap<SchemaName, SqlitePool>>,
+    budget: usize,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Open schema pools, least recently used first.
+    open: LruCache<SchemaName, ConnPool<Sqlite>>,
+    /// Pools closed by the budget while a connection of theirs was still out.
+    retired: Vec<(SchemaName, ConnPool<Sqlite>)>,
+    /// Schemas being dropped: no new checkouts.
+    dropping: HashSet<SchemaName>,
+    /// In memory, a database lives while a connection to it is open: one per schema (and one
+    /// for the main database) is held here for as long as the schema exists.
+    keepers: HashMap<Option<SchemaName>, SqliteConnection>,
+    /// Schemas in use outside every pool (a migration runner's own connection to the
+    /// file): a drop waits for them as for a pool's connections.
+    pinned: HashMap<SchemaName, usize>,
+    closed: bool,
 }
 
 enum Location {
@@ -36,12 +69,15 @@ enum Location {
 }
 
 impl SqliteStore {
-    pub(crate) fn new(url: &str, settings: PoolSettings) -> Result<SqliteStore> {
+    pub(crate) async fn new(url: &str, settings: &PoolSettings) -> Result<SqliteStore> {
         let options = SqliteConnectOptions::from_str(url).map_err(|e| Error::InvalidUrl {
             reason: e.to_string(),
         })?;
         let options = options
             .pragma("case_sensitive_like", "ON")
+            // Decimal columns compare by value (`crate::decimal`); every pool, tenant file
+            // and borrowed connection is opened from these options.
+            .collation(crate::decimal::SQLITE_COLLATION, crate::decimal::collate)
             .statement_cache_capacity(settings.statement_cache_capacity(crate::Backend::Sqlite));
         let filename = options.get_filename().to_path_buf();
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -62,107 +98,268 @@ impl SqliteStore {
             Location::File { .. } => options.journal_mode(SqliteJournalMode::Wal),
             Location::Memory { .. } => options,
         };
-        let main = pool_for(&settings, &location, main_options.clone());
+        warn_if_double_quoted_strings().await;
+        let mut keepers = HashMap::new();
+        if let Location::Memory { .. } = location {
+            keepers.insert(None, main_options.connect().await?);
+        }
         Ok(SqliteStore {
-            main,
+            main: ConnPool::new(main_options.clone(), settings)?,
             main_options,
             location,
-            settings,
-            schemas: RwLock::new(HashMap::new()),
+            settings: settings.clone(),
+            budget: settings.sqlite_open_schemas(),
+            state: Mutex::new(State {
+                open: LruCache::new_unbounded(),
+                retired: Vec::new(),
+                dropping: HashSet::new(),
+                keepers,
+                pinned: HashMap::new(),
+                closed: false,
+            }),
         })
     }
 
-    pub(crate) fn main(&self) -> &SqlitePool {
+    pub(crate) fn main(&self) -> &ConnPool<Sqlite> {
         &self.main
     }
 
-    /// The pool of `schema`, or of the main file for `None`.
-    pub(crate) fn pool(&self, schema: Option<&SchemaName>) -> Result<SqlitePool> {
+    /// A connection to the file of `schema` (`None`: the main file).
+    pub(crate) async fn checkout(&self, schema: Option<&SchemaName>) -> Result<Checkout<Sqlite>> {
         let Some(schema) = schema else {
-            return Ok(self.main.clone());
+            return self.main.get().await;
         };
-        if let Some(pool) = self.read().get(schema) {
+        // A pool closed by the budget between lookup and checkout is reopened; a bounded
+        // number of times, so a budget of one under contention cannot spin.
+        for _ in 0..8 {
+            let pool = self.pool(schema)?;
+            match pool.get().await {
+                Err(Error::Closed) => continue,
+                Err(error) if !self.exists(schema) => {
+                    tracing::debug!(%schema, %error, "sqlite schema vanished during checkout");
+                    return Err(not_found(schema));
+                }
+                other => return other,
+            }
+        }
+        Err(Error::SchemaBusy {
+            schema: schema.to_string(),
+        })
+    }
+
+    /// The options of a connection to the file of `schema` (`None`: the main file), outside
+    /// every pool. The file is never created here.
+    pub(crate) fn connect_options(&self, schema: Option<&SchemaName>) -> SqliteConnectOptions {
+        match schema {
+            None => self.main_options.clone(),
+            Some(schema) => self
+                .main_options
+                .clone()
+                .filename(self.file_of(schema))
+                .create_if_missing(false),
+        }
+    }
+
+    /// The open pool of `schema`, opened (without connecting) if the schema exists.
+    fn pool(&self, schema: &SchemaName) -> Result<ConnPool<Sqlite>> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Error::Closed);
+        }
+        if state.dropping.contains(schema) {
+            return Err(not_found(schema));
+        }
+        if let Some(pool) = state.open.get(schema) {
             return Ok(pool.clone());
         }
-        match &self.location {
-            Location::File { .. } if self.file_of(schema).exists() => Ok(self.open(schema, false)),
-            _ => Err(Error::SchemaNotFound {
-                schema: schema.to_string(),
-            }),
+        if !self.exists_locked(&state, schema) {
+            return Err(not_found(schema));
+        }
+        let options = self
+            .main_options
+            .clone()
+            .filename(self.file_of(schema))
+            .create_if_missing(false);
+        let pool = ConnPool::new(options, &self.settings)?;
+        state.open.insert(schema.clone(), pool.clone());
+        self.enforce_budget(&mut state, schema);
+        Ok(pool)
+    }
+
+    /// Closes the least recently used idle pools, never `keep`'s, until at most the budget
+    /// stays open (more while every other open pool is busy: a busy pool is never closed).
+    fn enforce_budget(&self, state: &mut State, keep: &SchemaName) {
+        state.retired.retain(|(_, pool)| !pool.is_gone());
+        let excess = state.open.len().saturating_sub(self.budget);
+        if excess == 0 {
+            return;
+        }
+        let idle: Vec<SchemaName> = state
+            .open
+            .iter()
+            .filter(|(name, pool)| *name != keep && pool.is_idle())
+            .map(|(name, _)| name.clone())
+            .take(excess)
+            .collect();
+        for name in idle {
+            if let Some(pool) = state.open.remove(&name) {
+                pool.close_now();
+                if !pool.is_gone() {
+                    state.retired.push((name, pool));
+                }
+            }
         }
     }
 
     /// Creates the schema's file (or in-memory database); `false` if it already existed.
     pub(crate) async fn create(&self, schema: &SchemaName) -> Result<bool> {
-        if self.exists(schema) {
-            return Ok(false);
+        {
+            let state = self.lock();
+            if state.closed {
+                return Err(Error::Closed);
+            }
+            if state.dropping.contains(schema) {
+                return Err(Error::SchemaBusy {
+                    schema: schema.to_string(),
+                });
+            }
+            if self.exists_locked(&state, schema) {
+                return Ok(false);
+            }
         }
-        let pool = self.open(schema, true);
+        let options = self
+            .main_options
+            .clone()
+            .filename(self.file_of(schema))
+            .create_if_missing(true);
         // Opening a connection is what creates the file / in-memory database.
-        pool.acquire().await?;
+        let conn = options.connect().await?;
+        match self.location {
+            Location::File { .. } => conn.close().await?,
+            Location::Memory { .. } => {
+                let mut state = self.lock();
+                if state.keepers.contains_key(&Some(schema.clone())) {
+                    return Ok(false);
+                }
+                state.keepers.insert(Some(schema.clone()), conn);
+            }
+        }
         Ok(true)
     }
 
-    /// Drops the schema: closes its pool and deletes its file; `false` if it did not exist.
+    /// Drops the schema once nothing uses it (see the module docs); `false` if it did not
+    /// exist.
     pub(crate) async fn drop_schema(&self, schema: &SchemaName) -> Result<bool> {
-        let existed = self.exists(schema);
-        let pool = self.write().remove(schema);
-        if let Some(pool) = pool {
-            pool.close().await;
+        let pools = {
+            let mut state = self.lock();
+            if state.closed {
+                return Err(Error::Closed);
+            }
+            if !state.dropping.insert(schema.clone()) {
+                return Err(Error::SchemaBusy {
+                    schema: schema.to_string(),
+                });
+            }
+            let mut pools: Vec<ConnPool<Sqlite>> = state.open.remove(schema).into_iter().collect();
+            state.retired.retain(|(name, pool)| {
+                let mine = name == schema;
+                if mine {
+                    pools.push(pool.clone());
+                }
+                !mine
+            });
+            pools
+        };
+        let result = self.drop_closed(schema, pools).await;
+        self.lock().dropping.remove(schema);
+        result
+    }
+
+    async fn drop_closed(&self, schema: &SchemaName, pools: Vec<ConnPool<Sqlite>>) -> Result<bool> {
+        let deadline = tokio::time::Instant::now() + self.settings.acquire_timeout;
+        let mut busy = Vec::new();
+        for pool in pools {
+            if !pool.close(deadline).await {
+                busy.push(pool);
+            }
         }
-        if let Location::File { .. } = self.location {
-            let file = self.file_of(schema);
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                let mut path = file.clone().into_os_string();
-                path.push(suffix);
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::Database(sqlx::Error::Io(e))),
+        if !busy.is_empty() {
+            // Closed but still in use: kept as retired, so that a later drop waits for them
+            // too (forgetting them would let it delete the file under an open transaction).
+            let mut state = self.lock();
+            state
+                .retired
+                .extend(busy.into_iter().map(|pool| (schema.clone(), pool)));
+            return Err(Error::SchemaBusy {
+                schema: schema.to_string(),
+            });
+        }
+        // Users outside the pools (a migration runner's connection) are waited for too.
+        while self.lock().pinned.contains_key(schema) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::SchemaBusy {
+                    schema: schema.to_string(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let existed = self.exists(schema);
+        match &self.location {
+            Location::Memory { .. } => {
+                let keeper = self.lock().keepers.remove(&Some(schema.clone()));
+                if let Some(keeper) = keeper {
+                    keeper.close().await?;
                 }
             }
+            Location::File { .. } => remove_files(&self.file_of(schema))?,
         }
         Ok(existed)
     }
 
     pub(crate) fn exists(&self, schema: &SchemaName) -> bool {
+        let state = self.lock();
+        !state.dropping.contains(schema) && self.exists_locked(&state, schema)
+    }
+
+    fn exists_locked(&self, state: &State, schema: &SchemaName) -> bool {
         match &self.location {
             Location::File { .. } => self.file_of(schema).exists(),
-            Location::Memory { .. } => self.read().contains_key(schema),
+            Location::Memory { .. } => state.keepers.contains_key(&Some(schema.clone())),
         }
     }
 
     /// Every schema of this store, sorted.
     pub(crate) fn list(&self) -> Result<Vec<SchemaName>> {
         let mut names: Vec<SchemaName> = match &self.location {
-            Location::Memory { .. } => self.read().keys().cloned().collect(),
+            Location::Memory { .. } => self.lock().keepers.keys().flatten().cloned().collect(),
             Location::File { dir, stem } => list_files(dir, stem)?,
         };
+        let state = self.lock();
+        names.retain(|name| !state.dropping.contains(name));
         names.sort();
         Ok(names)
     }
 
-    pub(crate) async fn close(&self) {
-        let pools: Vec<SqlitePool> = self.write().drain().map(|(_, p)| p).collect();
+    /// Closes every pool (waiting up to `bound` for connections in use); in memory, the
+    /// databases vanish with their keepers.
+    pub(crate) async fn close(&self, bound: Duration) -> bool {
+        let (pools, keepers) = {
+            let mut state = self.lock();
+            state.closed = true;
+            let mut pools: Vec<ConnPool<Sqlite>> = state.open.drain().map(|(_, p)| p).collect();
+            pools.extend(state.retired.drain(..).map(|(_, p)| p));
+            let keepers: Vec<SqliteConnection> = state.keepers.drain().map(|(_, c)| c).collect();
+            (pools, keepers)
+        };
+        let deadline = tokio::time::Instant::now() + bound;
+        let mut all_closed = self.main.close(deadline).await;
         for pool in pools {
-            pool.close().await;
+            all_closed &= pool.close(deadline).await;
         }
-        self.main.close().await;
-    }
-
-    fn open(&self, schema: &SchemaName, create: bool) -> SqlitePool {
-        let mut schemas = self.write();
-        if let Some(pool) = schemas.get(schema) {
-            return pool.clone();
+        for keeper in keepers {
+            let _ = keeper.close().await;
         }
-        let options = self
-            .main_options
-            .clone()
-            .filename(self.file_of(schema))
-            .create_if_missing(create);
-        let pool = pool_for(&self.settings, &self.location, options);
-        schemas.insert(schema.clone(), pool.clone());
-        pool
+        all_closed
     }
 
     fn file_of(&self, schema: &SchemaName) -> PathBuf {
@@ -181,30 +378,53 @@ impl SqliteStore {
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<SchemaName, SqlitePool>> {
-        self.schemas.read().unwrap_or_else(|e| e.into_inner())
+    /// Marks `schema` in use by a connection of no pool until [`unpin`](Self::unpin): a drop
+    /// waits for it. [`Error::SchemaNotFound`] when the schema is being dropped or is gone.
+    pub(crate) fn pin(&self, schema: &SchemaName) -> Result<()> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Error::Closed);
+        }
+        if state.dropping.contains(schema) || !self.exists_locked(&state, schema) {
+            return Err(not_found(schema));
+        }
+        *state.pinned.entry(schema.clone()).or_default() += 1;
+        Ok(())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<SchemaName, SqlitePool>> {
-        self.schemas.write().unwrap_or_else(|e| e.into_inner())
+    /// Ends one [`pin`](Self::pin) of `schema`.
+    pub(crate) fn unpin(&self, schema: &SchemaName) {
+        let mut state = self.lock();
+        if let Some(count) = state.pinned.get_mut(schema) {
+            *count -= 1;
+            if *count == 0 {
+                state.pinned.remove(schema);
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// In-memory databases vanish with their last connection, so their pools keep one open.
-fn pool_for(
-    settings: &PoolSettings,
-    location: &Location,
-    options: SqliteConnectOptions,
-) -> SqlitePool {
-    let pool = settings.pool_options();
-    let pool = match location {
-        Location::Memory { .. } => pool
-            .min_connections(settings.min_connections.max(1))
-            .idle_timeout(None)
-            .max_lifetime(None),
-        Location::File { .. } => pool,
-    };
-    pool.connect_lazy_with(options)
+fn not_found(schema: &SchemaName) -> Error {
+    Error::SchemaNotFound {
+        schema: schema.to_string(),
+    }
+}
+
+fn remove_files(file: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut path = file.to_path_buf().into_os_string();
+        path.push(suffix);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Database(sqlx::Error::Io(e))),
+        }
+    }
+    Ok(())
 }
 
 fn list_files(dir: &Path, stem: &str) -> Result<Vec<SchemaName>> {
@@ -227,4 +447,32 @@ fn list_files(dir: &Path, stem: &str) -> Result<Vec<SchemaName>> {
         }
     }
     Ok(names)
+}
+
+/// Warns once per process when the SQLite linked in reads a double-quoted name that is no
+/// column as a string literal (built without `SQLITE_DQS=0`): there, a query selecting a
+/// column that a tenant's file lacks (a tenant behind on its migrations) returns the
+/// column's name as its value instead of failing. tenantry's own builds set
+/// `LIBSQLITE3_FLAGS=-DSQLITE_DQS=0` (`.cargo/config.toml`); so should applications.
+async fn warn_if_double_quoted_strings() {
+    static CHECKED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    CHECKED
+        .get_or_init(|| async {
+            use sqlx::Connection;
+            let Ok(mut conn) = sqlx::SqliteConnection::connect("sqlite::memory:").await else {
+                return;
+            };
+            let probe = sea_query::Query::select()
+                .expr(sea_query::Expr::col("tenantry_dqs_probe"))
+                .to_string(sea_query::SqliteQueryBuilder);
+            if sqlx::query(&probe).fetch_one(&mut conn).await.is_ok() {
+                tracing::warn!(
+                    "this SQLite accepts double-quoted string literals: a query naming a column \
+                     a schema lacks reads the column's name instead of failing; build SQLite \
+                     with LIBSQLITE3_FLAGS=-DSQLITE_DQS=0"
+                );
+            }
+            let _ = conn.close().await;
+        })
+        .await;
 }

@@ -39,6 +39,13 @@ pub struct ColumnMeta {
     pub auto_increment: bool,
     /// `VARCHAR` length, for strings.
     pub max_length: Option<u32>,
+    /// The precision (digits in all, `max_digits`) of a decimal column; `None` for every
+    /// other column. A foreign key to a decimal primary key takes the key's (see
+    /// [`ColumnMeta::numeric`]).
+    pub precision: Option<u32>,
+    /// The scale (digits after the point, `decimal_places`) of a decimal column; `None` for
+    /// every other column.
+    pub scale: Option<u32>,
     /// Has a unique constraint.
     pub unique: bool,
     /// Has an index.
@@ -47,6 +54,45 @@ pub struct ColumnMeta {
     pub default: Option<fn() -> sea_query::Value>,
     /// Set for foreign key columns.
     pub foreign_key: Option<ForeignKeyMeta>,
+}
+
+impl ColumnMeta {
+    /// The precision and scale of a decimal column: its own, or for a foreign key those of
+    /// the primary key it references. `None` when the column is not a decimal or was
+    /// declared without them.
+    pub fn numeric(&self) -> Option<(u32, u32)> {
+        let mut column = self;
+        // A primary key that is itself a foreign key forwards to its target's key; the
+        // types cannot form a cycle, the bound only keeps this loop obviously finite.
+        for _ in 0..16 {
+            if column.sql_type != SqlType::Decimal {
+                return None;
+            }
+            if let (Some(precision), Some(scale)) = (column.precision, column.scale) {
+                return Some((precision, scale));
+            }
+            column = (column.foreign_key?.target)().primary_key_column();
+        }
+        None
+    }
+
+    /// `value` as it is bound for this column of `model`: a decimal is checked against the
+    /// column's precision and scale and rescaled to the scale
+    /// ([`Error::ValueOutOfRange`](crate::Error::ValueOutOfRange) when it does not fit);
+    /// every other value is unchanged.
+    pub(crate) fn bind(
+        &self,
+        model: &'static ModelMeta,
+        value: sea_query::Value,
+    ) -> crate::Result<sea_query::Value> {
+        match value {
+            sea_query::Value::Decimal(Some(decimal)) if self.sql_type == SqlType::Decimal => {
+                crate::decimal::check(model.table, self.name, self.numeric(), decimal)
+                    .map(|d| sea_query::Value::Decimal(Some(d)))
+            }
+            other => Ok(other),
+        }
+    }
 }
 
 /// A model's table and columns. One `static` per model type.

@@ -20,8 +20,10 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
     /// The model's table, columns and relations.
     const META: &'static ModelMeta;
 
-    /// The Rust type of the primary key.
-    type PrimaryKey: FieldType + Clone + PartialEq + std::fmt::Debug;
+    /// The Rust type of the primary key. `Eq + Hash`: related rows are matched to their
+    /// referencing rows by key in a hash map (`select_related`), so a float or JSON field
+    /// cannot be a primary key.
+    type PrimaryKey: FieldType + Clone + Eq + std::hash::Hash + std::fmt::Debug;
 
     /// Decodes a row whose columns are this model's, in [`ModelMeta::columns`] order.
     fn from_row(row: &Row) -> Result<Self>;

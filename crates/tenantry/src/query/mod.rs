@@ -10,12 +10,19 @@
 //! 5. the database's default schema.
 //!
 //! A shared model (`#[model(shared)]`) skips 3 and 4: it lives only in the shared schema.
+//!
+//! A builder error (an invalid name given to `using`) is not a value that can be taken out
+//! of the QuerySet and forgotten: the QuerySet's place is either a valid [`Place`] or that
+//! error, every copy of the QuerySet (`Clone`, the copies `get_or_create` and
+//! `update_or_create` make) carries it, and the only way to a target is
+//! [`QuerySet::target`], which returns the error when there is one. No operation can
+//! therefore resolve a schema, let alone send SQL, while a builder error is pending.
 
 mod read;
 mod related;
 mod write;
 
-use std::marker::PhantomData;
+use std::{marker::PhantomData, sync::Arc};
 
 use sea_query::{Condition, Order, Query, SelectStatement};
 
@@ -40,8 +47,15 @@ pub enum Source {
     Registry(Registry),
     /// A transaction.
     Transaction(Transaction),
-    /// The database and schema an instance came from.
+    /// The database and schema an instance came from: the schema is pinned (only an
+    /// explicit [`using`](QuerySet::using) overrides it).
     Origin(Origin),
+    /// The database an instance came from (and its transaction while open), with the schema
+    /// chosen by the usual precedence: explicit `using` > tenant > `activate_schema` >
+    /// default. This is where the rows of a tenant-capable model related to an instance of a
+    /// shared model live: a shared row (a plan) is one row for every tenant, so its
+    /// tenant-capable children are the current tenant's, not the shared schema's.
+    OriginDatabase(Origin),
 }
 
 /// Anything a query can start from: a [`Registry`] or a [`Transaction`].
@@ -66,13 +80,16 @@ impl QuerySource for Transaction {
 /// operations (`all`, `get`, `create`, …) are async and consume it.
 ///
 /// Invalid input given to a builder method (say, a bad schema name to `using`) is kept and
-/// returned by the operation, before any SQL is sent.
+/// returned by every operation, before any SQL is sent; later builder calls never clear it
+/// (a valid `using` after an invalid one still fails), and a clone carries it.
+///
+/// Cloning copies the builder state (source, place, filter, ordering, limits, related
+/// loads); the clones are independent QuerySets.
 #[must_use = "a QuerySet does nothing until an operation such as .all() is awaited"]
 pub struct QuerySet<M: Model> {
     source: Source,
-    database: Option<String>,
-    schema: Option<SchemaName>,
-    error: Option<Error>,
+    /// Where the caller asked the query to run, or the first builder error.
+    place: std::result::Result<Place, Deferred>,
     filter: Option<Condition>,
     order: Vec<Ordering>,
     limit: Option<u64>,
@@ -86,9 +103,7 @@ impl<M: Model> QuerySet<M> {
     pub fn new(source: Source) -> Self {
         QuerySet {
             source,
-            database: None,
-            schema: None,
-            error: None,
+            place: Ok(Place::default()),
             filter: None,
             order: Vec::new(),
             limit: None,
@@ -101,9 +116,12 @@ impl<M: Model> QuerySet<M> {
     /// Queries `schema` instead of the one the context would choose (Edgy's `using`).
     /// An invalid name is returned as [`Error::InvalidSchemaName`] by the operation.
     pub fn using(mut self, schema: impl TryInto<SchemaName, Error = Error>) -> Self {
-        match schema.try_into() {
-            Ok(schema) => self.schema = Some(schema),
-            Err(error) => self.error = self.error.or(Some(error)),
+        let schema = schema.try_into();
+        if let Ok(place) = &mut self.place {
+            match schema {
+                Ok(schema) => place.schema = Some(schema),
+                Err(error) => self.place = Err(Deferred(Arc::new(error))),
+            }
         }
         self
     }
@@ -112,7 +130,9 @@ impl<M: Model> QuerySet<M> {
     /// [`using`](Self::using) for a schema in it. An undeclared name is returned as
     /// [`Error::UnknownDatabase`] by the operation.
     pub fn using_with_db(mut self, name: &str) -> Self {
-        self.database = Some(name.to_owned());
+        if let Ok(place) = &mut self.place {
+            place.database = Some(name.to_owned());
+        }
         self
     }
 
@@ -149,52 +169,12 @@ impl<M: Model> QuerySet<M> {
         self
     }
 
-    /// Resolves database and schema by the documented precedence.
+    /// Resolves database and schema by the documented precedence: the only way from a
+    /// QuerySet to a [`Target`]. A pending builder error is returned first, so nothing is
+    /// resolved (and no SQL sent) while there is one; the error stays in the QuerySet.
     fn target(&self) -> Result<Target> {
-        // `Some(schema)` when the source fixes the schema (an instance's origin, where `None`
-        // is the default schema); `None` when the context may choose.
-        let (conn, origin_schema): (Conn, Option<Option<SchemaName>>) = match &self.source {
-            Source::Registry(registry) => {
-                let db = match &self.database {
-                    Some(name) => registry.extra_database(name)?,
-                    None => registry.database(),
-                };
-                (Conn::Database(db.clone()), None)
-            }
-            Source::Transaction(tx) => {
-                if let Some(name) = &self.database {
-                    let db = tx.registry().extra_database(name)?;
-                    if !db.same_as(tx.database()) {
-                        return Err(Error::Unsupported {
-                            backend: db.backend().name(),
-                            what: "using_with_db inside a transaction of another database",
-                        });
-                    }
-                }
-                (Conn::Transaction(tx.clone()), None)
-            }
-            Source::Origin(origin) => {
-                if let Some(name) = &self.database {
-                    return Err(Error::UnknownDatabase { name: name.clone() });
-                }
-                (origin.conn(), Some(origin.schema.clone()))
-            }
-        };
-        let schema = match (self.schema.clone(), origin_schema) {
-            (Some(schema), _) => Some(schema),
-            (None, Some(origin)) => origin,
-            (None, None) if M::META.shared => None,
-            (None, None) => context_schema(),
-        };
-        Ok(Target { conn, schema })
-    }
-
-    /// Takes the deferred error, then resolves the target.
-    fn prepare(&mut self) -> Result<Target> {
-        if let Some(error) = self.error.take() {
-            return Err(error);
-        }
-        self.target()
+        let place = self.place.as_ref().map_err(Deferred::error)?;
+        place.resolve::<M>(&self.source)
     }
 
     fn select(&mut self, target: &Target) -> SelectStatement {
@@ -224,18 +204,18 @@ impl<M: Model> QuerySet<M> {
     /// The SELECT this QuerySet would run now, as the backend's builder renders it, with
     /// placeholders for the bound values.
     pub fn to_sql(mut self) -> Result<String> {
-        let target = self.prepare()?;
+        let target = self.target()?;
         let select = self.select(&target);
         Ok(crate::target::render(target.backend(), &select).0)
     }
 
     /// The INSERT that `create(model)` would send.
     #[doc(hidden)]
-    pub fn insert_sql(mut self, model: &M) -> Result<String>
+    pub fn insert_sql(self, model: &M) -> Result<String>
     where
         M: Clone,
     {
-        let target = self.prepare()?;
+        let target = self.target()?;
         let insert = write::insert_statement(&target, std::slice::from_ref(model))?;
         Ok(crate::target::render(target.backend(), &insert).0)
     }
@@ -248,13 +228,109 @@ impl<M: Model> QuerySet<M> {
     }
 }
 
+impl<M: Model> Clone for QuerySet<M> {
+    /// A copy of the builder state, pending builder error included.
+    fn clone(&self) -> Self {
+        QuerySet {
+            source: self.source.clone(),
+            place: self.place.clone(),
+            filter: self.filter.clone(),
+            order: self.order.clone(),
+            limit: self.limit,
+            offset: self.offset,
+            related: self.related.clone(),
+            _model: PhantomData,
+        }
+    }
+}
+
 impl<M: Model> std::fmt::Debug for QuerySet<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QuerySet")
-            .field("model", &M::META.name)
-            .field("database", &self.database)
-            .field("schema", &self.schema)
-            .field("filter", &self.filter)
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("QuerySet");
+        debug.field("model", &M::META.name);
+        match &self.place {
+            Ok(place) => debug
+                .field("database", &place.database)
+                .field("schema", &place.schema),
+            Err(error) => debug.field("error", &*error.0),
+        };
+        debug.field("filter", &self.filter).finish_non_exhaustive()
+    }
+}
+
+/// Where a QuerySet was told to run: `using_with_db`'s database name and `using`'s schema.
+#[derive(Clone, Default)]
+struct Place {
+    database: Option<String>,
+    schema: Option<SchemaName>,
+}
+
+/// A builder error waiting for the operation. Shared (an `Arc`), so that every copy of the
+/// QuerySet carries the same error; [`Deferred::error`] hands out a copy of it each time.
+#[derive(Clone)]
+struct Deferred(Arc<Error>);
+
+impl Deferred {
+    fn error(&self) -> Error {
+        self.0.replay()
+    }
+}
+
+/// Where the connection of a target comes from, before the schema is known.
+enum Via {
+    /// A fixed connection: a database or a transaction.
+    Conn(Conn),
+    /// An instance's origin: its transaction while open and able to reach the schema, else
+    /// its database.
+    Origin(Origin),
+}
+
+impl Place {
+    /// The target of a query over `M` from `source`, by the precedence in the module docs.
+    fn resolve<M: Model>(&self, source: &Source) -> Result<Target> {
+        // `Some(schema)` when the source pins the schema (an instance's origin, where `None`
+        // is the default schema); `None` when the context may choose.
+        let (via, pinned): (Via, Option<Option<SchemaName>>) = match source {
+            Source::Registry(registry) => {
+                let db = match &self.database {
+                    Some(name) => registry.extra_database(name)?,
+                    None => registry.database(),
+                };
+                (Via::Conn(Conn::Database(db.clone())), None)
+            }
+            Source::Transaction(tx) => {
+                if let Some(name) = &self.database {
+                    let db = tx.registry().extra_database(name)?;
+                    if !db.same_as(tx.database()) {
+                        return Err(Error::Unsupported {
+                            backend: db.backend().name(),
+                            what: "using_with_db inside a transaction of another database",
+                        });
+                    }
+                }
+                (Via::Conn(Conn::Transaction(tx.clone())), None)
+            }
+            Source::Origin(origin) | Source::OriginDatabase(origin) => {
+                if let Some(name) = &self.database {
+                    return Err(Error::UnknownDatabase { name: name.clone() });
+                }
+                let pinned = match source {
+                    Source::Origin(_) => Some(origin.schema.clone()),
+                    _ => None,
+                };
+                (Via::Origin(origin.clone()), pinned)
+            }
+        };
+        let schema = match (self.schema.clone(), pinned) {
+            (Some(schema), _) => Some(schema),
+            (None, Some(pinned)) => pinned,
+            (None, None) if M::META.shared => None,
+            (None, None) => context_schema()?,
+        };
+        let conn = match via {
+            Via::Conn(conn) => conn,
+            Via::Origin(origin) => origin.conn_in(schema.as_ref()),
+        };
+        Target::resolved(conn, schema)
     }
 }

@@ -22,7 +22,7 @@ impl<M: Model> QuerySet<M> {
     /// assert_eq!(sql.sqlite, r#"SELECT "id", "name", "email" FROM "users" WHERE LOWER("email") LIKE ? ESCAPE '\'"#);
     /// ```
     pub async fn all(mut self) -> Result<Vec<Instance<M>>> {
-        let target = self.prepare()?;
+        let target = self.target()?;
         let select = self.select(&target);
         let mut instances = fetch(&target, &select).await?;
         self.load_related(&target, &mut instances).await?;
@@ -83,7 +83,7 @@ impl<M: Model> QuerySet<M> {
 
     /// The number of matching rows.
     pub async fn count(mut self) -> Result<u64> {
-        let target = self.prepare()?;
+        let target = self.target()?;
         let mut select = Query::select();
         select
             .expr(Expr::col(Asterisk).count())
@@ -101,7 +101,7 @@ impl<M: Model> QuerySet<M> {
 
     /// Whether any row matches.
     pub async fn exists(mut self) -> Result<bool> {
-        let target = self.prepare()?;
+        let target = self.target()?;
         let mut select = Query::select();
         select
             .expr(Expr::val(1))

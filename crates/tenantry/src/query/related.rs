@@ -1,8 +1,16 @@
-//! `select_related`: loading the rows foreign keys point to, one query per relation.
+//! `select_related`: loading the rows foreign keys point to, with `WHERE pk IN (…)` queries.
 //!
-//! Each relation is loaded with one `WHERE pk IN (…)` query rather than a JOIN, so it works
+//! Each relation is loaded with `WHERE pk IN (…)` queries rather than a JOIN, so it works
 //! the same on every backend, including SQLite, where a tenant schema and the shared schema
 //! are different files that one statement cannot join.
+//!
+//! The referenced keys are deduplicated (70,000 products of three users send three keys),
+//! split into IN lists of at most the backend's bind-parameter limit
+//! ([`Capabilities::max_bind_params`](crate::Capabilities::max_bind_params)), one query
+//! each, and the loaded rows are matched to the referencing rows through a hash map on the
+//! primary key: O(n + m) for n referencing and m referenced rows.
+
+use std::{any::Any, collections::HashMap};
 
 use sea_query::{Expr, ExprTrait, Query};
 
@@ -21,8 +29,61 @@ use crate::{
 pub trait AnyForeignKey {
     /// The referenced key, `None` for a NULL.
     fn key_value(&self) -> Option<sea_query::Value>;
-    /// Finds the referenced row among `rows` (the target's columns, in order) and keeps it.
-    fn attach(&mut self, rows: &[Row], origin: &Origin) -> Result<()>;
+    /// Adds the referenced key to the keys of `related` (created on the first call), unless
+    /// it is NULL or already there.
+    #[doc(hidden)]
+    fn collect_key(&self, related: &mut Option<RelatedRows>);
+    /// Finds the referenced row among `related` and keeps it, decoded, with `origin`.
+    #[doc(hidden)]
+    fn attach(&mut self, related: &RelatedRows, origin: &Origin) -> Result<()>;
+}
+
+/// The distinct keys one relation references and, once loaded, the rows they name, indexed
+/// by key. Opaque: it holds a `Related<R>` for the relation's target model `R`.
+#[doc(hidden)]
+pub struct RelatedRows(Box<dyn ErasedRelated>);
+
+/// What `load_related` needs of a `Related<R>` without knowing `R`.
+trait ErasedRelated: Send + Sync {
+    /// The distinct keys, as bind values.
+    fn key_values(&self) -> Vec<sea_query::Value>;
+    /// Indexes loaded rows by their primary key.
+    fn add_rows(&mut self, rows: Vec<Row>) -> Result<()>;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+/// The keys referenced by one relation to `R` and the rows loaded for them.
+struct Related<R: Model> {
+    /// Each distinct key, with the position of its row in `rows` once loaded.
+    keys: HashMap<R::PrimaryKey, Option<usize>>,
+    rows: Vec<Row>,
+}
+
+impl<R: Model> ErasedRelated for Related<R> {
+    fn key_values(&self) -> Vec<sea_query::Value> {
+        self.keys.keys().map(FieldType::to_value).collect()
+    }
+
+    fn add_rows(&mut self, rows: Vec<Row>) -> Result<()> {
+        let pk = R::META.primary_key;
+        for row in rows {
+            let key = R::PrimaryKey::decode(&row, pk).map_err(Error::Database)?;
+            if let Some(slot) = self.keys.get_mut(&key) {
+                *slot = Some(self.rows.len());
+                self.rows.push(row);
+            }
+        }
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
 }
 
 impl<R: Model> AnyForeignKey for crate::ForeignKey<R> {
@@ -30,13 +91,28 @@ impl<R: Model> AnyForeignKey for crate::ForeignKey<R> {
         Some(self.key().to_value())
     }
 
-    fn attach(&mut self, rows: &[Row], origin: &Origin) -> Result<()> {
-        let pk = R::META.primary_key;
-        for row in rows {
-            if R::PrimaryKey::decode(row, pk).map_err(Error::Database)? == *self.key() {
-                self.set_loaded(Instance::stored(R::from_row(row)?, origin.clone()));
-                return Ok(());
+    fn collect_key(&self, related: &mut Option<RelatedRows>) {
+        let related = related.get_or_insert_with(|| {
+            RelatedRows(Box::new(Related::<R> {
+                keys: HashMap::new(),
+                rows: Vec::new(),
+            }))
+        });
+        // Every slot of one relation has the same target model; anything else is skipped.
+        if let Some(related) = related.0.as_any_mut().downcast_mut::<Related<R>>() {
+            if !related.keys.contains_key(self.key()) {
+                related.keys.insert(self.key().clone(), None);
             }
+        }
+    }
+
+    fn attach(&mut self, related: &RelatedRows, origin: &Origin) -> Result<()> {
+        let Some(related) = related.0.as_any().downcast_ref::<Related<R>>() else {
+            return Ok(());
+        };
+        if let Some(&Some(index)) = related.keys.get(self.key()) {
+            let model = R::from_row(&related.rows[index])?;
+            self.set_loaded(Instance::stored(model, origin.clone()));
         }
         Ok(())
     }
@@ -47,9 +123,15 @@ impl<R: Model> AnyForeignKey for Option<crate::ForeignKey<R>> {
         self.as_ref().and_then(AnyForeignKey::key_value)
     }
 
-    fn attach(&mut self, rows: &[Row], origin: &Origin) -> Result<()> {
+    fn collect_key(&self, related: &mut Option<RelatedRows>) {
+        if let Some(fk) = self {
+            fk.collect_key(related);
+        }
+    }
+
+    fn attach(&mut self, related: &RelatedRows, origin: &Origin) -> Result<()> {
         match self {
-            Some(fk) => fk.attach(rows, origin),
+            Some(fk) => fk.attach(related, origin),
             None => Ok(()),
         }
     }
@@ -59,6 +141,10 @@ impl<M: Model> QuerySet<M> {
     /// Also loads the row each row's foreign key `column` points to, readable afterwards
     /// with [`ForeignKey::get`](crate::ForeignKey::get). A column that is not a foreign key
     /// is ignored.
+    ///
+    /// The referenced rows are read from the rows' schema, or from the shared schema when
+    /// the referenced model is shared. Each distinct key is sent once, in IN lists no longer
+    /// than the backend's bind-parameter limit (one query per list).
     pub fn select_related<T: FieldType>(mut self, column: Column<M, T>) -> Self {
         if let Some(index) = M::META.columns.iter().position(|c| c.name == column.name()) {
             if M::META.columns[index].foreign_key.is_some() && !self.related.contains(&index) {
@@ -78,13 +164,15 @@ impl<M: Model> QuerySet<M> {
                 continue;
             };
             let parent = (fk.target)();
-            let keys: Vec<sea_query::Value> = instances
-                .iter_mut()
-                .filter_map(|i| i.foreign_key_mut(index).and_then(|f| f.key_value()))
-                .collect();
-            if keys.is_empty() {
-                continue;
+            let mut related = None;
+            for instance in instances.iter_mut() {
+                if let Some(slot) = instance.foreign_key_mut(index) {
+                    slot.collect_key(&mut related);
+                }
             }
+            let Some(mut related) = related else {
+                continue;
+            };
             let parent_target = Target {
                 conn: target.conn.clone(),
                 schema: if parent.shared {
@@ -93,13 +181,17 @@ impl<M: Model> QuerySet<M> {
                     target.schema.clone()
                 },
             };
-            let rows = parent_target
-                .fetch_all(&select_in(&parent_target, parent, keys))
-                .await?;
+            let per_query = target.backend().capabilities().max_bind_params.max(1);
+            let keys = related.0.key_values();
+            for chunk in keys.chunks(per_query) {
+                let select = select_in(&parent_target, parent, chunk.to_vec());
+                let rows = parent_target.fetch_all(&select).await?;
+                related.0.add_rows(rows)?;
+            }
             let origin = parent_target.origin();
             for instance in instances.iter_mut() {
                 if let Some(slot) = instance.foreign_key_mut(index) {
-                    slot.attach(&rows, &origin)?;
+                    slot.attach(&related, &origin)?;
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! The writing operations.
 
-use sea_query::{Expr, InsertStatement, Query};
+use sea_query::{Expr, ExprTrait, InsertStatement, Query};
 
 use super::QuerySet;
 use crate::{
@@ -8,13 +8,15 @@ use crate::{
     field::FieldType,
     instance::Instance,
     model::{Assignment, Filter, Model},
-    target::Target,
+    registry::Registry,
+    row::Row,
+    target::{Conn, Target},
 };
 
 impl<M: Model> QuerySet<M> {
     /// An unsaved instance bound to this QuerySet's target; [`Instance::save`] inserts it.
-    pub fn instance(mut self, model: M) -> Result<Instance<M>> {
-        let target = self.prepare()?;
+    pub fn instance(self, model: M) -> Result<Instance<M>> {
+        let target = self.target()?;
         Ok(Instance::unsaved(model, target.origin()))
     }
 
@@ -28,8 +30,8 @@ impl<M: Model> QuerySet<M> {
     /// assert_eq!(sql.mysql, r#"INSERT INTO `app`.`users` (`name`, `email`) VALUES (?, ?)"#);
     /// assert_eq!(sql.sqlite, r#"INSERT INTO "users" ("name", "email") VALUES (?, ?) RETURNING "id""#);
     /// ```
-    pub async fn create(mut self, model: M) -> Result<Instance<M>> {
-        let target = self.prepare()?;
+    pub async fn create(self, model: M) -> Result<Instance<M>> {
+        let target = self.target()?;
         let mut models = vec![model];
         insert_chunk(&target, &mut models).await?;
         let origin = target.origin();
@@ -42,20 +44,61 @@ impl<M: Model> QuerySet<M> {
     }
 
     /// Inserts every model with one multi-row INSERT per batch (batches sized to the
-    /// backend's bind-parameter limit) and returns them as stored, keys set. On MySQL the keys
-    /// of a batch are derived from `LAST_INSERT_ID()`, which InnoDB makes consecutive for a
-    /// multi-row INSERT unless `innodb_autoinc_lock_mode = 2`.
+    /// backend's bind-parameter limit) and returns them as stored, keys set.
+    ///
+    /// All or nothing: when the QuerySet runs on a database (not in a transaction) and the
+    /// work needs more than one statement, every batch runs in one transaction of its own on
+    /// the same database (on SQLite in the target schema's file), so a batch that fails
+    /// leaves no row of the earlier ones. Inside a caller's transaction the batches simply
+    /// run in it; a failure is the caller's to roll back. A single-batch insert with keys
+    /// the database returns runs as one statement, atomic by itself.
+    ///
+    /// Keys without `RETURNING` (MySQL, MariaDB): a multi-row INSERT reports only its first
+    /// key (`LAST_INSERT_ID()`); the others are `first + k * step`, where the step is the
+    /// session's `@@auto_increment_increment`, read on the connection that inserts (inside
+    /// the transaction above, which a multi-row insert on MySQL therefore always has), so a
+    /// server or session with `auto_increment_increment > 1` gets the stored keys. InnoDB
+    /// assigns a multi-row INSERT's keys in such steps unless `innodb_autoinc_lock_mode = 2`
+    /// ("interleaved"), under which no client can know them.
     pub async fn bulk_create(
-        mut self,
+        self,
         models: impl IntoIterator<Item = M>,
     ) -> Result<Vec<Instance<M>>> {
-        let target = self.prepare()?;
+        let target = self.target()?;
         let mut models: Vec<M> = models.into_iter().collect();
         let width = M::META.insert_columns().count().max(1);
         let per_batch = (target.backend().capabilities().max_bind_params / width).max(1);
-        for chunk in models.chunks_mut(per_batch) {
-            insert_chunk(&target, chunk).await?;
+        let batches = models.len().div_ceil(per_batch);
+        let derived_keys = derives_keys::<M>(&target) && models.len() > 1;
+        let own_transaction =
+            matches!(target.conn, Conn::Database(_)) && (batches > 1 || derived_keys);
+        if own_transaction {
+            // A registry over the target's database alone, beginning in the target's own
+            // schema file on SQLite (not the context's: the target may be a shared model).
+            // The transaction never leaves this function; dropped halfway (the caller's future
+            // cancelled), it rolls back.
+            let database = target.database();
+            let tx = Registry::new(database.clone())
+                .begin_at(database, target.schema.clone())
+                .await?;
+            let in_tx = Target {
+                conn: Conn::Transaction(tx.clone()),
+                schema: target.schema.clone(),
+            };
+            match insert_batches(&in_tx, &mut models, per_batch, derived_keys).await {
+                Ok(()) => tx.commit().await?,
+                Err(error) => {
+                    // The insert's error is the one to report; should the rollback fail
+                    // too, dropping the transaction closes its connection, which rolls back.
+                    let _ = tx.rollback().await;
+                    return Err(error);
+                }
+            }
+        } else {
+            insert_batches(&target, &mut models, per_batch, derived_keys).await?;
         }
+        // The instances belong to the target (its database, or the caller's transaction),
+        // not to the finished internal transaction.
         let origin = target.origin();
         Ok(models
             .into_iter()
@@ -68,13 +111,19 @@ impl<M: Model> QuerySet<M> {
         mut self,
         assignments: impl IntoIterator<Item = Assignment<M>>,
     ) -> Result<u64> {
-        let target = self.prepare()?;
+        let target = self.target()?;
+        let values = assignments
+            .into_iter()
+            .map(|a| {
+                let value = match M::META.column(a.column) {
+                    Some(column) => column.bind(M::META, a.value)?,
+                    None => a.value,
+                };
+                Ok((a.column, Expr::val(value)))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut update = Query::update();
-        update.table(target.table(M::META)).values(
-            assignments
-                .into_iter()
-                .map(|a| (a.column, Expr::val(a.value))),
-        );
+        update.table(target.table(M::META)).values(values);
         if let Some(filter) = self.filter.take() {
             update.cond_where(filter);
         }
@@ -83,7 +132,7 @@ impl<M: Model> QuerySet<M> {
 
     /// Deletes every matching row; returns the number of rows deleted.
     pub async fn delete(mut self) -> Result<u64> {
-        let target = self.prepare()?;
+        let target = self.target()?;
         let mut delete = Query::delete();
         delete.from_table(target.table(M::META));
         if let Some(filter) = self.filter.take() {
@@ -94,9 +143,12 @@ impl<M: Model> QuerySet<M> {
 
     /// The row matching `filter`, or `defaults` created; `true` when it was created. A
     /// concurrent creation that wins a unique constraint is read back instead.
+    ///
+    /// The lookup, the insert and the read-back are clones of this QuerySet: a builder error
+    /// (an invalid `using` name) is returned before any of them sends SQL.
     pub async fn get_or_create(self, filter: Filter, defaults: M) -> Result<(Instance<M>, bool)> {
-        let retry = self.shallow_clone();
-        match self.shallow_clone().get(filter.clone()).await {
+        let retry = self.clone();
+        match self.clone().get(filter.clone()).await {
             Ok(found) => return Ok((found, false)),
             Err(Error::NotFound { .. }) => {}
             Err(error) => return Err(error),
@@ -109,9 +161,10 @@ impl<M: Model> QuerySet<M> {
     }
 
     /// Updates the row matching `filter` with every non-key field of `values`, or creates
-    /// `values`; `true` when it was created.
+    /// `values`; `true` when it was created. The update goes to the row's origin, which is
+    /// this QuerySet's target; a builder error is returned before any SQL is sent.
     pub async fn update_or_create(self, filter: Filter, values: M) -> Result<(Instance<M>, bool)> {
-        match self.shallow_clone().get(filter).await {
+        match self.clone().get(filter).await {
             Ok(mut found) => {
                 let key = found.primary_key().clone();
                 *found = values;
@@ -121,22 +174,6 @@ impl<M: Model> QuerySet<M> {
             }
             Err(Error::NotFound { .. }) => Ok((self.create(values).await?, true)),
             Err(error) => Err(error),
-        }
-    }
-
-    /// A copy of the builder state (the filter is cloned; related loads are kept).
-    pub(crate) fn shallow_clone(&self) -> Self {
-        QuerySet {
-            source: self.source.clone(),
-            database: self.database.clone(),
-            schema: self.schema.clone(),
-            error: None,
-            filter: self.filter.clone(),
-            order: self.order.clone(),
-            limit: self.limit,
-            offset: self.offset,
-            related: self.related.clone(),
-            _model: std::marker::PhantomData,
         }
     }
 }
@@ -151,7 +188,8 @@ pub(crate) fn insert_statement<M: Model>(target: &Target, models: &[M]) -> Resul
     for model in models {
         let row = meta
             .insert_columns()
-            .map(|(i, _)| Expr::val(model.column_value(i)));
+            .map(|(i, c)| c.bind(meta, model.column_value(i)).map(Expr::val))
+            .collect::<Result<Vec<_>>>()?;
         insert.values(row).map_err(|e| Error::Unsupported {
             backend: target.backend().name(),
             what: statement_error(e),
@@ -167,8 +205,59 @@ fn statement_error(_: sea_query::error::Error) -> &'static str {
     "an INSERT whose values do not match its columns"
 }
 
-/// Inserts `models` in one statement and sets their database-assigned keys.
+/// Whether the keys of `M` rows inserted into `target` are derived from the first one
+/// (an auto-increment key on a backend without `RETURNING`).
+fn derives_keys<M: Model>(target: &Target) -> bool {
+    M::META.auto_primary_key() && !target.backend().capabilities().insert_returning
+}
+
+/// Inserts `models` in batches of `per_batch`, all on `target`'s connection. With
+/// `derived_keys` the auto-increment step is read first, on that same connection (the caller
+/// makes it a transaction so that it is one connection).
+async fn insert_batches<M: Model>(
+    target: &Target,
+    models: &mut [M],
+    per_batch: usize,
+    derived_keys: bool,
+) -> Result<()> {
+    let step = if derived_keys {
+        auto_increment_step(target).await?
+    } else {
+        1
+    };
+    for chunk in models.chunks_mut(per_batch) {
+        insert_stepped(target, chunk, step).await?;
+    }
+    Ok(())
+}
+
+/// The step between the auto-increment keys of one multi-row INSERT on `target`'s
+/// connection: the backend's session variable (MySQL's `@@auto_increment_increment`), read
+/// with a sea-query SELECT; 1 on backends without one.
+async fn auto_increment_step(target: &Target) -> Result<u64> {
+    let Some(variable) = target.backend().capabilities().auto_increment_step else {
+        return Ok(1);
+    };
+    let select = Query::select()
+        .expr(Expr::cust(variable).cast_as("UNSIGNED"))
+        .to_owned();
+    let rows = target.fetch_all(&select).await?;
+    let step = match rows.first() {
+        Some(Row::MySql(row)) => sqlx::Row::try_get::<u64, _>(row, 0)?,
+        _ => 1,
+    };
+    Ok(std::cmp::max(step, 1))
+}
+
+/// Inserts `models` in one statement and sets their database-assigned keys. Where keys are
+/// derived (MySQL), a single row's key is exact whatever the session's step.
 pub(crate) async fn insert_chunk<M: Model>(target: &Target, models: &mut [M]) -> Result<()> {
+    insert_stepped(target, models, 1).await
+}
+
+/// Inserts `models` in one statement and sets their keys; derived keys are
+/// `first + k * step`.
+async fn insert_stepped<M: Model>(target: &Target, models: &mut [M], step: u64) -> Result<()> {
     if models.is_empty() {
         return Ok(());
     }
@@ -186,9 +275,12 @@ pub(crate) async fn insert_chunk<M: Model>(target: &Target, models: &mut [M]) ->
     }
     let done = target.execute(&insert).await?;
     let first = done.last_insert_id.unwrap_or_default();
-    for (offset, model) in models.iter_mut().enumerate() {
-        let key =
-            M::PrimaryKey::from_insert_id(first + offset as u64).ok_or(Error::Unsupported {
+    for (k, model) in models.iter_mut().enumerate() {
+        let key = (k as u64)
+            .checked_mul(step)
+            .and_then(|offset| first.checked_add(offset))
+            .and_then(M::PrimaryKey::from_insert_id)
+            .ok_or(Error::Unsupported {
                 backend: target.backend().name(),
                 what: "an auto-increment key that does not fit the primary key type",
             })?;

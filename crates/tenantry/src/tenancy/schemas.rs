@@ -7,6 +7,7 @@ use crate::{
     database::{Database, Pools},
     ddl,
     error::{Error, Result},
+    migrate::Migrations,
     model::ModelMeta,
     namespace::{self, NamespaceStatement},
     registry::Registry,
@@ -26,6 +27,11 @@ use crate::{
 /// On PostgreSQL the schema and its tables are created in one transaction. On MySQL and
 /// SQLite, whose DDL is not transactional, a schema this call created is dropped again if a
 /// table fails. Either way a failure leaves nothing behind and is returned.
+///
+/// On MySQL / MariaDB the schema is the server database `<namespace>$<schema_name>` of this
+/// application's tenant namespace (see [`Database::tenant_namespace`]), so two applications
+/// on one server each have their own `edgy`; a name too long for the namespace is
+/// [`Error::InvalidSchemaName`] before any SQL.
 ///
 /// ```no_run
 /// # use tenantry::{create_schema, Registry};
@@ -86,18 +92,23 @@ impl Registry {
 }
 
 impl Schemas<'_> {
-    /// Whether `schema` exists.
+    /// Whether `schema` exists. On MySQL, [`Error::InvalidSchemaName`] for a name too long
+    /// for the tenant namespace (see [`Database::tenant_namespace`]).
     pub async fn exists(&self, schema: &SchemaName) -> Result<bool> {
         namespace::exists(self.database, schema).await
     }
 
     /// Every schema, sorted. Names that are not valid [`SchemaName`]s (`public`, system
-    /// schemas) are left out; on MySQL, so is the URL's own database.
+    /// schemas) are left out. On MySQL only this database's tenant namespace is listed (the
+    /// server databases `<namespace>$<schema>`, see [`Database::tenant_namespace`]): never the
+    /// URL's own database, another application's tenants or an unrelated database.
     pub async fn list(&self) -> Result<Vec<SchemaName>> {
         namespace::list(self.database).await
     }
 
-    /// See [`create_schema`].
+    /// See [`create_schema`]. Names starting with
+    /// [`DRIFT_SCHEMA_PREFIX`](crate::migrate::DRIFT_SCHEMA_PREFIX) are reserved for
+    /// drift's scratch schemas: [`Error::InvalidSchemaName`].
     pub async fn create(
         &self,
         schema: &SchemaName,
@@ -105,7 +116,23 @@ impl Schemas<'_> {
         if_not_exists: bool,
         should_create_tables: bool,
     ) -> Result<()> {
+        refuse_reserved(schema)?;
+        self.create_any(schema, models, if_not_exists, should_create_tables)
+            .await
+    }
+
+    /// [`create`](Self::create) for any name, reserved ones included (drift's scratch).
+    pub(crate) async fn create_any(
+        &self,
+        schema: &SchemaName,
+        models: Option<&[&'static ModelMeta]>,
+        if_not_exists: bool,
+        should_create_tables: bool,
+    ) -> Result<()> {
+        // Before any SQL: on MySQL the name must fit the tenant namespace.
+        self.database.check_schema(schema)?;
         let tenant_models: Vec<&'static ModelMeta>;
+        let all_models = models.is_none();
         let models = match models {
             Some(models) => models,
             None => {
@@ -118,6 +145,9 @@ impl Schemas<'_> {
         } else {
             Vec::new()
         };
+        let stamp = self
+            .stamp_for(schema, should_create_tables && all_models, if_not_exists)
+            .await?;
         let span =
             tracing::info_span!("tenantry.create_schema", schema = %schema, tables = tables.len());
         // `instrument`, not `span.enter()`: an entered guard must not live across an await
@@ -125,11 +155,11 @@ impl Schemas<'_> {
         async {
             match self.database.pools() {
                 Pools::Postgres(_) => {
-                    self.create_in_transaction(schema, if_not_exists, &tables)
+                    self.create_in_transaction(schema, if_not_exists, &tables, stamp)
                         .await
                 }
                 Pools::MySql(_) | Pools::Sqlite(_) => {
-                    self.create_compensating(schema, if_not_exists, &tables)
+                    self.create_compensating(schema, if_not_exists, &tables, stamp, None)
                         .await
                 }
             }
@@ -138,14 +168,42 @@ impl Schemas<'_> {
         .await
     }
 
+    /// The migrations to record as applied in a schema about to be built from every tenant
+    /// model: the registry's, when it declares some and the schema is new or unbuilt (no
+    /// history, none of the models' tables); `None` otherwise. The ledger is made first,
+    /// outside the creation's transaction.
+    async fn stamp_for(
+        &self,
+        schema: &SchemaName,
+        builds_every_model: bool,
+        if_not_exists: bool,
+    ) -> Result<Option<&Migrations>> {
+        let Some(migrations) = self.registry.migration_set() else {
+            return Ok(None);
+        };
+        if !builds_every_model || !self.database.same_as(self.registry.database()) {
+            return Ok(None);
+        }
+        let models: Vec<&'static ModelMeta> = self.registry.tenant_models().collect();
+        let fresh = !if_not_exists
+            || !self.exists(schema).await?
+            || crate::migrate::is_unbuilt(self.database, Some(schema), &models).await?;
+        if !fresh {
+            return Ok(None);
+        }
+        crate::migrate::ensure_ledger(self.database).await?;
+        Ok(Some(migrations))
+    }
+
     async fn create_in_transaction(
         &self,
         schema: &SchemaName,
         if_not_exists: bool,
         tables: &[String],
+        stamp: Option<&Migrations>,
     ) -> Result<()> {
         let tx = self.registry.begin_on(self.database).await?;
-        create_in(&tx, schema, if_not_exists, tables).await?;
+        create_in(&tx, schema, if_not_exists, tables, stamp).await?;
         tx.commit().await
     }
 
@@ -159,11 +217,33 @@ impl Schemas<'_> {
         schema: &SchemaName,
         if_not_exists: bool,
     ) -> Result<()> {
+        refuse_reserved(schema)?;
         let models: Vec<&'static ModelMeta> = self.registry.tenant_models().collect();
         let tables = ddl::create_statements(self.database, Some(schema), &models);
+        let stamp = self.stamp_for(schema, true, if_not_exists).await?;
         let span =
             tracing::info_span!("tenantry.create_schema", schema = %schema, tables = tables.len());
-        create_in(tx, schema, if_not_exists, &tables)
+        create_in(tx, schema, if_not_exists, &tables, stamp)
+            .instrument(span)
+            .await
+    }
+
+    /// [`create`](Self::create) with every tenant model, for `contrib::create_tenant` off
+    /// PostgreSQL: the tenant's ledger row goes through `tx`, the transaction that holds the
+    /// tenant's row (on SQLite it holds the main file's write lock).
+    pub(crate) async fn create_for_tenant(
+        &self,
+        schema: &SchemaName,
+        tx: &Transaction,
+    ) -> Result<()> {
+        refuse_reserved(schema)?;
+        self.database.check_schema(schema)?;
+        let models: Vec<&'static ModelMeta> = self.registry.tenant_models().collect();
+        let tables = ddl::create_statements(self.database, Some(schema), &models);
+        let stamp = self.stamp_for(schema, true, false).await?;
+        let span =
+            tracing::info_span!("tenantry.create_schema", schema = %schema, tables = tables.len());
+        self.create_compensating(schema, false, &tables, stamp, Some(tx))
             .instrument(span)
             .await
     }
@@ -173,6 +253,34 @@ impl Schemas<'_> {
         schema: &SchemaName,
         if_not_exists: bool,
         tables: &[String],
+        stamp: Option<&Migrations>,
+        ledger_in: Option<&Transaction>,
+    ) -> Result<()> {
+        // A migration runner must not find this schema half built: on MySQL the creation
+        // holds the tenant's migration lock (through the tenant row's transaction, whose
+        // connection is this process's already).
+        let lock = match (self.database.backend(), stamp, ledger_in) {
+            (Backend::MySql, Some(_), Some(tx)) => {
+                Some(MigrationLock::take(tx, self.database, schema).await?)
+            }
+            _ => None,
+        };
+        let result = self
+            .create_compensating_locked(schema, if_not_exists, tables, stamp, ledger_in)
+            .await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        result
+    }
+
+    async fn create_compensating_locked(
+        &self,
+        schema: &SchemaName,
+        if_not_exists: bool,
+        tables: &[String],
+        stamp: Option<&Migrations>,
+        ledger_in: Option<&Transaction>,
     ) -> Result<()> {
         let created = self.create_namespace(schema).await?;
         if !created && !if_not_exists {
@@ -184,15 +292,37 @@ impl Schemas<'_> {
             conn: Conn::Database(self.database.clone()),
             schema: Some(schema.clone()),
         };
+        let mut built = Ok(());
         for sql in tables {
-            if let Err(error) = target.execute_ddl(sql).await {
-                if created {
-                    self.drop_namespace(schema).await?;
-                }
-                return Err(error);
+            built = target.execute_ddl(sql).await;
+            if built.is_err() {
+                break;
             }
         }
-        Ok(())
+        if let (Ok(()), Some(migrations)) = (&built, stamp) {
+            built = crate::migrate::stamp(&target, migrations).await;
+            if built.is_ok() {
+                let shared = Target {
+                    conn: match ledger_in {
+                        Some(tx) => Conn::Transaction(tx.clone()),
+                        None => Conn::Database(self.database.clone()),
+                    },
+                    schema: None,
+                };
+                built = crate::migrate::record_ledger(&shared, schema, migrations).await;
+            }
+        }
+        match built {
+            Err(error) if created => {
+                let undone = self.drop_namespace(schema).await;
+                Err(crate::error::compensated(
+                    error,
+                    "drop the new schema",
+                    undone,
+                ))
+            }
+            other => other,
+        }
     }
 
     /// Creates the namespace; `false` if it was already there.
@@ -200,7 +330,7 @@ impl Schemas<'_> {
         match self.database.pools() {
             Pools::Sqlite(store) => store.create(schema).await,
             _ => {
-                let create = NamespaceStatement::create(self.database.backend(), schema, false);
+                let create = NamespaceStatement::create(self.database, schema, false)?;
                 match self.shared_target().execute_ddl(create.sql()).await {
                     Ok(()) => Ok(true),
                     Err(error) => match already_exists(error, schema) {
@@ -216,7 +346,7 @@ impl Schemas<'_> {
         match self.database.pools() {
             Pools::Sqlite(store) => store.drop_schema(schema).await.map(drop),
             _ => {
-                let drop = NamespaceStatement::drop(self.database.backend(), schema, true, true);
+                let drop = NamespaceStatement::drop(self.database, schema, true, true)?;
                 self.shared_target().execute_ddl(drop.sql()).await
             }
         }
@@ -231,10 +361,19 @@ impl Schemas<'_> {
 
     /// See [`drop_schema`].
     pub async fn drop(&self, schema: &SchemaName, cascade: bool, if_exists: bool) -> Result<()> {
+        self.database.check_schema(schema)?;
         let span = tracing::info_span!("tenantry.drop_schema", schema = %schema, cascade);
         self.drop_in_span(schema, cascade, if_exists)
-            .instrument(span)
-            .await
+            .instrument(span.clone())
+            .await?;
+        // A schema created again under this name must not inherit the dropped one's
+        // migration state.
+        if self.database.same_as(self.registry.database()) {
+            crate::migrate::forget_ledger(self.database, schema)
+                .instrument(span)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn drop_in_span(
@@ -279,7 +418,7 @@ impl Schemas<'_> {
         match self.database.pools() {
             Pools::Sqlite(store) => store.drop_schema(schema).await.map(drop),
             _ => {
-                let drop = NamespaceStatement::drop(self.database.backend(), schema, cascade, true);
+                let drop = NamespaceStatement::drop(self.database, schema, cascade, true)?;
                 self.shared_target().execute_ddl(drop.sql()).await
             }
         }
@@ -296,18 +435,27 @@ async fn create_in(
     schema: &SchemaName,
     if_not_exists: bool,
     tables: &[String],
+    stamp: Option<&Migrations>,
 ) -> Result<()> {
     let target = Target {
         conn: Conn::Transaction(tx.clone()),
         schema: Some(schema.clone()),
     };
-    let create = NamespaceStatement::create(Backend::Postgres, schema, if_not_exists);
+    let create = NamespaceStatement::create(tx.database(), schema, if_not_exists)?;
     target
         .execute_ddl(create.sql())
         .await
         .map_err(|e| already_exists(e, schema))?;
     for sql in tables {
         target.execute_ddl(sql).await?;
+    }
+    if let Some(migrations) = stamp {
+        crate::migrate::stamp(&target, migrations).await?;
+        let shared = Target {
+            conn: Conn::Transaction(tx.clone()),
+            schema: None,
+        };
+        crate::migrate::record_ledger(&shared, schema, migrations).await?;
     }
     Ok(())
 }
@@ -332,4 +480,67 @@ fn is_duplicate(error: &Error) -> bool {
         }
         _ => false,
     }
+}
+
+/// A tenant's migration lock on MySQL (`GET_LOCK`), held by a transaction's connection.
+struct MigrationLock {
+    tx: Transaction,
+    name: String,
+}
+
+impl MigrationLock {
+    /// Waits for the lock as long as a runner waits for one (30 s), else
+    /// [`Error::SchemaBusy`].
+    async fn take(tx: &Transaction, database: &Database, schema: &SchemaName) -> Result<Self> {
+        use sea_query::{Func, Query};
+        let name = crate::migrate::mysql_tenant_lock(&database.server_schema_name(schema)?);
+        let get = Query::select()
+            .expr(Func::cust("GET_LOCK").arg(name.as_str()).arg(30))
+            .to_owned();
+        let target = Target {
+            conn: Conn::Transaction(tx.clone()),
+            schema: None,
+        };
+        let rows = target.fetch_unchecked(&get).await?;
+        let got: Option<i64> = match rows.first() {
+            Some(row) => row.get::<Option<i64>>(0).map_err(Error::Database)?,
+            None => None,
+        };
+        if got != Some(1) {
+            return Err(Error::SchemaBusy {
+                schema: schema.to_string(),
+            });
+        }
+        Ok(MigrationLock {
+            tx: tx.clone(),
+            name,
+        })
+    }
+
+    /// Releases the lock (it goes with the connection anyway, if this fails).
+    async fn release(self) {
+        use sea_query::{Func, Query};
+        let release = Query::select()
+            .expr(Func::cust("RELEASE_LOCK").arg(self.name.as_str()))
+            .to_owned();
+        let target = Target {
+            conn: Conn::Transaction(self.tx),
+            schema: None,
+        };
+        if let Err(error) = target.fetch_unchecked(&release).await {
+            tracing::debug!(%error, "releasing a tenant's migration lock failed");
+        }
+    }
+}
+
+/// A schema name reserved by tenantry (drift's scratch schemas) is no tenant's.
+pub(crate) fn refuse_reserved(schema: &SchemaName) -> Result<()> {
+    if crate::migrate::is_drift_scratch(schema) {
+        return Err(Error::InvalidSchemaName {
+            name: schema.to_string(),
+            reason:
+                "names starting with tenantry_drift_ref_ are reserved for drift's scratch schemas",
+        });
+    }
+    Ok(())
 }

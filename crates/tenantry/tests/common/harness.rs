@@ -5,6 +5,11 @@
 //!
 //! PostgreSQL and MySQL run when `TENANTRY_TEST_POSTGRES_URL` / `TENANTRY_TEST_MYSQL_URL` are
 //! set; with `TENANTRY_TEST_REQUIRE_ALL=1` a missing one fails the test instead of skipping.
+//!
+//! Shapes: a pool of 8 and one task per tenant prove little about isolation. [`TestDb::with_pool`]
+//! gives the same database and models over a pool of `n` connections, and
+//! [`backend_pool_test!`](crate::backend_pool_test) runs one body on every backend once per
+//! size in [`SHAPE_POOLS`] (1 and 2 connections).
 #![allow(dead_code)]
 
 use std::{
@@ -17,14 +22,23 @@ use tenantry::{Backend, Database, Registry, SchemaName};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The pool sizes [`backend_pool_test!`](crate::backend_pool_test) runs every body with.
+pub const SHAPE_POOLS: [u32; 2] = [1, 2];
+
+/// The pool size of [`setup`]'s registry on PostgreSQL and MySQL.
+const DEFAULT_POOL: u32 = 8;
+
 /// One test's private database.
 #[derive(Clone)]
 pub struct TestDb {
     pub backend: Backend,
     pub registry: Registry,
-    /// A unique prefix for every schema name the test makes (MySQL schemas are databases,
-    /// shared by the whole server).
+    /// A unique prefix for every schema and database name the test makes. Every server
+    /// database of the test starts with `<prefix>_` (its default one is `<prefix>_db`, whose
+    /// MySQL tenant databases are `<prefix>_db$<schema>`), which is how cleanup finds them.
     pub prefix: String,
+    /// The most connections the registry's pool (on SQLite: each schema file's pool) opens.
+    pub max_connections: u32,
     admin_url: Option<String>,
     default_name: String,
     dir: Option<PathBuf>,
@@ -87,6 +101,28 @@ impl TestDb {
             .unwrap()
     }
 
+    /// The URL of the test's default database (SQLite: its main file), for handles with
+    /// options of their own (`Database::options(&t.url())`).
+    pub fn url(&self) -> String {
+        match self.backend {
+            Backend::Sqlite => sqlite_url(self.dir.as_ref().unwrap()),
+            _ => with_database(self.admin_url.as_ref().unwrap(), &self.default_name),
+        }
+    }
+
+    /// The same database, schemas and prefix, with a registry over a fresh pool of at most
+    /// `max_connections` connections (on SQLite: per schema file) and the same models (the
+    /// including crate's `prepare`, whose table creation is idempotent). The caller
+    /// disconnects it; [`run_with_pool`] does.
+    pub async fn with_pool(&self, max_connections: u32) -> TestDb {
+        let database = self.reconnect_with(max_connections).await;
+        TestDb {
+            registry: super::prepare(Registry::new(database)).await,
+            max_connections,
+            ..self.clone()
+        }
+    }
+
     /// The name of the test's default database on PostgreSQL and MySQL.
     pub fn database_name(&self) -> &str {
         &self.default_name
@@ -104,12 +140,13 @@ impl TestDb {
                 let admin = sqlx::PgPool::connect(self.admin_url.as_ref().unwrap())
                     .await
                     .unwrap();
-                let names: Vec<(String,)> =
-                    sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE $1")
-                        .bind(format!("{}%", self.prefix))
-                        .fetch_all(&admin)
-                        .await
-                        .unwrap();
+                let names: Vec<(String,)> = sqlx::query_as(
+                    "SELECT datname FROM pg_database WHERE datname LIKE $1 ESCAPE '!'",
+                )
+                .bind(own_names(&self.prefix))
+                .fetch_all(&admin)
+                .await
+                .unwrap();
                 for (name,) in names {
                     let _ =
                         sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
@@ -122,10 +159,13 @@ impl TestDb {
                 let admin = sqlx::MySqlPool::connect(self.admin_url.as_ref().unwrap())
                     .await
                     .unwrap();
+                // The test's databases and, inside its namespaces, their tenant databases
+                // (`<prefix>_db$<schema>`, `<prefix>_<suffix>$<schema>`).
                 let names: Vec<(String,)> = sqlx::query_as(
-                    "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?",
+                    "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA \
+                     WHERE SCHEMA_NAME LIKE ? ESCAPE '!'",
                 )
-                .bind(format!("{}%", self.prefix))
+                .bind(own_names(&self.prefix))
                 .fetch_all(&admin)
                 .await
                 .unwrap();
@@ -138,6 +178,21 @@ impl TestDb {
             }
         }
     }
+}
+
+/// A `LIKE` pattern (escape character `!`) for every server database a test made: its
+/// names all start with `<prefix>_`. The wildcards of the prefix are escaped and the `_`
+/// after it is required, so test `t1_x_1` never matches `t1_x_10_db` of test `t1_x_10`.
+fn own_names(prefix: &str) -> String {
+    let mut pattern = String::new();
+    for ch in prefix.chars().chain(['_']) {
+        if matches!(ch, '!' | '%' | '_') {
+            pattern.push('!');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    pattern
 }
 
 fn sqlite_url(dir: &std::path::Path) -> String {
@@ -212,6 +267,11 @@ pub async fn setup(backend: Backend, test: &str) -> Option<TestDb> {
         .to_lowercase();
     let prefix = format!("t{}_{}_{n}", std::process::id() % 100_000, short);
     let default_name = format!("{prefix}_db");
+    // SQLite keeps the library's default (10 per schema file).
+    let max_connections = match backend {
+        Backend::Sqlite => 10,
+        _ => DEFAULT_POOL,
+    };
     let (db, admin_url, dir) = match backend {
         Backend::Sqlite => {
             let dir = std::env::temp_dir().join(format!("tenantry-tests/{prefix}"));
@@ -225,7 +285,7 @@ pub async fn setup(backend: Backend, test: &str) -> Option<TestDb> {
         _ => {
             create_server_database(backend, &url, &default_name).await;
             let db = Database::options(&with_database(&url, &default_name))
-                .max_connections(8)
+                .max_connections(DEFAULT_POOL)
                 .connect()
                 .await
                 .unwrap();
@@ -237,6 +297,7 @@ pub async fn setup(backend: Backend, test: &str) -> Option<TestDb> {
         backend,
         registry,
         prefix,
+        max_connections,
         admin_url,
         default_name,
         dir,
@@ -254,6 +315,26 @@ where
         return;
     };
     body(db.clone()).await;
+    db.cleanup().await;
+}
+
+/// Runs `body` against a fresh database on `backend` whose registry has a pool of at most
+/// `max_connections` connections (see [`TestDb::with_pool`]), then cleans up.
+pub async fn run_with_pool<F, Fut>(backend: Backend, test: &str, max_connections: u32, body: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let name = format!("{test}_p{max_connections}");
+    let Some(db) = setup(backend, &name).await else {
+        eprintln!(
+            "skipping {test} (pool of {max_connections}) on {backend}: no database configured"
+        );
+        return;
+    };
+    let small = db.with_pool(max_connections).await;
+    body(small.clone()).await;
+    small.registry.disconnect().await;
     db.cleanup().await;
 }
 
@@ -279,6 +360,38 @@ macro_rules! backend_test {
             async fn mysql() {
                 $crate::common::run(::tenantry::Backend::MySql, stringify!($name), $body).await;
             }
+        }
+    };
+}
+
+/// Defines one test per backend and pool size in [`SHAPE_POOLS`] from one body (named
+/// `<backend>_pool<n>`): `backend_pool_test!(name, |t| async move { … });`. The body's
+/// registry has a pool of `t.max_connections` connections.
+#[macro_export]
+macro_rules! backend_pool_test {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::backend_pool_test!(@one $name, sqlite_pool1, Sqlite, 0, $body);
+            $crate::backend_pool_test!(@one $name, sqlite_pool2, Sqlite, 1, $body);
+            $crate::backend_pool_test!(@one $name, postgres_pool1, Postgres, 0, $body);
+            $crate::backend_pool_test!(@one $name, postgres_pool2, Postgres, 1, $body);
+            $crate::backend_pool_test!(@one $name, mysql_pool1, MySql, 0, $body);
+            $crate::backend_pool_test!(@one $name, mysql_pool2, MySql, 1, $body);
+        }
+    };
+    (@one $name:ident, $test:ident, $backend:ident, $size:expr, $body:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            $crate::common::run_with_pool(
+                ::tenantry::Backend::$backend,
+                stringify!($name),
+                $crate::common::SHAPE_POOLS[$size],
+                $body,
+            )
+            .await;
         }
     };
 }

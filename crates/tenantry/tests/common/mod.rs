@@ -6,6 +6,8 @@ pub mod cancel;
 mod harness;
 pub mod hostile;
 pub mod models;
+pub mod servers;
+pub mod sqlite_dir;
 pub mod state;
 
 pub use harness::*;

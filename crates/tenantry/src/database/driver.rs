@@ -1,0 +1,248 @@
+//! What differs between the three sqlx drivers on the statement path, as one trait with one
+//! implementation per backend, so the pool, the executor and transactions stay generic.
+
+use std::future::Future;
+
+use sea_query_sqlx::SqlxValues;
+use sqlx::{Executor, MySql, Postgres, Sqlite};
+
+use super::{Checkout, Database, Pools};
+use crate::{
+    backend::Backend,
+    error::{Error, Result},
+    row::Row,
+    schema_name::SchemaName,
+    target::Done,
+};
+
+/// What a statement returns, and how it is sent.
+#[derive(Clone, Copy)]
+pub(crate) enum Returns {
+    /// Rows (a prepared statement, values bound).
+    Rows,
+    /// Nothing but a count (a prepared statement, values bound).
+    Nothing,
+    /// DDL without values, through the simple query protocol.
+    Ddl,
+}
+
+/// The result of a statement: its rows, or what it did.
+pub(crate) enum Outcome {
+    Rows(Vec<Row>),
+    Done(Done),
+}
+
+/// One sqlx driver.
+pub(crate) trait Driver: sqlx::Database {
+    const BACKEND: Backend;
+
+    /// Runs one statement on `conn`.
+    fn run<'c>(
+        conn: &'c mut Self::Connection,
+        sql: &'c str,
+        values: SqlxValues,
+        returns: Returns,
+    ) -> impl Future<Output = Result<Outcome, sqlx::Error>> + Send + 'c;
+
+    /// Forgets (and closes on the server) every statement `conn` prepared.
+    fn clear_statements(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + '_;
+}
+
+/// Whether `error` is "no such table" (PostgreSQL 42P01 / 3F000, MySQL 1146 / 1049), which
+/// is also what a missing schema looks like.
+fn is_missing_table(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else {
+        return false;
+    };
+    if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return matches!(mysql.number(), 1146 | 1049);
+    }
+    db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some_and(|pg| matches!(pg.code(), "42P01" | "3F000"))
+}
+
+/// Whether `error` is PostgreSQL's "cached plan must not change result type" (0A000): a
+/// prepared statement whose table was altered since it was prepared (a migration ran).
+fn is_stale_plan(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else {
+        return false;
+    };
+    db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some_and(|pg| {
+            // The routine names it whatever the server's message language.
+            pg.code() == "0A000"
+                && (pg.routine() == Some("RevalidateCachedQuery")
+                    || pg.message().contains("cached plan"))
+        })
+}
+
+/// Whether `error` is what SQLite reports for a file removed under a statement: an I/O
+/// error (primary code 10, e.g. 522 "short read" when the `-wal`/`-shm` files went), a file
+/// it cannot open (14) or a table that is not there.
+fn is_sqlite_file_gone(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else {
+        return false;
+    };
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_none() {
+        return false;
+    }
+    let code: i64 = db.code().and_then(|c| c.parse().ok()).unwrap_or(0);
+    matches!(code & 0xff, 10 | 14) || db.message().starts_with("no such table")
+}
+
+/// On the connection that just failed with "no such table": whether `schema` of `database`
+/// is missing. `None` when that cannot be told (the check failed too, say inside an aborted
+/// PostgreSQL transaction): the caller keeps the original error.
+async fn schema_missing<DB: Driver>(
+    conn: &mut DB::Connection,
+    database: &Database,
+    schema: &SchemaName,
+) -> Option<bool> {
+    if DB::BACKEND == Backend::Sqlite {
+        return None;
+    }
+    let name = database.server_schema_name(schema).ok()?;
+    let select = crate::namespace::exists_statement(DB::BACKEND, &name);
+    let (sql, values) = crate::target::render(DB::BACKEND, &select);
+    match DB::run(conn, &sql, values, Returns::Rows).await {
+        Ok(Outcome::Rows(rows)) => crate::namespace::holds_exactly(&rows, &name)
+            .ok()
+            .map(|exists| !exists),
+        _ => None,
+    }
+}
+
+/// Where a statement runs: its database and, for a tenant's table, the schema.
+#[derive(Clone, Copy)]
+pub(crate) struct Place<'a> {
+    pub(crate) database: &'a Database,
+    pub(crate) schema: Option<&'a SchemaName>,
+}
+
+/// Runs one statement on a checked-out connection. A failure that says the connection is
+/// gone closes it; "no such table" in a schema is checked on the same connection and
+/// becomes [`Error::SchemaNotFound`] only when the schema is really missing, else the
+/// original error is returned unchanged.
+pub(crate) async fn run_on<DB: Driver>(
+    checkout: &mut Checkout<DB>,
+    place: Place<'_>,
+    sql: &str,
+    values: SqlxValues,
+    returns: Returns,
+) -> Result<Outcome> {
+    let conn = checkout.raw()?;
+    let error = match DB::run(conn, sql, values, returns).await {
+        Ok(outcome) => return Ok(outcome),
+        Err(error) => error,
+    };
+    checkout.after_error(&error);
+    if is_stale_plan(&error) {
+        // Every statement this connection prepared may be stale: forget them all, so the
+        // next use of each prepares it again against the altered table.
+        if let Ok(conn) = checkout.raw() {
+            if DB::clear_statements(conn).await.is_err() {
+                checkout.discard(false);
+            }
+        }
+        tracing::info!(error = %error, "a prepared statement's table changed; statement cache cleared");
+        return Err(Error::CachedPlanInvalidated {
+            message: error.to_string(),
+        });
+    }
+    // SQLite: a statement racing `drop_schema` of its schema's file.
+    if let (Some(schema), Pools::Sqlite(store)) = (place.schema, place.database.pools()) {
+        if is_sqlite_file_gone(&error) && !store.exists(schema) {
+            return Err(Error::SchemaNotFound {
+                schema: schema.to_string(),
+            });
+        }
+    }
+    if let (Some(schema), true, Ok(conn)) = (place.schema, is_missing_table(&error), checkout.raw())
+    {
+        if schema_missing::<DB>(conn, place.database, schema).await == Some(true) {
+            return Err(Error::SchemaNotFound {
+                schema: schema.to_string(),
+            });
+        }
+    }
+    Err(error.into())
+}
+
+/// [`run_on`] a connection checked out for this one statement, then hands it back. A
+/// statement whose cached plan a migration invalidated (PostgreSQL 0A000) runs once more on
+/// the same connection, its cache cleared, with the values `again` gives (rendered again
+/// only then, so the hot path clones nothing); each such retry is counted in
+/// [`Database::stale_plan_retries`].
+pub(crate) async fn run_pooled<DB: Driver>(
+    mut checkout: Checkout<DB>,
+    place: Place<'_>,
+    sql: &str,
+    values: SqlxValues,
+    returns: Returns,
+    again: impl FnOnce() -> SqlxValues,
+) -> Result<Outcome> {
+    let mut result = run_on(&mut checkout, place, sql, values, returns).await;
+    if let Err(Error::CachedPlanInvalidated { .. }) = &result {
+        place.database.count_stale_plan_retry();
+        result = run_on(&mut checkout, place, sql, again(), returns).await;
+    }
+    checkout.release();
+    result
+}
+
+/// Implements [`Driver`] for one sqlx database: its backend, how its rows are wrapped and
+/// what its `execute` reports.
+macro_rules! driver {
+    ($db:ty, $backend:ident, $row:ident, |$done:ident| $insert_id:expr) => {
+        impl Driver for $db {
+            const BACKEND: Backend = Backend::$backend;
+
+            async fn clear_statements(
+                conn: &mut Self::Connection,
+            ) -> std::result::Result<(), sqlx::Error> {
+                sqlx::Connection::clear_cached_statements(conn).await
+            }
+
+            async fn run<'c>(
+                conn: &'c mut Self::Connection,
+                sql: &'c str,
+                values: SqlxValues,
+                returns: Returns,
+            ) -> std::result::Result<Outcome, sqlx::Error> {
+                Ok(match returns {
+                    Returns::Rows => Outcome::Rows(
+                        sqlx::query_with(sql, values)
+                            .fetch_all(conn)
+                            .await?
+                            .into_iter()
+                            .map(Row::$row)
+                            .collect(),
+                    ),
+                    Returns::Nothing => {
+                        let $done = sqlx::query_with(sql, values).execute(conn).await?;
+                        Outcome::Done(Done {
+                            rows_affected: $done.rows_affected(),
+                            last_insert_id: $insert_id,
+                        })
+                    }
+                    // `Executor::execute(conn, raw_sql(..))` rather than
+                    // `raw_sql(..).execute(conn)`: the latter's future is not `Send` for
+                    // every lifetime (sqlx issue #3150).
+                    Returns::Ddl => {
+                        conn.execute(sqlx::raw_sql(sql)).await?;
+                        Outcome::Done(Done {
+                            rows_affected: 0,
+                            last_insert_id: None,
+                        })
+                    }
+                })
+            }
+        }
+    };
+}
+
+driver!(Postgres, Postgres, Postgres, |done| None);
+driver!(MySql, MySql, MySql, |done| Some(done.last_insert_id()));
+driver!(Sqlite, Sqlite, Sqlite, |done| None);
