@@ -154,6 +154,16 @@ async fn queries_racing_a_drop_never_resurrect_the_schema() {
     r.disconnect().await;
 }
 
+/// The files under `dir` this process holds open that were deleted.
+fn open_deleted_files(dir: &str) -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .map(|path| path.display().to_string())
+        .filter(|path| path.ends_with("(deleted)") && path.contains(dir))
+        .collect()
+}
+
 fn open_files() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
@@ -188,5 +198,56 @@ async fn open_schema_files_stay_within_the_budget() {
         after <= baseline + 8 * 3 + 4,
         "{after} open files after touching 60 schemas with a budget of 8 (baseline {baseline})"
     );
+    r.disconnect().await;
+}
+
+/// A dropped SQLite connection is closed by its worker thread once its statement ends, and
+/// that close may delete the WAL and shared-memory files *by path*. A drop that deleted the
+/// files as soon as the pool let go of the connections let such a late close delete the WAL
+/// of the file created again under the same name: committed rows gone, then
+/// `SQLITE_IOERR_SHORT_READ` (code 522, seen in the SQLite soak and, under load, in
+/// `queries_racing_a_drop_never_resurrect_the_schema`). The drop must return only once every
+/// connection to the old file is closed, and the new file keeps every row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_statement_cannot_reach_the_file_created_after_the_drop() {
+    let (dir, r) = sqlite_registry("drop-late-close", |o| o.max_connections(2)).await;
+    let s = schema("acme");
+    create_schema(&r, &s, None, false, true).await.unwrap();
+    User::query(&r).using(&s).create(user("old")).await.unwrap();
+    let mut conn = r.database().acquire_sqlite(Some(&s)).await.unwrap();
+    let slow = sqlx::query_scalar::<_, i64>(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) \
+         SELECT count(*) FROM c",
+    );
+    let cancelled = tokio::time::timeout(Duration::from_millis(20), slow.fetch_one(&mut *conn));
+    assert!(cancelled.await.is_err(), "the slow statement was not slow");
+    drop(conn);
+    drop_schema(&r, &s, true, false).await.unwrap();
+    // Once the drop returned, no handle of the old file is left open anywhere.
+    let deleted = open_deleted_files("tenantry-drop-late-close-");
+    assert!(deleted.is_empty(), "still open after the drop: {deleted:?}");
+    create_schema(&r, &s, None, false, true).await.unwrap();
+    for i in 0..3 {
+        User::query(&r)
+            .using(&s)
+            .create(user(&format!("new-{i}")))
+            .await
+            .unwrap();
+    }
+    let fresh = tenantry::Database::connect(&dir.url()).await.unwrap();
+    let fresh = common::models::register(tenantry::Registry::new(fresh));
+    for registry in [&r, &fresh] {
+        let mut names: Vec<String> = User::query(registry)
+            .using(&s)
+            .all()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.into_inner().name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["new-0", "new-1", "new-2"]);
+    }
+    fresh.disconnect().await;
     r.disconnect().await;
 }

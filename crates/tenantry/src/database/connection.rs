@@ -66,14 +66,18 @@ impl<DB: sqlx::Database> Drop for PooledConnection<DB> {
 impl<DB: sqlx::Database> Deref for PooledConnection<DB> {
     type Target = DB::Connection;
     fn deref(&self) -> &DB::Connection {
-        &self.object().raw
+        self.object()
+            .raw_ref()
+            .unwrap_or_else(|| unreachable!("the connection is only taken when dropped"))
     }
 }
 
 impl<DB: sqlx::Database> DerefMut for PooledConnection<DB> {
     fn deref_mut(&mut self) -> &mut DB::Connection {
         match self.object.as_mut() {
-            Some(object) => &mut object.raw,
+            Some(object) => object
+                .raw()
+                .unwrap_or_else(|| unreachable!("the connection is only taken when dropped")),
             None => unreachable!("the object is only taken by release or drop"),
         }
     }

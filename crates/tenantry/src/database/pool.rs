@@ -20,7 +20,10 @@
 //! reused.
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -32,8 +35,60 @@ use crate::error::{Error, Result};
 
 /// A pooled sqlx connection and the failure epoch it was last known good in.
 pub(crate) struct Pooled<DB: sqlx::Database> {
-    pub(crate) raw: DB::Connection,
+    /// Taken only by `Drop`.
+    raw: Option<DB::Connection>,
     epoch: u64,
+    /// SQLite: counts this connection as open until its file handle is closed.
+    open: Option<OpenConnection>,
+}
+
+impl<DB: sqlx::Database> Pooled<DB> {
+    /// The sqlx connection; `None` only while it is being dropped.
+    pub(crate) fn raw(&mut self) -> Option<&mut DB::Connection> {
+        self.raw.as_mut()
+    }
+
+    pub(crate) fn raw_ref(&self) -> Option<&DB::Connection> {
+        self.raw.as_ref()
+    }
+}
+
+/// A dropped SQLite connection is closed by its worker thread some time later, and that
+/// close may checkpoint and delete the WAL and shared-memory files **by path** (SQLite
+/// skips this for a moved file only when it knows the file's size). Had the schema's files
+/// been deleted and created again meanwhile, it deleted the new file's WAL under the
+/// connections using it: committed rows lost, then `SQLITE_IOERR_SHORT_READ` (522). So a
+/// SQLite connection leaving its pool is closed explicitly, and counted as open until the
+/// close has returned; a drop of the schema waits for the count to reach zero
+/// ([`ConnPool::is_gone`]).
+impl<DB: sqlx::Database> Drop for Pooled<DB> {
+    fn drop(&mut self) {
+        let (Some(raw), Some(open)) = (self.raw.take(), self.open.take()) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = raw.close().await;
+                drop(open);
+            });
+        }
+    }
+}
+
+/// One open connection in [`Manager::open`]'s count, until dropped.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn new(count: &Arc<AtomicUsize>) -> OpenConnection {
+        count.fetch_add(1, Ordering::AcqRel);
+        OpenConnection(Arc::clone(count))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Opens and checks the connections of one pool.
@@ -45,6 +100,8 @@ pub(crate) struct Manager<DB: sqlx::Database> {
     ping_timeout: Duration,
     idle_timeout: Option<Duration>,
     max_lifetime: Option<Duration>,
+    /// SQLite only: connections open, counted until their close has returned.
+    open: Option<Arc<AtomicUsize>>,
 }
 
 impl<DB: sqlx::Database> managed::Manager for Manager<DB> {
@@ -53,8 +110,13 @@ impl<DB: sqlx::Database> managed::Manager for Manager<DB> {
 
     async fn create(&self) -> std::result::Result<Pooled<DB>, sqlx::Error> {
         let epoch = self.epoch.load(Ordering::Acquire);
+        let open = self.open.as_ref().map(OpenConnection::new);
         let raw = self.options.connect().await?;
-        Ok(Pooled { raw, epoch })
+        Ok(Pooled {
+            raw: Some(raw),
+            epoch,
+            open,
+        })
     }
 
     async fn recycle(
@@ -73,7 +135,10 @@ impl<DB: sqlx::Database> managed::Manager for Manager<DB> {
         if conn.epoch == epoch && idle < self.ping_idle_after {
             return Ok(());
         }
-        match tokio::time::timeout(self.ping_timeout, conn.raw.ping()).await {
+        let Some(raw) = conn.raw() else {
+            return Err(RecycleError::message("closed"));
+        };
+        match tokio::time::timeout(self.ping_timeout, raw.ping()).await {
             Ok(pinged) => pinged?,
             Err(_) => return Err(RecycleError::message("no answer to a ping")),
         }
@@ -130,6 +195,7 @@ impl<DB: sqlx::Database> ConnPool<DB> {
             ping_timeout: settings.acquire_timeout,
             idle_timeout: settings.idle_timeout,
             max_lifetime: settings.max_lifetime,
+            open: (DB::NAME == <sqlx::Sqlite as sqlx::Database>::NAME).then(Arc::default),
         };
         let timeout = Some(settings.acquire_timeout);
         // The recycle check bounds its own (rare) ping, so that a reused connection costs no
@@ -232,10 +298,13 @@ impl<DB: sqlx::Database> ConnPool<DB> {
         self.inner.is_closed()
     }
 
-    /// No connection open and none being opened.
+    /// No connection open, none being opened and (SQLite) none still closing.
     pub(crate) fn is_gone(&self) -> bool {
         let status = self.inner.status();
-        status.size == 0 && status.waiting == 0
+        let open = self.inner.manager().open.as_ref();
+        status.size == 0
+            && status.waiting == 0
+            && open.is_none_or(|open| open.load(Ordering::Acquire) == 0)
     }
 
     /// Closes the pool without waiting: idle connections are dropped now, the ones in use
@@ -311,7 +380,7 @@ impl<DB: sqlx::Database> Checkout<DB> {
     /// The sqlx connection.
     pub(crate) fn raw(&mut self) -> Result<&mut DB::Connection> {
         match self.held.as_mut() {
-            Some(Held::Pooled(object)) => Ok(&mut object.raw),
+            Some(Held::Pooled(object)) => object.raw().ok_or(Error::Closed),
             Some(Held::Lent(conn)) => Ok(conn),
             None => Err(Error::Closed),
         }
