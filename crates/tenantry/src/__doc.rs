@@ -14,6 +14,18 @@ pub struct User {
     pub email: String,
 }
 
+/// The doctests' sample model with a foreign key, a decimal and an integer.
+#[derive(crate::Model, Debug, Clone)]
+pub struct Product {
+    pub id: i64,
+    #[model(max_length = 255)]
+    pub name: String,
+    pub user: Option<crate::ForeignKey<User>>,
+    #[model(max_digits = 12, decimal_places = 2)]
+    pub price: crate::Decimal,
+    pub stock: i32,
+}
+
 /// One statement as each backend's query builder renders it.
 #[derive(Debug)]
 pub struct Rendered {
@@ -38,12 +50,48 @@ fn on_each_backend(render: impl Fn(&Registry) -> String) -> Rendered {
 
 async fn registry(url: &'static str) -> Registry {
     let db = Database::connect_lazy(url).await.expect("a lazy database");
-    Registry::new(db).register::<User>()
+    Registry::new(db).register::<User>().register::<Product>()
 }
 
 /// The SELECT `build` makes, on each backend.
 pub fn render_select<M: Model>(build: impl Fn(&Registry) -> QuerySet<M>) -> Rendered {
     on_each_backend(|registry| build(registry).to_sql().expect("a renderable query"))
+}
+
+/// The SELECT `aggregate(aggregates)` sends, on each backend.
+pub fn render_aggregate<M: Model, A: crate::Aggregates<M> + Clone>(
+    build: impl Fn(&Registry) -> QuerySet<M>,
+    aggregates: A,
+) -> Rendered {
+    on_each_backend(|registry| {
+        build(registry)
+            .aggregate_sql(aggregates.clone())
+            .expect("a renderable aggregate")
+    })
+}
+
+/// The SELECT a grouping's `aggregate(aggregates)` sends, on each backend.
+pub fn render_grouped<M: Model, K: crate::Columns<M>, A: crate::Aggregates<M> + Clone>(
+    build: impl Fn(&Registry) -> crate::Grouped<M, K>,
+    aggregates: A,
+) -> Rendered {
+    on_each_backend(|registry| {
+        build(registry)
+            .to_sql(aggregates.clone())
+            .expect("a renderable grouping")
+    })
+}
+
+/// The SELECT `values_list(columns)` sends, on each backend.
+pub fn render_values<M: Model, C: crate::Columns<M> + Clone>(
+    build: impl Fn(&Registry) -> QuerySet<M>,
+    columns: C,
+) -> Rendered {
+    on_each_backend(|registry| {
+        build(registry)
+            .values_sql(columns.clone())
+            .expect("a renderable projection")
+    })
 }
 
 /// The INSERT that `create(model)` sends, on each backend.

@@ -118,6 +118,14 @@ pub enum Error {
         /// What was attempted.
         what: &'static str,
     },
+    /// An argument is outside what the operation accepts (a page numbered 0, say).
+    #[error("invalid {argument}: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        argument: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// An instance that was never saved was asked to do something that needs a stored row.
     #[error("the {model} instance has no primary key yet; save it first")]
     NotSaved {
@@ -285,6 +293,9 @@ impl Error {
                 schema: schema.clone(),
             },
             Error::NoTenantScope { operation } => Error::NoTenantScope { operation },
+            Error::InvalidArgument { argument, reason } => {
+                Error::InvalidArgument { argument, reason }
+            }
             Error::UniqueViolation { message } => Error::UniqueViolation {
                 message: message.clone(),
             },

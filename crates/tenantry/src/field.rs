@@ -196,19 +196,10 @@ impl<T: FieldType> FieldType for Option<T> {
         T::null_value()
     }
     fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
-        if is_null(row, index)? {
+        if row.is_null(index)? {
             Ok(None)
         } else {
             T::decode(row, index).map(Some)
         }
     }
-}
-
-fn is_null(row: &Row, index: usize) -> Result<bool, sqlx::Error> {
-    use sqlx::ValueRef as _;
-    Ok(match row {
-        Row::Postgres(r) => r.try_get_raw(index)?.is_null(),
-        Row::MySql(r) => r.try_get_raw(index)?.is_null(),
-        Row::Sqlite(r) => r.try_get_raw(index)?.is_null(),
-    })
 }

@@ -62,7 +62,10 @@ pub use model::{
     Assignment, Column, ColumnMeta, Filter, ForeignKey, ForeignKeyMeta, Model, ModelMeta, OnDelete,
     Ordering,
 };
-pub use query::{AnyForeignKey, QuerySet, QuerySource, Source};
+pub use query::{
+    Aggregate, Aggregates, AnyForeignKey, Columns, Grouped, Optional, Ordered, Page, Paginator,
+    QuerySet, QuerySource, Source, Summable,
+};
 pub use registry::Registry;
 pub use row::Row;
 /// The exact decimal type of decimal fields (`rust_decimal::Decimal`), re-exported so that

@@ -27,6 +27,16 @@ impl Row {
         }
     }
 
+    /// Whether column `index` is NULL.
+    pub(crate) fn is_null(&self, index: usize) -> Result<bool, sqlx::Error> {
+        use sqlx::ValueRef as _;
+        Ok(match self {
+            Row::Postgres(r) => r.try_get_raw(index)?.is_null(),
+            Row::MySql(r) => r.try_get_raw(index)?.is_null(),
+            Row::Sqlite(r) => r.try_get_raw(index)?.is_null(),
+        })
+    }
+
     /// Whether the row has no columns.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -18,6 +18,9 @@
 //! [`QuerySet::target`], which returns the error when there is one. No operation can
 //! therefore resolve a schema, let alone send SQL, while a builder error is pending.
 
+mod aggregate;
+mod page;
+mod projection;
 mod read;
 mod related;
 mod write;
@@ -26,6 +29,9 @@ use std::{marker::PhantomData, sync::Arc};
 
 use sea_query::{Condition, Order, Query, SelectStatement};
 
+pub use aggregate::{Aggregate, Aggregates, Grouped, Ordered, Summable};
+pub use page::{Page, Paginator};
+pub use projection::{Columns, Optional};
 pub use related::AnyForeignKey;
 pub(crate) use write::insert_chunk;
 
@@ -94,6 +100,7 @@ pub struct QuerySet<M: Model> {
     order: Vec<Ordering>,
     limit: Option<u64>,
     offset: Option<u64>,
+    distinct: bool,
     related: Vec<usize>,
     _model: PhantomData<fn() -> M>,
 }
@@ -108,6 +115,7 @@ impl<M: Model> QuerySet<M> {
             order: Vec::new(),
             limit: None,
             offset: None,
+            distinct: false,
             related: Vec::new(),
             _model: PhantomData,
         }
@@ -182,6 +190,9 @@ impl<M: Model> QuerySet<M> {
         select
             .columns(M::META.column_names.iter().copied())
             .from(target.table(M::META));
+        if self.distinct {
+            select.distinct();
+        }
         if let Some(filter) = self.filter.take() {
             select.cond_where(filter);
         }
@@ -238,6 +249,7 @@ impl<M: Model> Clone for QuerySet<M> {
             order: self.order.clone(),
             limit: self.limit,
             offset: self.offset,
+            distinct: self.distinct,
             related: self.related.clone(),
             _model: PhantomData,
         }

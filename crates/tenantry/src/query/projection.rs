@@ -1,0 +1,185 @@
+//! Projections: some columns of the matching rows, decoded into tuples, without loading
+//! whole models (Edgy's `values_list`).
+
+use sea_query::{Order, SelectStatement};
+
+use super::QuerySet;
+use crate::{
+    error::{Error, Result},
+    field::FieldType,
+    model::{Column, Model},
+    row::Row,
+};
+
+/// A column handle, or a tuple of them (up to eight), read by
+/// [`QuerySet::values_list`] and grouped by [`QuerySet::group_by`].
+pub trait Columns<M: Model> {
+    /// The decoded values, in the same shape: `T` for a `Column<M, T>`, a tuple for a tuple.
+    type Output;
+    #[doc(hidden)]
+    fn select(&self, select: &mut SelectStatement);
+    #[doc(hidden)]
+    fn group_and_order(&self, select: &mut SelectStatement);
+    #[doc(hidden)]
+    fn decode(&self, row: &Row, index: &mut usize) -> Result<Self::Output>;
+}
+
+impl<M: Model, T: FieldType> Columns<M> for Column<M, T> {
+    type Output = T;
+    fn select(&self, select: &mut SelectStatement) {
+        select.column(self.name());
+    }
+    fn group_and_order(&self, select: &mut SelectStatement) {
+        select
+            .group_by_col(self.name())
+            .order_by(self.name(), Order::Asc);
+    }
+    fn decode(&self, row: &Row, index: &mut usize) -> Result<T> {
+        // Some drivers read a NULL as the type's zero (SQLite's 0 for an integer).
+        if row
+            .is_null(*index)
+            .map_err(|e| decode_error::<M>(self.name(), e))?
+        {
+            return Err(decode_error::<M>(
+                self.name(),
+                sqlx::Error::Decode("NULL in a column read without .optional()".into()),
+            ));
+        }
+        decode_next(row, index, M::META.table, self.name())
+    }
+}
+
+fn decode_error<M: Model>(column: &'static str, source: sqlx::Error) -> Error {
+    Error::Decode {
+        model: M::META.table,
+        column,
+        source,
+    }
+}
+
+/// A column read as `Option<T>`, for a nullable column: [`Column::optional`].
+pub struct Optional<M, T>(Column<M, T>);
+
+impl<M, T> Clone for Optional<M, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M, T> Copy for Optional<M, T> {}
+
+impl<M: Model, T: FieldType> Column<M, T> {
+    /// This column read as `Option<T>` by [`QuerySet::values_list`] and
+    /// [`QuerySet::group_by`]: a column handle has the field's type without its `Option`
+    /// (it is what lookups compare with), so a nullable column's NULL is read through this
+    /// (`group_by(Product::user().optional())`); read without it, a NULL is
+    /// [`Error::Decode`].
+    pub fn optional(self) -> Optional<M, T> {
+        Optional(self)
+    }
+}
+
+impl<M: Model, T: FieldType> Columns<M> for Optional<M, T> {
+    type Output = Option<T>;
+    fn select(&self, select: &mut SelectStatement) {
+        self.0.select(select);
+    }
+    fn group_and_order(&self, select: &mut SelectStatement) {
+        self.0.group_and_order(select);
+    }
+    fn decode(&self, row: &Row, index: &mut usize) -> Result<Option<T>> {
+        decode_next(row, index, M::META.table, self.0.name())
+    }
+}
+
+fn decode_next<T: FieldType>(
+    row: &Row,
+    index: &mut usize,
+    model: &'static str,
+    column: &'static str,
+) -> Result<T> {
+    let at = *index;
+    *index += 1;
+    row.get(at).map_err(|source| Error::Decode {
+        model,
+        column,
+        source,
+    })
+}
+
+macro_rules! columns_tuple {
+    ($($name:ident),+) => {
+        impl<M: Model, $($name: Columns<M>),+> Columns<M> for ($($name,)+) {
+            type Output = ($($name::Output,)+);
+            #[allow(non_snake_case)]
+            fn select(&self, select: &mut SelectStatement) {
+                let ($($name,)+) = self;
+                $($name.select(select);)+
+            }
+            #[allow(non_snake_case)]
+            fn group_and_order(&self, select: &mut SelectStatement) {
+                let ($($name,)+) = self;
+                $($name.group_and_order(select);)+
+            }
+            #[allow(non_snake_case)]
+            fn decode(&self, row: &Row, index: &mut usize) -> Result<Self::Output> {
+                let ($($name,)+) = self;
+                Ok(($($name.decode(row, index)?,)+))
+            }
+        }
+    };
+}
+
+columns_tuple!(A);
+columns_tuple!(A, B);
+columns_tuple!(A, B, C);
+columns_tuple!(A, B, C, D);
+columns_tuple!(A, B, C, D, E);
+columns_tuple!(A, B, C, D, E, F);
+columns_tuple!(A, B, C, D, E, F, G);
+columns_tuple!(A, B, C, D, E, F, G, H);
+
+impl<M: Model> QuerySet<M> {
+    /// The values of `columns` (a column handle or a tuple of them) of every matching row,
+    /// with the QuerySet's filter, ordering, limit, offset and [`distinct`](Self::distinct).
+    ///
+    /// ```
+    /// # use tenantry::__doc::*;
+    /// let sql = render_values(|r| User::query(r).order_by([User::name().asc()]).distinct(), (User::name(), User::email()));
+    /// assert_eq!(sql.postgres, r#"SELECT DISTINCT "name", "email" FROM "public"."users" ORDER BY "name" ASC"#);
+    /// assert_eq!(sql.mysql, r#"SELECT DISTINCT `name`, `email` FROM `app`.`users` ORDER BY `name` ASC"#);
+    /// assert_eq!(sql.sqlite, r#"SELECT DISTINCT "name", "email" FROM "users" ORDER BY "name" ASC"#);
+    /// ```
+    pub async fn values_list<C: Columns<M>>(mut self, columns: C) -> Result<Vec<C::Output>> {
+        let target = self.target()?;
+        let select = self.values_select(&target, &columns);
+        let rows = target.fetch_all(&select).await?;
+        rows.iter().map(|row| columns.decode(row, &mut 0)).collect()
+    }
+
+    /// Only distinct rows: of the whole rows for [`all`](Self::all), of the selected
+    /// columns for [`values_list`](Self::values_list).
+    pub fn distinct(mut self) -> Self {
+        self.distinct = true;
+        self
+    }
+
+    fn values_select<C: Columns<M>>(
+        &mut self,
+        target: &crate::target::Target,
+        columns: &C,
+    ) -> SelectStatement {
+        let mut select = self.select(target);
+        select.clear_selects();
+        columns.select(&mut select);
+        select
+    }
+
+    /// The SELECT [`values_list`](Self::values_list) would run.
+    #[doc(hidden)]
+    pub fn values_sql<C: Columns<M>>(mut self, columns: C) -> Result<String> {
+        let target = self.target()?;
+        let select = self.values_select(&target, &columns);
+        Ok(crate::target::render(target.backend(), &select).0)
+    }
+}
