@@ -23,6 +23,7 @@ mod page;
 mod projection;
 mod read;
 mod related;
+mod stream;
 mod write;
 
 use std::{marker::PhantomData, sync::Arc};
@@ -33,6 +34,7 @@ pub use aggregate::{Aggregate, Aggregates, Grouped, Ordered, Summable};
 pub use page::{Page, Paginator};
 pub use projection::{Columns, Optional};
 pub use related::AnyForeignKey;
+pub use stream::STREAM_BATCH;
 pub(crate) use write::insert_chunk;
 
 use crate::{
@@ -101,6 +103,7 @@ pub struct QuerySet<M: Model> {
     limit: Option<u64>,
     offset: Option<u64>,
     distinct: bool,
+    stream_batch: Option<u64>,
     related: Vec<usize>,
     _model: PhantomData<fn() -> M>,
 }
@@ -116,6 +119,7 @@ impl<M: Model> QuerySet<M> {
             limit: None,
             offset: None,
             distinct: false,
+            stream_batch: None,
             related: Vec::new(),
             _model: PhantomData,
         }
@@ -250,6 +254,7 @@ impl<M: Model> Clone for QuerySet<M> {
             limit: self.limit,
             offset: self.offset,
             distinct: self.distinct,
+            stream_batch: self.stream_batch,
             related: self.related.clone(),
             _model: PhantomData,
         }

@@ -1,0 +1,150 @@
+//! Streaming: the matching rows as a `Stream`, read in batches by primary key so that
+//! memory stays flat however many rows there are.
+
+use std::collections::VecDeque;
+
+use futures_util::Stream;
+use sea_query::{Expr, ExprTrait, Order};
+
+use super::{read::fetch, QuerySet};
+use crate::{
+    error::{Error, Result},
+    field::FieldType,
+    instance::Instance,
+    model::Model,
+    target::Target,
+};
+
+/// Rows read per statement by [`QuerySet::stream`] unless [`QuerySet::stream_batch`] says
+/// otherwise.
+pub const STREAM_BATCH: u64 = 1_000;
+
+/// Where a stream is: the rows read and not yet taken, the last key read, what is left.
+struct Cursor<M: Model> {
+    query: QuerySet<M>,
+    target: Target,
+    batch: u64,
+    buffer: VecDeque<Instance<M>>,
+    after: Option<sea_query::Value>,
+    /// Rows still to yield under the QuerySet's limit.
+    left: Option<u64>,
+    done: bool,
+}
+
+impl<M: Model> QuerySet<M> {
+    /// The matching rows as a [`Stream`], in primary-key order, for exports over more rows
+    /// than memory should hold.
+    ///
+    /// The rows are read in batches of [`STREAM_BATCH`] (see
+    /// [`stream_batch`](Self::stream_batch)), each one statement `WHERE pk > last ORDER BY
+    /// pk LIMIT batch`, and the next batch is read only when the consumer has taken the
+    /// previous one: memory holds one batch, and no connection is held between batches, so
+    /// the consumer may run queries of its own while it iterates (even on a pool of one).
+    /// The schema is chosen when `stream` is called, by the usual precedence: the stream
+    /// may be polled anywhere (an HTTP response body, another task) and still reads that
+    /// schema. The batches are separate statements: rows written while the stream runs are
+    /// seen if their key is past the last one read (inside a transaction with repeatable
+    /// reads, none are).
+    ///
+    /// The QuerySet's filter, limit and offset apply; it must have no ordering other than
+    /// its primary key ascending ([`Error::InvalidArgument`]), and `select_related` is not
+    /// applied. A builder error (a bad `using`) is the stream's first and only item.
+    ///
+    /// ```no_run
+    /// # use tenantry::__doc::*;
+    /// # async fn demo(registry: tenantry::Registry) -> tenantry::Result<()> {
+    /// use futures_util::TryStreamExt;
+    /// let mut users = User::query(&registry).stream();
+    /// while let Some(user) = users.try_next().await? {
+    ///     println!("{}", user.name);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn stream(self) -> impl Stream<Item = Result<Instance<M>>> + Send + 'static {
+        let start = self.stream_cursor();
+        futures_util::stream::unfold(Some(start), |state| async move {
+            match state? {
+                Err(error) => Some((Err(error), None)),
+                Ok(mut cursor) => match cursor.next().await {
+                    Ok(Some(instance)) => Some((Ok(instance), Some(Ok(cursor)))),
+                    Ok(None) => None,
+                    Err(error) => Some((Err(error), None)),
+                },
+            }
+        })
+    }
+
+    /// Rows read per statement by [`stream`](Self::stream) (at least 1).
+    pub fn stream_batch(mut self, rows: u64) -> Self {
+        self.stream_batch = Some(std::cmp::max(rows, 1));
+        self
+    }
+
+    fn stream_cursor(self) -> Result<Cursor<M>> {
+        let target = self.target()?;
+        let pk = M::META.primary_key_column().name;
+        let ordered_by_pk = self
+            .order
+            .iter()
+            .all(|o| o.column == pk && matches!(o.order, Order::Asc));
+        if !ordered_by_pk {
+            return Err(Error::InvalidArgument {
+                argument: "order_by",
+                reason: "stream() reads in primary-key order; use all() for another ordering",
+            });
+        }
+        Ok(Cursor {
+            batch: self.stream_batch.unwrap_or(STREAM_BATCH),
+            left: self.limit,
+            query: self,
+            target,
+            buffer: VecDeque::new(),
+            after: None,
+            done: false,
+        })
+    }
+}
+
+impl<M: Model> Cursor<M> {
+    async fn next(&mut self) -> Result<Option<Instance<M>>> {
+        if self.buffer.is_empty() && !self.done {
+            self.read_batch().await?;
+        }
+        let next = self.buffer.pop_front();
+        if let (Some(left), Some(_)) = (&mut self.left, &next) {
+            *left -= 1;
+        }
+        Ok(next)
+    }
+
+    async fn read_batch(&mut self) -> Result<()> {
+        let want = match self.left {
+            Some(0) => {
+                self.done = true;
+                return Ok(());
+            }
+            Some(left) => std::cmp::min(left, self.batch),
+            None => self.batch,
+        };
+        let pk = M::META.primary_key_column().name;
+        let mut query = self.query.clone();
+        query.order = vec![query.pk_order(Order::Asc)];
+        query.limit = Some(want);
+        match self.after.take() {
+            Some(last) => {
+                query.offset = None;
+                query = query.filter(crate::model::Filter::new(Expr::col(pk).gt(last)));
+            }
+            // The QuerySet's offset applies to the first batch only.
+            None => query.offset = self.query.offset,
+        }
+        let select = query.select(&self.target);
+        let rows = fetch::<M>(&self.target, &select).await?;
+        if (rows.len() as u64) < want {
+            self.done = true;
+        }
+        self.after = rows.last().map(|last| last.primary_key().to_value());
+        self.buffer.extend(rows);
+        Ok(())
+    }
+}
