@@ -118,6 +118,19 @@ pub enum Error {
         /// What was attempted.
         what: &'static str,
     },
+    /// A lookup or ordering across relations cannot be made as written: a column in its
+    /// path is not a foreign key to the model the path says, the path is longer than
+    /// [`MAX_HOPS`](crate::MAX_HOPS), it was built on another model than the one queried, or
+    /// it leads from a shared model into tenant rows. Checked before any SQL is sent.
+    #[error("invalid relation lookup at {model}.{column}: {reason}")]
+    InvalidRelation {
+        /// The table of the model the failing step starts from.
+        model: &'static str,
+        /// The column of that step.
+        column: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// An argument is outside what the operation accepts (a page numbered 0, say).
     #[error("invalid {argument}: {reason}")]
     InvalidArgument {
@@ -293,6 +306,15 @@ impl Error {
                 schema: schema.clone(),
             },
             Error::NoTenantScope { operation } => Error::NoTenantScope { operation },
+            Error::InvalidRelation {
+                model,
+                column,
+                reason,
+            } => Error::InvalidRelation {
+                model,
+                column,
+                reason,
+            },
             Error::InvalidArgument { argument, reason } => {
                 Error::InvalidArgument { argument, reason }
             }

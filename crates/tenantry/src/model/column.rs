@@ -4,7 +4,11 @@ use std::marker::PhantomData;
 
 use sea_query::{Expr, ExprTrait, Func, LikeExpr, Order};
 
-use super::{Filter, Model};
+use super::{
+    filter::Node,
+    path::{Hop, Path},
+    Filter, Model, ModelMeta,
+};
 use crate::field::FieldType;
 
 /// A typed handle on a column of model `M` whose values are `T`.
@@ -14,6 +18,8 @@ use crate::field::FieldType;
 /// Lookups build [`Filter`]s, `asc`/`desc` build orderings and `set` builds assignments.
 pub struct Column<M, T> {
     name: &'static str,
+    /// The foreign keys followed from `M` to the model `name` is a column of.
+    path: Path,
     _types: PhantomData<fn() -> (M, T)>,
 }
 
@@ -27,7 +33,11 @@ impl<M, T> Copy for Column<M, T> {}
 
 impl<M, T> std::fmt::Debug for Column<M, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Column({})", self.name)
+        write!(f, "Column(")?;
+        for hop in self.path.hops() {
+            write!(f, "{} -> ", hop.column)?;
+        }
+        write!(f, "{})", self.name)
     }
 }
 
@@ -37,6 +47,7 @@ impl<M: Model, T: FieldType> Column<M, T> {
     pub const fn new(name: &'static str) -> Self {
         Column {
             name,
+            path: Path::EMPTY,
             _types: PhantomData,
         }
     }
@@ -50,8 +61,21 @@ impl<M: Model, T: FieldType> Column<M, T> {
         Expr::col(self.name)
     }
 
+    /// `condition` on this column, reached through the column's foreign keys.
+    fn filtered(&self, condition: Expr) -> Filter {
+        let filter = Filter::new(condition);
+        if self.path.is_empty() {
+            return filter;
+        }
+        Filter(Node::Forward {
+            from: meta::<M>,
+            path: self.path,
+            inner: Box::new(filter.0),
+        })
+    }
+
     fn compare(&self, value: impl Into<T>, op: fn(Expr, sea_query::Value) -> Expr) -> Filter {
-        Filter::new(op(self.expr(), value.into().to_value()))
+        self.filtered(op(self.expr(), value.into().to_value()))
     }
 
     /// `column = value`.
@@ -88,12 +112,12 @@ impl<M: Model, T: FieldType> Column<M, T> {
     pub fn is_in<V: Into<T>>(&self, values: impl IntoIterator<Item = V>) -> Filter {
         let values: Vec<sea_query::Value> =
             values.into_iter().map(|v| v.into().to_value()).collect();
-        Filter::new(self.expr().is_in(values))
+        self.filtered(self.expr().is_in(values))
     }
 
     /// `column IS NULL` when `null` is true, `IS NOT NULL` otherwise.
     pub fn isnull(&self, null: bool) -> Filter {
-        Filter::new(if null {
+        self.filtered(if null {
             self.expr().is_null()
         } else {
             self.expr().is_not_null()
@@ -102,18 +126,63 @@ impl<M: Model, T: FieldType> Column<M, T> {
 
     /// Ascending order on this column.
     pub fn asc(&self) -> Ordering {
-        Ordering {
-            column: self.name,
-            order: Order::Asc,
-        }
+        self.ordering(Order::Asc)
     }
 
     /// Descending order on this column.
     pub fn desc(&self) -> Ordering {
+        self.ordering(Order::Desc)
+    }
+
+    fn ordering(&self, order: Order) -> Ordering {
         Ordering {
             column: self.name,
-            order: Order::Desc,
+            order,
+            from: meta::<M>,
+            path: self.path,
         }
+    }
+
+    /// The column `column` of the row this foreign key points to, for lookups and ordering
+    /// across the relation (Edgy's `user__name`). Chains to any depth up to
+    /// [`MAX_HOPS`](crate::MAX_HOPS) foreign keys:
+    /// `Product::user().to(User::company()).to(Company::name())`.
+    ///
+    /// The lookup runs in the query's schema for a tenant model and in the shared schema for
+    /// a shared one; that this column is a foreign key to `R` is checked when the query
+    /// runs ([`Error::InvalidRelation`](crate::Error::InvalidRelation) otherwise).
+    ///
+    /// ```
+    /// # use tenantry::__doc::*;
+    /// let sql = render_select(|r| Product::query(r).filter(Product::user().to(User::name()).icontains("ann")));
+    /// assert_eq!(sql.postgres, r#"SELECT "id", "name", "user_id", "price", "stock" FROM "public"."products" WHERE "user_id" IS NOT NULL AND "user_id" IN (SELECT "id" FROM "public"."users" WHERE LOWER("name") LIKE $1 ESCAPE E'\\')"#);
+    /// assert_eq!(sql.mysql, r#"SELECT `id`, `name`, `user_id`, `price`, `stock` FROM `app`.`products` WHERE `user_id` IS NOT NULL AND `user_id` IN (SELECT `id` FROM `app`.`users` WHERE LOWER(`name`) LIKE ? ESCAPE '\\')"#);
+    /// assert_eq!(sql.sqlite, r#"SELECT "id", "name", "user_id", "price", "stock" FROM "products" WHERE "user_id" IS NOT NULL AND "user_id" IN (SELECT "id" FROM "users" WHERE LOWER("name") LIKE ? ESCAPE '\')"#);
+    /// ```
+    pub fn to<R: Model, U: FieldType>(self, column: Column<R, U>) -> Column<M, U> {
+        let mut path = self.path;
+        path.push(Hop {
+            column: self.name,
+            target: meta::<R>,
+        });
+        Column {
+            name: column.name,
+            path: path.then(&column.path),
+            _types: PhantomData,
+        }
+    }
+
+    /// The rows this foreign key points to that have at least one `M` row pointing at them
+    /// matching `filter` (Edgy's reverse lookup): used in a query over the referenced model,
+    /// `User::query(r).filter(Product::user().having(Product::name().eq("lamp")))`.
+    /// Rendered as `"id" IN (SELECT "user_id" FROM … WHERE …)`, in the query's schema.
+    pub fn having(self, filter: Filter) -> Filter {
+        Filter(Node::Reverse {
+            child: meta::<M>,
+            column: self.name,
+            path: self.path,
+            inner: Box::new(filter.0),
+        })
     }
 
     /// `column = value` in an UPDATE.
@@ -151,7 +220,7 @@ impl<M: Model> Column<M, String> {
             pattern.push('%');
         }
         let like = LikeExpr::new(pattern).escape('\\');
-        Filter::new(if fold {
+        self.filtered(if fold {
             lower(self.expr()).like(like)
         } else {
             self.expr().like(like)
@@ -202,11 +271,20 @@ fn fold(value: &str) -> String {
     value.to_lowercase()
 }
 
-/// An ORDER BY term: `User::name().asc()`.
+/// An ORDER BY term: `User::name().asc()`, or across a relation
+/// `Product::user().to(User::name()).asc()`.
 #[derive(Clone, Debug)]
 pub struct Ordering {
     pub(crate) column: &'static str,
     pub(crate) order: Order,
+    /// The model the ordering was built on, and the foreign keys to the column's model.
+    pub(crate) from: fn() -> &'static ModelMeta,
+    pub(crate) path: Path,
+}
+
+/// `M`'s metadata, as a function pointer (a model may refer to itself).
+pub(crate) fn meta<M: Model>() -> &'static ModelMeta {
+    M::META
 }
 
 /// `column = value` in a bulk UPDATE: `User::name().set("new")`.

@@ -1,9 +1,16 @@
 //! Conditions built from column lookups, combined with `&`, `|` and `!`.
+//!
+//! A filter is a tree: plain conditions on the query's own columns, and lookups across
+//! foreign keys, whose tables are named only when the query runs (their schema is the
+//! query's, chosen at that moment), by `query::lookup`.
 
 use sea_query::{Condition, IntoCondition};
 
-/// A WHERE condition. Build one from a column lookup such as `User::email().icontains("x")`,
-/// combine with `&` (and), `|` (or) and `!` (not), or the methods of the same names.
+use super::{path::Path, ModelMeta};
+
+/// A WHERE condition. Build one from a column lookup such as `User::email().icontains("x")`
+/// or, across a foreign key, `Product::user().to(User::name()).icontains("x")`; combine with
+/// `&` (and), `|` (or) and `!` (not), or the methods of the same names.
 ///
 /// ```
 /// # use tenantry::Filter;
@@ -12,43 +19,57 @@ use sea_query::{Condition, IntoCondition};
 /// # }
 /// ```
 #[derive(Clone, Debug)]
-pub struct Filter(pub(crate) Condition);
+pub struct Filter(pub(crate) Node);
+
+/// One node of a filter.
+#[derive(Clone, Debug)]
+pub(crate) enum Node {
+    /// A condition on the columns of the model being filtered.
+    Condition(Condition),
+    All(Vec<Node>),
+    Any(Vec<Node>),
+    Not(Box<Node>),
+    /// `inner` holds for the row that the foreign keys of `path`, followed from `from`,
+    /// lead to.
+    Forward {
+        from: fn() -> &'static ModelMeta,
+        path: Path,
+        inner: Box<Node>,
+    },
+    /// Some row of `child` whose foreign key `column` points at the filtered row matches
+    /// `inner`.
+    Reverse {
+        child: fn() -> &'static ModelMeta,
+        column: &'static str,
+        /// Must be empty: `having` on a column reached through a relation is refused.
+        path: Path,
+        inner: Box<Node>,
+    },
+}
 
 impl Filter {
     pub(crate) fn new(expr: sea_query::Expr) -> Filter {
-        Filter(expr.into_condition())
+        Filter(Node::Condition(expr.into_condition()))
     }
 
     /// Both conditions.
     pub fn and(self, other: Filter) -> Filter {
-        Filter(Condition::all().add(self.0).add(other.0))
+        Filter(Node::All(vec![self.0, other.0]))
     }
 
     /// Either condition.
     pub fn or(self, other: Filter) -> Filter {
-        Filter(Condition::any().add(self.0).add(other.0))
+        Filter(Node::Any(vec![self.0, other.0]))
     }
 
     /// Every filter of `filters` (true when there is none).
     pub fn all(filters: impl IntoIterator<Item = Filter>) -> Filter {
-        Filter(
-            filters
-                .into_iter()
-                .fold(Condition::all(), |c, f| c.add(f.0)),
-        )
+        Filter(Node::All(filters.into_iter().map(|f| f.0).collect()))
     }
 
     /// Any filter of `filters` (false when there is none).
     pub fn any(filters: impl IntoIterator<Item = Filter>) -> Filter {
-        Filter(
-            filters
-                .into_iter()
-                .fold(Condition::any(), |c, f| c.add(f.0)),
-        )
-    }
-
-    pub(crate) fn into_condition(self) -> Condition {
-        self.0
+        Filter(Node::Any(filters.into_iter().map(|f| f.0).collect()))
     }
 }
 
@@ -69,6 +90,6 @@ impl std::ops::BitOr for Filter {
 impl std::ops::Not for Filter {
     type Output = Filter;
     fn not(self) -> Filter {
-        Filter(self.0.not())
+        Filter(Node::Not(Box::new(self.0)))
     }
 }

@@ -4,11 +4,15 @@ mod column;
 mod filter;
 mod foreign_key;
 mod meta;
+pub(crate) mod path;
 
+pub(crate) use column::meta;
 pub use column::{Assignment, Column, Ordering};
 pub use filter::Filter;
+pub(crate) use filter::Node;
 pub use foreign_key::ForeignKey;
 pub use meta::{ColumnMeta, ForeignKeyMeta, ModelMeta, OnDelete};
+pub use path::MAX_HOPS;
 
 use crate::{error::Result, field::FieldType, row::Row};
 

@@ -434,9 +434,7 @@ impl<M: Model> QuerySet<M> {
         let mut select = sea_query::Query::select();
         aggregates.select(target.backend(), &mut select)?;
         select.from(target.table(M::META));
-        if let Some(filter) = self.filter.take() {
-            select.cond_where(filter);
-        }
+        self.add_filter(target, &mut select)?;
         Ok(select)
     }
 
@@ -497,9 +495,7 @@ impl<M: Model, K: Columns<M>> Grouped<M, K> {
         self.keys.select(&mut select);
         aggregates.select(target.backend(), &mut select)?;
         select.from(target.table(M::META));
-        if let Some(filter) = self.query.filter.take() {
-            select.cond_where(filter);
-        }
+        self.query.add_filter(target, &mut select)?;
         self.keys.group_and_order(&mut select);
         Ok(select)
     }

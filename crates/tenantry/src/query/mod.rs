@@ -19,6 +19,7 @@
 //! therefore resolve a schema, let alone send SQL, while a builder error is pending.
 
 mod aggregate;
+mod lookup;
 mod page;
 mod projection;
 mod read;
@@ -29,6 +30,8 @@ mod write;
 use std::{marker::PhantomData, sync::Arc};
 
 use sea_query::{Condition, Order, Query, SelectStatement};
+
+use crate::model::Node;
 
 pub use aggregate::{Aggregate, Aggregates, Grouped, Ordered, Summable};
 pub use page::{Page, Paginator};
@@ -98,7 +101,7 @@ pub struct QuerySet<M: Model> {
     source: Source,
     /// Where the caller asked the query to run, or the first builder error.
     place: std::result::Result<Place, Deferred>,
-    filter: Option<Condition>,
+    filter: Option<Node>,
     order: Vec<Ordering>,
     limit: Option<u64>,
     offset: Option<u64>,
@@ -150,10 +153,9 @@ impl<M: Model> QuerySet<M> {
 
     /// Keeps the rows matching `filter` (ANDed with earlier filters).
     pub fn filter(mut self, filter: Filter) -> Self {
-        let condition = filter.into_condition();
         self.filter = Some(match self.filter.take() {
-            Some(previous) => Condition::all().add(previous).add(condition),
-            None => condition,
+            Some(previous) => Node::All(vec![previous, filter.0]),
+            None => filter.0,
         });
         self
     }
@@ -189,7 +191,28 @@ impl<M: Model> QuerySet<M> {
         place.resolve::<M>(&self.source)
     }
 
-    fn select(&mut self, target: &Target) -> SelectStatement {
+    /// The filter as a condition on `M`'s rows at `target` (taken: an operation renders it
+    /// once). Lookups across relations name their tables here, in the target's schema.
+    fn take_condition(&mut self, target: &Target) -> Result<Option<Condition>> {
+        self.filter
+            .take()
+            .map(|node| lookup::condition(node, M::META, target))
+            .transpose()
+    }
+
+    /// Adds the filter, if any, to `statement`'s WHERE.
+    fn add_filter(
+        &mut self,
+        target: &Target,
+        statement: &mut impl sea_query::ConditionalStatement,
+    ) -> Result<()> {
+        if let Some(condition) = self.take_condition(target)? {
+            statement.cond_where(condition);
+        }
+        Ok(())
+    }
+
+    fn select(&mut self, target: &Target) -> Result<SelectStatement> {
         let mut select = Query::select();
         select
             .columns(M::META.column_names.iter().copied())
@@ -197,11 +220,12 @@ impl<M: Model> QuerySet<M> {
         if self.distinct {
             select.distinct();
         }
-        if let Some(filter) = self.filter.take() {
-            select.cond_where(filter);
-        }
+        self.add_filter(target, &mut select)?;
         for ordering in &self.order {
-            select.order_by(ordering.column, ordering.order.clone());
+            select.order_by_expr(
+                lookup::order_expr(ordering, M::META, target)?,
+                ordering.order.clone(),
+            );
         }
         if let Some(limit) = self.limit {
             select.limit(limit);
@@ -213,14 +237,14 @@ impl<M: Model> QuerySet<M> {
             }
             select.offset(offset);
         }
-        select
+        Ok(select)
     }
 
     /// The SELECT this QuerySet would run now, as the backend's builder renders it, with
     /// placeholders for the bound values.
     pub fn to_sql(mut self) -> Result<String> {
         let target = self.target()?;
-        let select = self.select(&target);
+        let select = self.select(&target)?;
         Ok(crate::target::render(target.backend(), &select).0)
     }
 
@@ -239,6 +263,8 @@ impl<M: Model> QuerySet<M> {
         Ordering {
             column: M::META.primary_key_column().name,
             order,
+            from: crate::model::meta::<M>,
+            path: crate::model::path::Path::EMPTY,
         }
     }
 }

@@ -152,7 +152,7 @@ impl<M: Model> QuerySet<M> {
     /// ```
     pub async fn values_list<C: Columns<M>>(mut self, columns: C) -> Result<Vec<C::Output>> {
         let target = self.target()?;
-        let select = self.values_select(&target, &columns);
+        let select = self.values_select(&target, &columns)?;
         let rows = target.fetch_all(&select).await?;
         rows.iter().map(|row| columns.decode(row, &mut 0)).collect()
     }
@@ -168,18 +168,18 @@ impl<M: Model> QuerySet<M> {
         &mut self,
         target: &crate::target::Target,
         columns: &C,
-    ) -> SelectStatement {
-        let mut select = self.select(target);
+    ) -> Result<SelectStatement> {
+        let mut select = self.select(target)?;
         select.clear_selects();
         columns.select(&mut select);
-        select
+        Ok(select)
     }
 
     /// The SELECT [`values_list`](Self::values_list) would run.
     #[doc(hidden)]
     pub fn values_sql<C: Columns<M>>(mut self, columns: C) -> Result<String> {
         let target = self.target()?;
-        let select = self.values_select(&target, &columns);
+        let select = self.values_select(&target, &columns)?;
         Ok(crate::target::render(target.backend(), &select).0)
     }
 }

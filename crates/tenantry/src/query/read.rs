@@ -23,7 +23,7 @@ impl<M: Model> QuerySet<M> {
     /// ```
     pub async fn all(mut self) -> Result<Vec<Instance<M>>> {
         let target = self.target()?;
-        let select = self.select(&target);
+        let select = self.select(&target)?;
         let mut instances = fetch(&target, &select).await?;
         self.load_related(&target, &mut instances).await?;
         Ok(instances)
@@ -88,9 +88,7 @@ impl<M: Model> QuerySet<M> {
         select
             .expr(Expr::col(Asterisk).count())
             .from(target.table(M::META));
-        if let Some(filter) = self.filter.take() {
-            select.cond_where(filter);
-        }
+        self.add_filter(&target, &mut select)?;
         let rows = target.fetch_all(&select).await?;
         let count: i64 = match rows.first() {
             Some(row) => row.get(0).map_err(Error::Database)?,
@@ -107,9 +105,7 @@ impl<M: Model> QuerySet<M> {
             .expr(Expr::val(1))
             .from(target.table(M::META))
             .limit(1);
-        if let Some(filter) = self.filter.take() {
-            select.cond_where(filter);
-        }
+        self.add_filter(&target, &mut select)?;
         Ok(!target.fetch_all(&select).await?.is_empty())
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use futures_util::Stream;
+use futures_util::{stream::BoxStream, StreamExt};
 use sea_query::{Expr, ExprTrait, Order};
 
 use super::{read::fetch, QuerySet};
@@ -32,7 +32,8 @@ struct Cursor<M: Model> {
 }
 
 impl<M: Model> QuerySet<M> {
-    /// The matching rows as a [`Stream`], in primary-key order, for exports over more rows
+    /// The matching rows as a boxed (so `Unpin`) [`Stream`](futures_util::Stream), in
+    /// primary-key order, for exports over more rows
     /// than memory should hold.
     ///
     /// The rows are read in batches of [`STREAM_BATCH`] (see
@@ -60,7 +61,7 @@ impl<M: Model> QuerySet<M> {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn stream(self) -> impl Stream<Item = Result<Instance<M>>> + Send + 'static {
+    pub fn stream(self) -> BoxStream<'static, Result<Instance<M>>> {
         let start = self.stream_cursor();
         futures_util::stream::unfold(Some(start), |state| async move {
             match state? {
@@ -72,6 +73,7 @@ impl<M: Model> QuerySet<M> {
                 },
             }
         })
+        .boxed()
     }
 
     /// Rows read per statement by [`stream`](Self::stream) (at least 1).
@@ -138,7 +140,7 @@ impl<M: Model> Cursor<M> {
             // The QuerySet's offset applies to the first batch only.
             None => query.offset = self.query.offset,
         }
-        let select = query.select(&self.target);
+        let select = query.select(&self.target)?;
         let rows = fetch::<M>(&self.target, &select).await?;
         if (rows.len() as u64) < want {
             self.done = true;

@@ -124,9 +124,7 @@ impl<M: Model> QuerySet<M> {
             .collect::<Result<Vec<_>>>()?;
         let mut update = Query::update();
         update.table(target.table(M::META)).values(values);
-        if let Some(filter) = self.filter.take() {
-            update.cond_where(filter);
-        }
+        self.add_filter(&target, &mut update)?;
         Ok(target.execute(&update).await?.rows_affected)
     }
 
@@ -135,9 +133,7 @@ impl<M: Model> QuerySet<M> {
         let target = self.target()?;
         let mut delete = Query::delete();
         delete.from_table(target.table(M::META));
-        if let Some(filter) = self.filter.take() {
-            delete.cond_where(filter);
-        }
+        self.add_filter(&target, &mut delete)?;
         Ok(target.execute(&delete).await?.rows_affected)
     }
 

@@ -1,0 +1,244 @@
+//! Filters and orderings across foreign keys, rendered when the query runs, once its schema
+//! is known.
+//!
+//! A forward lookup (`Product::user().to(User::name()).eq(x)`) becomes a semi-join,
+//! `"user_id" IN (SELECT "id" FROM <users> WHERE "name" = $1)`, and a reverse one
+//! (`Product::user().having(f)` in a query over users) `"id" IN (SELECT "user_id" FROM
+//! <products> WHERE "user_id" IS NOT NULL AND f)`. Neither needs a table alias or a
+//! qualified column of the outer query, so the query's own columns stay unqualified and the
+//! answers are those of a join (a foreign key leads to at most one row). An ordering across
+//! relations is a correlated scalar subquery on the foreign key.
+//!
+//! Every table is named with its own schema: the query's for a tenant model, the shared
+//! schema for a shared one. Where one statement cannot reach both (SQLite keeps each schema
+//! in its own file; a lookup from a shared model into tenant rows has no one tenant), the
+//! lookup is refused with a typed error before any SQL is sent.
+
+use sea_query::{Alias, Condition, Expr, ExprTrait, Query, SelectStatement, SubQueryStatement};
+
+use crate::{
+    backend::Backend,
+    error::{Error, Result},
+    model::{path::Path, ModelMeta, Node, Ordering, MAX_HOPS},
+    naming::table_name,
+    target::Target,
+};
+
+/// `node` as a condition on rows of `model` at `target`.
+pub(crate) fn condition(
+    node: Node,
+    model: &'static ModelMeta,
+    target: &Target,
+) -> Result<Condition> {
+    Ok(match node {
+        Node::Condition(condition) => condition,
+        Node::All(nodes) => nodes.into_iter().try_fold(Condition::all(), |all, node| {
+            Ok::<_, Error>(all.add(condition(node, model, target)?))
+        })?,
+        Node::Any(nodes) => nodes.into_iter().try_fold(Condition::any(), |any, node| {
+            Ok::<_, Error>(any.add(condition(node, model, target)?))
+        })?,
+        Node::Not(node) => condition(*node, model, target)?.not(),
+        Node::Forward { from, path, inner } => {
+            let hops = walk(from(), model, &path)?;
+            forward(&hops, *inner, target)?
+        }
+        Node::Reverse {
+            child,
+            column,
+            path,
+            inner,
+        } => reverse(child(), column, &path, *inner, model, target)?,
+    })
+}
+
+/// One foreign key on the way: the model it is a column of, the column, and its target.
+struct Step {
+    model: &'static ModelMeta,
+    column: &'static str,
+    nullable: bool,
+    target: &'static ModelMeta,
+}
+
+/// The steps of `path` from `model`, each checked against the metadata.
+fn walk(from: &'static ModelMeta, model: &'static ModelMeta, path: &Path) -> Result<Vec<Step>> {
+    if from != model {
+        return Err(invalid(model, "", "the lookup was built on another model"));
+    }
+    if path.overflowed() {
+        return Err(invalid(model, "", "more foreign keys than MAX_HOPS"));
+    }
+    let mut steps = Vec::new();
+    let mut at = model;
+    for hop in path.hops() {
+        let target = (hop.target)();
+        let column = at
+            .column(hop.column)
+            .ok_or_else(|| invalid(at, hop.column, "no such column"))?;
+        match column.foreign_key {
+            Some(fk) if (fk.target)() == target => {}
+            Some(_) => return Err(invalid(at, hop.column, "a foreign key to another model")),
+            None => return Err(invalid(at, hop.column, "not a foreign key")),
+        }
+        steps.push(Step {
+            model: at,
+            column: column.name,
+            nullable: column.nullable,
+            target,
+        });
+        at = target;
+    }
+    Ok(steps)
+}
+
+fn forward(steps: &[Step], inner: Node, target: &Target) -> Result<Condition> {
+    let Some(last) = steps.last() else {
+        return Err(Error::InvalidRelation {
+            model: "",
+            column: "",
+            reason: "an empty relation path",
+        });
+    };
+    let mut cond = condition(inner, last.target, target)?;
+    for step in steps.iter().rev() {
+        let mut select = Query::select();
+        select
+            .column(step.target.primary_key_column().name)
+            .from(table(step.model, step.target, target)?)
+            .cond_where(cond);
+        cond = in_subquery(step.column, step.nullable, select);
+    }
+    Ok(cond)
+}
+
+fn reverse(
+    child: &'static ModelMeta,
+    column: &'static str,
+    path: &Path,
+    inner: Node,
+    model: &'static ModelMeta,
+    target: &Target,
+) -> Result<Condition> {
+    if !path.is_empty() {
+        return Err(invalid(
+            child,
+            column,
+            "having() on a column reached through a relation",
+        ));
+    }
+    let fk = child
+        .column(column)
+        .ok_or_else(|| invalid(child, column, "no such column"))?;
+    match fk.foreign_key {
+        Some(key) if (key.target)() == model => {}
+        _ => {
+            return Err(invalid(
+                child,
+                column,
+                "not a foreign key to the queried model",
+            ))
+        }
+    }
+    let mut select = Query::select();
+    select
+        .column(fk.name)
+        .from(table(model, child, target)?)
+        .cond_where(
+            Condition::all()
+                .add(Expr::col(fk.name).is_not_null())
+                .add(condition(inner, child, target)?),
+        );
+    Ok(in_subquery(model.primary_key_column().name, false, select))
+}
+
+/// `column IN (select)`; for a nullable column also `IS NOT NULL`, so that its negation
+/// keeps the rows that point nowhere (as Edgy's and Django's `exclude` do).
+fn in_subquery(column: &'static str, nullable: bool, select: SelectStatement) -> Condition {
+    let within = Expr::col(column).in_subquery(select);
+    if nullable {
+        Condition::all()
+            .add(Expr::col(column).is_not_null())
+            .add(within)
+    } else {
+        Condition::all().add(within)
+    }
+}
+
+/// The table of `meta`, looked up from a row of `from`, at `target`: in the shared schema for
+/// a shared model, else in the query's.
+fn table(
+    from: &'static ModelMeta,
+    meta: &'static ModelMeta,
+    target: &Target,
+) -> Result<sea_query::TableName> {
+    let schema = if meta.shared {
+        None
+    } else if from.shared {
+        // A shared row is every tenant's: which tenant's rows it leads to is no one's.
+        return Err(invalid(
+            from,
+            meta.table,
+            "a lookup from a shared model into tenant rows",
+        ));
+    } else {
+        target.schema.as_ref()
+    };
+    if target.backend() == Backend::Sqlite && schema != target.schema.as_ref() {
+        return Err(Error::Unsupported {
+            backend: target.backend().name(),
+            what: "a lookup between a tenant's table and a shared table (SQLite keeps them in separate files)",
+        });
+    }
+    Ok(table_name(target.database(), schema, meta.table))
+}
+
+/// The ORDER BY expression of `ordering` on rows of `model` (of table `outer`): the column
+/// itself, or a correlated subquery along the ordering's foreign keys.
+pub(crate) fn order_expr(
+    ordering: &Ordering,
+    model: &'static ModelMeta,
+    target: &Target,
+) -> Result<Expr> {
+    if ordering.path.is_empty() {
+        return Ok(Expr::col(ordering.column));
+    }
+    let steps = walk((ordering.from)(), model, &ordering.path)?;
+    // Each level is aliased, so that a model reached from itself (a manager of a user) is
+    // never confused with the level around it; the outermost level is the query's table.
+    let mut value: Expr = Expr::col((alias(steps.len()), ordering.column));
+    for (depth, step) in steps.iter().enumerate().rev() {
+        let outer = if depth == 0 {
+            Expr::col((step.model.table, step.column))
+        } else {
+            Expr::col((alias(depth), step.column))
+        };
+        let inner = alias(depth + 1);
+        let mut select = Query::select();
+        select
+            .expr(value)
+            .from_as(table(step.model, step.target, target)?, inner.clone())
+            .and_where(Expr::col((inner, step.target.primary_key_column().name)).eq(outer));
+        value = Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(select)));
+    }
+    Ok(value)
+}
+
+/// The alias of the table `depth` foreign keys away from the query's.
+fn alias(depth: usize) -> Alias {
+    const ALIASES: [&str; MAX_HOPS + 1] = [
+        "tenantry_r0",
+        "tenantry_r1",
+        "tenantry_r2",
+        "tenantry_r3",
+        "tenantry_r4",
+    ];
+    Alias::new(ALIASES[depth.min(MAX_HOPS)])
+}
+
+fn invalid(model: &'static ModelMeta, column: &'static str, reason: &'static str) -> Error {
+    Error::InvalidRelation {
+        model: model.table,
+        column,
+        reason,
+    }
+}
