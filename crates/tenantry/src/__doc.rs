@@ -94,6 +94,19 @@ pub fn render_values<M: Model, C: crate::Columns<M> + Clone>(
     })
 }
 
+/// The SELECT a `prefetch_related(column)` sends for parents with keys `keys`.
+pub fn render_prefetch<M: Model, C: Model>(
+    build: impl Fn(&Registry) -> QuerySet<M>,
+    column: crate::Column<C, M::PrimaryKey>,
+    keys: &[M::PrimaryKey],
+) -> Rendered {
+    on_each_backend(|registry| {
+        build(registry)
+            .prefetch_sql(column, keys)
+            .expect("a renderable prefetch")
+    })
+}
+
 /// The INSERT that `create(model)` sends, on each backend.
 pub fn render_insert<M: Model + Clone>(model: M) -> Rendered {
     on_each_backend(|registry| {

@@ -6,7 +6,7 @@ use crate::{
     error::{Error, Result},
     field::FieldType,
     model::{Column, ForeignKey, Model},
-    query::{insert_chunk, QuerySet, Source},
+    query::{insert_chunk, Children, QuerySet, RelationKey, Source},
     target::{Origin, Target},
 };
 
@@ -28,6 +28,8 @@ pub struct Instance<M> {
     model: M,
     origin: Origin,
     stored: bool,
+    /// Rows loaded by `prefetch_related`, per relation (empty, and unallocated, otherwise).
+    prefetched: Vec<(RelationKey, Children)>,
 }
 
 impl<M: Model> Instance<M> {
@@ -36,6 +38,7 @@ impl<M: Model> Instance<M> {
             model,
             origin,
             stored: true,
+            prefetched: Vec::new(),
         }
     }
 
@@ -44,6 +47,7 @@ impl<M: Model> Instance<M> {
             model,
             origin,
             stored: false,
+            prefetched: Vec::new(),
         }
     }
 
@@ -151,32 +155,10 @@ impl<M: Model> Instance<M> {
         QuerySet::new(Source::Origin(self.origin.clone()))
     }
 
-    /// A QuerySet over model `R` (a foreign key's target, or a reverse relation's model)
-    /// where `R`'s rows related to this instance live, always on this instance's database
-    /// (and in its transaction while that is open and reaches the schema):
-    ///
-    /// - `R` shared: the shared (default) schema, wherever this instance lives; a tenant
-    ///   row's foreign key to a shared model resolves there (DESIGN 4.5).
-    /// - `R` tenant-capable, this instance's model shared: the schema by the usual
-    ///   precedence (explicit `using` > tenant > `activate_schema` > default), as for a query
-    ///   from the registry. A shared row (a plan) is the same row for every tenant, so the
-    ///   children it has are the current tenant's; pinning them to the shared schema read
-    ///   (and wrote) the default schema's rows inside a tenant scope.
-    /// - both tenant-capable: this instance's schema, pinned (DESIGN 4.2 and 4.4: the schema
-    ///   an instance came from outranks the context).
-    ///
-    /// An explicit [`using`](QuerySet::using) on the returned QuerySet outranks all three.
+    /// A QuerySet over model `R` where `R`'s rows related to this instance live: see
+    /// [`related_query`].
     fn same_place<R: Model>(&self) -> QuerySet<R> {
-        let source = if R::META.shared {
-            let mut origin = self.origin.clone();
-            origin.schema = None;
-            Source::Origin(origin)
-        } else if M::META.shared {
-            Source::OriginDatabase(self.origin.clone())
-        } else {
-            Source::Origin(self.origin.clone())
-        };
-        QuerySet::new(source)
+        related_query::<M, R>(&self.origin)
     }
 
     /// Loads the row `key` points to, on this instance's database: from its schema, or
@@ -202,6 +184,54 @@ impl<M: Model> Instance<M> {
         self.same_place::<C>()
             .filter(column.eq(self.model.primary_key().clone()))
     }
+
+    /// The rows of `C` whose foreign key `column` points at this instance, as loaded by
+    /// [`QuerySet::prefetch_related`] (ordered by `C`'s primary key); `None` when that
+    /// relation was not prefetched. Reading it sends no query.
+    pub fn prefetched<C: Model>(&self, column: Column<C, M::PrimaryKey>) -> Option<&[Instance<C>]> {
+        let relation = RelationKey {
+            table: C::META.table,
+            column: column.name(),
+        };
+        self.prefetched
+            .iter()
+            .find(|(key, _)| *key == relation)
+            .and_then(|(_, children)| children.downcast_ref::<Vec<Instance<C>>>())
+            .map(Vec::as_slice)
+    }
+
+    pub(crate) fn set_prefetched(&mut self, relation: RelationKey, children: Children) {
+        self.prefetched.retain(|(key, _)| *key != relation);
+        self.prefetched.push((relation, children));
+    }
+}
+
+/// A QuerySet over model `R` (a foreign key's target, or a reverse relation's model)
+/// where `R`'s rows related to a row of `M` from `origin` live, always on that database
+/// (and in its transaction while that is open and reaches the schema):
+///
+/// - `R` shared: the shared (default) schema, wherever the row lives; a tenant row's
+///   foreign key to a shared model resolves there (DESIGN 4.5).
+/// - `R` tenant-capable, `M` shared: the schema by the usual precedence (explicit `using` >
+///   tenant > `activate_schema` > default), as for a query from the registry. A shared row
+///   (a plan) is the same row for every tenant, so the children it has are the current
+///   tenant's; pinning them to the shared schema read (and wrote) the default schema's rows
+///   inside a tenant scope.
+/// - both tenant-capable: the row's schema, pinned (DESIGN 4.2 and 4.4: the schema an
+///   instance came from outranks the context).
+///
+/// An explicit [`using`](QuerySet::using) on the returned QuerySet outranks all three.
+pub(crate) fn related_query<M: Model, R: Model>(origin: &Origin) -> QuerySet<R> {
+    let source = if R::META.shared {
+        let mut origin = origin.clone();
+        origin.schema = None;
+        Source::Origin(origin)
+    } else if M::META.shared {
+        Source::OriginDatabase(origin.clone())
+    } else {
+        Source::Origin(origin.clone())
+    };
+    QuerySet::new(source)
 }
 
 fn pk_column<M: Model>() -> Column<M, M::PrimaryKey> {

@@ -21,6 +21,7 @@
 mod aggregate;
 mod lookup;
 mod page;
+mod prefetch;
 mod projection;
 mod read;
 mod related;
@@ -35,6 +36,7 @@ use crate::model::Node;
 
 pub use aggregate::{Aggregate, Aggregates, Grouped, Ordered, Summable};
 pub use page::{Page, Paginator};
+pub(crate) use prefetch::{Children, RelationKey};
 pub use projection::{Columns, Optional};
 pub use related::AnyForeignKey;
 pub use stream::STREAM_BATCH;
@@ -108,6 +110,7 @@ pub struct QuerySet<M: Model> {
     distinct: bool,
     stream_batch: Option<u64>,
     related: Vec<usize>,
+    prefetch: Vec<Arc<dyn prefetch::Prefetch<M>>>,
     _model: PhantomData<fn() -> M>,
 }
 
@@ -124,6 +127,7 @@ impl<M: Model> QuerySet<M> {
             distinct: false,
             stream_batch: None,
             related: Vec::new(),
+            prefetch: Vec::new(),
             _model: PhantomData,
         }
     }
@@ -282,6 +286,7 @@ impl<M: Model> Clone for QuerySet<M> {
             distinct: self.distinct,
             stream_batch: self.stream_batch,
             related: self.related.clone(),
+            prefetch: self.prefetch.clone(),
             _model: PhantomData,
         }
     }

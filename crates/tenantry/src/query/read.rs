@@ -26,6 +26,8 @@ impl<M: Model> QuerySet<M> {
         let select = self.select(&target)?;
         let mut instances = fetch(&target, &select).await?;
         self.load_related(&target, &mut instances).await?;
+        self.load_prefetched(&target.origin(), &mut instances)
+            .await?;
         Ok(instances)
     }
 

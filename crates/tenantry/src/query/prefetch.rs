@@ -1,0 +1,173 @@
+//! `prefetch_related`: the rows of another model pointing at each row of a query (a user's
+//! products), loaded with one query per relation (per bind-limit chunk of parents) instead
+//! of one per parent, and attached to the parents in O(n + m).
+
+use std::{any::Any, collections::HashMap, marker::PhantomData, sync::Arc};
+
+use futures_util::future::BoxFuture;
+use sea_query::{Expr, ExprTrait, Order};
+
+use super::QuerySet;
+use crate::{
+    error::{Error, Result},
+    field::FieldType,
+    instance::{related_query, Instance},
+    model::{Column, Filter, Model},
+    target::Origin,
+};
+
+/// Loads one relation's rows for a batch of parents of model `M`.
+pub(crate) trait Prefetch<M: Model>: Send + Sync {
+    fn load<'a>(
+        &'a self,
+        origin: &'a Origin,
+        parents: &'a mut [Instance<M>],
+    ) -> BoxFuture<'a, Result<()>>;
+}
+
+/// The rows of `C` whose foreign key `column` points at the parent.
+struct Reverse<M, C> {
+    column: &'static str,
+    _models: PhantomData<fn() -> (M, C)>,
+}
+
+/// What identifies a prefetched relation on an instance: the child's table and column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RelationKey {
+    pub(crate) table: &'static str,
+    pub(crate) column: &'static str,
+}
+
+/// The prefetched children of one parent: a `Vec<Instance<C>>` behind `Any`.
+pub(crate) type Children = Arc<dyn Any + Send + Sync>;
+
+impl<M: Model, C: Model> Reverse<M, C> {
+    /// The index of the foreign key column in `C`'s columns, checked to point at `M`.
+    fn column_index(&self) -> Result<usize> {
+        let index = C::META
+            .columns
+            .iter()
+            .position(|c| c.name == self.column)
+            .ok_or_else(|| self.invalid("no such column"))?;
+        match C::META.columns[index].foreign_key {
+            Some(fk) if (fk.target)() == M::META => Ok(index),
+            _ => Err(self.invalid("not a foreign key to the queried model")),
+        }
+    }
+
+    fn invalid(&self, reason: &'static str) -> Error {
+        Error::InvalidRelation {
+            model: C::META.table,
+            column: self.column,
+            reason,
+        }
+    }
+}
+
+impl<M: Model, C: Model> Prefetch<M> for Reverse<M, C> {
+    fn load<'a>(
+        &'a self,
+        origin: &'a Origin,
+        parents: &'a mut [Instance<M>],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let fk = self.column_index()?;
+            let keys: Vec<sea_query::Value> =
+                parents.iter().map(|p| p.primary_key().to_value()).collect();
+            let per_query = origin
+                .database
+                .backend()
+                .capabilities()
+                .max_bind_params
+                .max(1);
+            let mut children: HashMap<M::PrimaryKey, Vec<Instance<C>>> = HashMap::new();
+            for chunk in keys.chunks(per_query) {
+                let mut query = related_query::<M, C>(origin).filter(Filter::new(
+                    Expr::col(self.column).is_in(chunk.iter().cloned()),
+                ));
+                query.order.push(query.pk_order(Order::Asc));
+                let target = query.target()?;
+                let select = query.select(&target)?;
+                let child_origin = target.origin();
+                for row in target.fetch_all(&select).await? {
+                    let key = M::PrimaryKey::decode(&row, fk).map_err(|source| Error::Decode {
+                        model: C::META.table,
+                        column: self.column,
+                        source,
+                    })?;
+                    let child = Instance::stored(C::from_row(&row)?, child_origin.clone());
+                    children.entry(key).or_default().push(child);
+                }
+            }
+            let relation = RelationKey {
+                table: C::META.table,
+                column: self.column,
+            };
+            for parent in parents.iter_mut() {
+                let mine = children.remove(parent.primary_key()).unwrap_or_default();
+                parent.set_prefetched(relation, Arc::new(mine));
+            }
+            Ok(())
+        })
+    }
+}
+
+impl<M: Model> QuerySet<M> {
+    /// Also loads, for every row, the rows of `C` whose foreign key `column` points at it
+    /// (a user's products: `User::query(r).prefetch_related(Product::user())`), readable
+    /// afterwards with [`Instance::prefetched`]. One query per relation, whatever the number
+    /// of rows (more only past the backend's bind-parameter limit: one per chunk of
+    /// parents), each child attached to its parent through a hash map.
+    ///
+    /// The children are read where [`Instance::related`] would read them: the parents'
+    /// schema, or the shared schema for a shared `C`, in the parents' transaction while it
+    /// is open. A column that is not a foreign key to `M` is
+    /// [`Error::InvalidRelation`] when the query runs.
+    ///
+    /// ```
+    /// # use tenantry::__doc::*;
+    /// let sql = render_prefetch(|r| User::query(r).filter(User::name().eq("ann")), Product::user(), &[7, 8]);
+    /// assert_eq!(sql.postgres, r#"SELECT "id", "name", "user_id", "price", "stock" FROM "public"."products" WHERE "user_id" IN ($1, $2) ORDER BY "id" ASC"#);
+    /// assert_eq!(sql.mysql, r#"SELECT `id`, `name`, `user_id`, `price`, `stock` FROM `app`.`products` WHERE `user_id` IN (?, ?) ORDER BY `id` ASC"#);
+    /// assert_eq!(sql.sqlite, r#"SELECT "id", "name", "user_id", "price", "stock" FROM "products" WHERE "user_id" IN (?, ?) ORDER BY "id" ASC"#);
+    /// ```
+    pub fn prefetch_related<C: Model>(mut self, column: Column<C, M::PrimaryKey>) -> Self {
+        self.prefetch.push(Arc::new(Reverse::<M, C> {
+            column: column.name(),
+            _models: PhantomData,
+        }));
+        self
+    }
+
+    /// Runs every `prefetch_related` of this QuerySet over `instances`.
+    pub(super) async fn load_prefetched(
+        &self,
+        origin: &Origin,
+        instances: &mut [Instance<M>],
+    ) -> Result<()> {
+        if instances.is_empty() {
+            return Ok(());
+        }
+        for prefetch in &self.prefetch {
+            prefetch.load(origin, instances).await?;
+        }
+        Ok(())
+    }
+
+    /// The statement the prefetch of `column` sends for parents with keys `keys`.
+    #[doc(hidden)]
+    pub fn prefetch_sql<C: Model>(
+        self,
+        column: Column<C, M::PrimaryKey>,
+        keys: &[M::PrimaryKey],
+    ) -> Result<String> {
+        let target = self.target()?;
+        let mut query = related_query::<M, C>(&target.origin()).filter(Filter::new(
+            Expr::col(column.name()).is_in(keys.iter().map(FieldType::to_value)),
+        ));
+        query.order.push(query.pk_order(Order::Asc));
+        let target = query.target()?;
+        let select = query.select(&target)?;
+        Ok(crate::target::render(target.backend(), &select).0)
+    }
+}
