@@ -64,7 +64,7 @@ pub use model::{
 };
 pub use query::{
     Aggregate, Aggregates, AnyForeignKey, Columns, Grouped, Optional, Ordered, Page, Paginator,
-    QuerySet, QuerySource, Source, Summable, STREAM_BATCH,
+    QuerySet, QuerySource, Source, Subquery, Summable, STREAM_BATCH,
 };
 pub use registry::Registry;
 pub use row::Row;

@@ -5,7 +5,7 @@ mod common;
 
 use common::models::*;
 use tenantry::{
-    create_schema, with_tenant, Backend, Error, ForeignKey, Model, Registry, SchemaName,
+    create_schema, with_tenant, Backend, Error, Filter, ForeignKey, Model, Registry, SchemaName,
 };
 
 #[derive(Model, Debug, Clone, PartialEq)]
@@ -363,5 +363,81 @@ backend_test!(
             matches!(plans, Err(Error::InvalidRelation { .. })),
             "{plans:?}"
         );
+    }
+);
+
+backend_test!(
+    subqueries_run_in_the_tenant_of_the_outer_query,
+    |t: common::TestDb| async move {
+        let r = &registry(&t).await;
+        let (a, b) = two_tenants(r, &t).await;
+        let owners_of_lamps = || {
+            User::query(r)
+                .filter(
+                    User::id().in_query(
+                        Product::query(r)
+                            .filter(Product::name().startswith("lamp"))
+                            .subquery(Product::user()),
+                    ),
+                )
+                .values_list(User::name())
+        };
+        let (in_a, in_b) = tokio::join!(
+            with_tenant(Some(a.clone()), owners_of_lamps()),
+            with_tenant(Some(b.clone()), owners_of_lamps())
+        );
+        assert_eq!(in_a.unwrap(), ["ann"]);
+        assert_eq!(in_b.unwrap(), ["bob"]);
+        // EXISTS: true in b (it has a chair), false in a, for every row.
+        let chairs =
+            || Filter::exists(Product::query(r).filter(Product::name().startswith("chair")));
+        let count_with_chairs = |s: SchemaName| async move {
+            User::query(r)
+                .using(&s)
+                .filter(chairs())
+                .count()
+                .await
+                .unwrap()
+        };
+        assert_eq!(count_with_chairs(a.clone()).await, 0);
+        assert_eq!(count_with_chairs(b.clone()).await, 2);
+        // The subquery's own using() is refused: it runs in the outer query's schema.
+        let own = User::query(r)
+            .using(&a)
+            .filter(User::id().in_query(Product::query(r).using(&b).subquery(Product::user())))
+            .count()
+            .await;
+        assert!(matches!(own, Err(Error::InvalidArgument { .. })), "{own:?}");
+        // A bad name inside the subquery is its own error, before any SQL.
+        let bad = User::query(r)
+            .using(&a)
+            .filter(Filter::exists(Product::query(r).using("Bad-Name")))
+            .count()
+            .await;
+        assert!(
+            matches!(bad, Err(Error::InvalidSchemaName { .. })),
+            "{bad:?}"
+        );
+        // LIMIT in a subquery: MySQL refuses it, the others apply it.
+        let first_product_owner = User::query(r)
+            .using(&a)
+            .filter(
+                User::id().in_query(
+                    Product::query(r)
+                        .order_by([Product::id().asc()])
+                        .limit(1)
+                        .subquery(Product::user()),
+                ),
+            )
+            .values_list(User::name())
+            .await;
+        if t.backend == Backend::MySql {
+            assert!(matches!(
+                first_product_owner,
+                Err(Error::Unsupported { .. })
+            ));
+        } else {
+            assert_eq!(first_product_owner.unwrap(), ["ann"]);
+        }
     }
 );

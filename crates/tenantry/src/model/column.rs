@@ -63,14 +63,19 @@ impl<M: Model, T: FieldType> Column<M, T> {
 
     /// `condition` on this column, reached through the column's foreign keys.
     fn filtered(&self, condition: Expr) -> Filter {
-        let filter = Filter::new(condition);
+        self.wrap(Filter::new(condition).0)
+    }
+
+    /// `node`, a condition on this column's model, reached through the column's foreign
+    /// keys from `M`.
+    pub(crate) fn wrap(&self, node: Node) -> Filter {
         if self.path.is_empty() {
-            return filter;
+            return Filter(node);
         }
         Filter(Node::Forward {
             from: meta::<M>,
             path: self.path,
-            inner: Box::new(filter.0),
+            inner: Box::new(node),
         })
     }
 

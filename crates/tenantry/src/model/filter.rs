@@ -4,9 +4,12 @@
 //! foreign keys, whose tables are named only when the query runs (their schema is the
 //! query's, chosen at that moment), by `query::lookup`.
 
+use std::sync::Arc;
+
 use sea_query::{Condition, IntoCondition};
 
 use super::{path::Path, ModelMeta};
+use crate::query::Inner;
 
 /// A WHERE condition. Build one from a column lookup such as `User::email().icontains("x")`
 /// or, across a foreign key, `Product::user().to(User::name()).icontains("x")`; combine with
@@ -45,6 +48,19 @@ pub(crate) enum Node {
         path: Path,
         inner: Box<Node>,
     },
+    /// `column IN (subquery)`, the subquery in the filtered query's schema.
+    InQuery {
+        column: &'static str,
+        inner: Arc<dyn Inner>,
+    },
+    /// `EXISTS (subquery)`.
+    Exists(Arc<dyn Inner>),
+}
+
+impl std::fmt::Debug for dyn Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("subquery")
+    }
 }
 
 impl Filter {

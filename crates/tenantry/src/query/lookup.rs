@@ -49,6 +49,10 @@ pub(crate) fn condition(
             path,
             inner,
         } => reverse(child(), column, &path, *inner, model, target)?,
+        Node::InQuery { column, inner } => {
+            Condition::all().add(Expr::col(column).in_subquery(inner.select(target)?))
+        }
+        Node::Exists(inner) => Condition::all().add(Expr::exists(inner.select(target)?)),
     })
 }
 

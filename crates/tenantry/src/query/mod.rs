@@ -26,6 +26,7 @@ mod projection;
 mod read;
 mod related;
 mod stream;
+mod subquery;
 mod write;
 
 use std::{marker::PhantomData, sync::Arc};
@@ -40,6 +41,8 @@ pub(crate) use prefetch::{Children, RelationKey};
 pub use projection::{Columns, Optional};
 pub use related::AnyForeignKey;
 pub use stream::STREAM_BATCH;
+pub(crate) use subquery::Inner;
+pub use subquery::Subquery;
 pub(crate) use write::insert_chunk;
 
 use crate::{

@@ -1,0 +1,117 @@
+//! Subqueries: `Column::in_query(other.subquery(column))` and `Filter::exists(other)`,
+//! rendered in the schema of the query they are used in (the same tenant), never their own.
+
+use std::{marker::PhantomData, sync::Arc};
+
+use sea_query::{Expr, SelectStatement};
+
+use super::QuerySet;
+use crate::{
+    backend::Backend,
+    error::{Error, Result},
+    field::FieldType,
+    model::{Column, Filter, Model, Node},
+    target::Target,
+};
+
+/// The values of one column of a QuerySet's rows, as a subquery for
+/// [`Column::in_query`]: `Product::query(r).filter(..).subquery(Product::user())`.
+pub struct Subquery<R: Model, T> {
+    query: QuerySet<R>,
+    column: Option<&'static str>,
+    _type: PhantomData<fn() -> T>,
+}
+
+/// A subquery seen without its model, as a filter holds it.
+pub(crate) trait Inner: Send + Sync {
+    /// The SELECT in the schema of `outer`, the query the subquery is used in.
+    fn select(&self, outer: &Target) -> Result<SelectStatement>;
+}
+
+impl<R: Model> QuerySet<R> {
+    /// The values of `column` of the matching rows, for [`Column::in_query`]. The subquery
+    /// runs in the schema of the query it is used in (its tenant), so it must not have a
+    /// `using` of its own ([`Error::InvalidArgument`] when the outer query runs); its filter
+    /// and ordering apply, and its limit and offset where the backend allows them in a
+    /// subquery (MySQL does not: [`Error::Unsupported`]).
+    pub fn subquery<T: FieldType>(self, column: Column<R, T>) -> Subquery<R, T> {
+        Subquery {
+            query: self,
+            column: Some(column.name()),
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<R: Model, T> Inner for Subquery<R, T> {
+    fn select(&self, outer: &Target) -> Result<SelectStatement> {
+        let mut query = self.query.clone();
+        let place = query.place.as_ref().map_err(|e| e.error())?;
+        if place.schema.is_some() || place.database.is_some() {
+            return Err(Error::InvalidArgument {
+                argument: "subquery",
+                reason:
+                    "a subquery runs in the schema of the query it is used in; remove its using()",
+            });
+        }
+        let schema = if R::META.shared {
+            None
+        } else {
+            outer.schema.clone()
+        };
+        let backend = outer.backend();
+        if backend == Backend::Sqlite && schema != outer.schema {
+            return Err(Error::Unsupported {
+                backend: backend.name(),
+                what: "a subquery between a tenant's table and a shared table (SQLite keeps them in separate files)",
+            });
+        }
+        if backend == Backend::MySql && (query.limit.is_some() || query.offset.is_some()) {
+            return Err(Error::Unsupported {
+                backend: backend.name(),
+                what: "LIMIT or OFFSET in a subquery",
+            });
+        }
+        let target = Target {
+            conn: outer.conn.clone(),
+            schema,
+        };
+        let mut select = query.select(&target)?;
+        select.clear_selects();
+        match self.column {
+            Some(column) => select.column(column),
+            None => select.expr(Expr::val(1)),
+        };
+        Ok(select)
+    }
+}
+
+impl<M: Model, T: FieldType> Column<M, T> {
+    /// `column IN (subquery)`: the rows whose value is among the values the subquery
+    /// selects, in the same tenant.
+    ///
+    /// ```
+    /// # use tenantry::__doc::*;
+    /// let sql = render_select(|r| User::query(r).filter(User::id().in_query(Product::query(r).filter(Product::stock().gt(0)).subquery(Product::user()))));
+    /// assert_eq!(sql.postgres, r#"SELECT "id", "name", "email" FROM "public"."users" WHERE "id" IN (SELECT "user_id" FROM "public"."products" WHERE "stock" > $1)"#);
+    /// assert_eq!(sql.sqlite, r#"SELECT "id", "name", "email" FROM "users" WHERE "id" IN (SELECT "user_id" FROM "products" WHERE "stock" > ?)"#);
+    /// ```
+    pub fn in_query<R: Model>(&self, subquery: Subquery<R, T>) -> Filter {
+        self.wrap(Node::InQuery {
+            column: self.name(),
+            inner: Arc::new(subquery),
+        })
+    }
+}
+
+impl Filter {
+    /// True when `query` has at least one row, in the tenant of the query this filter is
+    /// used in (`EXISTS (SELECT 1 FROM …)`).
+    pub fn exists<R: Model>(query: QuerySet<R>) -> Filter {
+        Filter(Node::Exists(Arc::new(Subquery::<R, ()> {
+            query,
+            column: None,
+            _type: PhantomData,
+        })))
+    }
+}
