@@ -131,6 +131,13 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A pagination cursor was not made by this application for this query: not a cursor,
+    /// signed with another key, or made for another model, tenant or ordering.
+    #[error("invalid cursor: {reason}")]
+    InvalidCursor {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// An argument is outside what the operation accepts (a page numbered 0, say).
     #[error("invalid {argument}: {reason}")]
     InvalidArgument {
@@ -315,6 +322,7 @@ impl Error {
                 column,
                 reason,
             },
+            Error::InvalidCursor { reason } => Error::InvalidCursor { reason },
             Error::InvalidArgument { argument, reason } => {
                 Error::InvalidArgument { argument, reason }
             }

@@ -63,8 +63,8 @@ pub use model::{
     Ordering,
 };
 pub use query::{
-    Aggregate, Aggregates, AnyForeignKey, Columns, Grouped, Optional, Ordered, Page, Paginator,
-    QuerySet, QuerySource, Source, Subquery, Summable, STREAM_BATCH,
+    Aggregate, Aggregates, AnyForeignKey, Columns, CursorPage, Grouped, Optional, Ordered, Page,
+    Paginator, QuerySet, QuerySource, Source, Subquery, Summable, STREAM_BATCH,
 };
 pub use registry::Registry;
 pub use row::Row;

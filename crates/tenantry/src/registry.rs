@@ -30,6 +30,8 @@ struct Inner {
     extra: Vec<(Arc<str>, Database)>,
     models: Vec<&'static ModelMeta>,
     migrations: Option<Migrations>,
+    /// The secret that signs pagination cursors.
+    cursor_key: Option<Arc<[u8]>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -54,6 +56,7 @@ impl Registry {
                 extra: Vec::new(),
                 models: Vec::new(),
                 migrations: None,
+                cursor_key: None,
             }),
         }
     }
@@ -94,6 +97,21 @@ impl Registry {
     /// write its ledger row.
     pub fn migrations(self, migrations: Migrations) -> Registry {
         self.edit(|inner| inner.migrations = Some(migrations))
+    }
+
+    /// Sets the secret that signs the cursors of
+    /// [`QuerySet::page_after`](crate::QuerySet::page_after) (HMAC-SHA256): at least 32
+    /// bytes, the same on every instance of the application, kept out of the code (an
+    /// environment variable). A cursor signed with another key is refused. Without a key (or
+    /// with a shorter one) cursor pagination is refused with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+    pub fn cursor_key(self, key: impl AsRef<[u8]>) -> Registry {
+        let key: Arc<[u8]> = Arc::from(key.as_ref());
+        self.edit(|inner| inner.cursor_key = Some(key))
+    }
+
+    pub(crate) fn cursor_secret(&self) -> Option<&[u8]> {
+        self.inner.cursor_key.as_deref()
     }
 
     /// The declared migrations, if any.

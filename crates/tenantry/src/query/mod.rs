@@ -19,6 +19,7 @@
 //! therefore resolve a schema, let alone send SQL, while a builder error is pending.
 
 mod aggregate;
+mod keyset;
 mod lookup;
 mod page;
 mod prefetch;
@@ -36,6 +37,7 @@ use sea_query::{Condition, Order, Query, SelectStatement};
 use crate::model::Node;
 
 pub use aggregate::{Aggregate, Aggregates, Grouped, Ordered, Summable};
+pub use keyset::CursorPage;
 pub use page::{Page, Paginator};
 pub(crate) use prefetch::{Children, RelationKey};
 pub use projection::{Columns, Optional};
