@@ -35,6 +35,8 @@ impl From<Error> for ApiError {
         let status = match &error {
             Error::InvalidSchemaName { .. }
             | Error::InvalidTenantName { .. }
+            | Error::InvalidCursor { .. }
+            | Error::InvalidArgument { .. }
             | Error::ValueOutOfRange { .. } => StatusCode::BAD_REQUEST,
             Error::NotFound { .. } | Error::SchemaNotFound { .. } => StatusCode::NOT_FOUND,
             Error::UniqueViolation { .. } | Error::SchemaAlreadyExists { .. } => {
@@ -47,6 +49,13 @@ impl From<Error> for ApiError {
             return ApiError::new(status, "internal error");
         }
         ApiError::new(status, error.to_string())
+    }
+}
+
+/// A query string that is not what the endpoint reads: 400, as JSON.
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::new(rejection.status(), rejection.body_text())
     }
 }
 

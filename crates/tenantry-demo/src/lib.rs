@@ -6,7 +6,9 @@
 //!
 //! | request | answer |
 //! | --- | --- |
-//! | `GET /products` | 200, `[{"id", "name", "user", "price", "stock"}]` of the request's tenant (shared without one) |
+//! | `GET /products[?owner=NAME]` | 200, `[{"id", "name", "user", "price", "stock"}]` of the request's tenant (shared without one); with `owner`, only those whose owner's name contains `NAME` (any case) |
+//! | `GET /products/page[?owner=NAME][&after=CURSOR][&per_page=N]` | 200, `{"items": [...], "next": CURSOR or null}`: the products by id, N (1 to 100, default 20) at a time; a cursor is signed (`TENANTRY_CURSOR_KEY`, else a key of the process) and valid only for its tenant; 400 for a bad one |
+//! | `GET /summary` | 200, `{"products", "price", "stock", "owners": [{"owner", "products", "price", "stock"}]}`: the tenant's count, total price and total stock, and the same per owner |
 //! | `POST /products {"name", "price"?, "stock"?}` | 201, the product, in the request's tenant; 400 for a negative or out-of-range price or stock |
 //! | `GET /tenants` | 200, every tenant |
 //! | `POST /tenants {"schema_name", "tenant_name"}` | 201; 409 when taken; 400 when invalid |

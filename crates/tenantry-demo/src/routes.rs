@@ -1,17 +1,24 @@
 //! The HTTP API.
 
 use axum::{
-    extract::{rejection::JsonRejection, State},
+    extract::{
+        rejection::{JsonRejection, QueryRejection},
+        Query, State,
+    },
     http::StatusCode,
     middleware,
     routing::get,
     Json, Router,
 };
-use serde::Deserialize;
-use tenantry::{contrib::Tenant, Instance, Registry, SchemaName};
+use serde::{Deserialize, Serialize};
+use tenantry::{contrib::Tenant, Decimal, Filter, Instance, Registry, SchemaName};
 use tenantry_axum::{TenantCache, TenantLayer};
 
-use crate::{fleet::BehindTenants, models::Product, ApiError};
+use crate::{
+    fleet::BehindTenants,
+    models::{Product, User},
+    ApiError,
+};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -31,11 +38,13 @@ pub fn app(registry: Registry, strict: bool) -> Router {
 pub fn app_with(registry: Registry, strict: bool, behind: BehindTenants) -> Router {
     let layer = TenantLayer::new(registry.clone()).strict(strict);
     let state = AppState {
-        registry,
+        registry: with_cursor_key(registry),
         tenants: layer.cache().clone(),
     };
     let per_tenant = Router::new()
         .route("/products", get(list_products).post(create_product))
+        .route("/products/page", get(page_products))
+        .route("/summary", get(summary))
         .layer(middleware::from_fn(move |request, next| {
             crate::fleet::refuse_behind(behind.clone(), request, next)
         }))
@@ -48,15 +57,135 @@ pub fn app_with(registry: Registry, strict: bool, behind: BehindTenants) -> Rout
         .with_state(state)
 }
 
+/// The key that signs `/products/page` cursors: `TENANTRY_CURSOR_KEY` (32 bytes or more,
+/// the same on every instance), else a random key of this process (its cursors end with it).
+fn with_cursor_key(registry: Registry) -> Registry {
+    match std::env::var("TENANTRY_CURSOR_KEY") {
+        Ok(key) if key.len() >= 32 => registry.cursor_key(key),
+        _ => {
+            let mut key = [0u8; 32];
+            key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            registry.cursor_key(key)
+        }
+    }
+}
+
+/// `?owner=NAME`: only the products whose owner's name contains `NAME` (any case).
+#[derive(Deserialize)]
+struct ProductFilter {
+    owner: Option<String>,
+}
+
+impl ProductFilter {
+    fn filter(&self) -> Option<Filter> {
+        self.owner
+            .as_deref()
+            .map(|name| Product::user().to(User::name()).icontains(name))
+    }
+}
+
+fn products(registry: &Registry, filter: &ProductFilter) -> tenantry::QuerySet<Product> {
+    let query = Product::query(registry);
+    match filter.filter() {
+        Some(filter) => query.filter(filter),
+        None => query,
+    }
+}
+
 async fn list_products(
     State(state): State<AppState>,
+    filter: Result<Query<ProductFilter>, QueryRejection>,
 ) -> Result<Json<Vec<Instance<Product>>>, ApiError> {
+    let Query(filter) = filter?;
     Ok(Json(
-        Product::query(&state.registry)
+        products(&state.registry, &filter)
             .order_by([Product::id().asc()])
             .all()
             .await?,
     ))
+}
+
+/// `?owner=&after=CURSOR&per_page=N` (1 to 100, default 20).
+#[derive(Deserialize)]
+struct PageQuery {
+    #[serde(flatten)]
+    filter: ProductFilter,
+    after: Option<String>,
+    per_page: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ProductPage {
+    items: Vec<Instance<Product>>,
+    next: Option<String>,
+}
+
+/// One page of the tenant's products by id, and the cursor of the next page.
+async fn page_products(
+    State(state): State<AppState>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<ProductPage>, ApiError> {
+    let Query(query) = query?;
+    let per_page = query.per_page.unwrap_or(20);
+    if !(1..=100).contains(&per_page) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "per_page must be 1 to 100",
+        ));
+    }
+    let page = products(&state.registry, &query.filter)
+        .order_by([Product::id().asc()])
+        .page_after(per_page, query.after.as_deref())
+        .await?;
+    Ok(Json(ProductPage {
+        items: page.items,
+        next: page.next,
+    }))
+}
+
+/// The tenant's products in numbers, and per owner.
+#[derive(Serialize)]
+struct Summary {
+    products: i64,
+    price: Decimal,
+    stock: i64,
+    owners: Vec<OwnerSummary>,
+}
+
+#[derive(Serialize)]
+struct OwnerSummary {
+    owner: Option<i64>,
+    products: i64,
+    price: Decimal,
+    stock: i64,
+}
+
+async fn summary(State(state): State<AppState>) -> Result<Json<Summary>, ApiError> {
+    let totals = (
+        Product::id().count(),
+        Product::price().sum(),
+        Product::stock().sum(),
+    );
+    let (products, price, stock) = Product::query(&state.registry).aggregate(totals).await?;
+    let owners = Product::query(&state.registry)
+        .group_by(Product::user().optional())
+        .aggregate(totals)
+        .await?
+        .into_iter()
+        .map(|(owner, (products, price, stock))| OwnerSummary {
+            owner,
+            products,
+            price: price.unwrap_or_default(),
+            stock: stock.unwrap_or_default(),
+        })
+        .collect();
+    Ok(Json(Summary {
+        products,
+        price: price.unwrap_or_default(),
+        stock: stock.unwrap_or_default(),
+        owners,
+    }))
 }
 
 #[derive(Deserialize)]

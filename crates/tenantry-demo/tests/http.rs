@@ -567,3 +567,111 @@ backend_test!(
         assert_eq!(status, 200);
     }
 );
+
+backend_test!(
+    owner_filter_cursor_pages_and_summary_per_tenant,
+    |t: common::TestDb| async move {
+        use tenantry_demo::models::{Product, User};
+        let (registry, edgy) = seeded(&t).await;
+        let acme = t.schema("acme");
+        tenantry::contrib::create_tenant(&registry, &acme, "Acme")
+            .await
+            .unwrap();
+        // acme: owner "Edgy fan" (id 1, like edgy's owner) with two priced products, and
+        // one product of nobody.
+        let fan = User::query(&registry)
+            .using(&acme)
+            .create(User {
+                id: 0,
+                name: "Edgy fan".into(),
+            })
+            .await
+            .unwrap();
+        let priced = |name: &str, price: &str, stock: i32, owner: bool| Product {
+            id: 0,
+            name: name.into(),
+            user: owner.then(|| (&fan).into()),
+            price: price.parse().unwrap(),
+            stock,
+        };
+        Product::query(&registry)
+            .using(&acme)
+            .bulk_create([
+                priced("anvil", "1.50", 3, true),
+                priced("rocket", "2.25", 4, true),
+                priced("spare", "0.10", 1, false),
+            ])
+            .await
+            .unwrap();
+        let addr = spawn(&registry, false).await;
+        let (mut to_edgy, mut to_acme) = (Client::connect(addr).await, Client::connect(addr).await);
+
+        // The owner filter, both tenants at once: each its own owner's products.
+        let ((s1, in_edgy), (s2, in_acme)) = tokio::join!(
+            to_edgy.get("/products?owner=EDGY", Some(edgy.as_str())),
+            to_acme.get("/products?owner=EDGY", Some(acme.as_str()))
+        );
+        assert_eq!((s1, s2), (200, 200));
+        assert_eq!(names(&in_edgy).len(), 10);
+        assert_eq!(names(&in_acme), ["anvil", "rocket"]);
+        let (_, none) = to_acme
+            .get("/products?owner=nobody", Some(acme.as_str()))
+            .await;
+        assert!(names(&none).is_empty());
+
+        // Cursor pages through edgy's ten products, four at a time.
+        let mut seen = Vec::new();
+        let mut path = "/products/page?per_page=4".to_string();
+        let mut first_cursor = None;
+        loop {
+            let (status, body) = to_edgy.get(&path, Some(edgy.as_str())).await;
+            assert_eq!(status, 200, "{body}");
+            seen.extend(names(&body["items"]));
+            match body["next"].as_str() {
+                Some(next) => {
+                    first_cursor.get_or_insert_with(|| next.to_owned());
+                    path = format!("/products/page?per_page=4&after={next}");
+                }
+                None => break,
+            }
+        }
+        let expected: Vec<String> = (0..10).map(|i| format!("Product-{i}")).collect();
+        assert_eq!(seen, expected);
+        // edgy's cursor in acme, an altered cursor, a bad per_page: 400 with a JSON error.
+        let cursor = first_cursor.unwrap();
+        let (status, body) = to_acme
+            .get(
+                &format!("/products/page?after={cursor}"),
+                Some(acme.as_str()),
+            )
+            .await;
+        assert_error(status, &body, 400);
+        let (status, body) = to_edgy
+            .get("/products/page?after=abc.def", Some(edgy.as_str()))
+            .await;
+        assert_error(status, &body, 400);
+        let (status, body) = to_edgy
+            .get("/products/page?per_page=0", Some(edgy.as_str()))
+            .await;
+        assert_error(status, &body, 400);
+
+        // The summary of each tenant.
+        let ((_, edgy_sum), (_, acme_sum)) = tokio::join!(
+            to_edgy.get("/summary", Some(edgy.as_str())),
+            to_acme.get("/summary", Some(acme.as_str()))
+        );
+        assert_eq!(edgy_sum["products"], 10);
+        assert_eq!(edgy_sum["stock"], 0);
+        assert_eq!(edgy_sum["owners"].as_array().unwrap().len(), 1);
+        assert_eq!(acme_sum["products"], 3);
+        assert_eq!(acme_sum["price"], "3.85");
+        assert_eq!(acme_sum["stock"], 8);
+        assert_eq!(
+            acme_sum["owners"],
+            json!([
+                {"owner": null, "products": 1, "price": "0.10", "stock": 1},
+                {"owner": fan.id, "products": 2, "price": "3.75", "stock": 7},
+            ])
+        );
+    }
+);

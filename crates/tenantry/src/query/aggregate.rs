@@ -461,14 +461,14 @@ pub struct Grouped<M: Model, K> {
 }
 
 impl<M: Model, K: Columns<M>> Grouped<M, K> {
-    /// One `(key, results)` pair per group, ordered by the key. The QuerySet's own ordering,
-    /// limit and offset do not apply.
+    /// One `(key, results)` pair per group, ordered by the key (a NULL key first, on every
+    /// backend). The QuerySet's own ordering, limit and offset do not apply.
     ///
     /// ```
     /// # use tenantry::__doc::*;
     /// let sql = render_grouped(|r| Product::query(r).group_by(Product::user()), (Product::id().count(), Product::stock().sum()));
-    /// assert_eq!(sql.postgres, r#"SELECT "user_id", COUNT("id"), CAST(SUM("stock") AS BIGINT) FROM "public"."products" GROUP BY "user_id" ORDER BY "user_id" ASC"#);
-    /// assert_eq!(sql.sqlite, r#"SELECT "user_id", COUNT("id"), SUM("stock") FROM "products" GROUP BY "user_id" ORDER BY "user_id" ASC"#);
+    /// assert_eq!(sql.postgres, r#"SELECT "user_id", COUNT("id"), CAST(SUM("stock") AS BIGINT) FROM "public"."products" GROUP BY "user_id" ORDER BY "user_id" ASC NULLS FIRST"#);
+    /// assert_eq!(sql.sqlite, r#"SELECT "user_id", COUNT("id"), SUM("stock") FROM "products" GROUP BY "user_id" ORDER BY "user_id" ASC NULLS FIRST"#);
     /// ```
     pub async fn aggregate<A: Aggregates<M>>(
         mut self,

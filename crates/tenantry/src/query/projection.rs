@@ -1,7 +1,7 @@
 //! Projections: some columns of the matching rows, decoded into tuples, without loading
 //! whole models (Edgy's `values_list`).
 
-use sea_query::{Order, SelectStatement};
+use sea_query::{NullOrdering, Order, SelectStatement};
 
 use super::QuerySet;
 use crate::{
@@ -30,9 +30,12 @@ impl<M: Model, T: FieldType> Columns<M> for Column<M, T> {
         select.column(self.name());
     }
     fn group_and_order(&self, select: &mut SelectStatement) {
-        select
-            .group_by_col(self.name())
-            .order_by(self.name(), Order::Asc);
+        // NULL first on every backend (PostgreSQL's own default puts it last).
+        select.group_by_col(self.name()).order_by_with_nulls(
+            self.name(),
+            Order::Asc,
+            NullOrdering::First,
+        );
     }
     fn decode(&self, row: &Row, index: &mut usize) -> Result<T> {
         // Some drivers read a NULL as the type's zero (SQLite's 0 for an integer).
