@@ -107,6 +107,17 @@ pub fn render_prefetch<M: Model, C: Model>(
     })
 }
 
+/// The SQL a raw statement sends, on each backend.
+pub fn render_raw(template: &'static str) -> Rendered {
+    on_each_backend(|registry| {
+        registry
+            .raw(template)
+            .bind(0)
+            .to_sql()
+            .expect("a renderable raw statement")
+    })
+}
+
 /// The INSERT that `create(model)` sends, on each backend.
 pub fn render_insert<M: Model + Clone>(model: M) -> Rendered {
     on_each_backend(|registry| {

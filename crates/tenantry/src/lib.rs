@@ -43,6 +43,7 @@ mod model;
 mod namespace;
 mod naming;
 mod query;
+mod raw;
 mod registry;
 mod row;
 mod schema_name;
@@ -66,6 +67,7 @@ pub use query::{
     Aggregate, Aggregates, AnyForeignKey, Columns, CursorPage, Grouped, Optional, Ordered, Page,
     Paginator, QuerySet, QuerySource, Source, Subquery, Summable, STREAM_BATCH,
 };
+pub use raw::{FromRawRow, RawSql};
 pub use registry::Registry;
 pub use row::Row;
 /// The exact decimal type of decimal fields (`rust_decimal::Decimal`), re-exported so that

@@ -146,6 +146,39 @@ impl Target {
         }
     }
 
+    /// Runs a raw statement ([`RawSql`](crate::RawSql)) and returns its rows.
+    pub(crate) async fn fetch_raw(
+        &self,
+        sql: &str,
+        values: &[sea_query::Value],
+    ) -> Result<Vec<Row>> {
+        let bind = || SqlxValues(sea_query::Values(values.to_vec()));
+        match self
+            .run_sql(sql, bind(), Returns::Rows, bind)
+            .instrument(self.span())
+            .await?
+        {
+            Outcome::Rows(rows) => Ok(rows),
+            Outcome::Done(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Runs a raw statement that returns no rows.
+    pub(crate) async fn execute_raw(&self, sql: &str, values: &[sea_query::Value]) -> Result<Done> {
+        let bind = || SqlxValues(sea_query::Values(values.to_vec()));
+        match self
+            .run_sql(sql, bind(), Returns::Nothing, bind)
+            .instrument(self.span())
+            .await?
+        {
+            Outcome::Done(done) => Ok(done),
+            Outcome::Rows(_) => Ok(Done {
+                rows_affected: 0,
+                last_insert_id: None,
+            }),
+        }
+    }
+
     /// Runs one DDL statement through the simple query protocol.
     pub(crate) async fn execute_ddl(&self, sql: &str) -> Result<()> {
         let none = || SqlxValues(sea_query::Values(Vec::new()));

@@ -66,11 +66,58 @@ impl<DB: sqlx::Database> Drop for Pooled<DB> {
         let (Some(raw), Some(open)) = (self.raw.take(), self.open.take()) else {
             return;
         };
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = raw.close().await;
+        Closing::<DB> {
+            raw: Some(raw),
+            open: Some(open),
+        }
+        .start();
+    }
+}
+
+/// A SQLite connection on its way out, counted until its close has returned. Closed in a
+/// task of the runtime; outside one (a plain thread, a runtime shutting down that drops the
+/// task before it ran), on a thread of its own: never just dropped, whose close would come
+/// later and uncounted.
+struct Closing<DB: sqlx::Database> {
+    raw: Option<DB::Connection>,
+    open: Option<OpenConnection>,
+}
+
+impl<DB: sqlx::Database> Closing<DB> {
+    fn start(self) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(self.close());
+            }
+            // `Drop` closes it on a thread.
+            Err(_) => drop(self),
+        }
+    }
+
+    async fn close(mut self) {
+        if let Some(raw) = self.raw.take() {
+            let _ = raw.close().await;
+        }
+        self.open.take();
+    }
+}
+
+impl<DB: sqlx::Database> Drop for Closing<DB> {
+    fn drop(&mut self) {
+        let Some(raw) = self.raw.take() else {
+            return;
+        };
+        let open = self.open.take();
+        let closed = std::thread::Builder::new()
+            .name("tenantry-close".into())
+            .spawn(move || {
+                if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() {
+                    let _ = runtime.block_on(raw.close());
+                }
                 drop(open);
             });
+        if let Err(error) = closed {
+            tracing::warn!(%error, "no thread to close a SQLite connection on");
         }
     }
 }
@@ -110,12 +157,39 @@ impl<DB: sqlx::Database> managed::Manager for Manager<DB> {
 
     async fn create(&self) -> std::result::Result<Pooled<DB>, sqlx::Error> {
         let epoch = self.epoch.load(Ordering::Acquire);
-        let open = self.open.as_ref().map(OpenConnection::new);
-        let raw = self.options.connect().await?;
+        let Some(count) = &self.open else {
+            let raw = self.options.connect().await?;
+            return Ok(Pooled {
+                raw: Some(raw),
+                epoch,
+                open: None,
+            });
+        };
+        // SQLite: the connection is opened in a task of its own that owns its count, so a
+        // caller that gives up (a timeout, a cancelled request) cannot leave a connection
+        // opening uncounted: the task closes it if nobody takes it.
+        let open = OpenConnection::new(count);
+        let options = self.options.clone();
+        let (give, take) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            match options.connect().await {
+                Ok(raw) => {
+                    if let Err(Ok((raw, open))) = give.send(Ok((raw, open))) {
+                        let _ = raw.close().await;
+                        drop(open);
+                    }
+                }
+                // Nothing was opened: `open` ends with the task.
+                Err(error) => {
+                    let _ = give.send(Err(error));
+                }
+            }
+        });
+        let (raw, open) = take.await.map_err(|_| sqlx::Error::WorkerCrashed)??;
         Ok(Pooled {
             raw: Some(raw),
             epoch,
-            open,
+            open: Some(open),
         })
     }
 

@@ -54,6 +54,10 @@ struct State {
     retired: Vec<(SchemaName, ConnPool<Sqlite>)>,
     /// Schemas being dropped: no new checkouts.
     dropping: HashSet<SchemaName>,
+    /// Schemas whose file is being created: not there yet for anyone else (a connection
+    /// opening the new file while its creator switches it to WAL made one of them fail with
+    /// "database is locked").
+    creating: HashSet<SchemaName>,
     /// In memory, a database lives while a connection to it is open: one per schema (and one
     /// for the main database) is held here for as long as the schema exists.
     keepers: HashMap<Option<SchemaName>, SqliteConnection>,
@@ -113,6 +117,7 @@ impl SqliteStore {
                 open: LruCache::new_unbounded(),
                 retired: Vec::new(),
                 dropping: HashSet::new(),
+                creating: HashSet::new(),
                 keepers,
                 pinned: HashMap::new(),
                 closed: false,
@@ -166,7 +171,7 @@ impl SqliteStore {
         if state.closed {
             return Err(Error::Closed);
         }
-        if state.dropping.contains(schema) {
+        if state.dropping.contains(schema) || state.creating.contains(schema) {
             return Err(not_found(schema));
         }
         if let Some(pool) = state.open.get(schema) {
@@ -213,20 +218,39 @@ impl SqliteStore {
 
     /// Creates the schema's file (or in-memory database); `false` if it already existed.
     pub(crate) async fn create(&self, schema: &SchemaName) -> Result<bool> {
-        {
-            let state = self.lock();
-            if state.closed {
-                return Err(Error::Closed);
+        // A concurrent creation of the same schema is waited for (up to the bound), then
+        // this one finds the file there.
+        let deadline = tokio::time::Instant::now() + self.settings.acquire_timeout;
+        loop {
+            {
+                let mut state = self.lock();
+                if state.closed {
+                    return Err(Error::Closed);
+                }
+                if state.dropping.contains(schema) {
+                    return Err(Error::SchemaBusy {
+                        schema: schema.to_string(),
+                    });
+                }
+                if !state.creating.contains(schema) {
+                    if self.exists_locked(&state, schema) {
+                        return Ok(false);
+                    }
+                    state.creating.insert(schema.clone());
+                    break;
+                }
             }
-            if state.dropping.contains(schema) {
+            if tokio::time::Instant::now() >= deadline {
                 return Err(Error::SchemaBusy {
                     schema: schema.to_string(),
                 });
             }
-            if self.exists_locked(&state, schema) {
-                return Ok(false);
-            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let _created = Creating {
+            store: self,
+            schema,
+        };
         let options = self
             .main_options
             .clone()
@@ -294,8 +318,12 @@ impl SqliteStore {
                 schema: schema.to_string(),
             });
         }
-        // Users outside the pools (a migration runner's connection) are waited for too.
-        while self.lock().pinned.contains_key(schema) {
+        // Users outside the pools (a migration runner's connection, a creation in flight)
+        // are waited for too.
+        while {
+            let state = self.lock();
+            state.pinned.contains_key(schema) || state.creating.contains(schema)
+        } {
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::SchemaBusy {
                     schema: schema.to_string(),
@@ -318,7 +346,9 @@ impl SqliteStore {
 
     pub(crate) fn exists(&self, schema: &SchemaName) -> bool {
         let state = self.lock();
-        !state.dropping.contains(schema) && self.exists_locked(&state, schema)
+        !state.dropping.contains(schema)
+            && !state.creating.contains(schema)
+            && self.exists_locked(&state, schema)
     }
 
     fn exists_locked(&self, state: &State, schema: &SchemaName) -> bool {
@@ -335,7 +365,7 @@ impl SqliteStore {
             Location::File { dir, stem } => list_files(dir, stem)?,
         };
         let state = self.lock();
-        names.retain(|name| !state.dropping.contains(name));
+        names.retain(|name| !state.dropping.contains(name) && !state.creating.contains(name));
         names.sort();
         Ok(names)
     }
@@ -385,7 +415,10 @@ impl SqliteStore {
         if state.closed {
             return Err(Error::Closed);
         }
-        if state.dropping.contains(schema) || !self.exists_locked(&state, schema) {
+        if state.dropping.contains(schema)
+            || state.creating.contains(schema)
+            || !self.exists_locked(&state, schema)
+        {
             return Err(not_found(schema));
         }
         *state.pinned.entry(schema.clone()).or_default() += 1;
@@ -405,6 +438,18 @@ impl SqliteStore {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Ends a schema's creation, also when the creating future is cancelled.
+struct Creating<'a> {
+    store: &'a SqliteStore,
+    schema: &'a SchemaName,
+}
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        self.store.lock().creating.remove(self.schema);
     }
 }
 

@@ -57,13 +57,24 @@ impl<M: Model, T: FieldType> Column<M, T> {
         self.name
     }
 
+    /// Whether this handle was reached through a relation ([`to`](Self::to)): a column of
+    /// another model, usable in lookups and orderings only.
+    pub(crate) fn through_relation(&self) -> bool {
+        !self.path.is_empty()
+    }
+
     fn expr(&self) -> Expr {
         Expr::col(self.name)
     }
 
     /// `condition` on this column, reached through the column's foreign keys.
     fn filtered(&self, condition: Expr) -> Filter {
-        self.wrap(Filter::new(condition).0)
+        self.wrap(Filter::on(self.model_at_end(), condition).0)
+    }
+
+    /// The model this column belongs to: `M`, or the model at the end of its path.
+    pub(crate) fn model_at_end(&self) -> fn() -> &'static ModelMeta {
+        self.path.last_target().unwrap_or(meta::<M>)
     }
 
     /// `node`, a condition on this column's model, reached through the column's foreign
@@ -157,6 +168,13 @@ impl<M: Model, T: FieldType> Column<M, T> {
     /// a shared one; that this column is a foreign key to `R` is checked when the query
     /// runs ([`Error::InvalidRelation`](crate::Error::InvalidRelation) otherwise).
     ///
+    /// Lookups have inner-join semantics: a row whose foreign key is NULL matches no lookup
+    /// through it, not even `isnull(true)` (test the foreign key itself:
+    /// `Product::user().isnull(true)`); `exclude` of a lookup keeps it. The handle is for
+    /// lookups and orderings only: in `values_list`, `group_by`, an aggregate, `set`,
+    /// `select_related` or `prefetch_related` it is
+    /// [`Error::InvalidRelation`](crate::Error::InvalidRelation).
+    ///
     /// ```
     /// # use tenantry::__doc::*;
     /// let sql = render_select(|r| Product::query(r).filter(Product::user().to(User::name()).icontains("ann")));
@@ -192,12 +210,12 @@ impl<M: Model, T: FieldType> Column<M, T> {
 
     /// `column = value` in an UPDATE.
     pub fn set(&self, value: impl Into<T>) -> Assignment<M> {
-        Assignment::new(self.name, value.into().to_value())
+        Assignment::new(self.name, value.into().to_value(), self.through_relation())
     }
 
     /// `column = NULL` in an UPDATE (for nullable columns).
     pub fn set_null(&self) -> Assignment<M> {
-        Assignment::new(self.name, T::null_value())
+        Assignment::new(self.name, T::null_value(), self.through_relation())
     }
 }
 
@@ -296,14 +314,17 @@ pub(crate) fn meta<M: Model>() -> &'static ModelMeta {
 pub struct Assignment<M> {
     pub(crate) column: &'static str,
     pub(crate) value: sea_query::Value,
+    /// Built on a column reached through a relation: refused by `update`.
+    pub(crate) through_relation: bool,
     _model: PhantomData<fn() -> M>,
 }
 
 impl<M> Assignment<M> {
-    fn new(column: &'static str, value: sea_query::Value) -> Self {
+    fn new(column: &'static str, value: sea_query::Value, through_relation: bool) -> Self {
         Assignment {
             column,
             value,
+            through_relation,
             _model: PhantomData,
         }
     }

@@ -27,8 +27,13 @@ pub struct Filter(pub(crate) Node);
 /// One node of a filter.
 #[derive(Clone, Debug)]
 pub(crate) enum Node {
-    /// A condition on the columns of the model being filtered.
-    Condition(Condition),
+    /// A condition on the columns of the model being filtered: `model`'s, when it was built
+    /// from a column handle (checked when rendered: a condition on another model's columns
+    /// would read the filtered table's columns of the same names).
+    Condition {
+        model: Option<fn() -> &'static ModelMeta>,
+        condition: Condition,
+    },
     All(Vec<Node>),
     Any(Vec<Node>),
     Not(Box<Node>),
@@ -50,6 +55,7 @@ pub(crate) enum Node {
     },
     /// `column IN (subquery)`, the subquery in the filtered query's schema.
     InQuery {
+        model: fn() -> &'static ModelMeta,
         column: &'static str,
         inner: Arc<dyn Inner>,
     },
@@ -64,8 +70,20 @@ impl std::fmt::Debug for dyn Inner {
 }
 
 impl Filter {
+    /// A condition the crate built itself on the filtered model's columns.
     pub(crate) fn new(expr: sea_query::Expr) -> Filter {
-        Filter(Node::Condition(expr.into_condition()))
+        Filter(Node::Condition {
+            model: None,
+            condition: expr.into_condition(),
+        })
+    }
+
+    /// A condition on the columns of `model`.
+    pub(crate) fn on(model: fn() -> &'static ModelMeta, expr: sea_query::Expr) -> Filter {
+        Filter(Node::Condition {
+            model: Some(model),
+            condition: expr.into_condition(),
+        })
     }
 
     /// Both conditions.

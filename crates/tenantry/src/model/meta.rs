@@ -144,8 +144,16 @@ impl ModelMeta {
     }
 }
 
+/// Two metadata describe the same model when the type name, the table, the sharing and the
+/// columns agree: two types that differ in any of these (a shared `User` in another module
+/// over the same table name, say) are different models, and a relation written for one is
+/// refused for the other.
 impl PartialEq for ModelMeta {
     fn eq(&self, other: &Self) -> bool {
-        self.table == other.table && self.name == other.name
+        std::ptr::eq(self, other)
+            || (self.table == other.table
+                && self.name == other.name
+                && self.shared == other.shared
+                && self.column_names == other.column_names)
     }
 }

@@ -58,6 +58,11 @@ impl Path {
         self
     }
 
+    /// The model the path ends at, `None` for an empty path.
+    pub(crate) fn last_target(&self) -> Option<fn() -> &'static ModelMeta> {
+        self.hops().last().map(|hop| hop.target)
+    }
+
     pub(crate) fn hops(&self) -> impl DoubleEndedIterator<Item = &Hop> {
         self.hops.iter().flatten()
     }

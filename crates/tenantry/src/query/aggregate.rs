@@ -12,8 +12,14 @@
 //! [`SqlType::Decimal`](crate::SqlType::Decimal)): there a decimal sum adds each value as an
 //! integer count of its column's smallest unit (`round(value × 10^scale)`), which is exact
 //! for columns of at most 15 digits; a sum over a wider column is refused with
-//! [`Error::Unsupported`] rather than rounded. Minimum and maximum compare by the column's
-//! decimal collation, as `order_by` does.
+//! [`Error::Unsupported`] rather than rounded. Text with more places than the scale (which
+//! only other SQL writes: tenantry writes every value at its column's scale) is rounded to
+//! the scale first. Minimum and maximum compare by the column's decimal collation, as
+//! `order_by` does.
+//!
+//! An integer sum past `i64` is an error on every backend (MySQL's exact DECIMAL sum is
+//! read and checked, never clipped); SQLite adds in row order and also fails when a running
+//! total passes `i64` on the way, even if the final sum would fit.
 
 use std::marker::PhantomData;
 
@@ -33,6 +39,8 @@ use crate::{
 /// handle: `Product::id().count()`, `Product::price().sum()`, `Product::name().min()`.
 pub struct Aggregate<M, Out> {
     column: &'static str,
+    /// Built on a column reached through a relation: refused when the query runs.
+    through_relation: bool,
     kind: Kind,
     decode: fn(&Row, &mut usize, u32) -> std::result::Result<Out, sqlx::Error>,
     _model: PhantomData<fn() -> M>,
@@ -123,7 +131,18 @@ fn next(index: &mut usize) -> usize {
 }
 
 fn integer_sum(row: &Row, index: &mut usize) -> DecodeResult<Option<i64>> {
-    row.get::<Option<i64>>(next(index))
+    match row {
+        // MySQL sums integers as DECIMAL, and its CAST to SIGNED would clip an overflow to
+        // i64::MAX with only a warning: the exact sum is read and must fit.
+        Row::MySql(_) => row
+            .get::<Option<Decimal>>(next(index))?
+            .map(|sum| {
+                rust_decimal::prelude::ToPrimitive::to_i64(&sum)
+                    .ok_or_else(|| sqlx::Error::Decode("the sum does not fit an i64".into()))
+            })
+            .transpose(),
+        _ => row.get::<Option<i64>>(next(index)),
+    }
 }
 
 fn float(row: &Row, index: &mut usize) -> DecodeResult<Option<f64>> {
@@ -216,6 +235,7 @@ impl<M: Model, T: FieldType> Column<M, T> {
     ) -> Aggregate<M, Out> {
         Aggregate {
             column: self.name(),
+            through_relation: self.through_relation(),
             kind,
             decode,
             _model: PhantomData,
@@ -264,7 +284,7 @@ impl<M: Model, T: Summable> Column<M, T> {
     /// assert_eq!(sql.sqlite, r#"SELECT SUM(CAST(ROUND(CAST("price" AS REAL) * ?) AS INTEGER)) FROM "products""#);
     /// let sql = render_aggregate(|r| Product::query(r), Product::stock().sum());
     /// assert_eq!(sql.postgres, r#"SELECT CAST(SUM("stock") AS BIGINT) FROM "public"."products""#);
-    /// assert_eq!(sql.mysql, r#"SELECT CAST(SUM(`stock`) AS SIGNED) FROM `app`.`products`"#);
+    /// assert_eq!(sql.mysql, r#"SELECT SUM(`stock`) FROM `app`.`products`"#);
     /// ```
     pub fn sum(&self) -> Aggregate<M, Option<T::Sum>> {
         self.aggregate(Kind::Sum(T::NUMBER), T::decode_sum)
@@ -300,6 +320,9 @@ impl<M: Model, Out> Aggregate<M, Out> {
 
     /// Adds this aggregate's expressions to `select`.
     fn select(&self, backend: Backend, select: &mut SelectStatement) -> Result<()> {
+        if self.through_relation {
+            return Err(super::write::through_relation::<M>(self.column));
+        }
         let column = Expr::col(self.column);
         let scale = self.scale(backend)?;
         match self.kind {
@@ -326,9 +349,8 @@ fn sum(backend: Backend, number: Number, column: Expr, scale: u32) -> Expr {
             let units = Func::round(column.cast_as("REAL").mul(10i64.pow(scale)));
             Func::sum(Expr::from(units).cast_as("INTEGER")).into()
         }
-        // PostgreSQL sums a bigint as NUMERIC, MySQL every integer as DECIMAL.
+        // PostgreSQL sums a bigint as NUMERIC; its CAST fails on an overflow.
         (Backend::Postgres, Number::Integer) => Expr::from(Func::sum(column)).cast_as("BIGINT"),
-        (Backend::MySql, Number::Integer) => Expr::from(Func::sum(column)).cast_as("SIGNED"),
         _ => Func::sum(column).into(),
     }
 }
@@ -492,7 +514,7 @@ impl<M: Model, K: Columns<M>> Grouped<M, K> {
         aggregates: &A,
     ) -> Result<SelectStatement> {
         let mut select = sea_query::Query::select();
-        self.keys.select(&mut select);
+        self.keys.select(&mut select)?;
         aggregates.select(target.backend(), &mut select)?;
         select.from(target.table(M::META));
         self.query.add_filter(target, &mut select)?;

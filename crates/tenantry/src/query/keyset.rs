@@ -186,7 +186,10 @@ fn after(columns: &[(&'static ColumnMeta, Ordering)], values: Vec<Value>) -> Fil
         });
         any = any.add(all);
     }
-    Filter(crate::model::Node::Condition(any))
+    Filter(crate::model::Node::Condition {
+        model: None,
+        condition: any,
+    })
 }
 
 fn mac(key: &[u8], payload: &[u8]) -> Result<Hmac<Sha256>> {

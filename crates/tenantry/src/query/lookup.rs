@@ -31,7 +31,19 @@ pub(crate) fn condition(
     target: &Target,
 ) -> Result<Condition> {
     Ok(match node {
-        Node::Condition(condition) => condition,
+        Node::Condition {
+            model: built_on,
+            condition,
+        } => {
+            if built_on.is_some_and(|built_on| built_on() != model) {
+                return Err(invalid(
+                    model,
+                    "",
+                    "a condition on another model's columns (reach them with Column::to or having)",
+                ));
+            }
+            condition
+        }
         Node::All(nodes) => nodes.into_iter().try_fold(Condition::all(), |all, node| {
             Ok::<_, Error>(all.add(condition(node, model, target)?))
         })?,
@@ -49,7 +61,14 @@ pub(crate) fn condition(
             path,
             inner,
         } => reverse(child(), column, &path, *inner, model, target)?,
-        Node::InQuery { column, inner } => {
+        Node::InQuery {
+            model: built_on,
+            column,
+            inner,
+        } => {
+            if built_on() != model {
+                return Err(invalid(model, column, "a column of another model"));
+            }
             Condition::all().add(Expr::col(column).in_subquery(inner.select(target)?))
         }
         Node::Exists(inner) => Condition::all().add(Expr::exists(inner.select(target)?)),
@@ -75,15 +94,15 @@ fn walk(from: &'static ModelMeta, model: &'static ModelMeta, path: &Path) -> Res
     let mut steps = Vec::new();
     let mut at = model;
     for hop in path.hops() {
-        let target = (hop.target)();
         let column = at
             .column(hop.column)
             .ok_or_else(|| invalid(at, hop.column, "no such column"))?;
-        match column.foreign_key {
-            Some(fk) if (fk.target)() == target => {}
+        // The table comes from the foreign key's own metadata, never from the caller's.
+        let target = match column.foreign_key {
+            Some(fk) if (fk.target)() == (hop.target)() => (fk.target)(),
             Some(_) => return Err(invalid(at, hop.column, "a foreign key to another model")),
             None => return Err(invalid(at, hop.column, "not a foreign key")),
-        }
+        };
         steps.push(Step {
             model: at,
             column: column.name,
@@ -143,6 +162,15 @@ fn reverse(
             ))
         }
     }
+    if child.shared && !model.shared {
+        // A shared row points at one row of the shared schema, never at a tenant's row
+        // with the same key.
+        return Err(invalid(
+            child,
+            column,
+            "a lookup from tenant rows into a shared model's references",
+        ));
+    }
     let mut select = Query::select();
     select
         .column(fk.name)
@@ -181,7 +209,7 @@ fn table(
         // A shared row is every tenant's: which tenant's rows it leads to is no one's.
         return Err(invalid(
             from,
-            meta.table,
+            "",
             "a lookup from a shared model into tenant rows",
         ));
     } else {

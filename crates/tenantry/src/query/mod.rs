@@ -57,6 +57,9 @@ use crate::{
     transaction::Transaction,
 };
 
+/// The most rows a LIMIT or OFFSET names: the drivers bind them as `i64`.
+pub(crate) const MAX_ROWS: u64 = i64::MAX as u64;
+
 /// What a QuerySet runs against: a registry, a transaction, or the place an instance came
 /// from.
 #[derive(Clone)]
@@ -150,6 +153,13 @@ impl<M: Model> QuerySet<M> {
         self
     }
 
+    /// Keeps `error` for the operation to return (the first one wins), as for a bad `using`.
+    fn defer(&mut self, error: Error) {
+        if self.place.is_ok() {
+            self.place = Err(Deferred(Arc::new(error)));
+        }
+    }
+
     /// Queries the extra database `name` of the registry (Edgy's `using_with_db`). Combine with
     /// [`using`](Self::using) for a schema in it. An undeclared name is returned as
     /// [`Error::UnknownDatabase`] by the operation.
@@ -236,15 +246,16 @@ impl<M: Model> QuerySet<M> {
                 ordering.order.clone(),
             );
         }
+        // Bound to i64::MAX: the drivers bind LIMIT and OFFSET as signed 64-bit integers.
         if let Some(limit) = self.limit {
-            select.limit(limit);
+            select.limit(limit.min(MAX_ROWS));
         }
         if let Some(offset) = self.offset {
             if self.limit.is_none() {
                 // MySQL and SQLite accept OFFSET only after a LIMIT.
-                select.limit(i64::MAX as u64);
+                select.limit(MAX_ROWS);
             }
-            select.offset(offset);
+            select.offset(offset.min(MAX_ROWS));
         }
         Ok(select)
     }

@@ -3,7 +3,7 @@
 
 use sea_query::Order;
 
-use super::QuerySet;
+use super::{QuerySet, MAX_ROWS};
 use crate::{
     error::{Error, Result},
     instance::Instance,
@@ -80,8 +80,14 @@ impl<M: Model> Paginator<M> {
     /// [`Error::InvalidArgument`] for page 0, `per_page` 0, or a page whose first row is
     /// past `u64::MAX`.
     pub async fn page(&self, number: u64) -> Result<Page<M>> {
-        if self.per_page == 0 {
-            return Err(invalid("per_page", "must be at least 1"));
+        if self.per_page == 0 || self.per_page > MAX_ROWS {
+            return Err(invalid("per_page", "must be between 1 and i64::MAX"));
+        }
+        if self.query.limit.is_some() || self.query.offset.is_some() {
+            return Err(invalid(
+                "paginate",
+                "the pages cut the whole QuerySet; remove its limit and offset",
+            ));
         }
         if number == 0 {
             return Err(invalid("page", "pages are numbered from 1"));
@@ -111,11 +117,16 @@ impl<M: Model> Paginator<M> {
     fn ordered(&self) -> QuerySet<M> {
         let mut query = self.query.clone();
         let pk = M::META.primary_key_column().name;
-        if !query.order.iter().any(|o| o.column == pk) {
+        if !query.order.iter().any(|o| is_own_column::<M>(o, pk)) {
             query.order.push(query.pk_order(Order::Asc));
         }
         query
     }
+}
+
+/// Whether `ordering` is on `M`'s own column `column` (not one reached through a relation).
+pub(super) fn is_own_column<M: Model>(ordering: &crate::model::Ordering, column: &str) -> bool {
+    ordering.column == column && ordering.path.is_empty() && (ordering.from)() == M::META
 }
 
 fn invalid(argument: &'static str, reason: &'static str) -> Error {

@@ -132,6 +132,10 @@ impl<M: Model> QuerySet<M> {
     /// assert_eq!(sql.sqlite, r#"SELECT "id", "name", "user_id", "price", "stock" FROM "products" WHERE "user_id" IN (?, ?) ORDER BY "id" ASC"#);
     /// ```
     pub fn prefetch_related<C: Model>(mut self, column: Column<C, M::PrimaryKey>) -> Self {
+        if column.through_relation() {
+            self.defer(super::write::through_relation::<C>(column.name()));
+            return self;
+        }
         self.prefetch.push(Arc::new(Reverse::<M, C> {
             column: column.name(),
             _models: PhantomData,

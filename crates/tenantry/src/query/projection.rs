@@ -17,7 +17,7 @@ pub trait Columns<M: Model> {
     /// The decoded values, in the same shape: `T` for a `Column<M, T>`, a tuple for a tuple.
     type Output;
     #[doc(hidden)]
-    fn select(&self, select: &mut SelectStatement);
+    fn select(&self, select: &mut SelectStatement) -> Result<()>;
     #[doc(hidden)]
     fn group_and_order(&self, select: &mut SelectStatement);
     #[doc(hidden)]
@@ -26,8 +26,12 @@ pub trait Columns<M: Model> {
 
 impl<M: Model, T: FieldType> Columns<M> for Column<M, T> {
     type Output = T;
-    fn select(&self, select: &mut SelectStatement) {
+    fn select(&self, select: &mut SelectStatement) -> Result<()> {
+        if self.through_relation() {
+            return Err(super::write::through_relation::<M>(self.name()));
+        }
         select.column(self.name());
+        Ok(())
     }
     fn group_and_order(&self, select: &mut SelectStatement) {
         // NULL first on every backend (PostgreSQL's own default puts it last).
@@ -84,8 +88,8 @@ impl<M: Model, T: FieldType> Column<M, T> {
 
 impl<M: Model, T: FieldType> Columns<M> for Optional<M, T> {
     type Output = Option<T>;
-    fn select(&self, select: &mut SelectStatement) {
-        self.0.select(select);
+    fn select(&self, select: &mut SelectStatement) -> Result<()> {
+        self.0.select(select)
     }
     fn group_and_order(&self, select: &mut SelectStatement) {
         self.0.group_and_order(select);
@@ -115,9 +119,10 @@ macro_rules! columns_tuple {
         impl<M: Model, $($name: Columns<M>),+> Columns<M> for ($($name,)+) {
             type Output = ($($name::Output,)+);
             #[allow(non_snake_case)]
-            fn select(&self, select: &mut SelectStatement) {
+            fn select(&self, select: &mut SelectStatement) -> Result<()> {
                 let ($($name,)+) = self;
-                $($name.select(select);)+
+                $($name.select(select)?;)+
+                Ok(())
             }
             #[allow(non_snake_case)]
             fn group_and_order(&self, select: &mut SelectStatement) {
@@ -174,7 +179,7 @@ impl<M: Model> QuerySet<M> {
     ) -> Result<SelectStatement> {
         let mut select = self.select(target)?;
         select.clear_selects();
-        columns.select(&mut select);
+        columns.select(&mut select)?;
         Ok(select)
     }
 

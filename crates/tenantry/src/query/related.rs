@@ -146,6 +146,10 @@ impl<M: Model> QuerySet<M> {
     /// the referenced model is shared. Each distinct key is sent once, in IN lists no longer
     /// than the backend's bind-parameter limit (one query per list).
     pub fn select_related<T: FieldType>(mut self, column: Column<M, T>) -> Self {
+        if column.through_relation() {
+            self.defer(super::write::through_relation::<M>(column.name()));
+            return self;
+        }
         if let Some(index) = M::META.columns.iter().position(|c| c.name == column.name()) {
             if M::META.columns[index].foreign_key.is_some() && !self.related.contains(&index) {
                 self.related.push(index);

@@ -78,7 +78,7 @@ impl<M: Model> QuerySet<M> {
 
     /// Rows read per statement by [`stream`](Self::stream) (at least 1).
     pub fn stream_batch(mut self, rows: u64) -> Self {
-        self.stream_batch = Some(std::cmp::max(rows, 1));
+        self.stream_batch = Some(rows.clamp(1, super::MAX_ROWS));
         self
     }
 
@@ -88,7 +88,7 @@ impl<M: Model> QuerySet<M> {
         let ordered_by_pk = self
             .order
             .iter()
-            .all(|o| o.column == pk && matches!(o.order, Order::Asc));
+            .all(|o| super::page::is_own_column::<M>(o, pk) && matches!(o.order, Order::Asc));
         if !ordered_by_pk {
             return Err(Error::InvalidArgument {
                 argument: "order_by",

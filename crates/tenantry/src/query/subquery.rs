@@ -98,6 +98,7 @@ impl<M: Model, T: FieldType> Column<M, T> {
     /// ```
     pub fn in_query<R: Model>(&self, subquery: Subquery<R, T>) -> Filter {
         self.wrap(Node::InQuery {
+            model: self.model_at_end(),
             column: self.name(),
             inner: Arc::new(subquery),
         })

@@ -115,6 +115,9 @@ impl<M: Model> QuerySet<M> {
         let values = assignments
             .into_iter()
             .map(|a| {
+                if a.through_relation {
+                    return Err(through_relation::<M>(a.column));
+                }
                 let value = match M::META.column(a.column) {
                     Some(column) => column.bind(M::META, a.value)?,
                     None => a.value,
@@ -283,4 +286,15 @@ async fn insert_stepped<M: Model>(target: &Target, models: &mut [M], step: u64) 
         model.set_primary_key(key);
     }
     Ok(())
+}
+
+/// A column handle reached through a relation ([`Column::to`](crate::Column::to)) used where
+/// only the model's own columns may be: it names another model's column, which the
+/// statement would read (or write) as this model's column of the same name.
+pub(crate) fn through_relation<M: Model>(column: &'static str) -> Error {
+    Error::InvalidRelation {
+        model: M::META.table,
+        column,
+        reason: "a column reached through a relation is for lookups and orderings only",
+    }
 }

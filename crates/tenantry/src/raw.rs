@@ -1,0 +1,332 @@
+//! Tenant-aware raw SQL: a statement tenantry does not build, whose tables are named by
+//! model placeholders rendered for the current target, and whose values are always bound.
+//!
+//! The template is a `&'static str`: text written in the program, not assembled at run
+//! time, so nothing a request carries can become SQL, and no schema name is ever typed by
+//! its author. In it:
+//!
+//! - `{table}` is the table of the registered model whose table is `table`, qualified and
+//!   quoted by the query builder for where the statement runs: the tenant's schema for a
+//!   tenant model, the shared schema for a shared one;
+//! - `?` is a value, bound in order (`$1`, `$2`, … on PostgreSQL);
+//! - `{{`, `}}` and `??` are a literal `{`, `}` and `?` (`??` keeps PostgreSQL's JSON
+//!   operator writable);
+//! - string literals (`'…'`), quoted identifiers (`"…"`, `` `…` ``) and comments are copied
+//!   unchanged: a `?` or `{` inside them is not a placeholder.
+//!
+//! The schema is chosen as for a query: [`using`](RawSql::using), else the task's tenant,
+//! else `activate_schema`, else the default; inside a [`Transaction`] the statement runs in
+//! it. Each statement runs in the same `tenantry.query` span as the query builder's.
+
+use sea_query::{Query, Value};
+
+use crate::{
+    backend::Backend,
+    error::{Error, Result},
+    field::FieldType,
+    instance::Instance,
+    model::{Model, ModelMeta},
+    registry::Registry,
+    row::Row,
+    schema_name::SchemaName,
+    target::{Conn, Target},
+    tenancy::context::context_schema,
+    transaction::Transaction,
+};
+
+/// A raw statement: [`Registry::raw`] or [`Transaction::raw`].
+///
+/// ```
+/// # use tenantry::__doc::*;
+/// let sql = render_raw("SELECT {products}.name, {users}.name FROM {products} JOIN {users} ON {users}.id = {products}.user_id WHERE {products}.stock > ? AND name <> '?{x}'");
+/// assert_eq!(sql.postgres, r#"SELECT "public"."products".name, "public"."users".name FROM "public"."products" JOIN "public"."users" ON "public"."users".id = "public"."products".user_id WHERE "public"."products".stock > $1 AND name <> '?{x}'"#);
+/// assert_eq!(sql.mysql, r#"SELECT `app`.`products`.name, `app`.`users`.name FROM `app`.`products` JOIN `app`.`users` ON `app`.`users`.id = `app`.`products`.user_id WHERE `app`.`products`.stock > ? AND name <> '?{x}'"#);
+/// assert_eq!(sql.sqlite, r#"SELECT "products".name, "users".name FROM "products" JOIN "users" ON "users".id = "products".user_id WHERE "products".stock > ? AND name <> '?{x}'"#);
+/// ```
+#[must_use = "a raw statement does nothing until it is run"]
+pub struct RawSql {
+    template: &'static str,
+    registry: Registry,
+    transaction: Option<Transaction>,
+    schema: std::result::Result<Option<SchemaName>, std::sync::Arc<Error>>,
+    values: Vec<Value>,
+}
+
+impl Registry {
+    /// A raw statement over this registry's default database; see [`RawSql`].
+    pub fn raw(&self, template: &'static str) -> RawSql {
+        RawSql::new(template, self.clone(), None)
+    }
+}
+
+impl Transaction {
+    /// A raw statement inside this transaction; see [`RawSql`].
+    pub fn raw(&self, template: &'static str) -> RawSql {
+        RawSql::new(template, self.registry().clone(), Some(self.clone()))
+    }
+}
+
+impl RawSql {
+    fn new(template: &'static str, registry: Registry, transaction: Option<Transaction>) -> RawSql {
+        RawSql {
+            template,
+            registry,
+            transaction,
+            schema: Ok(None),
+            values: Vec::new(),
+        }
+    }
+
+    /// Runs in `schema` instead of the one the context would choose. An invalid name is
+    /// returned as [`Error::InvalidSchemaName`] when the statement runs.
+    pub fn using(mut self, schema: impl TryInto<SchemaName, Error = Error>) -> Self {
+        if self.schema.is_ok() {
+            self.schema = schema.try_into().map(Some).map_err(std::sync::Arc::new);
+        }
+        self
+    }
+
+    /// Binds the next `?`.
+    pub fn bind(mut self, value: impl FieldType) -> Self {
+        self.values.push(value.to_value());
+        self
+    }
+
+    /// Runs the statement and returns its rows, to decode with [`Row::get`].
+    pub async fn fetch_all(self) -> Result<Vec<Row>> {
+        let (target, sql, values) = self.prepare()?;
+        target.fetch_raw(&sql, &values).await
+    }
+
+    /// Runs the statement and decodes every row into a tuple of field types
+    /// (`(i64, String)`, up to eight).
+    pub async fn fetch_as<T: FromRawRow>(self) -> Result<Vec<T>> {
+        self.fetch_all()
+            .await?
+            .iter()
+            .map(|row| T::from_raw_row(row).map_err(Error::Database))
+            .collect()
+    }
+
+    /// Runs the statement and decodes every row into a model instance, which remembers the
+    /// statement's schema (saves go back there). The statement must select `M`'s columns in
+    /// field order (`SELECT {products}.* FROM {products} …` does).
+    pub async fn fetch_models<M: Model>(self) -> Result<Vec<Instance<M>>> {
+        let (target, sql, values) = self.prepare()?;
+        let origin = target.origin();
+        target
+            .fetch_raw(&sql, &values)
+            .await?
+            .iter()
+            .map(|row| Ok(Instance::stored(M::from_row(row)?, origin.clone())))
+            .collect()
+    }
+
+    /// Runs a statement that returns no rows; the number of rows it affected.
+    pub async fn execute(self) -> Result<u64> {
+        let (target, sql, values) = self.prepare()?;
+        Ok(target.execute_raw(&sql, &values).await?.rows_affected)
+    }
+
+    /// The SQL this statement would send now, with its placeholders.
+    #[doc(hidden)]
+    pub fn to_sql(self) -> Result<String> {
+        self.prepare().map(|(_, sql, _)| sql)
+    }
+
+    /// The target, the rendered SQL and the values.
+    fn prepare(self) -> Result<(Target, String, Vec<Value>)> {
+        let explicit = self.schema.map_err(|e| e.replay())?;
+        let schema = match explicit {
+            Some(schema) => Some(schema),
+            None => context_schema()?,
+        };
+        let conn = match &self.transaction {
+            Some(tx) => Conn::Transaction(tx.clone()),
+            None => Conn::Database(self.registry.database().clone()),
+        };
+        let target = Target::resolved(conn, schema)?;
+        let sql = render(self.template, &target, self.registry.models())?;
+        let expected = sql.placeholders;
+        if expected != self.values.len() {
+            return Err(Error::InvalidArgument {
+                argument: "bind",
+                reason: "the number of bound values differs from the number of ? in the statement",
+            });
+        }
+        Ok((target, sql.text, self.values))
+    }
+}
+
+/// A rendered template.
+struct Rendered {
+    text: String,
+    placeholders: usize,
+}
+
+/// Renders `template` for `target`: tables qualified, `?` numbered for the backend.
+fn render(template: &str, target: &Target, models: &[&'static ModelMeta]) -> Result<Rendered> {
+    let backend = target.backend();
+    let mut text = String::with_capacity(template.len() + 64);
+    let mut placeholders = 0usize;
+    let mut files = Files::default();
+    let mut chars = template.char_indices().peekable();
+    while let Some((at, ch)) = chars.next() {
+        match ch {
+            '\'' | '"' | '`' => {
+                let end = quoted_end(template, at, ch);
+                text.push_str(&template[at..end]);
+                skip_to(&mut chars, end);
+            }
+            '-' if template[at..].starts_with("--") => {
+                let end = template[at..].find('\n').map_or(template.len(), |n| at + n);
+                text.push_str(&template[at..end]);
+                skip_to(&mut chars, end);
+            }
+            '/' if template[at..].starts_with("/*") => {
+                let end = template[at + 2..]
+                    .find("*/")
+                    .map_or(template.len(), |n| at + 2 + n + 2);
+                text.push_str(&template[at..end]);
+                skip_to(&mut chars, end);
+            }
+            '?' if template[at..].starts_with("??") => {
+                text.push('?');
+                chars.next();
+            }
+            '?' => {
+                placeholders += 1;
+                if backend == Backend::Postgres {
+                    text.push('$');
+                    text.push_str(&placeholders.to_string());
+                } else {
+                    text.push('?');
+                }
+            }
+            '{' if template[at..].starts_with("{{") => {
+                text.push('{');
+                chars.next();
+            }
+            '}' if template[at..].starts_with("}}") => {
+                text.push('}');
+                chars.next();
+            }
+            '{' => {
+                let close = template[at..].find('}').ok_or(Error::InvalidArgument {
+                    argument: "raw",
+                    reason: "a { without its closing }",
+                })?;
+                let name = &template[at + 1..at + close];
+                let meta =
+                    models
+                        .iter()
+                        .find(|m| m.table == name)
+                        .ok_or(Error::InvalidArgument {
+                            argument: "raw",
+                            reason: "a {table} placeholder names no registered model's table",
+                        })?;
+                files.note(meta.shared);
+                text.push_str(&qualified(target, meta));
+                skip_to(&mut chars, at + close + 1);
+            }
+            '}' => {
+                return Err(Error::InvalidArgument {
+                    argument: "raw",
+                    reason: "a } without its opening { (write }} for a literal one)",
+                })
+            }
+            other => text.push(other),
+        }
+    }
+    if backend == Backend::Sqlite && target.schema.is_some() && files.shared && files.tenant {
+        return Err(Error::Unsupported {
+            backend: backend.name(),
+            what: "a raw statement over a tenant's table and a shared table (SQLite keeps them in separate files)",
+        });
+    }
+    Ok(Rendered { text, placeholders })
+}
+
+/// Which kinds of tables a statement names.
+#[derive(Default)]
+struct Files {
+    shared: bool,
+    tenant: bool,
+}
+
+impl Files {
+    fn note(&mut self, shared: bool) {
+        if shared {
+            self.shared = true;
+        } else {
+            self.tenant = true;
+        }
+    }
+}
+
+/// The byte just past the quoted text starting at `start` (a doubled quote is part of it).
+fn quoted_end(template: &str, start: usize, quote: char) -> usize {
+    let bytes = template.as_bytes();
+    let q = quote as u8;
+    let mut i = start + 1;
+    while i < bytes.len() {
+        if bytes[i] == q {
+            if bytes.get(i + 1) == Some(&q) {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    template.len()
+}
+
+fn skip_to(chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>, end: usize) {
+    while chars.peek().is_some_and(|(i, _)| *i < end) {
+        chars.next();
+    }
+}
+
+/// `meta`'s table, qualified and quoted by the backend's query builder, for `target`.
+fn qualified(target: &Target, meta: &'static ModelMeta) -> String {
+    let schema = if meta.shared {
+        None
+    } else {
+        target.schema.as_ref()
+    };
+    let table = crate::naming::table_name(target.database(), schema, meta.table);
+    // The builder's own rendering of the name, cut out of a statement that holds only it.
+    let probe = Query::select().from(table).to_owned();
+    let (rendered, _) = crate::target::render(target.backend(), &probe);
+    rendered
+        .strip_prefix("SELECT  FROM ")
+        .or_else(|| rendered.strip_prefix("SELECT FROM "))
+        .unwrap_or(&rendered)
+        .to_owned()
+}
+
+/// A row decoded into a tuple of field types: [`RawSql::fetch_as`].
+pub trait FromRawRow: Sized {
+    /// Decodes the row's columns, in order.
+    fn from_raw_row(row: &Row) -> std::result::Result<Self, sqlx::Error>;
+}
+
+macro_rules! from_raw_row {
+    ($($name:ident $index:tt),+) => {
+        impl<$($name: FieldType),+> FromRawRow for ($($name,)+) {
+            fn from_raw_row(row: &Row) -> std::result::Result<Self, sqlx::Error> {
+                Ok(($(row.get::<$name>($index)?,)+))
+            }
+        }
+    };
+}
+
+from_raw_row!(A 0);
+from_raw_row!(A 0, B 1);
+from_raw_row!(A 0, B 1, C 2);
+from_raw_row!(A 0, B 1, C 2, D 3);
+from_raw_row!(A 0, B 1, C 2, D 3, E 4);
+from_raw_row!(A 0, B 1, C 2, D 3, E 4, F 5);
+from_raw_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+from_raw_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
