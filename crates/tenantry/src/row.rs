@@ -42,3 +42,11 @@ impl Row {
         self.len() == 0
     }
 }
+
+impl std::fmt::Debug for Row {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Row")
+            .field("columns", &self.len())
+            .finish_non_exhaustive()
+    }
+}
