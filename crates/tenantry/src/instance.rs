@@ -200,6 +200,24 @@ impl<M: Model> Instance<M> {
             .map(Vec::as_slice)
     }
 
+    /// The rows related to this instance through the many-to-many `relation`, as loaded by
+    /// [`QuerySet::prefetch_many`] (ordered by `R`'s primary key); `None` when that
+    /// relation was not prefetched.
+    pub fn prefetched_many<J: Model, R: Model>(
+        &self,
+        relation: crate::ManyToMany<J, M, R>,
+    ) -> Option<&[Instance<R>]> {
+        let relation = RelationKey {
+            table: J::META.table,
+            column: relation.left_column(),
+        };
+        self.prefetched
+            .iter()
+            .find(|(key, _)| *key == relation)
+            .and_then(|(_, children)| children.downcast_ref::<Vec<Instance<R>>>())
+            .map(Vec::as_slice)
+    }
+
     pub(crate) fn set_prefetched(&mut self, relation: RelationKey, children: Children) {
         self.prefetched.retain(|(key, _)| *key != relation);
         self.prefetched.push((relation, children));

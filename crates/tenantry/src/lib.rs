@@ -64,8 +64,9 @@ pub use model::{
     Ordering,
 };
 pub use query::{
-    Aggregate, Aggregates, AnyForeignKey, Columns, CursorPage, Grouped, Optional, Ordered, Page,
-    Paginator, QuerySet, QuerySource, Source, Subquery, Summable, STREAM_BATCH,
+    Aggregate, Aggregates, AnyForeignKey, Columns, CursorPage, Grouped, ManyToMany, Optional,
+    Ordered, Page, Paginator, QuerySet, QuerySource, RelatedMany, Source, Subquery, Summable,
+    STREAM_BATCH,
 };
 pub use raw::{FromRawRow, RawSql};
 pub use registry::Registry;

@@ -21,6 +21,7 @@
 mod aggregate;
 mod keyset;
 mod lookup;
+mod many;
 mod page;
 mod prefetch;
 mod projection;
@@ -38,6 +39,7 @@ use crate::model::Node;
 
 pub use aggregate::{Aggregate, Aggregates, Grouped, Ordered, Summable};
 pub use keyset::CursorPage;
+pub use many::{ManyToMany, RelatedMany};
 pub use page::{Page, Paginator};
 pub(crate) use prefetch::{Children, RelationKey};
 pub use projection::{Columns, Optional};
