@@ -247,11 +247,7 @@ impl Bench {
                 let op = Instant::now();
                 let product = Product::query(&self.registry)
                     .using(&schema)
-                    .create(Product {
-                        id: 0,
-                        name: format!("product-{i}"),
-                        user: Some((&owner).into()),
-                    })
+                    .create(Product::sample(format!("product-{i}"), Some(owner.id), i))
                     .await?;
                 samples.push(op.elapsed());
                 keys.push(product.id);
@@ -259,7 +255,7 @@ impl Bench {
                 let op = Instant::now();
                 let key = self
                     .raw
-                    .insert(&schema, &sql, format!("product-{i}"), owner.id)
+                    .insert(&schema, &sql, format!("product-{i}"), owner.id, i)
                     .await?;
                 raw_samples.push(op.elapsed());
                 raw_keys.push(key);
@@ -305,11 +301,8 @@ impl Bench {
         for _ in 0..3 {
             let models: Vec<Product> = names
                 .iter()
-                .map(|name| Product {
-                    id: 0,
-                    name: name.clone(),
-                    user: None,
-                })
+                .enumerate()
+                .map(|(i, name)| Product::sample(name.clone(), None, i))
                 .collect();
             let started = Instant::now();
             let stored = Product::query(&self.registry)
@@ -482,11 +475,7 @@ impl Bench {
         let mut expected = HashMap::new();
         for k in 1..=tenants {
             let extra: Vec<Product> = (0..k)
-                .map(|i| Product {
-                    id: 0,
-                    name: format!("w6-{i}"),
-                    user: None,
-                })
+                .map(|i| Product::sample(format!("w6-{i}"), None, i))
                 .collect();
             Product::query(&self.registry)
                 .using(&tenant(k))
@@ -545,11 +534,7 @@ impl Bench {
             if !self.products.contains_key(&t) {
                 let stored = Product::query(&self.registry)
                     .using(&tenant(t))
-                    .bulk_create((0..10).map(|i| Product {
-                        id: 0,
-                        name: format!("scale-{i}"),
-                        user: None,
-                    }))
+                    .bulk_create((0..10).map(|i| Product::sample(format!("scale-{i}"), None, i)))
                     .await?;
                 self.products
                     .insert(t, stored.iter().map(|p| p.id).collect());

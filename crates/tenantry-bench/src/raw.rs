@@ -2,44 +2,60 @@
 //! prepared once per connection by sqlx's statement cache.
 
 use sqlx::{mysql::MySqlRow, postgres::PgRow, sqlite::SqliteRow, MySql, Postgres, Row as _};
-use tenantry::{Database, PooledConnection, SchemaName};
+use tenantry::{Database, Decimal, PooledConnection, SchemaName};
 
 use crate::{BoxError, Result};
 
 /// A product decoded by hand.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RawProduct {
     pub id: i64,
-    #[allow(dead_code)]
     pub name: String,
-    #[allow(dead_code)]
     pub user_id: Option<i64>,
+    pub price: Decimal,
+    pub stock: i32,
 }
 
 impl RawProduct {
-    fn pg(row: &PgRow) -> sqlx::Result<RawProduct> {
+    pub(crate) fn pg(row: &PgRow) -> sqlx::Result<RawProduct> {
         Ok(RawProduct {
             id: row.try_get(0)?,
             name: row.try_get(1)?,
             user_id: row.try_get(2)?,
+            price: row.try_get(3)?,
+            stock: row.try_get(4)?,
         })
     }
 
-    fn mysql(row: &MySqlRow) -> sqlx::Result<RawProduct> {
+    pub(crate) fn mysql(row: &MySqlRow) -> sqlx::Result<RawProduct> {
         Ok(RawProduct {
             id: row.try_get(0)?,
             // `utf8mb4_bin` columns are flagged BINARY; the bytes are UTF-8 text.
             name: row.try_get_unchecked(1)?,
             user_id: row.try_get(2)?,
+            price: row.try_get(3)?,
+            stock: row.try_get(4)?,
         })
     }
 
-    fn sqlite(row: &SqliteRow) -> sqlx::Result<RawProduct> {
+    pub(crate) fn sqlite(row: &SqliteRow) -> sqlx::Result<RawProduct> {
         Ok(RawProduct {
             id: row.try_get(0)?,
             name: row.try_get(1)?,
             user_id: row.try_get(2)?,
+            price: sqlite_decimal(row, 3)?,
+            stock: row.try_get(4)?,
         })
     }
+}
+
+/// A SQLite decimal column: the value's text (tenantry stores decimals as `TEXT`).
+pub(crate) fn sqlite_decimal(row: &SqliteRow, index: usize) -> sqlx::Result<Decimal> {
+    let text: String = row.try_get_unchecked(index)?;
+    text.parse().map_err(|error| sqlx::Error::ColumnDecode {
+        index: index.to_string(),
+        source: Box::new(error),
+    })
 }
 
 /// Bare sqlx on connections borrowed from tenantry's own pool, one borrow per statement
@@ -71,41 +87,65 @@ impl Raw {
     /// tenant namespace, see `Database::tenant_namespace`), `"products"` in the schema's own
     /// file (SQLite).
     fn table(&self, schema: &SchemaName) -> String {
+        self.table_named(schema, "products")
+    }
+
+    /// Table `name` of `schema`, spelled as [`table`](Self::table) spells `products`.
+    pub(crate) fn table_named(&self, schema: &SchemaName, name: &str) -> String {
         match self {
-            Raw::Postgres(_) => format!("\"{schema}\".\"products\""),
+            Raw::Postgres(_) => format!("\"{schema}\".\"{name}\""),
             Raw::MySql(db) => format!(
-                "`{}`.`products`",
+                "`{}`.`{name}`",
                 db.server_schema_name(schema)
                     .expect("the bench's tenants were created, so their names fit")
             ),
-            Raw::Sqlite(_) => "\"products\"".to_owned(),
+            Raw::Sqlite(_) => format!("\"{name}\""),
         }
+    }
+
+    /// The backend's quote character for identifiers.
+    pub(crate) fn quote(&self) -> char {
+        match self {
+            Raw::MySql(_) => '`',
+            _ => '"',
+        }
+    }
+
+    /// The product columns, quoted, as every SELECT of a product lists them.
+    pub(crate) fn product_columns(&self) -> String {
+        let q = self.quote();
+        ["id", "name", "user_id", "price", "stock"]
+            .map(|c| format!("{q}{c}{q}"))
+            .join(", ")
     }
 
     pub fn insert_sql(&self, schema: &SchemaName) -> String {
         let table = self.table(schema);
         match self {
-            Raw::Postgres(_) => {
-                format!(
-                    "INSERT INTO {table} (\"name\", \"user_id\") VALUES ($1, $2) RETURNING \"id\""
-                )
-            }
-            Raw::MySql(..) => format!("INSERT INTO {table} (`name`, `user_id`) VALUES (?, ?)"),
-            Raw::Sqlite(_) => {
-                format!(
-                    "INSERT INTO {table} (\"name\", \"user_id\") VALUES (?, ?) RETURNING \"id\""
-                )
-            }
+            Raw::Postgres(_) => format!(
+                "INSERT INTO {table} (\"name\", \"user_id\", \"price\", \"stock\") VALUES ($1, $2, $3, $4) RETURNING \"id\""
+            ),
+            Raw::MySql(..) => format!(
+                "INSERT INTO {table} (`name`, `user_id`, `price`, `stock`) VALUES (?, ?, ?, ?)"
+            ),
+            Raw::Sqlite(_) => format!(
+                "INSERT INTO {table} (\"name\", \"user_id\", \"price\", \"stock\") VALUES (?, ?, ?, ?) RETURNING \"id\""
+            ),
         }
     }
 
+    /// One product insert: `name`, owned by `owner`, with the price and stock of the
+    /// workload's `i`-th product (bound as tenantry binds them: the decimal at its column's
+    /// scale, as text on SQLite).
     pub async fn insert(
         &self,
         schema: &SchemaName,
         sql: &str,
         name: String,
         owner: i64,
+        i: usize,
     ) -> Result<i64> {
+        let (price, stock) = (crate::models::price(i), crate::models::stock(i));
         Ok(match self {
             Raw::Postgres(db) => {
                 let mut conn = Borrowed(Some(db.acquire_postgres().await?));
@@ -113,6 +153,8 @@ impl Raw {
                 sqlx::query_scalar(sql)
                     .bind(name)
                     .bind(Some(owner))
+                    .bind(price)
+                    .bind(stock)
                     .fetch_one(pool)
                     .await?
             }
@@ -122,6 +164,8 @@ impl Raw {
                 let done = sqlx::query(sql)
                     .bind(name)
                     .bind(Some(owner))
+                    .bind(price)
+                    .bind(stock)
                     .execute(pool)
                     .await?;
                 done.last_insert_id() as i64
@@ -132,6 +176,8 @@ impl Raw {
                 sqlx::query_scalar(sql)
                     .bind(name)
                     .bind(Some(owner))
+                    .bind(price.to_string())
+                    .bind(stock)
                     .fetch_one(pool)
                     .await?
             }
@@ -140,19 +186,13 @@ impl Raw {
 
     /// The point read, spelled as tenantry's `get` spells it (`LIMIT 2` to detect duplicates).
     pub fn get_sql(&self, schema: &SchemaName) -> String {
-        let table = self.table(schema);
+        let (table, columns) = (self.table(schema), self.product_columns());
         match self {
-            Raw::Postgres(_) => format!(
-                "SELECT \"id\", \"name\", \"user_id\" FROM {table} WHERE \"id\" = $1 LIMIT $2"
-            ),
-            Raw::MySql(..) => {
-                format!("SELECT `id`, `name`, `user_id` FROM {table} WHERE `id` = ? LIMIT ?")
+            Raw::Postgres(_) => {
+                format!("SELECT {columns} FROM {table} WHERE \"id\" = $1 LIMIT $2")
             }
-            Raw::Sqlite(_) => {
-                format!(
-                    "SELECT \"id\", \"name\", \"user_id\" FROM {table} WHERE \"id\" = ? LIMIT ?"
-                )
-            }
+            Raw::MySql(..) => format!("SELECT {columns} FROM {table} WHERE `id` = ? LIMIT ?"),
+            Raw::Sqlite(_) => format!("SELECT {columns} FROM {table} WHERE \"id\" = ? LIMIT ?"),
         }
     }
 
@@ -212,17 +252,17 @@ impl Raw {
     }
 
     pub fn filter_sql(&self, schema: &SchemaName) -> String {
-        let table = self.table(schema);
+        let (table, columns) = (self.table(schema), self.product_columns());
         match self {
             Raw::Postgres(_) => format!(
-                "SELECT \"id\", \"name\", \"user_id\" FROM {table} WHERE LOWER(\"name\") LIKE $1 ESCAPE E'\\\\'"
+                "SELECT {columns} FROM {table} WHERE LOWER(\"name\") LIKE $1 ESCAPE E'\\\\'"
             ),
-            Raw::MySql(..) => format!(
-                "SELECT `id`, `name`, `user_id` FROM {table} WHERE LOWER(`name`) LIKE ? ESCAPE '\\\\'"
-            ),
-            Raw::Sqlite(_) => format!(
-                "SELECT \"id\", \"name\", \"user_id\" FROM {table} WHERE LOWER(\"name\") LIKE ? ESCAPE '\\'"
-            ),
+            Raw::MySql(..) => {
+                format!("SELECT {columns} FROM {table} WHERE LOWER(`name`) LIKE ? ESCAPE '\\\\'")
+            }
+            Raw::Sqlite(_) => {
+                format!("SELECT {columns} FROM {table} WHERE LOWER(\"name\") LIKE ? ESCAPE '\\'")
+            }
         }
     }
 
@@ -260,40 +300,54 @@ impl Raw {
         })
     }
 
-    /// Multi-row INSERTs of `names` (no owner), batched as `bulk_create` batches them (the
-    /// backend's bind-parameter limit), returning the keys where the backend can. Returns the
-    /// number of rows inserted.
+    /// Multi-row INSERTs of `names` (no owner; the price and stock of each name's
+    /// position), batched as `bulk_create` batches them (the backend's bind-parameter limit
+    /// over the four columns), returning the keys where the backend can. Returns the number
+    /// of rows inserted.
     pub async fn bulk_insert(&self, schema: &SchemaName, names: &[String]) -> Result<usize> {
+        const WIDTH: usize = 4;
         let backend = match self {
             Raw::Postgres(_) => tenantry::Backend::Postgres,
             Raw::MySql(..) => tenantry::Backend::MySql,
             Raw::Sqlite(_) => tenantry::Backend::Sqlite,
         };
-        let per_batch = backend.capabilities().max_bind_params / 2;
+        let per_batch = (backend.capabilities().max_bind_params / WIDTH).max(1);
         let table = self.table(schema);
         let mut inserted = 0;
-        for chunk in names.chunks(per_batch) {
+        for (c, chunk) in names.chunks(per_batch).enumerate() {
+            let first = c * per_batch;
             let mut sql = match self {
-                Raw::MySql(..) => format!("INSERT INTO {table} (`name`, `user_id`) VALUES "),
-                _ => format!("INSERT INTO {table} (\"name\", \"user_id\") VALUES "),
+                Raw::MySql(..) => {
+                    format!("INSERT INTO {table} (`name`, `user_id`, `price`, `stock`) VALUES ")
+                }
+                _ => format!(
+                    "INSERT INTO {table} (\"name\", \"user_id\", \"price\", \"stock\") VALUES "
+                ),
             };
             for i in 0..chunk.len() {
                 if i > 0 {
                     sql.push_str(", ");
                 }
                 match self {
-                    Raw::Postgres(_) => sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2)),
-                    _ => sql.push_str("(?, ?)"),
+                    Raw::Postgres(_) => {
+                        let n = WIDTH * i;
+                        sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4))
+                    }
+                    _ => sql.push_str("(?, ?, ?, ?)"),
                 }
             }
+            let rows = chunk.iter().enumerate().map(|(i, name)| {
+                let i = first + i;
+                (name, crate::models::price(i), crate::models::stock(i))
+            });
             inserted += match self {
                 Raw::Postgres(db) => {
                     let mut conn = Borrowed(Some(db.acquire_postgres().await?));
                     let pool = &mut *conn;
                     sql.push_str(" RETURNING \"id\"");
                     let mut query = sqlx::query_scalar::<_, i64>(&sql);
-                    for name in chunk {
-                        query = query.bind(name).bind(None::<i64>);
+                    for (name, price, stock) in rows {
+                        query = query.bind(name).bind(None::<i64>).bind(price).bind(stock);
                     }
                     query.fetch_all(pool).await?.len()
                 }
@@ -301,8 +355,8 @@ impl Raw {
                     let mut conn = Borrowed(Some(db.acquire_mysql().await?));
                     let pool = &mut *conn;
                     let mut query = sqlx::query(&sql);
-                    for name in chunk {
-                        query = query.bind(name).bind(None::<i64>);
+                    for (name, price, stock) in rows {
+                        query = query.bind(name).bind(None::<i64>).bind(price).bind(stock);
                     }
                     query.execute(pool).await?.rows_affected() as usize
                 }
@@ -311,8 +365,12 @@ impl Raw {
                     let mut conn = Borrowed(Some(Self::sqlite_conn(db, schema).await?));
                     let pool = &mut *conn;
                     let mut query = sqlx::query_scalar::<_, i64>(&sql);
-                    for name in chunk {
-                        query = query.bind(name).bind(None::<i64>);
+                    for (name, price, stock) in rows {
+                        query = query
+                            .bind(name)
+                            .bind(None::<i64>)
+                            .bind(price.to_string())
+                            .bind(stock);
                     }
                     query.fetch_all(pool).await?.len()
                 }

@@ -59,7 +59,9 @@ pub const V1: &str = r#"{ "scope": "tenant", "operations": [
   { "op": "create_table", "table": "products", "columns": [
     { "name": "id", "type": "big_integer", "primary_key": true, "auto_increment": true },
     { "name": "name", "type": "varchar", "max_length": 255 },
-    { "name": "user_id", "type": "big_integer", "null": true } ],
+    { "name": "user_id", "type": "big_integer", "null": true },
+    { "name": "price", "type": "decimal", "precision": 12, "scale": 2 },
+    { "name": "stock", "type": "integer" } ],
     "foreign_keys": [ { "name": "fk_products_user_id", "column": "user_id",
       "references": "users", "references_column": "id", "on_delete": "cascade" } ] } ] }"#;
 
