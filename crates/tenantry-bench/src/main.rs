@@ -1,25 +1,33 @@
-//! `tenantry-bench`: runs the workloads W1..W8 of `shared/bench/WORKLOADS.md` against one
+//! `tenantry-bench`: runs the workloads W1..W12 of `shared/bench/WORKLOADS.md` against one
 //! database URL and prints one JSON object per workload on stdout (diagnostics on stderr).
 //!
 //! ```text
 //! cargo run --release -p tenantry-bench -- --database-url URL [--quick] [--tenants N]
 //!     [--insert-tenants N] [--inserts-per-tenant N] [--bulk N] [--gets N] [--filters N]
-//!     [--concurrent N] [--scale 1,100,1000] [--only W4,W7]
+//!     [--concurrent N] [--scale 1,100,1000] [--aggregates N] [--aggregate-rows N]
+//!     [--prefetches N] [--only W4,W7]
 //!     [--migrate-tenants 1000,10000] [--migrate-concurrency N]
 //! ```
 //!
-//! W8 (migrations over a fleet, see `w8.rs`) is not part of the default run: it runs only
-//! with `--only W8` (alone, or before the others when `--only` names some of W1..W7 too), on
-//! a database of its own, since its runner migrates every schema of the database.
+//! The default run (no `--only`) is W1..W7 and W9..W11. W8 (migrations over a fleet, see
+//! `w8.rs`) is not part of it: it runs only with `--only W8` (alone, or before the others
+//! when `--only` names some of them too), on a database of its own, since its runner
+//! migrates every schema of the database.
 //!
 //! For W2, W3, W4 and W5 the same statements are also issued through bare sqlx on the same
 //! pool (hand-written SQL, prepared once per connection by sqlx's statement cache), and W4
-//! once more on one connection held for the whole loop. The binary creates the schemas
-//! `tenant_001`, … (and `tenant_bulk`, `tenant_bulk_raw`) and drops them again at the end; a
-//! leftover of an interrupted run is dropped at the start. W8 makes and drops its own
-//! `tenant_w8_*` schemas.
+//! once more on one connection held for the whole loop. W9 (a lookup across the foreign key
+//! with `select_related`), W10 (count and sum per owner) and W11 (`prefetch_related`), in
+//! `later.rs`, are timed the same way against the same SQL (checked equal to the text the
+//! ORM renders before the loop), on the pool and, on PostgreSQL and MariaDB, on one held
+//! connection.
+//! The binary creates the schemas `tenant_001`, … (and `tenant_bulk`, `tenant_bulk_raw`,
+//! `tenant_w10`, `tenant_w11`) and drops them again at the end; a leftover of
+//! an interrupted run is dropped at the start. W8 makes and drops its own `tenant_w8_*`
+//! schemas.
 
 mod args;
+mod later;
 mod models;
 mod raw;
 mod stats;
@@ -67,6 +75,7 @@ fn is_bench_schema(name: &str) -> bool {
         rest.bytes().all(|b| b.is_ascii_digit())
             || rest.starts_with("bulk")
             || rest.starts_with("w8_")
+            || matches!(rest, "w10" | "w11")
     })
 }
 
@@ -132,7 +141,7 @@ impl Bench {
     }
 
     fn wants(&self, workload: &str) -> bool {
-        self.args.only.is_empty() || self.args.only.iter().any(|w| w == workload)
+        self.args.wants(workload)
     }
 
     async fn workloads(&mut self) -> Result<()> {
@@ -140,11 +149,10 @@ impl Bench {
         if self.args.wants_w8() {
             self.w8_migrate().await?;
         }
-        if !self.args.runs_base() {
-            return Ok(());
+        if self.args.runs_base() {
+            self.w1_provision().await?;
+            self.w2_insert().await?;
         }
-        self.w1_provision().await?;
-        self.w2_insert().await?;
         if self.wants("W3") {
             self.w3_bulk().await?;
         }
@@ -159,6 +167,15 @@ impl Bench {
         }
         if self.wants("W7") {
             self.w7_scale().await?;
+        }
+        if self.wants("W9") {
+            self.w9_join().await?;
+        }
+        if self.wants("W10") {
+            self.w10_aggregate().await?;
+        }
+        if self.wants("W11") {
+            self.w11_prefetch().await?;
         }
         Ok(())
     }

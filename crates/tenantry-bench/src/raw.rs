@@ -111,6 +111,14 @@ impl Raw {
         }
     }
 
+    /// The `n`-th placeholder (from 1).
+    pub(crate) fn placeholder(&self, n: usize) -> String {
+        match self {
+            Raw::Postgres(_) => format!("${n}"),
+            _ => "?".to_owned(),
+        }
+    }
+
     /// The product columns, quoted, as every SELECT of a product lists them.
     pub(crate) fn product_columns(&self) -> String {
         let q = self.quote();
@@ -443,4 +451,383 @@ fn check(got: i64, want: i64) -> Result<()> {
     } else {
         Err(BoxError::from(format!("read key {got}, wanted {want}")))
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The statements of W9..W12: a thin layer over bare sqlx (bind values and rows per driver),
+// so that each workload's counterpart is written once for a connection borrowed per
+// statement and for one held connection.
+// ---------------------------------------------------------------------------------------
+
+/// A user decoded by hand.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawUser {
+    pub id: i64,
+    pub name: String,
+}
+
+/// One owner's group of W10, shaped as tenantry's `group_by(..).aggregate(..)` returns it:
+/// the owner (NULL for products of nobody), the count and the sum of `price`.
+pub type Group = (Option<i64>, (i64, Option<Decimal>));
+
+/// The scale of the bench's `price` column (SQLite sums it in these units).
+pub const PRICE_SCALE: u32 = 2;
+
+/// A bind value, bound on each driver as tenantry binds it.
+#[derive(Clone, Copy, Debug)]
+pub enum Arg<'a> {
+    /// A bigint: a key, SQLite's decimal-sum multiplier.
+    Int(i64),
+    /// A LIMIT: unsigned on MySQL, a bigint elsewhere.
+    Limit(u64),
+    Text(&'a str),
+}
+
+/// `query` with `args` bound; `limit` turns a LIMIT into the driver's type.
+macro_rules! bind_all {
+    ($query:expr, $args:expr, $limit:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match *arg {
+                Arg::Int(v) => query.bind(v),
+                Arg::Limit(v) => query.bind($limit(v)),
+                Arg::Text(v) => query.bind(v),
+            };
+        }
+        query
+    }};
+}
+
+/// A LIMIT as PostgreSQL and SQLite take it.
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The rows of one statement.
+pub enum Rows {
+    Postgres(Vec<PgRow>),
+    MySql(Vec<MySqlRow>),
+    Sqlite(Vec<SqliteRow>),
+}
+
+/// Decoding by hand, per driver.
+pub trait RawRow {
+    fn product(&self) -> sqlx::Result<RawProduct>;
+    fn user(&self) -> sqlx::Result<RawUser>;
+    fn group(&self) -> sqlx::Result<Group>;
+}
+
+impl RawRow for PgRow {
+    fn product(&self) -> sqlx::Result<RawProduct> {
+        RawProduct::pg(self)
+    }
+    fn user(&self) -> sqlx::Result<RawUser> {
+        Ok(RawUser {
+            id: self.try_get(0)?,
+            name: self.try_get(1)?,
+        })
+    }
+    fn group(&self) -> sqlx::Result<Group> {
+        Ok((
+            self.try_get(0)?,
+            (self.try_get(1)?, self.try_get::<Option<Decimal>, _>(2)?),
+        ))
+    }
+}
+
+impl RawRow for MySqlRow {
+    fn product(&self) -> sqlx::Result<RawProduct> {
+        RawProduct::mysql(self)
+    }
+    fn user(&self) -> sqlx::Result<RawUser> {
+        Ok(RawUser {
+            id: self.try_get(0)?,
+            name: self.try_get_unchecked(1)?,
+        })
+    }
+    fn group(&self) -> sqlx::Result<Group> {
+        Ok((
+            self.try_get(0)?,
+            (self.try_get(1)?, self.try_get::<Option<Decimal>, _>(2)?),
+        ))
+    }
+}
+
+impl RawRow for SqliteRow {
+    fn product(&self) -> sqlx::Result<RawProduct> {
+        RawProduct::sqlite(self)
+    }
+    fn user(&self) -> sqlx::Result<RawUser> {
+        Ok(RawUser {
+            id: self.try_get(0)?,
+            name: self.try_get(1)?,
+        })
+    }
+    /// SQLite sums the decimal as an integer count of cents.
+    fn group(&self) -> sqlx::Result<Group> {
+        let units: Option<i64> = self.try_get(2)?;
+        Ok((
+            self.try_get(0)?,
+            (
+                self.try_get(1)?,
+                units.map(|u| Decimal::new(u, PRICE_SCALE)),
+            ),
+        ))
+    }
+}
+
+impl Rows {
+    fn each<T>(&self, decode: impl Fn(&dyn RawRow) -> sqlx::Result<T>) -> Result<Vec<T>> {
+        Ok(match self {
+            Rows::Postgres(rows) => rows
+                .iter()
+                .map(|r| decode(r))
+                .collect::<sqlx::Result<_>>()?,
+            Rows::MySql(rows) => rows
+                .iter()
+                .map(|r| decode(r))
+                .collect::<sqlx::Result<_>>()?,
+            Rows::Sqlite(rows) => rows
+                .iter()
+                .map(|r| decode(r))
+                .collect::<sqlx::Result<_>>()?,
+        })
+    }
+
+    pub fn products(&self) -> Result<Vec<RawProduct>> {
+        self.each(|r| r.product())
+    }
+
+    pub fn users(&self) -> Result<Vec<RawUser>> {
+        self.each(|r| r.user())
+    }
+
+    pub fn groups(&self) -> Result<Vec<Group>> {
+        self.each(|r| r.group())
+    }
+}
+
+/// Where a counterpart's statements run.
+pub(crate) trait Exec {
+    /// Runs `sql` with `args` and returns every row.
+    async fn fetch(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Rows>;
+}
+
+/// A connection borrowed from the pool for each statement (SQLite: the schema's file), as
+/// tenantry borrows one.
+pub struct PerStatement<'a> {
+    raw: &'a Raw,
+    schema: &'a SchemaName,
+}
+
+impl Raw {
+    /// Statements of `schema`, each on a connection borrowed for it.
+    pub fn per_statement<'a>(&'a self, schema: &'a SchemaName) -> PerStatement<'a> {
+        PerStatement { raw: self, schema }
+    }
+}
+
+impl Exec for PerStatement<'_> {
+    async fn fetch(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Rows> {
+        Ok(match self.raw {
+            Raw::Postgres(db) => {
+                let mut conn = Borrowed(Some(db.acquire_postgres().await?));
+                let query = bind_all!(sqlx::query(sql), args, signed);
+                Rows::Postgres(query.fetch_all(&mut *conn).await?)
+            }
+            Raw::MySql(db) => {
+                let mut conn = Borrowed(Some(db.acquire_mysql().await?));
+                let query = bind_all!(sqlx::query(sql), args, std::convert::identity);
+                Rows::MySql(query.fetch_all(&mut *conn).await?)
+            }
+            Raw::Sqlite(db) => {
+                let mut conn = Borrowed(Some(Raw::sqlite_conn(db, self.schema).await?));
+                let query = bind_all!(sqlx::query(sql), args, signed);
+                Rows::Sqlite(query.fetch_all(&mut *conn).await?)
+            }
+        })
+    }
+}
+
+impl Exec for Held {
+    async fn fetch(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Rows> {
+        Ok(match self {
+            Held::Postgres(conn) => {
+                let query = bind_all!(sqlx::query(sql), args, signed);
+                Rows::Postgres(query.fetch_all(&mut **conn).await?)
+            }
+            Held::MySql(conn) => {
+                let query = bind_all!(sqlx::query(sql), args, std::convert::identity);
+                Rows::MySql(query.fetch_all(&mut **conn).await?)
+            }
+        })
+    }
+}
+
+impl Raw {
+    /// `n` placeholders from the `first`-th, comma-separated.
+    fn placeholders(&self, first: usize, n: usize) -> String {
+        (first..first + n)
+            .map(|i| self.placeholder(i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// W9: the product with a key whose owner has a name, a semi-join across the foreign
+    /// key (binds: the name, the key, the LIMIT of `get`).
+    pub fn join_sql(&self, schema: &SchemaName) -> String {
+        let q = self.quote();
+        format!(
+            "SELECT {} FROM {} WHERE {q}user_id{q} IS NOT NULL AND {q}user_id{q} IN \
+             (SELECT {q}id{q} FROM {} WHERE {q}name{q} = {}) AND {q}id{q} = {} LIMIT {}",
+            self.product_columns(),
+            self.table(schema),
+            self.table_named(schema, "users"),
+            self.placeholder(1),
+            self.placeholder(2),
+            self.placeholder(3),
+        )
+    }
+
+    /// `select_related`'s statement: the users with `n` keys.
+    pub fn users_in_sql(&self, schema: &SchemaName, n: usize) -> String {
+        let q = self.quote();
+        format!(
+            "SELECT {q}id{q}, {q}name{q} FROM {} WHERE {q}id{q} IN ({})",
+            self.table_named(schema, "users"),
+            self.placeholders(1, n)
+        )
+    }
+
+    /// W10: count and sum of `price` per owner, NULL first (SQLite binds the multiplier
+    /// that turns a price into cents: [`Raw::group_args`]).
+    pub fn group_sql(&self, schema: &SchemaName) -> String {
+        let table = self.table(schema);
+        match self {
+            Raw::Postgres(_) => format!(
+                "SELECT \"user_id\", COUNT(\"id\"), SUM(\"price\") FROM {table} GROUP BY \
+                 \"user_id\" ORDER BY \"user_id\" ASC NULLS FIRST"
+            ),
+            Raw::MySql(_) => format!(
+                "SELECT `user_id`, COUNT(`id`), SUM(`price`) FROM {table} GROUP BY `user_id` \
+                 ORDER BY `user_id` IS NULL DESC, `user_id` ASC"
+            ),
+            Raw::Sqlite(_) => format!(
+                "SELECT \"user_id\", COUNT(\"id\"), SUM(CAST(ROUND(CAST(\"price\" AS REAL) * ?) \
+                 AS INTEGER)) FROM {table} GROUP BY \"user_id\" ORDER BY \"user_id\" ASC NULLS \
+                 FIRST"
+            ),
+        }
+    }
+
+    /// The binds of [`group_sql`](Self::group_sql).
+    pub fn group_args(&self) -> Vec<Arg<'static>> {
+        match self {
+            Raw::Sqlite(_) => vec![Arg::Int(10i64.pow(PRICE_SCALE))],
+            _ => Vec::new(),
+        }
+    }
+
+    /// W11: every user of the schema.
+    pub fn users_sql(&self, schema: &SchemaName) -> String {
+        let q = self.quote();
+        format!(
+            "SELECT {q}id{q}, {q}name{q} FROM {}",
+            self.table_named(schema, "users")
+        )
+    }
+
+    /// `prefetch_related`'s statement: the products of `n` users, by key.
+    pub fn children_sql(&self, schema: &SchemaName, n: usize) -> String {
+        let q = self.quote();
+        format!(
+            "SELECT {} FROM {} WHERE {q}user_id{q} IN ({}) ORDER BY {q}id{q} ASC",
+            self.product_columns(),
+            self.table(schema),
+            self.placeholders(1, n)
+        )
+    }
+}
+
+/// W9's counterpart: the products `sql` (from [`Raw::join_sql`]) returns for `owner` and
+/// `key`, each with its owner loaded by one `WHERE id IN (..)` statement, attached through
+/// a hash map, as `select_related` does.
+pub async fn join(
+    raw: &Raw,
+    exec: &mut impl Exec,
+    schema: &SchemaName,
+    sql: &str,
+    owner: &str,
+    key: i64,
+) -> Result<Vec<(RawProduct, Option<RawUser>)>> {
+    let products = exec
+        .fetch(sql, &[Arg::Text(owner), Arg::Int(key), Arg::Limit(2)])
+        .await?
+        .products()?;
+    let mut owners: std::collections::HashMap<i64, Option<RawUser>> =
+        std::collections::HashMap::new();
+    for product in &products {
+        if let Some(user) = product.user_id {
+            owners.entry(user).or_insert(None);
+        }
+    }
+    if !owners.is_empty() {
+        let keys: Vec<Arg<'_>> = owners.keys().map(|&k| Arg::Int(k)).collect();
+        let users = exec
+            .fetch(&raw.users_in_sql(schema, keys.len()), &keys)
+            .await?
+            .users()?;
+        for user in users {
+            if let Some(slot) = owners.get_mut(&user.id) {
+                *slot = Some(user);
+            }
+        }
+    }
+    Ok(products
+        .into_iter()
+        .map(|product| {
+            let owner = product
+                .user_id
+                .and_then(|k| owners.get(&k).cloned().flatten());
+            (product, owner)
+        })
+        .collect())
+}
+
+/// W10's counterpart.
+pub async fn groups(exec: &mut impl Exec, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Group>> {
+    exec.fetch(sql, args).await?.groups()
+}
+
+/// W11's counterpart: every user of the schema, then the products of all of them in one
+/// statement, attached to their owners through a hash map, as `prefetch_related` does.
+pub async fn prefetch(
+    raw: &Raw,
+    exec: &mut impl Exec,
+    schema: &SchemaName,
+    users_sql: &str,
+) -> Result<Vec<(RawUser, Vec<RawProduct>)>> {
+    let users = exec.fetch(users_sql, &[]).await?.users()?;
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<Arg<'_>> = users.iter().map(|u| Arg::Int(u.id)).collect();
+    let products = exec
+        .fetch(&raw.children_sql(schema, keys.len()), &keys)
+        .await?
+        .products()?;
+    let mut children: std::collections::HashMap<i64, Vec<RawProduct>> =
+        std::collections::HashMap::new();
+    for product in products {
+        if let Some(owner) = product.user_id {
+            children.entry(owner).or_default().push(product);
+        }
+    }
+    Ok(users
+        .into_iter()
+        .map(|user| {
+            let mine = children.remove(&user.id).unwrap_or_default();
+            (user, mine)
+        })
+        .collect())
 }
