@@ -3,7 +3,7 @@
 pub const USAGE: &str = "usage: tenantry-bench --database-url URL [--quick] [--tenants N] \
 [--insert-tenants N] [--inserts-per-tenant N] [--bulk N] [--gets N] [--filters N] \
 [--concurrent N] [--scale 1,100,1000] [--scale-reads N] [--aggregates N] \
-[--aggregate-rows N] [--prefetches N] [--only W3,W4,...]
+[--aggregate-rows N] [--prefetches N] [--stream-rows N] [--only W3,W4,...]
 [--migrate-tenants 1000,10000] [--migrate-concurrency N]
 
 Runs the workloads W1..W7 and W9..W11 against URL (postgres://, mysql://, mariadb://,
@@ -12,14 +12,15 @@ W2 run whenever one of W1..W7 or W9 does (the later workloads read their data); 
 which of the others run as well (W10 and W11 make tenants of their own). W8 (migrations over
 --migrate-tenants schemas, one line per size) runs only when --only names it, before the
 others; it migrates every schema of the database, so it needs a database of its own (it
-refuses one that holds schemas it did not make).";
+refuses one that holds schemas it did not make). W12 (--stream-rows rows streamed, 1,000,000
+by default) runs only when --only names it, after the others: it takes long.";
 
 /// Every workload `--only` may name.
-pub const WORKLOADS: [&str; 11] = [
-    "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11",
+pub const WORKLOADS: [&str; 12] = [
+    "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11", "W12",
 ];
 
-/// The workloads of a run without `--only`: every one but W8.
+/// The workloads of a run without `--only`: every one but W8 and W12.
 const DEFAULT_RUN: [&str; 10] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10", "W11"];
 
 /// The workloads that read W2's tenants, so that W1 and W2 run with them.
@@ -52,6 +53,8 @@ pub struct Args {
     pub aggregate_rows: usize,
     /// Prefetched loads (100 users with 10 products each) timed by W11.
     pub prefetches: usize,
+    /// The rows W12 streams.
+    pub stream_rows: usize,
     /// The workloads to run (empty: W1..W7 and W9..W11).
     pub only: Vec<String>,
 }
@@ -99,6 +102,7 @@ impl Args {
             aggregates: q(200),
             aggregate_rows: q(10_000),
             prefetches: q(200),
+            stream_rows: q(1_000_000),
             only: Vec::new(),
         };
         for (flag, v) in sizes {
@@ -116,6 +120,7 @@ impl Args {
                 "--aggregates" => &mut args.aggregates,
                 "--aggregate-rows" => &mut args.aggregate_rows,
                 "--prefetches" => &mut args.prefetches,
+                "--stream-rows" => &mut args.stream_rows,
                 "--scale" => {
                     args.scale = list(&flag, &v)?;
                     continue;
@@ -164,7 +169,7 @@ fn list(flag: &str, v: &str) -> Result<Vec<usize>, String> {
 
 impl Args {
     /// Whether `workload` runs: named by `--only`, or without `--only` one of the default
-    /// run (every workload but W8).
+    /// run (every workload but W8 and W12).
     pub fn wants(&self, workload: &str) -> bool {
         if self.only.is_empty() {
             DEFAULT_RUN.contains(&workload)
@@ -224,16 +229,25 @@ mod tests {
     fn later_workloads() {
         let args = parse(&[]);
         assert_eq!(
-            (args.aggregates, args.aggregate_rows, args.prefetches),
-            (200, 10_000, 200)
+            (
+                args.aggregates,
+                args.aggregate_rows,
+                args.prefetches,
+                args.stream_rows
+            ),
+            (200, 10_000, 200, 1_000_000)
         );
         for w in ["W1", "W7", "W9", "W10", "W11"] {
             assert!(args.wants(w), "{w}");
         }
-        assert!(!args.wants("W8"));
+        assert!(!args.wants("W8") && !args.wants("W12"));
 
-        let args = parse(&["--quick", "--only", "w10,W11"]);
-        assert_eq!((args.aggregates, args.aggregate_rows), (20, 1000));
+        let args = parse(&["--quick", "--only", "w12"]);
+        assert_eq!(args.stream_rows, 100_000);
+        assert!(args.wants("W12") && !args.runs_base() && !args.wants("W9"));
+
+        let args = parse(&["--only", "W10,W11", "--stream-rows", "5000"]);
+        assert_eq!(args.stream_rows, 5000);
         assert!(!args.runs_base() && args.wants("W10") && !args.wants("W4"));
 
         assert!(parse(&["--only", "W9"]).runs_base());

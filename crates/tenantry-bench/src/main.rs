@@ -5,14 +5,15 @@
 //! cargo run --release -p tenantry-bench -- --database-url URL [--quick] [--tenants N]
 //!     [--insert-tenants N] [--inserts-per-tenant N] [--bulk N] [--gets N] [--filters N]
 //!     [--concurrent N] [--scale 1,100,1000] [--aggregates N] [--aggregate-rows N]
-//!     [--prefetches N] [--only W4,W7]
+//!     [--prefetches N] [--stream-rows N] [--only W4,W7]
 //!     [--migrate-tenants 1000,10000] [--migrate-concurrency N]
 //! ```
 //!
 //! The default run (no `--only`) is W1..W7 and W9..W11. W8 (migrations over a fleet, see
 //! `w8.rs`) is not part of it: it runs only with `--only W8` (alone, or before the others
 //! when `--only` names some of them too), on a database of its own, since its runner
-//! migrates every schema of the database.
+//! migrates every schema of the database. Nor is W12 (a million rows streamed, see
+//! `w12.rs`): it runs only with `--only W12`, after the others.
 //!
 //! For W2, W3, W4 and W5 the same statements are also issued through bare sqlx on the same
 //! pool (hand-written SQL, prepared once per connection by sqlx's statement cache), and W4
@@ -20,9 +21,9 @@
 //! with `select_related`), W10 (count and sum per owner) and W11 (`prefetch_related`), in
 //! `later.rs`, are timed the same way against the same SQL (checked equal to the text the
 //! ORM renders before the loop), on the pool and, on PostgreSQL and MariaDB, on one held
-//! connection.
+//! connection; W12 against sqlx's `fetch` of one `SELECT … ORDER BY id` on one connection.
 //! The binary creates the schemas `tenant_001`, … (and `tenant_bulk`, `tenant_bulk_raw`,
-//! `tenant_w10`, `tenant_w11`) and drops them again at the end; a leftover of
+//! `tenant_w10`, `tenant_w11`, `tenant_w12`) and drops them again at the end; a leftover of
 //! an interrupted run is dropped at the start. W8 makes and drops its own `tenant_w8_*`
 //! schemas.
 
@@ -31,6 +32,7 @@ mod later;
 mod models;
 mod raw;
 mod stats;
+mod w12;
 mod w8;
 
 use std::{collections::HashMap, time::Instant};
@@ -75,7 +77,7 @@ fn is_bench_schema(name: &str) -> bool {
         rest.bytes().all(|b| b.is_ascii_digit())
             || rest.starts_with("bulk")
             || rest.starts_with("w8_")
-            || matches!(rest, "w10" | "w11")
+            || matches!(rest, "w10" | "w11" | "w12")
     })
 }
 
@@ -176,6 +178,10 @@ impl Bench {
         }
         if self.wants("W11") {
             self.w11_prefetch().await?;
+        }
+        // Last: the others' timings should not follow a million-row insert.
+        if self.wants("W12") {
+            self.w12_stream().await?;
         }
         Ok(())
     }

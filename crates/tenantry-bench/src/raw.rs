@@ -747,6 +747,74 @@ impl Raw {
             self.placeholders(1, n)
         )
     }
+
+    /// W12: every product, by key, in one statement.
+    pub fn stream_sql(&self, schema: &SchemaName) -> String {
+        let q = self.quote();
+        format!(
+            "SELECT {} FROM {} ORDER BY {q}id{q} ASC",
+            self.product_columns(),
+            self.table(schema)
+        )
+    }
+
+    /// W12, batched as `stream()` batches: the first batch (bind: the LIMIT), and the
+    /// next ones (binds: the last key read, the LIMIT).
+    pub fn batch_sql(&self, schema: &SchemaName) -> (String, String) {
+        let q = self.quote();
+        let (columns, table) = (self.product_columns(), self.table(schema));
+        (
+            format!(
+                "SELECT {columns} FROM {table} ORDER BY {q}id{q} ASC LIMIT {}",
+                self.placeholder(1)
+            ),
+            format!(
+                "SELECT {columns} FROM {table} WHERE {q}id{q} > {} ORDER BY {q}id{q} ASC LIMIT {}",
+                self.placeholder(1),
+                self.placeholder(2)
+            ),
+        )
+    }
+
+    /// W12: streams [`stream_sql`](Self::stream_sql) with sqlx's `fetch` on one
+    /// connection, decoding every row; returns the number of rows.
+    pub async fn stream_count(&self, schema: &SchemaName, sql: &str) -> Result<u64> {
+        use futures_util::TryStreamExt as _;
+        let mut count = 0u64;
+        let mut last = i64::MIN;
+        let mut take = |product: RawProduct| -> Result<()> {
+            if product.id <= last {
+                return Err(format!("key {} after {last}", product.id).into());
+            }
+            last = product.id;
+            count += 1;
+            Ok(())
+        };
+        match self {
+            Raw::Postgres(db) => {
+                let mut conn = db.acquire_postgres().await?;
+                let mut rows = sqlx::query(sql).fetch(&mut *conn);
+                while let Some(row) = rows.try_next().await? {
+                    take(RawProduct::pg(&row)?)?;
+                }
+            }
+            Raw::MySql(db) => {
+                let mut conn = db.acquire_mysql().await?;
+                let mut rows = sqlx::query(sql).fetch(&mut *conn);
+                while let Some(row) = rows.try_next().await? {
+                    take(RawProduct::mysql(&row)?)?;
+                }
+            }
+            Raw::Sqlite(db) => {
+                let mut conn = Self::sqlite_conn(db, schema).await?;
+                let mut rows = sqlx::query(sql).fetch(&mut *conn);
+                while let Some(row) = rows.try_next().await? {
+                    take(RawProduct::sqlite(&row)?)?;
+                }
+            }
+        }
+        Ok(count)
+    }
 }
 
 /// W9's counterpart: the products `sql` (from [`Raw::join_sql`]) returns for `owner` and
@@ -830,4 +898,30 @@ pub async fn prefetch(
             (user, mine)
         })
         .collect())
+}
+
+/// W12's batched counterpart: the statements `stream()` sends (`first`, then `next` from
+/// the last key read), `batch` rows each, every row decoded; returns the number of rows.
+pub async fn stream_batched(
+    exec: &mut impl Exec,
+    (first, next): (&str, &str),
+    batch: u64,
+) -> Result<u64> {
+    let mut count = 0u64;
+    let mut last: Option<i64> = None;
+    loop {
+        let rows = match last {
+            None => exec.fetch(first, &[Arg::Limit(batch)]).await?,
+            Some(key) => {
+                exec.fetch(next, &[Arg::Int(key), Arg::Limit(batch)])
+                    .await?
+            }
+        };
+        let products = rows.products()?;
+        count += products.len() as u64;
+        match products.last() {
+            Some(product) if products.len() as u64 == batch => last = Some(product.id),
+            _ => return Ok(count),
+        }
+    }
 }
