@@ -2,15 +2,29 @@
 
 pub const USAGE: &str = "usage: tenantry-bench --database-url URL [--quick] [--tenants N] \
 [--insert-tenants N] [--inserts-per-tenant N] [--bulk N] [--gets N] [--filters N] \
-[--concurrent N] [--scale 1,100,1000] [--scale-reads N] [--only W3,W4,...]
+[--concurrent N] [--scale 1,100,1000] [--scale-reads N] [--aggregates N] \
+[--aggregate-rows N] [--prefetches N] [--stream-rows N] [--only W3,W4,...]
 [--migrate-tenants 1000,10000] [--migrate-concurrency N]
 
-Runs the workloads W1..W7 against URL (postgres://, mysql://, mariadb://, sqlite://...) and
-prints one JSON line per workload. --quick divides every size by ten. W1 and W2 run whenever
-one of W1..W7 does (the later workloads read their data); --only picks which of W3..W7 run as
-well. W8 (migrations over --migrate-tenants schemas, one line per size) runs only when --only
-names it, before the others; it migrates every schema of the database, so it needs a database
-of its own (it refuses one that holds schemas it did not make).";
+Runs the workloads W1..W7 and W9..W11 against URL (postgres://, mysql://, mariadb://,
+sqlite://...) and prints one JSON line per workload. --quick divides every size by ten. W1 and
+W2 run whenever one of W1..W7 or W9 does (the later workloads read their data); --only picks
+which of the others run as well (W10 and W11 make tenants of their own). W8 (migrations over
+--migrate-tenants schemas, one line per size) runs only when --only names it, before the
+others; it migrates every schema of the database, so it needs a database of its own (it
+refuses one that holds schemas it did not make). W12 (--stream-rows rows streamed, 1,000,000
+by default) runs only when --only names it, after the others: it takes long.";
+
+/// Every workload `--only` may name.
+pub const WORKLOADS: [&str; 12] = [
+    "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11", "W12",
+];
+
+/// The workloads of a run without `--only`: every one but W8 and W12.
+const DEFAULT_RUN: [&str; 10] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10", "W11"];
+
+/// The workloads that read W2's tenants, so that W1 and W2 run with them.
+const ON_BASE: [&str; 8] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9"];
 
 /// The sizes of the workloads.
 #[derive(Debug, Clone)]
@@ -33,7 +47,15 @@ pub struct Args {
     pub migrate_tenants: Vec<usize>,
     /// Tenants W8's runner migrates at once (`RunOptions::concurrency`).
     pub migrate_concurrency: usize,
-    /// The workloads to run besides W1 and W2 (empty: W1..W7).
+    /// Grouped aggregates timed by W10.
+    pub aggregates: usize,
+    /// The products W10 aggregates.
+    pub aggregate_rows: usize,
+    /// Prefetched loads (100 users with 10 products each) timed by W11.
+    pub prefetches: usize,
+    /// The rows W12 streams.
+    pub stream_rows: usize,
+    /// The workloads to run (empty: W1..W7 and W9..W11).
     pub only: Vec<String>,
 }
 
@@ -77,6 +99,10 @@ impl Args {
             scale_warmup: q(2000),
             migrate_tenants: vec![q(1000), q(10_000)],
             migrate_concurrency: DEFAULT_MIGRATE_CONCURRENCY,
+            aggregates: q(200),
+            aggregate_rows: q(10_000),
+            prefetches: q(200),
+            stream_rows: q(1_000_000),
             only: Vec::new(),
         };
         for (flag, v) in sizes {
@@ -91,6 +117,10 @@ impl Args {
                 "--scale-reads" => &mut args.scale_reads,
                 "--scale-warmup" => &mut args.scale_warmup,
                 "--migrate-concurrency" => &mut args.migrate_concurrency,
+                "--aggregates" => &mut args.aggregates,
+                "--aggregate-rows" => &mut args.aggregate_rows,
+                "--prefetches" => &mut args.prefetches,
+                "--stream-rows" => &mut args.stream_rows,
                 "--scale" => {
                     args.scale = list(&flag, &v)?;
                     continue;
@@ -101,6 +131,14 @@ impl Args {
                 }
                 "--only" => {
                     args.only = v.split(',').map(|s| s.trim().to_uppercase()).collect();
+                    if let Some(unknown) =
+                        args.only.iter().find(|w| !WORKLOADS.contains(&w.as_str()))
+                    {
+                        return Err(format!(
+                            "--only: unknown workload {unknown:?} (known: {})",
+                            WORKLOADS.join(",")
+                        ));
+                    }
                     continue;
                 }
                 _ => return Err(format!("unknown flag {flag}")),
@@ -130,18 +168,24 @@ fn list(flag: &str, v: &str) -> Result<Vec<usize>, String> {
 }
 
 impl Args {
-    /// Whether W8 runs: only when `--only` names it.
-    pub fn wants_w8(&self) -> bool {
-        self.only.iter().any(|w| w == "W8")
+    /// Whether `workload` runs: named by `--only`, or without `--only` one of the default
+    /// run (every workload but W8 and W12).
+    pub fn wants(&self, workload: &str) -> bool {
+        if self.only.is_empty() {
+            DEFAULT_RUN.contains(&workload)
+        } else {
+            self.only.iter().any(|w| w == workload)
+        }
     }
 
-    /// Whether W1 and W2 run: with no `--only`, or when it names one of W1..W7.
+    /// Whether W8 runs: only when `--only` names it.
+    pub fn wants_w8(&self) -> bool {
+        self.wants("W8")
+    }
+
+    /// Whether W1 and W2 run: with no `--only`, or when it names one of W1..W7 or W9.
     pub fn runs_base(&self) -> bool {
-        self.only.is_empty()
-            || self
-                .only
-                .iter()
-                .any(|w| matches!(w.as_str(), "W1" | "W2" | "W3" | "W4" | "W5" | "W6" | "W7"))
+        ON_BASE.iter().any(|w| self.wants(w))
     }
 }
 
@@ -179,5 +223,35 @@ mod tests {
         assert_eq!(args.migrate_tenants, [1000, 10_000]);
         assert_eq!(args.migrate_concurrency, 8);
         assert!(args.wants_w8() && args.runs_base());
+    }
+
+    #[test]
+    fn later_workloads() {
+        let args = parse(&[]);
+        assert_eq!(
+            (
+                args.aggregates,
+                args.aggregate_rows,
+                args.prefetches,
+                args.stream_rows
+            ),
+            (200, 10_000, 200, 1_000_000)
+        );
+        for w in ["W1", "W7", "W9", "W10", "W11"] {
+            assert!(args.wants(w), "{w}");
+        }
+        assert!(!args.wants("W8") && !args.wants("W12"));
+
+        let args = parse(&["--quick", "--only", "w12"]);
+        assert_eq!(args.stream_rows, 100_000);
+        assert!(args.wants("W12") && !args.runs_base() && !args.wants("W9"));
+
+        let args = parse(&["--only", "W10,W11", "--stream-rows", "5000"]);
+        assert_eq!(args.stream_rows, 5000);
+        assert!(!args.runs_base() && args.wants("W10") && !args.wants("W4"));
+
+        assert!(parse(&["--only", "W9"]).runs_base());
+        let argv = ["--database-url", "sqlite::memory:", "--only", "W4,W13"];
+        assert!(Args::parse(argv.iter().map(|s| s.to_string())).is_err());
     }
 }

@@ -1,28 +1,38 @@
-//! `tenantry-bench`: runs the workloads W1..W8 of `shared/bench/WORKLOADS.md` against one
+//! `tenantry-bench`: runs the workloads W1..W12 of `shared/bench/WORKLOADS.md` against one
 //! database URL and prints one JSON object per workload on stdout (diagnostics on stderr).
 //!
 //! ```text
 //! cargo run --release -p tenantry-bench -- --database-url URL [--quick] [--tenants N]
 //!     [--insert-tenants N] [--inserts-per-tenant N] [--bulk N] [--gets N] [--filters N]
-//!     [--concurrent N] [--scale 1,100,1000] [--only W4,W7]
+//!     [--concurrent N] [--scale 1,100,1000] [--aggregates N] [--aggregate-rows N]
+//!     [--prefetches N] [--stream-rows N] [--only W4,W7]
 //!     [--migrate-tenants 1000,10000] [--migrate-concurrency N]
 //! ```
 //!
-//! W8 (migrations over a fleet, see `w8.rs`) is not part of the default run: it runs only
-//! with `--only W8` (alone, or before the others when `--only` names some of W1..W7 too), on
-//! a database of its own, since its runner migrates every schema of the database.
+//! The default run (no `--only`) is W1..W7 and W9..W11. W8 (migrations over a fleet, see
+//! `w8.rs`) is not part of it: it runs only with `--only W8` (alone, or before the others
+//! when `--only` names some of them too), on a database of its own, since its runner
+//! migrates every schema of the database. Nor is W12 (a million rows streamed, see
+//! `w12.rs`): it runs only with `--only W12`, after the others.
 //!
 //! For W2, W3, W4 and W5 the same statements are also issued through bare sqlx on the same
 //! pool (hand-written SQL, prepared once per connection by sqlx's statement cache), and W4
-//! once more on one connection held for the whole loop. The binary creates the schemas
-//! `tenant_001`, … (and `tenant_bulk`, `tenant_bulk_raw`) and drops them again at the end; a
-//! leftover of an interrupted run is dropped at the start. W8 makes and drops its own
-//! `tenant_w8_*` schemas.
+//! once more on one connection held for the whole loop. W9 (a lookup across the foreign key
+//! with `select_related`), W10 (count and sum per owner) and W11 (`prefetch_related`), in
+//! `later.rs`, are timed the same way against the same SQL (checked equal to the text the
+//! ORM renders before the loop), on the pool and, on PostgreSQL and MariaDB, on one held
+//! connection; W12 against sqlx's `fetch` of one `SELECT … ORDER BY id` on one connection.
+//! The binary creates the schemas `tenant_001`, … (and `tenant_bulk`, `tenant_bulk_raw`,
+//! `tenant_w10`, `tenant_w11`, `tenant_w12`) and drops them again at the end; a leftover of
+//! an interrupted run is dropped at the start. W8 makes and drops its own `tenant_w8_*`
+//! schemas.
 
 mod args;
+mod later;
 mod models;
 mod raw;
 mod stats;
+mod w12;
 mod w8;
 
 use std::{collections::HashMap, time::Instant};
@@ -67,6 +77,7 @@ fn is_bench_schema(name: &str) -> bool {
         rest.bytes().all(|b| b.is_ascii_digit())
             || rest.starts_with("bulk")
             || rest.starts_with("w8_")
+            || matches!(rest, "w10" | "w11" | "w12")
     })
 }
 
@@ -132,7 +143,7 @@ impl Bench {
     }
 
     fn wants(&self, workload: &str) -> bool {
-        self.args.only.is_empty() || self.args.only.iter().any(|w| w == workload)
+        self.args.wants(workload)
     }
 
     async fn workloads(&mut self) -> Result<()> {
@@ -140,11 +151,10 @@ impl Bench {
         if self.args.wants_w8() {
             self.w8_migrate().await?;
         }
-        if !self.args.runs_base() {
-            return Ok(());
+        if self.args.runs_base() {
+            self.w1_provision().await?;
+            self.w2_insert().await?;
         }
-        self.w1_provision().await?;
-        self.w2_insert().await?;
         if self.wants("W3") {
             self.w3_bulk().await?;
         }
@@ -159,6 +169,19 @@ impl Bench {
         }
         if self.wants("W7") {
             self.w7_scale().await?;
+        }
+        if self.wants("W9") {
+            self.w9_join().await?;
+        }
+        if self.wants("W10") {
+            self.w10_aggregate().await?;
+        }
+        if self.wants("W11") {
+            self.w11_prefetch().await?;
+        }
+        // Last: the others' timings should not follow a million-row insert.
+        if self.wants("W12") {
+            self.w12_stream().await?;
         }
         Ok(())
     }
@@ -247,11 +270,7 @@ impl Bench {
                 let op = Instant::now();
                 let product = Product::query(&self.registry)
                     .using(&schema)
-                    .create(Product {
-                        id: 0,
-                        name: format!("product-{i}"),
-                        user: Some((&owner).into()),
-                    })
+                    .create(Product::sample(format!("product-{i}"), Some(owner.id), i))
                     .await?;
                 samples.push(op.elapsed());
                 keys.push(product.id);
@@ -259,7 +278,7 @@ impl Bench {
                 let op = Instant::now();
                 let key = self
                     .raw
-                    .insert(&schema, &sql, format!("product-{i}"), owner.id)
+                    .insert(&schema, &sql, format!("product-{i}"), owner.id, i)
                     .await?;
                 raw_samples.push(op.elapsed());
                 raw_keys.push(key);
@@ -305,11 +324,8 @@ impl Bench {
         for _ in 0..3 {
             let models: Vec<Product> = names
                 .iter()
-                .map(|name| Product {
-                    id: 0,
-                    name: name.clone(),
-                    user: None,
-                })
+                .enumerate()
+                .map(|(i, name)| Product::sample(name.clone(), None, i))
                 .collect();
             let started = Instant::now();
             let stored = Product::query(&self.registry)
@@ -482,11 +498,7 @@ impl Bench {
         let mut expected = HashMap::new();
         for k in 1..=tenants {
             let extra: Vec<Product> = (0..k)
-                .map(|i| Product {
-                    id: 0,
-                    name: format!("w6-{i}"),
-                    user: None,
-                })
+                .map(|i| Product::sample(format!("w6-{i}"), None, i))
                 .collect();
             Product::query(&self.registry)
                 .using(&tenant(k))
@@ -545,11 +557,7 @@ impl Bench {
             if !self.products.contains_key(&t) {
                 let stored = Product::query(&self.registry)
                     .using(&tenant(t))
-                    .bulk_create((0..10).map(|i| Product {
-                        id: 0,
-                        name: format!("scale-{i}"),
-                        user: None,
-                    }))
+                    .bulk_create((0..10).map(|i| Product::sample(format!("scale-{i}"), None, i)))
                     .await?;
                 self.products
                     .insert(t, stored.iter().map(|p| p.id).collect());

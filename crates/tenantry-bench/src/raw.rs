@@ -2,44 +2,60 @@
 //! prepared once per connection by sqlx's statement cache.
 
 use sqlx::{mysql::MySqlRow, postgres::PgRow, sqlite::SqliteRow, MySql, Postgres, Row as _};
-use tenantry::{Database, PooledConnection, SchemaName};
+use tenantry::{Database, Decimal, PooledConnection, SchemaName};
 
 use crate::{BoxError, Result};
 
 /// A product decoded by hand.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RawProduct {
     pub id: i64,
-    #[allow(dead_code)]
     pub name: String,
-    #[allow(dead_code)]
     pub user_id: Option<i64>,
+    pub price: Decimal,
+    pub stock: i32,
 }
 
 impl RawProduct {
-    fn pg(row: &PgRow) -> sqlx::Result<RawProduct> {
+    pub(crate) fn pg(row: &PgRow) -> sqlx::Result<RawProduct> {
         Ok(RawProduct {
             id: row.try_get(0)?,
             name: row.try_get(1)?,
             user_id: row.try_get(2)?,
+            price: row.try_get(3)?,
+            stock: row.try_get(4)?,
         })
     }
 
-    fn mysql(row: &MySqlRow) -> sqlx::Result<RawProduct> {
+    pub(crate) fn mysql(row: &MySqlRow) -> sqlx::Result<RawProduct> {
         Ok(RawProduct {
             id: row.try_get(0)?,
             // `utf8mb4_bin` columns are flagged BINARY; the bytes are UTF-8 text.
             name: row.try_get_unchecked(1)?,
             user_id: row.try_get(2)?,
+            price: row.try_get(3)?,
+            stock: row.try_get(4)?,
         })
     }
 
-    fn sqlite(row: &SqliteRow) -> sqlx::Result<RawProduct> {
+    pub(crate) fn sqlite(row: &SqliteRow) -> sqlx::Result<RawProduct> {
         Ok(RawProduct {
             id: row.try_get(0)?,
             name: row.try_get(1)?,
             user_id: row.try_get(2)?,
+            price: sqlite_decimal(row, 3)?,
+            stock: row.try_get(4)?,
         })
     }
+}
+
+/// A SQLite decimal column: the value's text (tenantry stores decimals as `TEXT`).
+pub(crate) fn sqlite_decimal(row: &SqliteRow, index: usize) -> sqlx::Result<Decimal> {
+    let text: String = row.try_get_unchecked(index)?;
+    text.parse().map_err(|error| sqlx::Error::ColumnDecode {
+        index: index.to_string(),
+        source: Box::new(error),
+    })
 }
 
 /// Bare sqlx on connections borrowed from tenantry's own pool, one borrow per statement
@@ -71,41 +87,73 @@ impl Raw {
     /// tenant namespace, see `Database::tenant_namespace`), `"products"` in the schema's own
     /// file (SQLite).
     fn table(&self, schema: &SchemaName) -> String {
+        self.table_named(schema, "products")
+    }
+
+    /// Table `name` of `schema`, spelled as [`table`](Self::table) spells `products`.
+    pub(crate) fn table_named(&self, schema: &SchemaName, name: &str) -> String {
         match self {
-            Raw::Postgres(_) => format!("\"{schema}\".\"products\""),
+            Raw::Postgres(_) => format!("\"{schema}\".\"{name}\""),
             Raw::MySql(db) => format!(
-                "`{}`.`products`",
+                "`{}`.`{name}`",
                 db.server_schema_name(schema)
                     .expect("the bench's tenants were created, so their names fit")
             ),
-            Raw::Sqlite(_) => "\"products\"".to_owned(),
+            Raw::Sqlite(_) => format!("\"{name}\""),
         }
+    }
+
+    /// The backend's quote character for identifiers.
+    pub(crate) fn quote(&self) -> char {
+        match self {
+            Raw::MySql(_) => '`',
+            _ => '"',
+        }
+    }
+
+    /// The `n`-th placeholder (from 1).
+    pub(crate) fn placeholder(&self, n: usize) -> String {
+        match self {
+            Raw::Postgres(_) => format!("${n}"),
+            _ => "?".to_owned(),
+        }
+    }
+
+    /// The product columns, quoted, as every SELECT of a product lists them.
+    pub(crate) fn product_columns(&self) -> String {
+        let q = self.quote();
+        ["id", "name", "user_id", "price", "stock"]
+            .map(|c| format!("{q}{c}{q}"))
+            .join(", ")
     }
 
     pub fn insert_sql(&self, schema: &SchemaName) -> String {
         let table = self.table(schema);
         match self {
-            Raw::Postgres(_) => {
-                format!(
-                    "INSERT INTO {table} (\"name\", \"user_id\") VALUES ($1, $2) RETURNING \"id\""
-                )
-            }
-            Raw::MySql(..) => format!("INSERT INTO {table} (`name`, `user_id`) VALUES (?, ?)"),
-            Raw::Sqlite(_) => {
-                format!(
-                    "INSERT INTO {table} (\"name\", \"user_id\") VALUES (?, ?) RETURNING \"id\""
-                )
-            }
+            Raw::Postgres(_) => format!(
+                "INSERT INTO {table} (\"name\", \"user_id\", \"price\", \"stock\") VALUES ($1, $2, $3, $4) RETURNING \"id\""
+            ),
+            Raw::MySql(..) => format!(
+                "INSERT INTO {table} (`name`, `user_id`, `price`, `stock`) VALUES (?, ?, ?, ?)"
+            ),
+            Raw::Sqlite(_) => format!(
+                "INSERT INTO {table} (\"name\", \"user_id\", \"price\", \"stock\") VALUES (?, ?, ?, ?) RETURNING \"id\""
+            ),
         }
     }
 
+    /// One product insert: `name`, owned by `owner`, with the price and stock of the
+    /// workload's `i`-th product (bound as tenantry binds them: the decimal at its column's
+    /// scale, as text on SQLite).
     pub async fn insert(
         &self,
         schema: &SchemaName,
         sql: &str,
         name: String,
         owner: i64,
+        i: usize,
     ) -> Result<i64> {
+        let (price, stock) = (crate::models::price(i), crate::models::stock(i));
         Ok(match self {
             Raw::Postgres(db) => {
                 let mut conn = Borrowed(Some(db.acquire_postgres().await?));
@@ -113,6 +161,8 @@ impl Raw {
                 sqlx::query_scalar(sql)
                     .bind(name)
                     .bind(Some(owner))
+                    .bind(price)
+                    .bind(stock)
                     .fetch_one(pool)
                     .await?
             }
@@ -122,6 +172,8 @@ impl Raw {
                 let done = sqlx::query(sql)
                     .bind(name)
                     .bind(Some(owner))
+                    .bind(price)
+                    .bind(stock)
                     .execute(pool)
                     .await?;
                 done.last_insert_id() as i64
@@ -132,6 +184,8 @@ impl Raw {
                 sqlx::query_scalar(sql)
                     .bind(name)
                     .bind(Some(owner))
+                    .bind(price.to_string())
+                    .bind(stock)
                     .fetch_one(pool)
                     .await?
             }
@@ -140,19 +194,13 @@ impl Raw {
 
     /// The point read, spelled as tenantry's `get` spells it (`LIMIT 2` to detect duplicates).
     pub fn get_sql(&self, schema: &SchemaName) -> String {
-        let table = self.table(schema);
+        let (table, columns) = (self.table(schema), self.product_columns());
         match self {
-            Raw::Postgres(_) => format!(
-                "SELECT \"id\", \"name\", \"user_id\" FROM {table} WHERE \"id\" = $1 LIMIT $2"
-            ),
-            Raw::MySql(..) => {
-                format!("SELECT `id`, `name`, `user_id` FROM {table} WHERE `id` = ? LIMIT ?")
+            Raw::Postgres(_) => {
+                format!("SELECT {columns} FROM {table} WHERE \"id\" = $1 LIMIT $2")
             }
-            Raw::Sqlite(_) => {
-                format!(
-                    "SELECT \"id\", \"name\", \"user_id\" FROM {table} WHERE \"id\" = ? LIMIT ?"
-                )
-            }
+            Raw::MySql(..) => format!("SELECT {columns} FROM {table} WHERE `id` = ? LIMIT ?"),
+            Raw::Sqlite(_) => format!("SELECT {columns} FROM {table} WHERE \"id\" = ? LIMIT ?"),
         }
     }
 
@@ -212,17 +260,17 @@ impl Raw {
     }
 
     pub fn filter_sql(&self, schema: &SchemaName) -> String {
-        let table = self.table(schema);
+        let (table, columns) = (self.table(schema), self.product_columns());
         match self {
             Raw::Postgres(_) => format!(
-                "SELECT \"id\", \"name\", \"user_id\" FROM {table} WHERE LOWER(\"name\") LIKE $1 ESCAPE E'\\\\'"
+                "SELECT {columns} FROM {table} WHERE LOWER(\"name\") LIKE $1 ESCAPE E'\\\\'"
             ),
-            Raw::MySql(..) => format!(
-                "SELECT `id`, `name`, `user_id` FROM {table} WHERE LOWER(`name`) LIKE ? ESCAPE '\\\\'"
-            ),
-            Raw::Sqlite(_) => format!(
-                "SELECT \"id\", \"name\", \"user_id\" FROM {table} WHERE LOWER(\"name\") LIKE ? ESCAPE '\\'"
-            ),
+            Raw::MySql(..) => {
+                format!("SELECT {columns} FROM {table} WHERE LOWER(`name`) LIKE ? ESCAPE '\\\\'")
+            }
+            Raw::Sqlite(_) => {
+                format!("SELECT {columns} FROM {table} WHERE LOWER(\"name\") LIKE ? ESCAPE '\\'")
+            }
         }
     }
 
@@ -260,40 +308,54 @@ impl Raw {
         })
     }
 
-    /// Multi-row INSERTs of `names` (no owner), batched as `bulk_create` batches them (the
-    /// backend's bind-parameter limit), returning the keys where the backend can. Returns the
-    /// number of rows inserted.
+    /// Multi-row INSERTs of `names` (no owner; the price and stock of each name's
+    /// position), batched as `bulk_create` batches them (the backend's bind-parameter limit
+    /// over the four columns), returning the keys where the backend can. Returns the number
+    /// of rows inserted.
     pub async fn bulk_insert(&self, schema: &SchemaName, names: &[String]) -> Result<usize> {
+        const WIDTH: usize = 4;
         let backend = match self {
             Raw::Postgres(_) => tenantry::Backend::Postgres,
             Raw::MySql(..) => tenantry::Backend::MySql,
             Raw::Sqlite(_) => tenantry::Backend::Sqlite,
         };
-        let per_batch = backend.capabilities().max_bind_params / 2;
+        let per_batch = (backend.capabilities().max_bind_params / WIDTH).max(1);
         let table = self.table(schema);
         let mut inserted = 0;
-        for chunk in names.chunks(per_batch) {
+        for (c, chunk) in names.chunks(per_batch).enumerate() {
+            let first = c * per_batch;
             let mut sql = match self {
-                Raw::MySql(..) => format!("INSERT INTO {table} (`name`, `user_id`) VALUES "),
-                _ => format!("INSERT INTO {table} (\"name\", \"user_id\") VALUES "),
+                Raw::MySql(..) => {
+                    format!("INSERT INTO {table} (`name`, `user_id`, `price`, `stock`) VALUES ")
+                }
+                _ => format!(
+                    "INSERT INTO {table} (\"name\", \"user_id\", \"price\", \"stock\") VALUES "
+                ),
             };
             for i in 0..chunk.len() {
                 if i > 0 {
                     sql.push_str(", ");
                 }
                 match self {
-                    Raw::Postgres(_) => sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2)),
-                    _ => sql.push_str("(?, ?)"),
+                    Raw::Postgres(_) => {
+                        let n = WIDTH * i;
+                        sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4))
+                    }
+                    _ => sql.push_str("(?, ?, ?, ?)"),
                 }
             }
+            let rows = chunk.iter().enumerate().map(|(i, name)| {
+                let i = first + i;
+                (name, crate::models::price(i), crate::models::stock(i))
+            });
             inserted += match self {
                 Raw::Postgres(db) => {
                     let mut conn = Borrowed(Some(db.acquire_postgres().await?));
                     let pool = &mut *conn;
                     sql.push_str(" RETURNING \"id\"");
                     let mut query = sqlx::query_scalar::<_, i64>(&sql);
-                    for name in chunk {
-                        query = query.bind(name).bind(None::<i64>);
+                    for (name, price, stock) in rows {
+                        query = query.bind(name).bind(None::<i64>).bind(price).bind(stock);
                     }
                     query.fetch_all(pool).await?.len()
                 }
@@ -301,8 +363,8 @@ impl Raw {
                     let mut conn = Borrowed(Some(db.acquire_mysql().await?));
                     let pool = &mut *conn;
                     let mut query = sqlx::query(&sql);
-                    for name in chunk {
-                        query = query.bind(name).bind(None::<i64>);
+                    for (name, price, stock) in rows {
+                        query = query.bind(name).bind(None::<i64>).bind(price).bind(stock);
                     }
                     query.execute(pool).await?.rows_affected() as usize
                 }
@@ -311,8 +373,12 @@ impl Raw {
                     let mut conn = Borrowed(Some(Self::sqlite_conn(db, schema).await?));
                     let pool = &mut *conn;
                     let mut query = sqlx::query_scalar::<_, i64>(&sql);
-                    for name in chunk {
-                        query = query.bind(name).bind(None::<i64>);
+                    for (name, price, stock) in rows {
+                        query = query
+                            .bind(name)
+                            .bind(None::<i64>)
+                            .bind(price.to_string())
+                            .bind(stock);
                     }
                     query.fetch_all(pool).await?.len()
                 }
@@ -384,5 +450,478 @@ fn check(got: i64, want: i64) -> Result<()> {
         Ok(())
     } else {
         Err(BoxError::from(format!("read key {got}, wanted {want}")))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The statements of W9..W12: a thin layer over bare sqlx (bind values and rows per driver),
+// so that each workload's counterpart is written once for a connection borrowed per
+// statement and for one held connection.
+// ---------------------------------------------------------------------------------------
+
+/// A user decoded by hand.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawUser {
+    pub id: i64,
+    pub name: String,
+}
+
+/// One owner's group of W10, shaped as tenantry's `group_by(..).aggregate(..)` returns it:
+/// the owner (NULL for products of nobody), the count and the sum of `price`.
+pub type Group = (Option<i64>, (i64, Option<Decimal>));
+
+/// The scale of the bench's `price` column (SQLite sums it in these units).
+pub const PRICE_SCALE: u32 = 2;
+
+/// A bind value, bound on each driver as tenantry binds it.
+#[derive(Clone, Copy, Debug)]
+pub enum Arg<'a> {
+    /// A bigint: a key, SQLite's decimal-sum multiplier.
+    Int(i64),
+    /// A LIMIT: unsigned on MySQL, a bigint elsewhere.
+    Limit(u64),
+    Text(&'a str),
+}
+
+/// `query` with `args` bound; `limit` turns a LIMIT into the driver's type.
+macro_rules! bind_all {
+    ($query:expr, $args:expr, $limit:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match *arg {
+                Arg::Int(v) => query.bind(v),
+                Arg::Limit(v) => query.bind($limit(v)),
+                Arg::Text(v) => query.bind(v),
+            };
+        }
+        query
+    }};
+}
+
+/// A LIMIT as PostgreSQL and SQLite take it.
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The rows of one statement.
+pub enum Rows {
+    Postgres(Vec<PgRow>),
+    MySql(Vec<MySqlRow>),
+    Sqlite(Vec<SqliteRow>),
+}
+
+/// Decoding by hand, per driver.
+pub trait RawRow {
+    fn product(&self) -> sqlx::Result<RawProduct>;
+    fn user(&self) -> sqlx::Result<RawUser>;
+    fn group(&self) -> sqlx::Result<Group>;
+}
+
+impl RawRow for PgRow {
+    fn product(&self) -> sqlx::Result<RawProduct> {
+        RawProduct::pg(self)
+    }
+    fn user(&self) -> sqlx::Result<RawUser> {
+        Ok(RawUser {
+            id: self.try_get(0)?,
+            name: self.try_get(1)?,
+        })
+    }
+    fn group(&self) -> sqlx::Result<Group> {
+        Ok((
+            self.try_get(0)?,
+            (self.try_get(1)?, self.try_get::<Option<Decimal>, _>(2)?),
+        ))
+    }
+}
+
+impl RawRow for MySqlRow {
+    fn product(&self) -> sqlx::Result<RawProduct> {
+        RawProduct::mysql(self)
+    }
+    fn user(&self) -> sqlx::Result<RawUser> {
+        Ok(RawUser {
+            id: self.try_get(0)?,
+            name: self.try_get_unchecked(1)?,
+        })
+    }
+    fn group(&self) -> sqlx::Result<Group> {
+        Ok((
+            self.try_get(0)?,
+            (self.try_get(1)?, self.try_get::<Option<Decimal>, _>(2)?),
+        ))
+    }
+}
+
+impl RawRow for SqliteRow {
+    fn product(&self) -> sqlx::Result<RawProduct> {
+        RawProduct::sqlite(self)
+    }
+    fn user(&self) -> sqlx::Result<RawUser> {
+        Ok(RawUser {
+            id: self.try_get(0)?,
+            name: self.try_get(1)?,
+        })
+    }
+    /// SQLite sums the decimal as an integer count of cents.
+    fn group(&self) -> sqlx::Result<Group> {
+        let units: Option<i64> = self.try_get(2)?;
+        Ok((
+            self.try_get(0)?,
+            (
+                self.try_get(1)?,
+                units.map(|u| Decimal::new(u, PRICE_SCALE)),
+            ),
+        ))
+    }
+}
+
+impl Rows {
+    fn each<T>(&self, decode: impl Fn(&dyn RawRow) -> sqlx::Result<T>) -> Result<Vec<T>> {
+        Ok(match self {
+            Rows::Postgres(rows) => rows
+                .iter()
+                .map(|r| decode(r))
+                .collect::<sqlx::Result<_>>()?,
+            Rows::MySql(rows) => rows
+                .iter()
+                .map(|r| decode(r))
+                .collect::<sqlx::Result<_>>()?,
+            Rows::Sqlite(rows) => rows
+                .iter()
+                .map(|r| decode(r))
+                .collect::<sqlx::Result<_>>()?,
+        })
+    }
+
+    pub fn products(&self) -> Result<Vec<RawProduct>> {
+        self.each(|r| r.product())
+    }
+
+    pub fn users(&self) -> Result<Vec<RawUser>> {
+        self.each(|r| r.user())
+    }
+
+    pub fn groups(&self) -> Result<Vec<Group>> {
+        self.each(|r| r.group())
+    }
+}
+
+/// Where a counterpart's statements run.
+pub(crate) trait Exec {
+    /// Runs `sql` with `args` and returns every row.
+    async fn fetch(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Rows>;
+}
+
+/// A connection borrowed from the pool for each statement (SQLite: the schema's file), as
+/// tenantry borrows one.
+pub struct PerStatement<'a> {
+    raw: &'a Raw,
+    schema: &'a SchemaName,
+}
+
+impl Raw {
+    /// Statements of `schema`, each on a connection borrowed for it.
+    pub fn per_statement<'a>(&'a self, schema: &'a SchemaName) -> PerStatement<'a> {
+        PerStatement { raw: self, schema }
+    }
+}
+
+impl Exec for PerStatement<'_> {
+    async fn fetch(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Rows> {
+        Ok(match self.raw {
+            Raw::Postgres(db) => {
+                let mut conn = Borrowed(Some(db.acquire_postgres().await?));
+                let query = bind_all!(sqlx::query(sql), args, signed);
+                Rows::Postgres(query.fetch_all(&mut *conn).await?)
+            }
+            Raw::MySql(db) => {
+                let mut conn = Borrowed(Some(db.acquire_mysql().await?));
+                let query = bind_all!(sqlx::query(sql), args, std::convert::identity);
+                Rows::MySql(query.fetch_all(&mut *conn).await?)
+            }
+            Raw::Sqlite(db) => {
+                let mut conn = Borrowed(Some(Raw::sqlite_conn(db, self.schema).await?));
+                let query = bind_all!(sqlx::query(sql), args, signed);
+                Rows::Sqlite(query.fetch_all(&mut *conn).await?)
+            }
+        })
+    }
+}
+
+impl Exec for Held {
+    async fn fetch(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Rows> {
+        Ok(match self {
+            Held::Postgres(conn) => {
+                let query = bind_all!(sqlx::query(sql), args, signed);
+                Rows::Postgres(query.fetch_all(&mut **conn).await?)
+            }
+            Held::MySql(conn) => {
+                let query = bind_all!(sqlx::query(sql), args, std::convert::identity);
+                Rows::MySql(query.fetch_all(&mut **conn).await?)
+            }
+        })
+    }
+}
+
+impl Raw {
+    /// `n` placeholders from the `first`-th, comma-separated.
+    fn placeholders(&self, first: usize, n: usize) -> String {
+        (first..first + n)
+            .map(|i| self.placeholder(i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// W9: the product with a key whose owner has a name, a semi-join across the foreign
+    /// key (binds: the name, the key, the LIMIT of `get`).
+    pub fn join_sql(&self, schema: &SchemaName) -> String {
+        let q = self.quote();
+        format!(
+            "SELECT {} FROM {} WHERE {q}user_id{q} IS NOT NULL AND {q}user_id{q} IN \
+             (SELECT {q}id{q} FROM {} WHERE {q}name{q} = {}) AND {q}id{q} = {} LIMIT {}",
+            self.product_columns(),
+            self.table(schema),
+            self.table_named(schema, "users"),
+            self.placeholder(1),
+            self.placeholder(2),
+            self.placeholder(3),
+        )
+    }
+
+    /// `select_related`'s statement: the users with `n` keys.
+    pub fn users_in_sql(&self, schema: &SchemaName, n: usize) -> String {
+        let q = self.quote();
+        format!(
+            "SELECT {q}id{q}, {q}name{q} FROM {} WHERE {q}id{q} IN ({})",
+            self.table_named(schema, "users"),
+            self.placeholders(1, n)
+        )
+    }
+
+    /// W10: count and sum of `price` per owner, NULL first (SQLite binds the multiplier
+    /// that turns a price into cents: [`Raw::group_args`]).
+    pub fn group_sql(&self, schema: &SchemaName) -> String {
+        let table = self.table(schema);
+        match self {
+            Raw::Postgres(_) => format!(
+                "SELECT \"user_id\", COUNT(\"id\"), SUM(\"price\") FROM {table} GROUP BY \
+                 \"user_id\" ORDER BY \"user_id\" ASC NULLS FIRST"
+            ),
+            Raw::MySql(_) => format!(
+                "SELECT `user_id`, COUNT(`id`), SUM(`price`) FROM {table} GROUP BY `user_id` \
+                 ORDER BY `user_id` IS NULL DESC, `user_id` ASC"
+            ),
+            Raw::Sqlite(_) => format!(
+                "SELECT \"user_id\", COUNT(\"id\"), SUM(CAST(ROUND(CAST(\"price\" AS REAL) * ?) \
+                 AS INTEGER)) FROM {table} GROUP BY \"user_id\" ORDER BY \"user_id\" ASC NULLS \
+                 FIRST"
+            ),
+        }
+    }
+
+    /// The binds of [`group_sql`](Self::group_sql).
+    pub fn group_args(&self) -> Vec<Arg<'static>> {
+        match self {
+            Raw::Sqlite(_) => vec![Arg::Int(10i64.pow(PRICE_SCALE))],
+            _ => Vec::new(),
+        }
+    }
+
+    /// W11: every user of the schema.
+    pub fn users_sql(&self, schema: &SchemaName) -> String {
+        let q = self.quote();
+        format!(
+            "SELECT {q}id{q}, {q}name{q} FROM {}",
+            self.table_named(schema, "users")
+        )
+    }
+
+    /// `prefetch_related`'s statement: the products of `n` users, by key.
+    pub fn children_sql(&self, schema: &SchemaName, n: usize) -> String {
+        let q = self.quote();
+        format!(
+            "SELECT {} FROM {} WHERE {q}user_id{q} IN ({}) ORDER BY {q}id{q} ASC",
+            self.product_columns(),
+            self.table(schema),
+            self.placeholders(1, n)
+        )
+    }
+
+    /// W12: every product, by key, in one statement.
+    pub fn stream_sql(&self, schema: &SchemaName) -> String {
+        let q = self.quote();
+        format!(
+            "SELECT {} FROM {} ORDER BY {q}id{q} ASC",
+            self.product_columns(),
+            self.table(schema)
+        )
+    }
+
+    /// W12, batched as `stream()` batches: the first batch (bind: the LIMIT), and the
+    /// next ones (binds: the last key read, the LIMIT).
+    pub fn batch_sql(&self, schema: &SchemaName) -> (String, String) {
+        let q = self.quote();
+        let (columns, table) = (self.product_columns(), self.table(schema));
+        (
+            format!(
+                "SELECT {columns} FROM {table} ORDER BY {q}id{q} ASC LIMIT {}",
+                self.placeholder(1)
+            ),
+            format!(
+                "SELECT {columns} FROM {table} WHERE {q}id{q} > {} ORDER BY {q}id{q} ASC LIMIT {}",
+                self.placeholder(1),
+                self.placeholder(2)
+            ),
+        )
+    }
+
+    /// W12: streams [`stream_sql`](Self::stream_sql) with sqlx's `fetch` on one
+    /// connection, decoding every row; returns the number of rows.
+    pub async fn stream_count(&self, schema: &SchemaName, sql: &str) -> Result<u64> {
+        use futures_util::TryStreamExt as _;
+        let mut count = 0u64;
+        let mut last = i64::MIN;
+        let mut take = |product: RawProduct| -> Result<()> {
+            if product.id <= last {
+                return Err(format!("key {} after {last}", product.id).into());
+            }
+            last = product.id;
+            count += 1;
+            Ok(())
+        };
+        match self {
+            Raw::Postgres(db) => {
+                let mut conn = db.acquire_postgres().await?;
+                let mut rows = sqlx::query(sql).fetch(&mut *conn);
+                while let Some(row) = rows.try_next().await? {
+                    take(RawProduct::pg(&row)?)?;
+                }
+            }
+            Raw::MySql(db) => {
+                let mut conn = db.acquire_mysql().await?;
+                let mut rows = sqlx::query(sql).fetch(&mut *conn);
+                while let Some(row) = rows.try_next().await? {
+                    take(RawProduct::mysql(&row)?)?;
+                }
+            }
+            Raw::Sqlite(db) => {
+                let mut conn = Self::sqlite_conn(db, schema).await?;
+                let mut rows = sqlx::query(sql).fetch(&mut *conn);
+                while let Some(row) = rows.try_next().await? {
+                    take(RawProduct::sqlite(&row)?)?;
+                }
+            }
+        }
+        Ok(count)
+    }
+}
+
+/// W9's counterpart: the products `sql` (from [`Raw::join_sql`]) returns for `owner` and
+/// `key`, each with its owner loaded by one `WHERE id IN (..)` statement, attached through
+/// a hash map, as `select_related` does.
+pub async fn join(
+    raw: &Raw,
+    exec: &mut impl Exec,
+    schema: &SchemaName,
+    sql: &str,
+    owner: &str,
+    key: i64,
+) -> Result<Vec<(RawProduct, Option<RawUser>)>> {
+    let products = exec
+        .fetch(sql, &[Arg::Text(owner), Arg::Int(key), Arg::Limit(2)])
+        .await?
+        .products()?;
+    let mut owners: std::collections::HashMap<i64, Option<RawUser>> =
+        std::collections::HashMap::new();
+    for product in &products {
+        if let Some(user) = product.user_id {
+            owners.entry(user).or_insert(None);
+        }
+    }
+    if !owners.is_empty() {
+        let keys: Vec<Arg<'_>> = owners.keys().map(|&k| Arg::Int(k)).collect();
+        let users = exec
+            .fetch(&raw.users_in_sql(schema, keys.len()), &keys)
+            .await?
+            .users()?;
+        for user in users {
+            if let Some(slot) = owners.get_mut(&user.id) {
+                *slot = Some(user);
+            }
+        }
+    }
+    Ok(products
+        .into_iter()
+        .map(|product| {
+            let owner = product
+                .user_id
+                .and_then(|k| owners.get(&k).cloned().flatten());
+            (product, owner)
+        })
+        .collect())
+}
+
+/// W10's counterpart.
+pub async fn groups(exec: &mut impl Exec, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Group>> {
+    exec.fetch(sql, args).await?.groups()
+}
+
+/// W11's counterpart: every user of the schema, then the products of all of them in one
+/// statement, attached to their owners through a hash map, as `prefetch_related` does.
+pub async fn prefetch(
+    raw: &Raw,
+    exec: &mut impl Exec,
+    schema: &SchemaName,
+    users_sql: &str,
+) -> Result<Vec<(RawUser, Vec<RawProduct>)>> {
+    let users = exec.fetch(users_sql, &[]).await?.users()?;
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<Arg<'_>> = users.iter().map(|u| Arg::Int(u.id)).collect();
+    let products = exec
+        .fetch(&raw.children_sql(schema, keys.len()), &keys)
+        .await?
+        .products()?;
+    let mut children: std::collections::HashMap<i64, Vec<RawProduct>> =
+        std::collections::HashMap::new();
+    for product in products {
+        if let Some(owner) = product.user_id {
+            children.entry(owner).or_default().push(product);
+        }
+    }
+    Ok(users
+        .into_iter()
+        .map(|user| {
+            let mine = children.remove(&user.id).unwrap_or_default();
+            (user, mine)
+        })
+        .collect())
+}
+
+/// W12's batched counterpart: the statements `stream()` sends (`first`, then `next` from
+/// the last key read), `batch` rows each, every row decoded; returns the number of rows.
+pub async fn stream_batched(
+    exec: &mut impl Exec,
+    (first, next): (&str, &str),
+    batch: u64,
+) -> Result<u64> {
+    let mut count = 0u64;
+    let mut last: Option<i64> = None;
+    loop {
+        let rows = match last {
+            None => exec.fetch(first, &[Arg::Limit(batch)]).await?,
+            Some(key) => {
+                exec.fetch(next, &[Arg::Int(key), Arg::Limit(batch)])
+                    .await?
+            }
+        };
+        let products = rows.products()?;
+        count += products.len() as u64;
+        match products.last() {
+            Some(product) if products.len() as u64 == batch => last = Some(product.id),
+            _ => return Ok(count),
+        }
     }
 }

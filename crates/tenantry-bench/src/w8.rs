@@ -59,7 +59,9 @@ pub const V1: &str = r#"{ "scope": "tenant", "operations": [
   { "op": "create_table", "table": "products", "columns": [
     { "name": "id", "type": "big_integer", "primary_key": true, "auto_increment": true },
     { "name": "name", "type": "varchar", "max_length": 255 },
-    { "name": "user_id", "type": "big_integer", "null": true } ],
+    { "name": "user_id", "type": "big_integer", "null": true },
+    { "name": "price", "type": "decimal", "precision": 12, "scale": 2 },
+    { "name": "stock", "type": "integer" } ],
     "foreign_keys": [ { "name": "fk_products_user_id", "column": "user_id",
       "references": "users", "references_column": "id", "on_delete": "cascade" } ] } ] }"#;
 
@@ -385,7 +387,7 @@ where
 }
 
 /// The process's resident set in KiB (`VmRSS` of `/proc/self/status`; `None` elsewhere).
-fn rss_kib() -> Option<u64> {
+pub(crate) fn rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -405,14 +407,14 @@ fn cpu_seconds() -> Option<f64> {
 }
 
 /// Samples the RSS every 50 ms in a background task.
-struct RssSampler {
+pub(crate) struct RssSampler {
     baseline: u64,
     stop: Arc<AtomicBool>,
     handle: tokio::task::JoinHandle<u64>,
 }
 
 impl RssSampler {
-    fn start() -> Option<RssSampler> {
+    pub(crate) fn start() -> Option<RssSampler> {
         let baseline = rss_kib()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -436,7 +438,7 @@ impl RssSampler {
 
     /// The growth over the baseline, in MiB: the highest sample (one more taken now) less
     /// the baseline.
-    async fn finish(self) -> f64 {
+    pub(crate) async fn finish(self) -> f64 {
         let last = rss_kib().unwrap_or(0);
         self.stop.store(true, Ordering::Relaxed);
         let peak = self.handle.await.unwrap_or(self.baseline).max(last);
