@@ -6,7 +6,7 @@
 //!    and then counted once (`count()`), so that no timed pass is the first to read the
 //!    rows after their insert (PostgreSQL sets hint bits on that read).
 //! 2. Timed: `Product::query(r).using(s).stream()` (batches of [`STREAM_BATCH`] rows, each
-//!    one statement `WHERE id > last ORDER BY id LIMIT 1000` on a connection borrowed for
+//!    one statement `WHERE id > last ORDER BY id LIMIT 10000` on a connection borrowed for
 //!    it), every row decoded into an instance: `seconds`, `rows_per_sec`, and
 //!    `rss_growth_mib`, the highest `VmRSS` sampled every 50 ms during a pass less the one
 //!    just before it (`baseline_rss_mib`: the RSS before the first pass).

@@ -17,7 +17,7 @@ use crate::{
 
 /// Rows read per statement by [`QuerySet::stream`] unless [`QuerySet::stream_batch`] says
 /// otherwise.
-pub const STREAM_BATCH: u64 = 1_000;
+pub const STREAM_BATCH: u64 = 10_000;
 
 /// Where a stream is: the rows read and not yet taken, the last key read, what is left.
 struct Cursor<M: Model> {
