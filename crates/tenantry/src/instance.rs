@@ -192,6 +192,7 @@ impl<M: Model> Instance<M> {
         let relation = RelationKey {
             table: C::META.table,
             column: column.name(),
+            through: "",
         };
         self.prefetched
             .iter()
@@ -210,6 +211,7 @@ impl<M: Model> Instance<M> {
         let relation = RelationKey {
             table: J::META.table,
             column: relation.left_column(),
+            through: relation.right_column(),
         };
         self.prefetched
             .iter()

@@ -14,6 +14,15 @@
 //! - string literals (`'…'`), quoted identifiers (`"…"`, `` `…` ``) and comments are copied
 //!   unchanged: a `?` or `{` inside them is not a placeholder.
 //!
+//! Refused with [`Error::InvalidArgument`], before any SQL is sent, because one of the
+//! backends would read them differently: a registered model's table named without braces
+//! (`products`, `"products"`: it would run in the default schema, not the tenant's), a
+//! `{table}` that two registered models share, `$` outside quotes (PostgreSQL's dollar
+//! quotes and `$1` parameters), `#` outside quotes (MySQL comments), a backslash inside
+//! quotes (MySQL escapes), and a comment opened inside a comment (PostgreSQL nests them).
+//!
+//! A statement that names only shared models' tables runs in the shared schema.
+//!
 //! The schema is chosen as for a query: [`using`](RawSql::using), else the task's tenant,
 //! else `activate_schema`, else the default; inside a [`Transaction`] the statement runs in
 //! it. Each statement runs in the same `tenantry.query` span as the query builder's.
@@ -109,15 +118,21 @@ impl RawSql {
     }
 
     /// Runs the statement and decodes every row into a model instance, which remembers the
-    /// statement's schema (saves go back there). The statement must select `M`'s columns in
-    /// field order (`SELECT {products}.* FROM {products} …` does).
+    /// statement's schema (the shared schema for a shared model; saves go back there). The
+    /// statement must select `M`'s columns, named as the fields' columns, in field order;
+    /// anything else is [`Error::InvalidArgument`] (`{products}.*` follows the table's
+    /// physical order, which equals field order only until a migration adds a column).
     pub async fn fetch_models<M: Model>(self) -> Result<Vec<Instance<M>>> {
         let (target, sql, values) = self.prepare()?;
-        let origin = target.origin();
-        target
-            .fetch_raw(&sql, &values)
-            .await?
-            .iter()
+        let mut origin = target.origin();
+        if M::META.shared {
+            origin.schema = None;
+        }
+        let rows = target.fetch_raw(&sql, &values).await?;
+        if let Some(first) = rows.first() {
+            check_columns(first, M::META)?;
+        }
+        rows.iter()
             .map(|row| Ok(Instance::stored(M::from_row(row)?, origin.clone())))
             .collect()
     }
@@ -145,7 +160,12 @@ impl RawSql {
             Some(tx) => Conn::Transaction(tx.clone()),
             None => Conn::Database(self.registry.database().clone()),
         };
-        let target = Target::resolved(conn, schema)?;
+        let mut target = Target::resolved(conn, schema)?;
+        let scan = scan(self.template, self.registry.models())?;
+        if scan.shared && !scan.tenant {
+            // Only shared tables: the statement belongs to the shared schema.
+            target.schema = None;
+        }
         let sql = render(self.template, &target, self.registry.models())?;
         let expected = sql.placeholders;
         if expected != self.values.len() {
@@ -155,6 +175,130 @@ impl RawSql {
             });
         }
         Ok((target, sql.text, self.values))
+    }
+}
+
+/// Refuses rows whose columns are not `meta`'s in field order: a model decodes by position,
+/// and a table's physical column order (what `*` selects) changes with migrations.
+fn check_columns(row: &Row, meta: &ModelMeta) -> Result<()> {
+    let names = row.column_names();
+    if names.len() != meta.column_names.len()
+        || names.iter().zip(meta.column_names).any(|(a, b)| a != b)
+    {
+        return Err(Error::InvalidArgument {
+            argument: "fetch_models",
+            reason: "select the model's columns by name, in field order (a table's * follows its physical order, which migrations change)",
+        });
+    }
+    Ok(())
+}
+
+/// What a template names, found before it is rendered.
+struct Scan {
+    shared: bool,
+    tenant: bool,
+}
+
+/// Checks `template` (see the module docs) and tells which kinds of tables it names.
+fn scan(template: &str, models: &[&'static ModelMeta]) -> Result<Scan> {
+    let mut found = Scan {
+        shared: false,
+        tenant: false,
+    };
+    let bytes = template.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'\'' => {
+                let end = quoted_end(template, i, '\'');
+                if template[i..end].contains('\\') {
+                    return Err(refused(
+                        "a backslash inside quotes (MySQL reads it as an escape)",
+                    ));
+                }
+                i = end;
+            }
+            b'"' | b'`' => {
+                let end = quoted_end(template, i, c as char);
+                // Without its closing quote the text runs to the end.
+                let inner_end = if end > i + 1 && bytes[end - 1] == c {
+                    end - 1
+                } else {
+                    end
+                };
+                let name = template
+                    .get(i + 1..inner_end)
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                if models.iter().any(|m| m.table == name) {
+                    return Err(refused(
+                        "a model's table named without braces: write {table}",
+                    ));
+                }
+                i = end;
+            }
+            b'-' if template[i..].starts_with("--") => {
+                i = template[i..].find('\n').map_or(bytes.len(), |n| i + n);
+            }
+            b'/' if template[i..].starts_with("/*") => {
+                let end = template[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |n| i + 2 + n + 2);
+                if template[i + 2..end].contains("/*") {
+                    return Err(refused(
+                        "a comment inside a comment (PostgreSQL nests them)",
+                    ));
+                }
+                i = end;
+            }
+            b'$' => return Err(refused("$ outside quotes (dollar quotes, $n parameters)")),
+            b'#' => return Err(refused("# outside quotes (a comment on MySQL)")),
+            b'{' if template[i..].starts_with("{{") => i += 2,
+            b'{' => {
+                let close = template[i..]
+                    .find('}')
+                    .ok_or(refused("a { without its closing }"))?;
+                let name = &template[i + 1..i + close];
+                let mut named = models.iter().filter(|m| m.table == name);
+                let meta = named.next().ok_or(refused(
+                    "a {table} placeholder names no registered model's table",
+                ))?;
+                if named.next().is_some() {
+                    return Err(refused("two registered models share this {table}"));
+                }
+                if meta.shared {
+                    found.shared = true;
+                } else {
+                    found.tenant = true;
+                }
+                i += close + 1;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let end = template[i..]
+                    .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                    .map_or(bytes.len(), |n| i + n);
+                let word = template[i..end].to_ascii_lowercase();
+                // `x.products` is a column or alias, never the table (qualified by its own
+                // placeholder when it is one).
+                let qualified = i > 0 && bytes[i - 1] == b'.';
+                if !qualified && models.iter().any(|m| m.table == word) {
+                    return Err(refused(
+                        "a model's table named without braces: write {table}",
+                    ));
+                }
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(found)
+}
+
+fn refused(reason: &'static str) -> Error {
+    Error::InvalidArgument {
+        argument: "raw",
+        reason,
     }
 }
 

@@ -37,6 +37,16 @@ impl Row {
         })
     }
 
+    /// The names of the columns, in order.
+    pub fn column_names(&self) -> Vec<&str> {
+        use sqlx::Column as _;
+        match self {
+            Row::Postgres(r) => r.columns().iter().map(|c| c.name()).collect(),
+            Row::MySql(r) => r.columns().iter().map(|c| c.name()).collect(),
+            Row::Sqlite(r) => r.columns().iter().map(|c| c.name()).collect(),
+        }
+    }
+
     /// Whether the row has no columns.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

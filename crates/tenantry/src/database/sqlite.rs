@@ -251,15 +251,28 @@ impl SqliteStore {
             store: self,
             schema,
         };
+        let file = self.file_of(schema);
+        // A file is made under a temporary name and renamed into place once complete: a
+        // creation cancelled half way (whose connection sqlx still finishes opening) leaves
+        // no schema that appears later.
+        let building = match self.location {
+            Location::File { .. } => building_name(&file),
+            Location::Memory { .. } => file.clone(),
+        };
         let options = self
             .main_options
             .clone()
-            .filename(self.file_of(schema))
+            .filename(&building)
             .create_if_missing(true);
         // Opening a connection is what creates the file / in-memory database.
         let conn = options.connect().await?;
         match self.location {
-            Location::File { .. } => conn.close().await?,
+            Location::File { .. } => {
+                conn.close().await?;
+                // No await between the close and the rename: a cancellation cannot split them.
+                std::fs::rename(&building, &file)
+                    .map_err(|e| Error::Database(sqlx::Error::Io(e)))?;
+            }
             Location::Memory { .. } => {
                 let mut state = self.lock();
                 if state.keepers.contains_key(&Some(schema.clone())) {
@@ -457,6 +470,18 @@ fn not_found(schema: &SchemaName) -> Error {
     Error::SchemaNotFound {
         schema: schema.to_string(),
     }
+}
+
+/// A name to build a schema file under before it is renamed into place: not a `.sqlite`
+/// name, so never listed as a schema, and new for every attempt, so that a connection of a
+/// cancelled attempt (which sqlx finishes opening, and closes, later) never shares its files
+/// with a later attempt. A cancelled attempt may leave its small file behind.
+fn building_name(file: &Path) -> PathBuf {
+    static ATTEMPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let attempt = ATTEMPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = file.as_os_str().to_owned();
+    name.push(format!(".building-{}-{attempt}", std::process::id()));
+    PathBuf::from(name)
 }
 
 fn remove_files(file: &Path) -> Result<()> {

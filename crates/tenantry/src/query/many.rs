@@ -61,6 +61,10 @@ impl<J: Model, L: Model, R: Model> ManyToMany<J, L, R> {
         self.left.name()
     }
 
+    pub(crate) fn right_column(&self) -> &'static str {
+        self.right.name()
+    }
+
     /// The same relation seen from `R`'s side.
     pub const fn reversed(self) -> ManyToMany<J, R, L> {
         ManyToMany {
@@ -129,20 +133,55 @@ impl<J: Model, L: Model, R: Model> RelatedMany<J, L, R> {
         related_query::<L, J>(&self.origin).filter(self.relation.left.eq(self.key.clone()))
     }
 
-    /// The related rows, as a QuerySet (filter, order, paginate it further).
+    /// The related rows, as a QuerySet (filter, order, paginate it further). The links are
+    /// read where the owner's junction rows live, even when `R` is shared (its rows then
+    /// come from the shared schema, chosen by the owner's tenant's links).
     pub fn all(&self) -> QuerySet<R> {
         let mut query = related_query::<L, R>(&self.origin);
-        if let Err(error) = self.relation.check() {
-            query.defer(error);
-            return query;
-        }
+        let junction = self.relation.check().and_then(|()| self.links().target());
+        let junction = match junction {
+            Ok(target) => target,
+            Err(error) => {
+                query.defer(error);
+                return query;
+            }
+        };
         let pk: Column<R, R::PrimaryKey> = Column::new(R::META.primary_key_column().name);
-        query.filter(pk.in_query(self.links().subquery(self.relation.right)))
+        let links = self
+            .links()
+            .subquery(self.relation.right)
+            .in_schema(junction.schema);
+        query.filter(pk.in_query(links))
     }
 
-    /// Relates `targets` to the owner; a pair already related is left as it is.
+    /// Checks that every target lives where this owner's related `R` rows live: the same
+    /// database, and the owner's schema (the shared schema for a shared `R`). A row of
+    /// another tenant with the same key would otherwise be linked in its place.
+    fn check_targets(&self, targets: &[&Instance<R>]) -> Result<()> {
+        let place = related_query::<L, R>(&self.origin).target()?;
+        for target in targets {
+            let origin = target.origin();
+            if !origin.database().same_as(place.database())
+                || origin.schema() != place.schema.as_ref()
+            {
+                return Err(Error::InvalidRelation {
+                    model: R::META.table,
+                    column: self.relation.right.name(),
+                    reason: "a row of another tenant or database than the owner's related rows",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Relates `targets` to the owner; a pair already related is left as it is. Every
+    /// target must live where the owner's related rows do ([`Error::InvalidRelation`]
+    /// otherwise). Two concurrent adds of the same pair may both insert it unless the
+    /// junction has a unique constraint on its two keys (then the loser is told it is
+    /// related); reads (`all`, `prefetch_many`) show a pair once either way.
     pub async fn add(&self, targets: &[&Instance<R>]) -> Result<()> {
         self.relation.check()?;
+        self.check_targets(targets)?;
         let wanted: Vec<R::PrimaryKey> = targets.iter().map(|t| t.primary_key().clone()).collect();
         let present = self.present(&wanted).await?;
         let missing: Vec<&R::PrimaryKey> = dedup(&wanted)
@@ -165,13 +204,23 @@ impl<J: Model, L: Model, R: Model> RelatedMany<J, L, R> {
                     reason: "a junction row needs its two keys",
                 })?;
         }
-        target.execute(&insert).await?;
-        Ok(())
+        match target.execute(&insert).await {
+            Ok(_) => Ok(()),
+            // A unique constraint on the junction met a concurrent add of the same pair:
+            // related, as asked.
+            Err(Error::UniqueViolation { .. })
+                if self.present(&wanted).await?.len() == dedup(&wanted).len() =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Unrelates `targets` from the owner; the number of links removed.
     pub async fn remove(&self, targets: &[&Instance<R>]) -> Result<u64> {
         self.relation.check()?;
+        self.check_targets(targets)?;
         let keys: Vec<R::PrimaryKey> = targets.iter().map(|t| t.primary_key().clone()).collect();
         self.links()
             .filter(self.relation.right.is_in(keys))
@@ -189,6 +238,7 @@ impl<J: Model, L: Model, R: Model> RelatedMany<J, L, R> {
     /// statements: load the owner inside a transaction to make them one change.
     pub async fn set(&self, targets: &[&Instance<R>]) -> Result<()> {
         self.relation.check()?;
+        self.check_targets(targets)?;
         let keys: Vec<R::PrimaryKey> = targets.iter().map(|t| t.primary_key().clone()).collect();
         self.links()
             .exclude(self.relation.right.is_in(keys))
@@ -289,12 +339,18 @@ impl<J: Model, L: Model, R: Model> super::prefetch::Prefetch<L> for Many<J, L, R
                             source,
                         })?;
                     let child = Instance::stored(R::from_row(&row)?, child_origin.clone());
-                    children.entry(key).or_default().push(child);
+                    let mine = children.entry(key).or_default();
+                    // A pair linked twice (no unique constraint on the junction) is one
+                    // related row, as `all()` reads it; rows come ordered by key.
+                    if mine.last().map(|last| last.primary_key()) != Some(child.primary_key()) {
+                        mine.push(child);
+                    }
                 }
             }
             let relation = super::RelationKey {
                 table: J::META.table,
                 column: self.relation.left.name(),
+                through: self.relation.right.name(),
             };
             for parent in parents.iter_mut() {
                 let mine = children.remove(parent.primary_key()).unwrap_or_default();

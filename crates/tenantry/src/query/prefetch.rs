@@ -36,6 +36,8 @@ struct Reverse<M, C> {
 pub(crate) struct RelationKey {
     pub(crate) table: &'static str,
     pub(crate) column: &'static str,
+    /// A many-to-many relation's other foreign key; empty for a reverse foreign key.
+    pub(crate) through: &'static str,
 }
 
 /// The prefetched children of one parent: a `Vec<Instance<C>>` behind `Any`.
@@ -102,6 +104,7 @@ impl<M: Model, C: Model> Prefetch<M> for Reverse<M, C> {
             let relation = RelationKey {
                 table: C::META.table,
                 column: self.column,
+                through: "",
             };
             for parent in parents.iter_mut() {
                 let mine = children.remove(parent.primary_key()).unwrap_or_default();

@@ -19,6 +19,9 @@ use crate::{
 pub struct Subquery<R: Model, T> {
     query: QuerySet<R>,
     column: Option<&'static str>,
+    /// The schema the subquery runs in, when it is not the outer query's (a many-to-many
+    /// junction of the owner's tenant, under a query over a shared model).
+    schema: Option<Option<crate::schema_name::SchemaName>>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -38,8 +41,17 @@ impl<R: Model> QuerySet<R> {
         Subquery {
             query: self,
             column: Some(column.name()),
+            schema: None,
             _type: PhantomData,
         }
+    }
+}
+
+impl<R: Model, T> Subquery<R, T> {
+    /// Runs the subquery in `schema` instead of the outer query's.
+    pub(crate) fn in_schema(mut self, schema: Option<crate::schema_name::SchemaName>) -> Self {
+        self.schema = Some(schema);
+        self
     }
 }
 
@@ -54,10 +66,10 @@ impl<R: Model, T> Inner for Subquery<R, T> {
                     "a subquery runs in the schema of the query it is used in; remove its using()",
             });
         }
-        let schema = if R::META.shared {
-            None
-        } else {
-            outer.schema.clone()
+        let schema = match &self.schema {
+            Some(pinned) => pinned.clone(),
+            None if R::META.shared => None,
+            None => outer.schema.clone(),
         };
         let backend = outer.backend();
         if backend == Backend::Sqlite && schema != outer.schema {
@@ -112,6 +124,7 @@ impl Filter {
         Filter(Node::Exists(Arc::new(Subquery::<R, ()> {
             query,
             column: None,
+            schema: None,
             _type: PhantomData,
         })))
     }
