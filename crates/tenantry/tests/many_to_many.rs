@@ -2,10 +2,7 @@
 //! links under the same ids and are used concurrently in one task.
 mod common;
 
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc,
-};
+use std::sync::atomic::Ordering;
 
 use common::models::*;
 use tenantry::{
@@ -127,26 +124,6 @@ backend_pool_test!(links_stay_in_their_tenant, |t: common::TestDb| async move {
     assert_eq!(label_names(&pb[0]).await, ["oak"]);
 });
 
-/// Counts the statements tenantry sends (its `tenantry.query` spans) on this thread.
-struct CountStatements(Arc<AtomicUsize>);
-
-impl tracing::Subscriber for CountStatements {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        if span.metadata().name() == "tenantry.query" {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, _: &tracing::Event<'_>) {}
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 async fn prefetch_many_body(t: common::TestDb) {
     let r = &registry(&t).await;
     let s = t.schema("m2m_pf");
@@ -158,9 +135,9 @@ async fn prefetch_many_body(t: common::TestDb) {
         let mine: Vec<&Instance<Label>> = tags.iter().take(i % 4).collect();
         LABELS.of(product).add(&mine).await.unwrap();
     }
-    let count = Arc::new(AtomicUsize::new(0));
+    let (count, counter) = common::statements::CountStatements::new();
     let loaded = {
-        let _counting = tracing::subscriber::set_default(CountStatements(count.clone()));
+        let _counting = tracing::subscriber::set_default(counter);
         Product::query(r)
             .using(&s)
             .order_by([Product::id().asc()])

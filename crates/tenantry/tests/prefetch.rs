@@ -3,10 +3,7 @@
 //! get their own children; 100 parents with 10 children each cost 2 statements, not 101.
 mod common;
 
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc,
-};
+use std::sync::atomic::Ordering;
 
 use common::models::*;
 use tenantry::{create_schema, with_tenant, Backend, Error, Instance, Registry, SchemaName};
@@ -121,26 +118,6 @@ backend_pool_test!(
     }
 );
 
-/// Counts the statements tenantry sends (its `tenantry.query` spans) on this thread.
-struct CountStatements(Arc<AtomicUsize>);
-
-impl tracing::Subscriber for CountStatements {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        if span.metadata().name() == "tenantry.query" {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, _: &tracing::Event<'_>) {}
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 async fn hundred_parents_two_statements(t: common::TestDb) {
     let r = &t.registry;
     let s = t.schema("pf_count");
@@ -159,9 +136,9 @@ async fn hundred_parents_two_statements(t: common::TestDb) {
         .bulk_create(products)
         .await
         .unwrap();
-    let count = Arc::new(AtomicUsize::new(0));
+    let (count, counter) = common::statements::CountStatements::new();
     let loaded = {
-        let _counting = tracing::subscriber::set_default(CountStatements(count.clone()));
+        let _counting = tracing::subscriber::set_default(counter);
         User::query(r)
             .using(&s)
             .prefetch_related(Product::user())

@@ -296,16 +296,9 @@ impl<J: Model, L: Model, R: Model> super::prefetch::Prefetch<L> for Many<J, L, R
                     what: "prefetch_many across a tenant's and a shared table (SQLite keeps them in separate files)",
                 });
             }
-            let keys: Vec<sea_query::Value> =
-                parents.iter().map(|p| p.primary_key().to_value()).collect();
-            let per_query = origin
-                .database
-                .backend()
-                .capabilities()
-                .max_bind_params
-                .max(1);
+            let keys = super::prefetch::parent_keys(parents);
             let mut children: HashMap<L::PrimaryKey, Vec<Instance<R>>> = HashMap::new();
-            for chunk in keys.chunks(per_query) {
+            for chunk in keys.chunks(super::prefetch::per_query(origin)) {
                 let query = related_query::<L, R>(origin);
                 let target = query.target()?;
                 let junction = related_query::<L, J>(origin).target()?;
@@ -352,10 +345,7 @@ impl<J: Model, L: Model, R: Model> super::prefetch::Prefetch<L> for Many<J, L, R
                 column: self.relation.left.name(),
                 through: self.relation.right.name(),
             };
-            for parent in parents.iter_mut() {
-                let mine = children.remove(parent.primary_key()).unwrap_or_default();
-                parent.set_prefetched(relation, std::sync::Arc::new(mine));
-            }
+            super::prefetch::attach(parents, children, relation);
             Ok(())
         })
     }

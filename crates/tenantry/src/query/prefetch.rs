@@ -74,16 +74,9 @@ impl<M: Model, C: Model> Prefetch<M> for Reverse<M, C> {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let fk = self.column_index()?;
-            let keys: Vec<sea_query::Value> =
-                parents.iter().map(|p| p.primary_key().to_value()).collect();
-            let per_query = origin
-                .database
-                .backend()
-                .capabilities()
-                .max_bind_params
-                .max(1);
+            let keys = parent_keys(parents);
             let mut children: HashMap<M::PrimaryKey, Vec<Instance<C>>> = HashMap::new();
-            for chunk in keys.chunks(per_query) {
+            for chunk in keys.chunks(per_query(origin)) {
                 let mut query = related_query::<M, C>(origin).filter(Filter::new(
                     Expr::col(self.column).is_in(chunk.iter().cloned()),
                 ));
@@ -106,12 +99,36 @@ impl<M: Model, C: Model> Prefetch<M> for Reverse<M, C> {
                 column: self.column,
                 through: "",
             };
-            for parent in parents.iter_mut() {
-                let mine = children.remove(parent.primary_key()).unwrap_or_default();
-                parent.set_prefetched(relation, Arc::new(mine));
-            }
+            attach(parents, children, relation);
             Ok(())
         })
+    }
+}
+
+/// The parents' keys, as bind values.
+pub(super) fn parent_keys<M: Model>(parents: &[Instance<M>]) -> Vec<sea_query::Value> {
+    parents.iter().map(|p| p.primary_key().to_value()).collect()
+}
+
+/// The most parent keys one prefetch statement binds.
+pub(super) fn per_query(origin: &Origin) -> usize {
+    origin
+        .database
+        .backend()
+        .capabilities()
+        .max_bind_params
+        .max(1)
+}
+
+/// Gives each parent its children (none when it has none) under `relation`.
+pub(super) fn attach<M: Model, C: Model>(
+    parents: &mut [Instance<M>],
+    mut children: HashMap<M::PrimaryKey, Vec<Instance<C>>>,
+    relation: RelationKey,
+) {
+    for parent in parents.iter_mut() {
+        let mine = children.remove(parent.primary_key()).unwrap_or_default();
+        parent.set_prefetched(relation, Arc::new(mine));
     }
 }
 

@@ -9,6 +9,7 @@ pub mod models;
 pub mod servers;
 pub mod sqlite_dir;
 pub mod state;
+pub mod statements;
 
 pub use harness::*;
 
