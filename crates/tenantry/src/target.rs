@@ -133,17 +133,11 @@ impl Target {
 
     /// Runs a statement that returns no rows.
     pub(crate) async fn execute(&self, statement: &impl SqlxBinder) -> Result<Done> {
-        match self
-            .run(statement, Returns::Nothing)
-            .instrument(self.span())
-            .await?
-        {
-            Outcome::Done(done) => Ok(done),
-            Outcome::Rows(_) => Ok(Done {
-                rows_affected: 0,
-                last_insert_id: None,
-            }),
-        }
+        Ok(done(
+            self.run(statement, Returns::Nothing)
+                .instrument(self.span())
+                .await?,
+        ))
     }
 
     /// Runs a raw statement ([`RawSql`](crate::RawSql)) and returns its rows.
@@ -152,31 +146,25 @@ impl Target {
         sql: &str,
         values: &[sea_query::Value],
     ) -> Result<Vec<Row>> {
-        let bind = || SqlxValues(sea_query::Values(values.to_vec()));
-        match self
-            .run_sql(sql, bind(), Returns::Rows, bind)
-            .instrument(self.span())
-            .await?
-        {
-            Outcome::Rows(rows) => Ok(rows),
-            Outcome::Done(_) => Ok(Vec::new()),
-        }
+        Ok(rows(self.run_raw(sql, values, Returns::Rows).await?))
     }
 
     /// Runs a raw statement that returns no rows.
     pub(crate) async fn execute_raw(&self, sql: &str, values: &[sea_query::Value]) -> Result<Done> {
+        Ok(done(self.run_raw(sql, values, Returns::Nothing).await?))
+    }
+
+    async fn run_raw(
+        &self,
+        sql: &str,
+        values: &[sea_query::Value],
+        returns: Returns,
+    ) -> Result<Outcome> {
+        // Bound again only if a stale cached plan makes the statement run twice.
         let bind = || SqlxValues(sea_query::Values(values.to_vec()));
-        match self
-            .run_sql(sql, bind(), Returns::Nothing, bind)
+        self.run_sql(sql, bind(), returns, bind)
             .instrument(self.span())
-            .await?
-        {
-            Outcome::Done(done) => Ok(done),
-            Outcome::Rows(_) => Ok(Done {
-                rows_affected: 0,
-                last_insert_id: None,
-            }),
-        }
+            .await
     }
 
     /// Runs one DDL statement through the simple query protocol.
@@ -203,10 +191,7 @@ impl Target {
     /// Runs a statement and returns its rows, as [`fetch_all`](Self::fetch_all) without the
     /// span (for catalog queries).
     pub(crate) async fn fetch_unchecked(&self, statement: &impl SqlxBinder) -> Result<Vec<Row>> {
-        match self.run(statement, Returns::Rows).await? {
-            Outcome::Rows(rows) => Ok(rows),
-            Outcome::Done(_) => Ok(Vec::new()),
-        }
+        Ok(rows(self.run(statement, Returns::Rows).await?))
     }
 
     async fn run(&self, statement: &impl SqlxBinder, returns: Returns) -> Result<Outcome> {
@@ -244,5 +229,24 @@ impl Target {
                 run_pooled(checkout, place, sql, values, returns, again).await
             }
         }
+    }
+}
+
+/// The rows of a statement's outcome (none for one that returned no rows).
+fn rows(outcome: Outcome) -> Vec<Row> {
+    match outcome {
+        Outcome::Rows(rows) => rows,
+        Outcome::Done(_) => Vec::new(),
+    }
+}
+
+/// What a statement that returns no rows did.
+fn done(outcome: Outcome) -> Done {
+    match outcome {
+        Outcome::Done(done) => done,
+        Outcome::Rows(_) => Done {
+            rows_affected: 0,
+            last_insert_id: None,
+        },
     }
 }

@@ -42,6 +42,9 @@ pub struct Aggregate<M, Out> {
     /// Built on a column reached through a relation: refused when the query runs.
     through_relation: bool,
     kind: Kind,
+    /// Precision and scale of a decimal sum or average's column, looked up once when the
+    /// aggregate is built (the decoder reads the scale on every row).
+    numeric: (u32, u32),
     decode: fn(&Row, &mut usize, u32) -> std::result::Result<Out, sqlx::Error>,
     _model: PhantomData<fn() -> M>,
 }
@@ -233,10 +236,23 @@ impl<M: Model, T: FieldType> Column<M, T> {
         kind: Kind,
         decode: fn(&Row, &mut usize, u32) -> DecodeResult<Out>,
     ) -> Aggregate<M, Out> {
+        let decimal = matches!(
+            kind,
+            Kind::Sum(Number::Decimal) | Kind::Avg(Number::Decimal)
+        );
+        let numeric = if decimal {
+            M::META
+                .column(self.name())
+                .and_then(|c| c.numeric())
+                .unwrap_or((crate::decimal::MAX_PRECISION, 0))
+        } else {
+            (0, 0)
+        };
         Aggregate {
             column: self.name(),
             through_relation: self.through_relation(),
             kind,
+            numeric,
             decode,
             _model: PhantomData,
         }
@@ -300,15 +316,7 @@ impl<M: Model, Out> Aggregate<M, Out> {
     /// The scale of the column (decimal sums on SQLite), checking that SQLite can sum it
     /// exactly.
     fn scale(&self, backend: Backend) -> Result<u32> {
-        let decimal = matches!(
-            self.kind,
-            Kind::Sum(Number::Decimal) | Kind::Avg(Number::Decimal)
-        );
-        if !decimal {
-            return Ok(0);
-        }
-        let numeric = M::META.column(self.column).and_then(|c| c.numeric());
-        let (precision, scale) = numeric.unwrap_or((crate::decimal::MAX_PRECISION, 0));
+        let (precision, scale) = self.numeric;
         if backend == Backend::Sqlite && precision > SQLITE_EXACT_DIGITS {
             return Err(Error::Unsupported {
                 backend: backend.name(),
@@ -381,20 +389,11 @@ impl<M: Model, Out> Aggregates<M> for Aggregate<M, Out> {
         Aggregate::select(self, backend, select)
     }
     fn decode(&self, row: &Row, index: &mut usize) -> Result<Out> {
-        let scale = self.scale(row_backend(row))?;
-        (self.decode)(row, index, scale).map_err(|source| Error::Decode {
+        (self.decode)(row, index, self.numeric.1).map_err(|source| Error::Decode {
             model: M::META.table,
             column: self.column,
             source,
         })
-    }
-}
-
-fn row_backend(row: &Row) -> Backend {
-    match row {
-        Row::Postgres(_) => Backend::Postgres,
-        Row::MySql(_) => Backend::MySql,
-        Row::Sqlite(_) => Backend::Sqlite,
     }
 }
 
