@@ -252,7 +252,40 @@ pub(crate) fn table_name(
     )
 }
 
+/// SQLite: the name under which a connection to a tenant's file reaches the main file (the
+/// shared schema), attached on the first statement that names it (or before `BEGIN`).
+/// Only ever the main file: another tenant's file is never attached.
+pub(crate) const SQLITE_SHARED_ALIAS: &str = "tenantry_shared";
+
+/// How a statement names [`SQLITE_SHARED_ALIAS`]: the connection attaches the main file
+/// when the statement's text holds this.
+pub(crate) const SQLITE_SHARED_QUALIFIER: &str = "\"tenantry_shared\".";
+
 impl Target {
+    /// `meta`'s table, for rows that live in `schema`, as a statement run at this target names
+    /// it. On SQLite a statement runs in one file: from a tenant's file the shared schema is
+    /// the attached main file ([`SQLITE_SHARED_ALIAS`]); a tenant's table named from another
+    /// file is [`Error::Unsupported`].
+    pub(crate) fn table_in(
+        &self,
+        meta: &crate::model::ModelMeta,
+        schema: Option<&SchemaName>,
+    ) -> Result<TableName> {
+        if schema == self.schema.as_ref() || self.backend() != Backend::Sqlite {
+            return Ok(table_name(self.database(), schema, meta.table));
+        }
+        if schema.is_none() {
+            return Ok(TableName(
+                Some(sea_query::SchemaName(None, SQLITE_SHARED_ALIAS.into())),
+                meta.table.into(),
+            ));
+        }
+        Err(Error::Unsupported {
+            backend: self.backend().name(),
+            what: "a statement over two tenants' files, or over a tenant's file from the shared one (SQLite attaches only the shared file to a tenant's)",
+        })
+    }
+
     /// A target whose schema was chosen by a query: checked against the database's tenant
     /// namespace (on MySQL a name too long for it is [`Error::InvalidSchemaName`]) before
     /// any statement is rendered.

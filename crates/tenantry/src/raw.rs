@@ -313,7 +313,6 @@ fn render(template: &str, target: &Target, models: &[&'static ModelMeta]) -> Res
     let backend = target.backend();
     let mut text = String::with_capacity(template.len() + 64);
     let mut placeholders = 0usize;
-    let mut files = Files::default();
     let mut chars = template.char_indices().peekable();
     while let Some((at, ch)) = chars.next() {
         match ch {
@@ -369,8 +368,7 @@ fn render(template: &str, target: &Target, models: &[&'static ModelMeta]) -> Res
                             argument: "raw",
                             reason: "a {table} placeholder names no registered model's table",
                         })?;
-                files.note(meta.shared);
-                text.push_str(&qualified(target, meta));
+                text.push_str(&qualified(target, meta)?);
                 skip_to(&mut chars, at + close + 1);
             }
             '}' => {
@@ -382,30 +380,7 @@ fn render(template: &str, target: &Target, models: &[&'static ModelMeta]) -> Res
             other => text.push(other),
         }
     }
-    if backend == Backend::Sqlite && target.schema.is_some() && files.shared && files.tenant {
-        return Err(Error::Unsupported {
-            backend: backend.name(),
-            what: "a raw statement over a tenant's table and a shared table (SQLite keeps them in separate files)",
-        });
-    }
     Ok(Rendered { text, placeholders })
-}
-
-/// Which kinds of tables a statement names.
-#[derive(Default)]
-struct Files {
-    shared: bool,
-    tenant: bool,
-}
-
-impl Files {
-    fn note(&mut self, shared: bool) {
-        if shared {
-            self.shared = true;
-        } else {
-            self.tenant = true;
-        }
-    }
 }
 
 /// The byte just past the quoted text starting at `start` (a doubled quote is part of it).
@@ -432,22 +407,23 @@ fn skip_to(chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>, end: usiz
     }
 }
 
-/// `meta`'s table, qualified and quoted by the backend's query builder, for `target`.
-fn qualified(target: &Target, meta: &'static ModelMeta) -> String {
+/// `meta`'s table, qualified and quoted by the backend's query builder, for `target` (on
+/// SQLite, a shared table from a tenant's file is the attached main file's).
+fn qualified(target: &Target, meta: &'static ModelMeta) -> Result<String> {
     let schema = if meta.shared {
         None
     } else {
         target.schema.as_ref()
     };
-    let table = crate::naming::table_name(target.database(), schema, meta.table);
+    let table = target.table_in(meta, schema)?;
     // The builder's own rendering of the name, cut out of a statement that holds only it.
     let probe = Query::select().from(table).to_owned();
     let (rendered, _) = crate::target::render(target.backend(), &probe);
-    rendered
+    Ok(rendered
         .strip_prefix("SELECT  FROM ")
         .or_else(|| rendered.strip_prefix("SELECT FROM "))
         .unwrap_or(&rendered)
-        .to_owned()
+        .to_owned())
 }
 
 /// A row decoded into a tuple of field types: [`RawSql::fetch_as`].

@@ -181,12 +181,26 @@ impl TxConn {
     /// that connection, whatever its tenant, would run in it. A spawned task is never
     /// cancelled halfway: when nobody awaits its result any more, the `TxConn` it returns
     /// is dropped there, which rolls it back.
-    async fn begin(database: Database, schema: Option<SchemaName>) -> Result<TxConn> {
+    ///
+    /// `attach_shared`: a SQLite transaction in a tenant's file attaches the main file first
+    /// (SQLite refuses `ATTACH` inside a transaction), so that its statements reach the
+    /// shared schema.
+    async fn begin(
+        database: Database,
+        schema: Option<SchemaName>,
+        attach_shared: bool,
+    ) -> Result<TxConn> {
         let begun = tokio::spawn(async move {
             let conn = match database.pools() {
                 Pools::Postgres(pool) => PoolConn::from(pool.get().await?),
                 Pools::MySql(pool) => PoolConn::from(pool.get().await?),
-                Pools::Sqlite(store) => PoolConn::from(store.checkout(schema.as_ref()).await?),
+                Pools::Sqlite(store) => {
+                    let mut conn = store.checkout(schema.as_ref()).await?;
+                    if attach_shared && schema.is_some() {
+                        crate::database::attach_shared(&mut conn, &database).await?;
+                    }
+                    PoolConn::from(conn)
+                }
             };
             // Until BEGIN is answered: a failed BEGIN closes the connection.
             let mut tx = TxConn {
@@ -339,7 +353,8 @@ impl Transaction {
             Pools::Sqlite(_) => schema,
             _ => None,
         };
-        let conn = TxConn::begin(database.clone(), sqlite_schema.clone()).await?;
+        let attach_shared = registry.models().iter().any(|model| model.shared);
+        let conn = TxConn::begin(database.clone(), sqlite_schema.clone(), attach_shared).await?;
         Ok(Transaction::around(
             registry,
             database,

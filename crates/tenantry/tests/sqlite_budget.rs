@@ -1,4 +1,5 @@
 //! 10,000 SQLite tenants touched in turn under `ulimit -n 1024`, at the default budget
+//! (each tenant's connection also attaching the main file to read a shared row)
 //! (derived from the limit). Its own test binary: the limit is set for the whole process.
 mod common;
 
@@ -14,8 +15,20 @@ async fn ten_thousand_tenants_under_ulimit_1024() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}/main.sqlite?mode=rwc", dir.display());
-    let r = Registry::new(Database::connect(&url).await.unwrap()).register::<User>();
+    let r = Registry::new(Database::connect(&url).await.unwrap())
+        .register::<User>()
+        .register::<Plan>()
+        .register::<Subscription>();
     r.create_all().await.unwrap();
+    // Every tenant's connection attaches the main file (three more descriptors) to reach
+    // the shared plan.
+    let gold = Plan::query(&r)
+        .create(Plan {
+            id: 0,
+            title: "gold".into(),
+        })
+        .await
+        .unwrap();
     let names: Vec<SchemaName> = (0..10_000)
         .map(|i| SchemaName::parse(&format!("t{i}")).unwrap())
         .collect();
@@ -24,6 +37,15 @@ async fn ten_thousand_tenants_under_ulimit_1024() {
         User::query(&r)
             .using(s)
             .create(user(&format!("t{i}")))
+            .await
+            .unwrap();
+        Subscription::query(&r)
+            .using(s)
+            .create(Subscription {
+                id: 0,
+                plan: tenantry::ForeignKey::from(&gold),
+                note: format!("t{i}"),
+            })
             .await
             .unwrap();
     }
@@ -37,6 +59,15 @@ async fn ten_thousand_tenants_under_ulimit_1024() {
             format!("t{i}"),
             "tenant {s} read another tenant's row"
         );
+        let notes = with_tenant(
+            Some(s.clone()),
+            Subscription::query(&r)
+                .filter(Subscription::plan().to(Plan::title()).eq("gold"))
+                .values_list(Subscription::note()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(notes, [format!("t{i}")], "tenant {s}");
     }
     r.disconnect().await;
     std::fs::remove_dir_all(&dir).unwrap();

@@ -132,6 +132,12 @@ pub(crate) async fn run_on<DB: Driver>(
     values: SqlxValues,
     returns: Returns,
 ) -> Result<Outcome> {
+    if DB::BACKEND == Backend::Sqlite
+        && place.schema.is_some()
+        && sql.contains(crate::naming::SQLITE_SHARED_QUALIFIER)
+    {
+        attach_shared(checkout, place.database).await?;
+    }
     let conn = checkout.raw()?;
     let error = match DB::run(conn, sql, values, returns).await {
         Ok(outcome) => return Ok(outcome),
@@ -169,6 +175,34 @@ pub(crate) async fn run_on<DB: Driver>(
     }
     Err(error.into())
 }
+
+/// SQLite: attaches the main file to a connection to a tenant's file, as
+/// [`SQLITE_SHARED_ALIAS`](crate::naming::SQLITE_SHARED_ALIAS), once per connection. Not
+/// possible inside a transaction: a transaction in a tenant's file attaches before `BEGIN`.
+pub(crate) async fn attach_shared<DB: Driver>(
+    checkout: &mut Checkout<DB>,
+    database: &Database,
+) -> Result<()> {
+    if checkout.shared_attached() {
+        return Ok(());
+    }
+    let Pools::Sqlite(store) = database.pools() else {
+        return Ok(());
+    };
+    let uri = sea_query::Value::from(store.main_file_uri());
+    let values = SqlxValues(sea_query::Values(vec![uri]));
+    let conn = checkout.raw()?;
+    if let Err(error) = DB::run(conn, SQLITE_ATTACH_SHARED, values, Returns::Nothing).await {
+        checkout.after_error(&error);
+        return Err(error.into());
+    }
+    checkout.set_shared_attached();
+    Ok(())
+}
+
+/// Attaches the main file (the URI bound) under the shared alias. Not expressible in
+/// sea-query; the alias is a constant and the file a bound value.
+const SQLITE_ATTACH_SHARED: &str = "ATTACH DATABASE ? AS \"tenantry_shared\"";
 
 /// [`run_on`] a connection checked out for this one statement, then hands it back. A
 /// statement whose cached plan a migration invalidated (PostgreSQL 0A000) runs once more on

@@ -11,7 +11,7 @@ use std::{str::FromStr, sync::Arc};
 use sqlx::{mysql::MySqlConnectOptions, postgres::PgConnectOptions};
 
 pub use connection::PooledConnection;
-pub(crate) use driver::{run_on, run_pooled, Driver, Outcome, Place, Returns};
+pub(crate) use driver::{attach_shared, run_on, run_pooled, Driver, Outcome, Place, Returns};
 pub use options::{DatabaseOptions, PoolSettings};
 pub use pool::PoolStatus;
 pub(crate) use pool::{Checkout, ConnPool};

@@ -63,15 +63,16 @@ impl PoolSettings {
     }
 
     /// How many SQLite tenant files stay open at once: the configured number, else one per
-    /// eight file descriptors of the process's soft `RLIMIT_NOFILE` (a WAL-mode connection
-    /// holds three: the file, its `-wal` and its `-shm`), between 16 and 4,096. Beyond it, the
+    /// sixteen file descriptors of the process's soft `RLIMIT_NOFILE` (a WAL-mode connection
+    /// holds three: the file, its `-wal` and its `-shm`; six once it has attached the main
+    /// file to reach the shared schema), between 16 and 4,096. Beyond it, the
     /// least recently used schema whose connections are all idle is closed.
     pub(crate) fn sqlite_open_schemas(&self) -> usize {
         self.sqlite_open_schemas.unwrap_or_else(|| {
             let soft = rlimit::getrlimit(rlimit::Resource::NOFILE)
                 .map(|(soft, _)| soft)
                 .unwrap_or(1024);
-            usize::try_from(soft / 8).unwrap_or(4096).clamp(16, 4096)
+            usize::try_from(soft / 16).unwrap_or(4096).clamp(16, 4096)
         })
     }
 

@@ -40,6 +40,8 @@ pub(crate) struct Pooled<DB: sqlx::Database> {
     epoch: u64,
     /// SQLite: counts this connection as open until its file handle is closed.
     open: Option<OpenConnection>,
+    /// SQLite: the main file is attached (a tenant's file reaching the shared schema).
+    shared_attached: bool,
 }
 
 impl<DB: sqlx::Database> Pooled<DB> {
@@ -163,6 +165,7 @@ impl<DB: sqlx::Database> managed::Manager for Manager<DB> {
                 raw: Some(raw),
                 epoch,
                 open: None,
+                shared_attached: false,
             });
         };
         // SQLite: the connection is opened in a task of its own that owns its count, so a
@@ -190,6 +193,7 @@ impl<DB: sqlx::Database> managed::Manager for Manager<DB> {
             raw: Some(raw),
             epoch,
             open: Some(open),
+            shared_attached: false,
         })
     }
 
@@ -457,6 +461,19 @@ impl<DB: sqlx::Database> Checkout<DB> {
             Some(Held::Pooled(object)) => object.raw().ok_or(Error::Closed),
             Some(Held::Lent(conn)) => Ok(conn),
             None => Err(Error::Closed),
+        }
+    }
+
+    /// SQLite: whether the main file is attached to this connection (a lent connection is
+    /// never counted as attached: it attaches nothing).
+    pub(crate) fn shared_attached(&self) -> bool {
+        matches!(&self.held, Some(Held::Pooled(object)) if object.shared_attached)
+    }
+
+    /// Records that the main file is attached to this (pooled) connection.
+    pub(crate) fn set_shared_attached(&mut self) {
+        if let Some(Held::Pooled(object)) = self.held.as_mut() {
+            object.shared_attached = true;
         }
     }
 

@@ -4,6 +4,9 @@
 //!
 //! A pool per schema file was chosen over `ATTACH` because SQLite attaches at most 10
 //! databases per connection (125 when recompiled), while a tenant count has no such bound.
+//! The one file a tenant's connection does attach is the main one, read-only, as
+//! `tenantry_shared`, when a statement joins a tenant's table to a shared one
+//! ([`crate::database::attach_shared`]).
 //!
 //! **Budget.** At most [`PoolSettings::sqlite_open_schemas`] schema pools stay open; opening
 //! one more closes the least recently used pool whose connections are all idle (it reopens
@@ -127,6 +130,36 @@ impl SqliteStore {
 
     pub(crate) fn main(&self) -> &ConnPool<Sqlite> {
         &self.main
+    }
+
+    /// The URI a tenant's connection attaches the main file by: read-only (shared rows are
+    /// written through the main file's own pool), or the named in-memory database.
+    pub(crate) fn main_file_uri(&self) -> String {
+        match &self.location {
+            Location::File { .. } => {
+                let path = self.main_options.get_filename().to_string_lossy();
+                let mut uri = String::with_capacity(path.len() + 16);
+                uri.push_str("file:");
+                for ch in path.chars() {
+                    match ch {
+                        '%' => uri.push_str("%25"),
+                        '?' => uri.push_str("%3f"),
+                        '#' => uri.push_str("%23"),
+                        other => uri.push(other),
+                    }
+                }
+                uri.push_str("?mode=ro");
+                uri
+            }
+            Location::Memory { name } => {
+                let name = name.strip_prefix("file:").unwrap_or(name);
+                let mut uri = String::with_capacity(name.len() + 32);
+                uri.push_str("file:");
+                uri.push_str(name);
+                uri.push_str("?mode=memory&cache=shared");
+                uri
+            }
+        }
     }
 
     /// A connection to the file of `schema` (`None`: the main file).

@@ -17,10 +17,8 @@
 use sea_query::{Alias, Condition, Expr, ExprTrait, Query, SelectStatement, SubQueryStatement};
 
 use crate::{
-    backend::Backend,
     error::{Error, Result},
     model::{path::Path, ModelMeta, Node, Ordering, MAX_HOPS},
-    naming::table_name,
     target::Target,
 };
 
@@ -215,13 +213,7 @@ fn table(
     } else {
         target.schema.as_ref()
     };
-    if target.backend() == Backend::Sqlite && schema != target.schema.as_ref() {
-        return Err(Error::Unsupported {
-            backend: target.backend().name(),
-            what: "a lookup between a tenant's table and a shared table (SQLite keeps them in separate files)",
-        });
-    }
-    Ok(table_name(target.database(), schema, meta.table))
+    target.table_in(meta, schema)
 }
 
 /// The ORDER BY expression of `ordering` on rows of `model` (of table `outer`): the column

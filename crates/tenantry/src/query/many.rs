@@ -288,20 +288,19 @@ impl<J: Model, L: Model, R: Model> super::prefetch::Prefetch<L> for Many<J, L, R
     ) -> futures_util::future::BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             self.relation.check()?;
-            if origin.database.backend() == crate::backend::Backend::Sqlite
-                && R::META.shared != J::META.shared
-            {
-                return Err(Error::Unsupported {
-                    backend: origin.database.backend().name(),
-                    what: "prefetch_many across a tenant's and a shared table (SQLite keeps them in separate files)",
-                });
-            }
             let keys = super::prefetch::parent_keys(parents);
             let mut children: HashMap<L::PrimaryKey, Vec<Instance<R>>> = HashMap::new();
             for chunk in keys.chunks(super::prefetch::per_query(origin)) {
                 let query = related_query::<L, R>(origin);
                 let target = query.target()?;
                 let junction = related_query::<L, J>(origin).target()?;
+                // Run where the tenant's table is: on SQLite a tenant's file reaches the
+                // shared one, never the other way round.
+                let run = if target.schema.is_none() {
+                    &junction
+                } else {
+                    &target
+                };
                 let (r, j) = (Alias::new("tenantry_r"), Alias::new("tenantry_j"));
                 let mut select = Query::select();
                 for column in R::META.column_names {
@@ -309,10 +308,10 @@ impl<J: Model, L: Model, R: Model> super::prefetch::Prefetch<L> for Many<J, L, R
                 }
                 select
                     .column((j.clone(), self.relation.left.name()))
-                    .from_as(target.table(R::META), r.clone())
+                    .from_as(run.table_in(R::META, target.schema.as_ref())?, r.clone())
                     .join_as(
                         sea_query::JoinType::InnerJoin,
-                        junction.table(J::META),
+                        run.table_in(J::META, junction.schema.as_ref())?,
                         j.clone(),
                         Expr::col((j.clone(), self.relation.right.name()))
                             .equals((r.clone(), R::META.primary_key_column().name)),
@@ -324,7 +323,7 @@ impl<J: Model, L: Model, R: Model> super::prefetch::Prefetch<L> for Many<J, L, R
                     .order_by((r.clone(), R::META.primary_key_column().name), Order::Asc);
                 let child_origin = target.origin();
                 let left_at = R::META.columns.len();
-                for row in target.fetch_all(&select).await? {
+                for row in run.fetch_all(&select).await? {
                     let key =
                         L::PrimaryKey::decode(&row, left_at).map_err(|source| Error::Decode {
                             model: J::META.table,

@@ -72,23 +72,42 @@ impl<R: Model, T> Inner for Subquery<R, T> {
             None => outer.schema.clone(),
         };
         let backend = outer.backend();
-        if backend == Backend::Sqlite && schema != outer.schema {
-            return Err(Error::Unsupported {
-                backend: backend.name(),
-                what: "a subquery between a tenant's table and a shared table (SQLite keeps them in separate files)",
-            });
-        }
         if backend == Backend::MySql && (query.limit.is_some() || query.offset.is_some()) {
             return Err(Error::Unsupported {
                 backend: backend.name(),
                 what: "LIMIT or OFFSET in a subquery",
             });
         }
-        let target = Target {
-            conn: outer.conn.clone(),
-            schema,
+        // The subquery is part of the outer statement: on SQLite it runs in the outer
+        // query's file, naming its own table (and the tables of its lookups) from there.
+        let (target, table) = if backend == Backend::Sqlite && schema != outer.schema {
+            if !R::META.shared {
+                // Its lookups would be named from the outer file, not from its own schema.
+                return Err(Error::Unsupported {
+                    backend: backend.name(),
+                    what: "a subquery over a tenant model's rows in another schema file",
+                });
+            }
+            (
+                Target {
+                    conn: outer.conn.clone(),
+                    schema: outer.schema.clone(),
+                },
+                Some(outer.table_in(R::META, schema.as_ref())?),
+            )
+        } else {
+            (
+                Target {
+                    conn: outer.conn.clone(),
+                    schema,
+                },
+                None,
+            )
         };
         let mut select = query.select(&target)?;
+        if let Some(table) = table {
+            select.from_clear().from(table);
+        }
         select.clear_selects();
         match self.column {
             Some(column) => select.column(column),
