@@ -219,6 +219,13 @@ pub enum Error {
         /// The tenant that was asked for (`none` to clear).
         requested: String,
     },
+    /// A tenant's work in a [`ForEachTenant`](crate::ForEachTenant) run panicked; the
+    /// other tenants' work went on.
+    #[error("the work panicked: {message}")]
+    WorkPanicked {
+        /// The panic's message.
+        message: String,
+    },
     /// Any other database or driver error (connection refused, dropped connection, timeout…).
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
@@ -376,6 +383,9 @@ impl Error {
             Error::TenantConflict { current, requested } => Error::TenantConflict {
                 current: current.clone(),
                 requested: requested.clone(),
+            },
+            Error::WorkPanicked { message } => Error::WorkPanicked {
+                message: message.clone(),
             },
             Error::Database(source) => Error::Database(driver(source)),
         }

@@ -135,9 +135,19 @@ impl SqliteStore {
     /// The URI a tenant's connection attaches the main file by: read-only (shared rows are
     /// written through the main file's own pool), or the named in-memory database.
     pub(crate) fn main_file_uri(&self) -> String {
+        self.attach_uri(self.main_options.get_filename())
+    }
+
+    /// The URI another connection attaches `schema`'s file by, read-only (see
+    /// [`main_file_uri`](Self::main_file_uri)).
+    pub(crate) fn schema_file_uri(&self, schema: &SchemaName) -> String {
+        self.attach_uri(&self.file_of(schema))
+    }
+
+    fn attach_uri(&self, file: &Path) -> String {
         match &self.location {
             Location::File { .. } => {
-                let path = self.main_options.get_filename().to_string_lossy();
+                let path = file.to_string_lossy();
                 let mut uri = String::with_capacity(path.len() + 16);
                 uri.push_str("file:");
                 for ch in path.chars() {
@@ -151,8 +161,9 @@ impl SqliteStore {
                 uri.push_str("?mode=ro");
                 uri
             }
-            Location::Memory { name } => {
-                let name = name.strip_prefix("file:").unwrap_or(name);
+            Location::Memory { .. } => {
+                let name = file.to_string_lossy();
+                let name = name.strip_prefix("file:").unwrap_or(&name);
                 let mut uri = String::with_capacity(name.len() + 32);
                 uri.push_str("file:");
                 uri.push_str(name);

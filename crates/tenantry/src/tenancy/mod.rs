@@ -1,10 +1,15 @@
 //! Multi-tenancy: the task's tenant context and schema management.
 
+mod clone;
 pub(crate) mod context;
+mod fleet;
+mod job;
 mod schemas;
 
 pub use context::{
     activate_schema, deactivate_schema, get_tenant, set_tenant, spawn_with_tenant, tenant_scope,
     with_tenant, TenantScope,
 };
+pub use fleet::{FleetProgress, ForEachTenant, TenantOutcome};
+pub use job::TenantContext;
 pub use schemas::{create_schema, drop_schema, Schemas};

@@ -69,8 +69,8 @@ pub async fn drop_schema(
 /// Schema management on one database of a registry: `registry.schema()` for the default
 /// database, `registry.schema_on("alternative")?` for an extra one.
 pub struct Schemas<'r> {
-    registry: &'r Registry,
-    database: &'r Database,
+    pub(super) registry: &'r Registry,
+    pub(super) database: &'r Database,
 }
 
 impl Registry {

@@ -1,0 +1,150 @@
+//! Work run in every tenant, a bounded number at a time, with a result per tenant.
+
+use std::{future::Future, panic::AssertUnwindSafe};
+
+use futures_util::{FutureExt, StreamExt};
+
+use super::context::with_tenant;
+use crate::{
+    error::{Error, Result},
+    registry::Registry,
+    schema_name::SchemaName,
+};
+
+/// One tenant's outcome in a [`ForEachTenant`] run.
+#[derive(Debug)]
+pub struct TenantOutcome<T> {
+    /// The tenant the work ran in.
+    pub tenant: SchemaName,
+    /// What the work returned; a work that panicked is [`Error::WorkPanicked`].
+    pub result: Result<T>,
+}
+
+/// How far a [`ForEachTenant`] run has got: given to the progress callback each time a
+/// tenant's work ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FleetProgress {
+    /// Tenants whose work has ended, failed ones included.
+    pub done: usize,
+    /// Tenants whose work returned an error (or panicked).
+    pub failed: usize,
+    /// Tenants in the run.
+    pub total: usize,
+}
+
+type ProgressFn = Box<dyn Fn(FleetProgress) + Send + Sync>;
+
+/// A run of the same work in many tenants: [`Registry::for_each_tenant`].
+pub struct ForEachTenant {
+    registry: Registry,
+    concurrency: usize,
+    tenants: Option<Vec<SchemaName>>,
+    progress: Option<ProgressFn>,
+}
+
+impl Registry {
+    /// Runs work in every tenant schema of the default database ([`Schemas::list`] when the
+    /// run starts, or the list given to [`ForEachTenant::tenants`]), at most `concurrency`
+    /// tenants at a time, each inside [`with_tenant`] of its tenant: queries in the work go
+    /// to that tenant without a `using`. One tenant's failure (an error or a panic) is its
+    /// own [`TenantOutcome`] and does not stop the others.
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: tenantry::Registry) -> tenantry::Result<()> {
+    /// # #[derive(tenantry::Model, Clone, Debug)] struct Product { id: i64 }
+    /// let counts = registry
+    ///     .for_each_tenant(8)
+    ///     .on_progress(|p| eprintln!("{}/{} tenants", p.done, p.total))
+    ///     .run(|_tenant| {
+    ///         let registry = registry.clone();
+    ///         async move { Product::query(&registry).count().await }
+    ///     })
+    ///     .await?;
+    /// for outcome in counts {
+    ///     println!("{}: {:?}", outcome.tenant, outcome.result);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`Schemas::list`]: crate::Schemas::list
+    pub fn for_each_tenant(&self, concurrency: usize) -> ForEachTenant {
+        ForEachTenant {
+            registry: self.clone(),
+            concurrency,
+            tenants: None,
+            progress: None,
+        }
+    }
+}
+
+impl ForEachTenant {
+    /// Runs in these tenants instead of every schema of the database (for example the
+    /// rows of your own tenant table), in this order.
+    pub fn tenants(mut self, tenants: impl IntoIterator<Item = SchemaName>) -> Self {
+        self.tenants = Some(tenants.into_iter().collect());
+        self
+    }
+
+    /// Calls `progress` each time a tenant's work ends (on the task that awaits the run).
+    pub fn on_progress(mut self, progress: impl Fn(FleetProgress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Box::new(progress));
+        self
+    }
+
+    /// Runs `work` once per tenant and returns the outcomes in the order of the tenants.
+    /// [`Error::InvalidArgument`] for a concurrency of 0; an error listing the schemas is
+    /// returned as is, before any work runs.
+    pub async fn run<T, F, Fut>(self, mut work: F) -> Result<Vec<TenantOutcome<T>>>
+    where
+        F: FnMut(SchemaName) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        if self.concurrency == 0 {
+            return Err(Error::InvalidArgument {
+                argument: "concurrency",
+                reason: "at least one tenant must run at a time",
+            });
+        }
+        let tenants = match self.tenants {
+            Some(tenants) => tenants,
+            None => self.registry.schema().list().await?,
+        };
+        let total = tenants.len();
+        let runs = tenants.into_iter().enumerate().map(|(index, tenant)| {
+            let run = with_tenant(
+                Some(tenant.clone()),
+                AssertUnwindSafe(work(tenant.clone())).catch_unwind(),
+            );
+            async move {
+                let result = run.await.unwrap_or_else(|panic| Err(panicked(&*panic)));
+                (index, TenantOutcome { tenant, result })
+            }
+        });
+        let mut ended = futures_util::stream::iter(runs).buffer_unordered(self.concurrency);
+        let mut outcomes: Vec<Option<TenantOutcome<T>>> = (0..total).map(|_| None).collect();
+        let mut progress = FleetProgress {
+            done: 0,
+            failed: 0,
+            total,
+        };
+        while let Some((index, outcome)) = ended.next().await {
+            progress.done += 1;
+            progress.failed += usize::from(outcome.result.is_err());
+            outcomes[index] = Some(outcome);
+            if let Some(report) = &self.progress {
+                report(progress);
+            }
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+}
+
+/// The error of a work that panicked, with the panic's message when it has one.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    Error::WorkPanicked { message }
+}
