@@ -49,6 +49,7 @@ mod row;
 mod schema_name;
 mod target;
 mod tenancy;
+pub mod testing;
 mod transaction;
 
 #[doc(hidden)]

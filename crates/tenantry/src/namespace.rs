@@ -80,8 +80,38 @@ impl NamespaceStatement {
         NamespaceStatement { sql }
     }
 
+    /// `CREATE DATABASE` of a whole database on a PostgreSQL or MySQL server (MySQL:
+    /// `utf8mb4_bin`, as tenant databases), for [`crate::testing`].
+    pub(crate) fn create_database(backend: Backend, name: &SchemaName) -> Self {
+        let mut sql = String::from("CREATE DATABASE ");
+        push_server_iden(backend, name, &mut sql);
+        if backend == Backend::MySql {
+            sql.push_str(" CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
+        }
+        NamespaceStatement { sql }
+    }
+
+    /// `DROP DATABASE IF EXISTS` of a whole database (PostgreSQL: `WITH (FORCE)`, closing
+    /// connections a test left open), for [`crate::testing`].
+    pub(crate) fn drop_database(backend: Backend, name: &SchemaName) -> Self {
+        let mut sql = String::from("DROP DATABASE IF EXISTS ");
+        push_server_iden(backend, name, &mut sql);
+        if backend == Backend::Postgres {
+            sql.push_str(" WITH (FORCE)");
+        }
+        NamespaceStatement { sql }
+    }
+
     pub(crate) fn sql(&self) -> &str {
         &self.sql
+    }
+}
+
+fn push_server_iden(backend: Backend, name: &SchemaName, sql: &mut String) {
+    let iden = DynIden::from(name.to_string());
+    match backend {
+        Backend::MySql => MysqlQueryBuilder.prepare_iden(&iden, sql),
+        _ => PostgresQueryBuilder.prepare_iden(&iden, sql),
     }
 }
 

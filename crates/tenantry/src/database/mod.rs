@@ -281,7 +281,7 @@ async fn ping<DB: sqlx::Database>(mut conn: Checkout<DB>) -> Result<()> {
     Ok(())
 }
 
-fn backend_of(url: &str) -> Result<Backend> {
+pub(crate) fn backend_of(url: &str) -> Result<Backend> {
     let scheme = url.split(':').next().unwrap_or_default();
     match scheme {
         "postgres" | "postgresql" => Ok(Backend::Postgres),

@@ -15,10 +15,13 @@
 use std::{
     future::Future,
     path::PathBuf,
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
 };
 
-use tenantry::{Backend, Database, Registry, SchemaName};
+use tenantry::{testing::TestDatabase, Backend, Database, Registry, SchemaName};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -42,6 +45,9 @@ pub struct TestDb {
     admin_url: Option<String>,
     default_name: String,
     dir: Option<PathBuf>,
+    /// PostgreSQL and MySQL: the default database, made by `tenantry::testing` (dropped,
+    /// with its MySQL tenant databases, by the cleanup).
+    test_database: Option<Arc<tokio::sync::Mutex<Option<TestDatabase>>>>,
 }
 
 impl TestDb {
@@ -130,6 +136,11 @@ impl TestDb {
 
     async fn cleanup(&self) {
         self.registry.disconnect().await;
+        if let Some(test_database) = &self.test_database {
+            if let Some(test_database) = test_database.lock().await.take() {
+                test_database.drop().await.unwrap();
+            }
+        }
         match self.backend {
             Backend::Sqlite => {
                 if let Some(dir) = &self.dir {
@@ -266,13 +277,12 @@ pub async fn setup(backend: Backend, test: &str) -> Option<TestDb> {
         .collect::<String>()
         .to_lowercase();
     let prefix = format!("t{}_{}_{n}", std::process::id() % 100_000, short);
-    let default_name = format!("{prefix}_db");
     // SQLite keeps the library's default (10 per schema file).
     let max_connections = match backend {
         Backend::Sqlite => 10,
         _ => DEFAULT_POOL,
     };
-    let (db, admin_url, dir) = match backend {
+    let (db, admin_url, dir, default_name, test_database) = match backend {
         Backend::Sqlite => {
             let dir = std::env::temp_dir().join(format!("tenantry-tests/{prefix}"));
             std::fs::create_dir_all(&dir).unwrap();
@@ -280,16 +290,25 @@ pub async fn setup(backend: Backend, test: &str) -> Option<TestDb> {
                 Database::connect(&sqlite_url(&dir)).await.unwrap(),
                 None,
                 Some(dir),
+                format!("{prefix}_db"),
+                None,
             )
         }
         _ => {
-            create_server_database(backend, &url, &default_name).await;
-            let db = Database::options(&with_database(&url, &default_name))
+            let test_database = TestDatabase::create(&url).await.unwrap();
+            let db = Database::options(test_database.url())
                 .max_connections(DEFAULT_POOL)
                 .connect()
                 .await
                 .unwrap();
-            (db, Some(url), None)
+            let name = test_database.name().to_owned();
+            (
+                db,
+                Some(url),
+                None,
+                name,
+                Some(Arc::new(tokio::sync::Mutex::new(Some(test_database)))),
+            )
         }
     };
     let registry = super::prepare(Registry::new(db)).await;
@@ -301,6 +320,7 @@ pub async fn setup(backend: Backend, test: &str) -> Option<TestDb> {
         admin_url,
         default_name,
         dir,
+        test_database,
     })
 }
 

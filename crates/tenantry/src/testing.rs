@@ -1,0 +1,232 @@
+//! Throwaway databases and tenants for tests, on any backend, as `#[sqlx::test]` gives each
+//! test a database of its own.
+//!
+//! ```no_run
+//! # async fn demo() -> tenantry::Result<()> {
+//! use tenantry::{testing::{TestDatabase, TestTenant}, Registry};
+//!
+//! // PostgreSQL / MySQL: a new database beside the one the URL names; SQLite ("sqlite:"):
+//! // a main file in a new temporary directory.
+//! let server = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite:".into());
+//! let test_db = TestDatabase::create(&server).await?;
+//! let registry = Registry::new(test_db.database().clone());
+//! registry.create_all().await?;
+//! let tenant = TestTenant::create(&registry, "acme").await?;
+//! // … queries with `.using(tenant.schema())` or inside `with_tenant` …
+//! tenant.drop().await?;
+//! test_db.drop().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Names are `tt_<pid>_<n>`: the process id and a per-process counter, so tests running in
+//! parallel (and test binaries running side by side) never share one. Dropping is explicit
+//! (an async drop cannot run in `Drop`): a test that panics before it leaves its database
+//! behind, under a name that says which process made it.
+
+use std::{
+    path::PathBuf,
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+use crate::{
+    backend::Backend,
+    database::Database,
+    error::{Error, Result},
+    namespace::NamespaceStatement,
+    registry::Registry,
+    schema_name::SchemaName,
+    target::{Conn, Target},
+};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// The prefix of every database and tenant name this module makes.
+const PREFIX: &str = "tt_";
+
+/// A name no other test of any process running now has: `tt_<pid>_<n>[_<suffix>]`, short
+/// enough for MySQL's 64 characters to hold tenant databases inside it.
+fn unique_name(suffix: &str) -> Result<SchemaName> {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut name = format!("{PREFIX}{}_{n}", std::process::id());
+    if !suffix.is_empty() {
+        name.push('_');
+        name.push_str(suffix);
+    }
+    SchemaName::parse(&name)
+}
+
+/// A database of one test: created empty, dropped with [`drop`](Self::drop).
+pub struct TestDatabase {
+    database: Database,
+    url: String,
+    place: Place,
+}
+
+enum Place {
+    /// A database on a server, created through a connection to the URL's own database.
+    Server {
+        name: SchemaName,
+        server_url: String,
+    },
+    /// A SQLite main file (and its tenant files) in a directory of its own.
+    Directory(PathBuf),
+}
+
+impl TestDatabase {
+    /// A new, empty database for one test. `server_url` names a PostgreSQL or MySQL server
+    /// and a database on it that exists (the new database is created beside it, through a
+    /// connection to it); a `sqlite:` URL (anything after `sqlite:` is ignored) gives a main
+    /// file in a new temporary directory.
+    pub async fn create(server_url: &str) -> Result<TestDatabase> {
+        let backend = crate::database::backend_of(server_url)?;
+        let name = unique_name("")?;
+        if backend == Backend::Sqlite {
+            let dir = std::env::temp_dir().join(format!("tenantry-testing/{name}"));
+            std::fs::create_dir_all(&dir).map_err(|e| Error::Database(sqlx::Error::Io(e)))?;
+            let url = format!("sqlite://{}/main.sqlite?mode=rwc", dir.display());
+            return Ok(TestDatabase {
+                database: Database::connect(&url).await?,
+                url,
+                place: Place::Directory(dir),
+            });
+        }
+        run_on_server(
+            server_url,
+            &NamespaceStatement::create_database(backend, &name),
+        )
+        .await?;
+        let url = with_database(server_url, &name)?;
+        let database = match Database::connect(&url).await {
+            Ok(database) => database,
+            Err(error) => {
+                let undone = drop_server_database(server_url, backend, &name).await;
+                return Err(crate::error::compensated(
+                    error,
+                    "drop the test database",
+                    undone,
+                ));
+            }
+        };
+        Ok(TestDatabase {
+            database,
+            url,
+            place: Place::Server {
+                name,
+                server_url: server_url.to_owned(),
+            },
+        })
+    }
+
+    /// The database handle (its pools are closed by [`drop`](Self::drop)).
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// The URL of this database, for handles with options of their own.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database's name on its server (on MySQL also its tenants' namespace); on SQLite
+    /// the name of its directory.
+    pub fn name(&self) -> &str {
+        match &self.place {
+            Place::Server { name, .. } => name.as_str(),
+            Place::Directory(dir) => dir
+                .file_name()
+                .and_then(|name| name.to_str())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Closes the handle's pools and removes the database: on MySQL with the tenant
+    /// databases of its namespace, on SQLite with its directory (every tenant file).
+    pub async fn drop(self) -> Result<()> {
+        let backend = self.database.backend();
+        if let (Place::Server { .. }, Backend::MySql) = (&self.place, backend) {
+            for tenant in crate::namespace::list(&self.database).await? {
+                let statement = NamespaceStatement::drop(&self.database, &tenant, true, true)?;
+                shared(&self.database).execute_ddl(statement.sql()).await?;
+            }
+        }
+        self.database.disconnect().await;
+        match self.place {
+            Place::Directory(dir) => std::fs::remove_dir_all(&dir)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Ok(()),
+                    _ => Err(e),
+                })
+                .map_err(|e| Error::Database(sqlx::Error::Io(e))),
+            Place::Server { name, server_url } => {
+                drop_server_database(&server_url, backend, &name).await
+            }
+        }
+    }
+}
+
+/// A tenant of one test: a new schema with every tenant model's tables, in a registry's
+/// default database; removed with [`drop`](Self::drop).
+pub struct TestTenant {
+    registry: Registry,
+    schema: SchemaName,
+}
+
+impl TestTenant {
+    /// Creates schema `tt_<pid>_<n>_<label>` with the tables of every tenant model.
+    /// `label` (lower-case letters, digits and `_`) only helps reading a failing test's
+    /// names; [`Error::InvalidSchemaName`] when it makes the name invalid.
+    pub async fn create(registry: &Registry, label: &str) -> Result<TestTenant> {
+        let schema = unique_name(label)?;
+        registry.schema().create(&schema, None, false, true).await?;
+        Ok(TestTenant {
+            registry: registry.clone(),
+            schema,
+        })
+    }
+
+    /// The tenant's schema, for `using` and `with_tenant`.
+    pub fn schema(&self) -> &SchemaName {
+        &self.schema
+    }
+
+    /// Drops the schema and everything in it.
+    pub async fn drop(self) -> Result<()> {
+        self.registry.schema().drop(&self.schema, true, true).await
+    }
+}
+
+/// A target on `database`'s default schema, for the DDL of this module.
+fn shared(database: &Database) -> Target {
+    Target {
+        conn: Conn::Database(database.clone()),
+        schema: None,
+    }
+}
+
+/// Runs `statement` on a short-lived connection to the database `server_url` names.
+async fn run_on_server(server_url: &str, statement: &NamespaceStatement) -> Result<()> {
+    let admin = Database::options(server_url)
+        .max_connections(1)
+        .connect()
+        .await?;
+    let result = shared(&admin).execute_ddl(statement.sql()).await;
+    admin.disconnect().await;
+    result
+}
+
+async fn drop_server_database(server_url: &str, backend: Backend, name: &SchemaName) -> Result<()> {
+    run_on_server(
+        server_url,
+        &NamespaceStatement::drop_database(backend, name),
+    )
+    .await
+}
+
+/// `url` with its database replaced by `name` (its query string kept).
+fn with_database(url: &str, name: &SchemaName) -> Result<String> {
+    let mut parsed = url::Url::parse(url).map_err(|e| Error::InvalidUrl {
+        reason: e.to_string(),
+    })?;
+    parsed.set_path(&format!("/{name}"));
+    Ok(parsed.into())
+}
