@@ -29,6 +29,7 @@ use crate::{
     backend::{Backend, SchemaKind},
     database::{Database, DatabaseOptions},
     error::{Error, Result},
+    model::ModelMeta,
     schema_name::SchemaName,
     target::{Conn, Target},
 };
@@ -250,6 +251,20 @@ pub(crate) fn table_name(
         namespace.map(|ns| sea_query::SchemaName(None, ns)),
         table.into(),
     )
+}
+
+/// The qualified name of model `meta`'s table in `schema` on `database`, as
+/// [`table_name`]: the one way a statement over a model's rows names its table. A
+/// tenant-only model in the shared schema is [`Error::TenantRequired`](crate::Error::TenantRequired),
+/// so no statement (a query, a join, a lookup's or a prefetch's subquery, a raw `{table}`)
+/// can name such a table there.
+pub(crate) fn model_table(
+    database: &Database,
+    schema: Option<&SchemaName>,
+    meta: &'static ModelMeta,
+) -> Result<TableName> {
+    meta.check_schema(schema)?;
+    Ok(table_name(database, schema, meta.table))
 }
 
 impl Target {

@@ -128,6 +128,8 @@ impl RawSql {
         if M::META.shared {
             origin.schema = None;
         }
+        // Instances of a tenant-only model never belong to the shared schema.
+        M::META.check_schema(origin.schema.as_ref())?;
         let rows = target.fetch_raw(&sql, &values).await?;
         if let Some(first) = rows.first() {
             check_columns(first, M::META)?;
@@ -370,7 +372,7 @@ fn render(template: &str, target: &Target, models: &[&'static ModelMeta]) -> Res
                             reason: "a {table} placeholder names no registered model's table",
                         })?;
                 files.note(meta.shared);
-                text.push_str(&qualified(target, meta));
+                text.push_str(&qualified(target, meta)?);
                 skip_to(&mut chars, at + close + 1);
             }
             '}' => {
@@ -433,21 +435,21 @@ fn skip_to(chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>, end: usiz
 }
 
 /// `meta`'s table, qualified and quoted by the backend's query builder, for `target`.
-fn qualified(target: &Target, meta: &'static ModelMeta) -> String {
+fn qualified(target: &Target, meta: &'static ModelMeta) -> Result<String> {
     let schema = if meta.shared {
         None
     } else {
         target.schema.as_ref()
     };
-    let table = crate::naming::table_name(target.database(), schema, meta.table);
+    let table = crate::naming::model_table(target.database(), schema, meta)?;
     // The builder's own rendering of the name, cut out of a statement that holds only it.
     let probe = Query::select().from(table).to_owned();
     let (rendered, _) = crate::target::render(target.backend(), &probe);
-    rendered
+    Ok(rendered
         .strip_prefix("SELECT  FROM ")
         .or_else(|| rendered.strip_prefix("SELECT FROM "))
         .unwrap_or(&rendered)
-        .to_owned()
+        .to_owned())
 }
 
 /// A row decoded into a tuple of field types: [`RawSql::fetch_as`].

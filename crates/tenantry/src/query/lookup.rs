@@ -20,7 +20,7 @@ use crate::{
     backend::Backend,
     error::{Error, Result},
     model::{path::Path, ModelMeta, Node, Ordering, MAX_HOPS},
-    naming::table_name,
+    naming::model_table,
     target::Target,
 };
 
@@ -221,7 +221,7 @@ fn table(
             what: "a lookup between a tenant's table and a shared table (SQLite keeps them in separate files)",
         });
     }
-    Ok(table_name(target.database(), schema, meta.table))
+    model_table(target.database(), schema, meta)
 }
 
 /// The ORDER BY expression of `ordering` on rows of `model` (of table `outer`): the column
