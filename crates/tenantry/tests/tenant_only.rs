@@ -10,7 +10,7 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use common::{
-    models::{self, user, User},
+    models::{self, user, Plan, User},
     statements::CountStatements,
     TestDb,
 };
@@ -25,7 +25,7 @@ use tenantry::{
     ManyToMany, Model, Registry, SchemaName,
 };
 
-/// A tenant-only model, pointing at a tenant-capable one.
+/// A tenant-only model, pointing at a tenant-capable one and at a shared one.
 #[derive(Model, Debug, Clone, PartialEq, serde::Serialize)]
 #[model(tenant, table = "t_ledgers")]
 struct Ledger {
@@ -35,6 +35,8 @@ struct Ledger {
     amount: i64,
     #[model(on_delete = "set_null")]
     owner: Option<ForeignKey<User>>,
+    #[model(on_delete = "set_null")]
+    plan: Option<ForeignKey<Plan>>,
 }
 
 /// A tenant-only junction: ledgers watched by users.
@@ -57,6 +59,7 @@ fn ledger(label: &str, amount: i64) -> Ledger {
         label: label.into(),
         amount,
         owner: None,
+        plan: None,
     }
 }
 
@@ -88,10 +91,12 @@ async fn tenant(r: &Registry, schema: &SchemaName, owner: &str, labels: &[&str])
 }
 
 /// Every operation that reaches a tenant-only model, run where the context chooses no
-/// tenant schema, with its outcome. `ann` is a user of the shared schema.
+/// tenant schema, with its outcome. `ann` is a user of the shared schema, `gold` a shared
+/// plan.
 async fn every_operation(
     r: &Registry,
     ann: &Instance<User>,
+    gold: &Instance<Plan>,
 ) -> Vec<(&'static str, Result<(), Error>)> {
     let q = || Ledger::query(r);
     let mut out: Vec<(&'static str, Result<(), Error>)> = Vec::new();
@@ -209,6 +214,18 @@ async fn every_operation(
             .map(drop),
     ));
     out.push((
+        "prefetch_related from a shared model",
+        Plan::query(r)
+            .prefetch_related(Ledger::plan())
+            .all()
+            .await
+            .map(drop),
+    ));
+    out.push((
+        "related from a shared instance",
+        gold.related(Ledger::plan()).all().await.map(drop),
+    ));
+    out.push((
         "related (reverse FK) into",
         ann.related(Ledger::owner()).count().await.map(drop),
     ));
@@ -240,12 +257,23 @@ async fn every_operation(
     ));
     out.push((
         "raw fetch_models",
-        r.raw("SELECT id, label, amount, owner_id FROM {t_ledgers}")
+        r.raw("SELECT id, label, amount, owner_id, plan_id FROM {t_ledgers}")
             .fetch_models::<Ledger>()
             .await
             .map(drop),
     ));
     out
+}
+
+/// The shared plan "gold".
+async fn gold_plan(r: &Registry) -> Instance<Plan> {
+    Plan::query(r)
+        .create(Plan {
+            id: 0,
+            title: "gold".into(),
+        })
+        .await
+        .unwrap()
 }
 
 /// The operations whose outcome is not `TenantRequired` for a tenant-only table.
@@ -272,18 +300,19 @@ backend_test!(
         let a = t.schema("a");
         tenant(r, &a, "Ann", &["a1", "a2"]).await;
         let ann = User::query(r).create(user("Ann")).await.unwrap();
+        let gold = gold_plan(r).await;
         let (count, counter) = CountStatements::new();
         let _counting = tracing::subscriber::set_default(counter);
 
         let mut wrong = Vec::new();
-        wrong.extend(failures("no scope", every_operation(r, &ann).await));
+        wrong.extend(failures("no scope", every_operation(r, &ann, &gold).await));
         wrong.extend(failures(
             "with_tenant(None)",
-            with_tenant(None, every_operation(r, &ann)).await,
+            with_tenant(None, every_operation(r, &ann, &gold)).await,
         ));
         wrong.extend(failures(
             "tenant_scope",
-            tenant_scope(every_operation(r, &ann)).await,
+            tenant_scope(every_operation(r, &ann, &gold)).await,
         ));
         let outside = count.load(Ordering::SeqCst);
         // In a transaction of the default database.
@@ -360,6 +389,32 @@ backend_test!(a_tenant_schema_runs_every_way, |t: TestDb| async move {
     .await
     .unwrap();
     assert_eq!(via_activate, 1);
+    // A shared plan's tenant-only rows are the scope's tenant's.
+    let gold = gold_plan(r).await;
+    let mut second = Ledger::query(r).using(&a).get_pk(2).await.unwrap();
+    second.plan = Some((&gold).into());
+    second.save().await.unwrap();
+    let of_gold = |s: SchemaName| with_tenant(Some(s), gold.related(Ledger::plan()).count());
+    assert_eq!(of_gold(a.clone()).await.unwrap(), 1);
+    assert_eq!(of_gold(b.clone()).await.unwrap(), 0);
+    let plans = with_tenant(
+        Some(a.clone()),
+        Plan::query(r).prefetch_related(Ledger::plan()).all(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(plans[0].prefetched(Ledger::plan()).unwrap()[0].label, "a2");
+    // A transaction begun in the tenant's scope.
+    let in_tx = with_tenant(Some(b.clone()), async {
+        let tx = r.begin().await?;
+        Ledger::query(&tx).create(ledger("b-tx", 5)).await?;
+        let n = Ledger::query(&tx).count().await?;
+        tx.commit().await?;
+        Ok::<_, Error>(n)
+    })
+    .await
+    .unwrap();
+    assert_eq!(in_tx, 2);
     // An explicit using() outranks the scope's tenant.
     let explicit = with_tenant(Some(b.clone()), Ledger::query(r).using(&a).count())
         .await
@@ -396,7 +451,7 @@ backend_test!(a_tenant_schema_runs_every_way, |t: TestDb| async move {
     );
     let raw = with_tenant(
         Some(a.clone()),
-        r.raw("SELECT id, label, amount, owner_id FROM {t_ledgers} ORDER BY id")
+        r.raw("SELECT id, label, amount, owner_id, plan_id FROM {t_ledgers} ORDER BY id")
             .fetch_models::<Ledger>(),
     )
     .await
@@ -406,14 +461,15 @@ backend_test!(a_tenant_schema_runs_every_way, |t: TestDb| async move {
     let watcher = LedgerWatcher::query(r).using(&a).get_pk(1).await.unwrap();
     watcher.delete().await.unwrap();
     assert_eq!(LedgerWatcher::query(r).using(&a).count().await.unwrap(), 0);
-    // b was never touched.
+    // b has only its own rows.
     assert_eq!(
         Ledger::query(r)
             .using(&b)
+            .order_by([Ledger::id().asc()])
             .values_list((Ledger::label(), Ledger::amount()))
             .await
             .unwrap(),
-        [("b1".to_owned(), 1)]
+        [("b1".to_owned(), 1), ("b-tx".to_owned(), 5)]
     );
 });
 
