@@ -10,7 +10,7 @@ use std::path::Path;
 use common::TestDb;
 use tenantry::{
     create_schema,
-    migrate::{introspect, Migrator, Operation, RunOptions},
+    migrate::{introspect, MigrationScope, Migrator, Operation, RunOptions},
     with_tenant, Model, Registry, SchemaName,
 };
 use tenantry_cli::{makemigrations, read_migrations_dir, Made, MakemigrationsArgs};
@@ -535,4 +535,58 @@ fn renames_confirmed_when_asked() {
         assert_eq!((renamed, dropped), (answer, !answer), "{ops:?}");
     }
     std::fs::remove_dir_all(&base).unwrap();
+}
+
+mod tenant_only {
+    use tenantry::{ForeignKey, Model};
+
+    /// A tenant-only ledger: no table in the shared schema.
+    #[derive(Model, Debug, Clone)]
+    #[model(tenant, table = "ledgers")]
+    pub struct Ledger {
+        pub id: i64,
+        #[model(max_length = 40)]
+        pub label: String,
+        pub customer: Option<ForeignKey<super::v1::Customer>>,
+    }
+}
+
+/// The tables a scope's migrations create.
+fn created(migrations: &tenantry::migrate::Migrations, scope: MigrationScope) -> Vec<String> {
+    migrations
+        .of(scope)
+        .flat_map(|m| m.operations())
+        .filter_map(|op| match op {
+            Operation::CreateTable { table, .. } => Some(table.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn tenant_only_models_are_in_the_tenant_files_only() {
+    let dir = std::env::temp_dir().join(format!(
+        "tenantry-makemigrations-tenant-only-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut models = models_v1();
+    models.push(tenant_only::Ledger::META);
+    let (made, _, _) = generate(&models, &dir, named("initial"));
+    assert!(matches!(made, Made::Written(_)), "{made:?}");
+    let migrations = read_migrations_dir(&dir).unwrap();
+    let shared = created(&migrations, MigrationScope::Shared);
+    let tenant = created(&migrations, MigrationScope::Tenant);
+    // A tenant-capable model is in both scopes, a shared one in the shared scope only, a
+    // tenant-only one in the tenant scope only.
+    assert!(shared.iter().any(|t| t == "customers"), "{shared:?}");
+    assert!(shared.iter().any(|t| t == "plans"), "{shared:?}");
+    assert!(!shared.iter().any(|t| t == "ledgers"), "{shared:?}");
+    assert!(tenant.iter().any(|t| t == "customers"), "{tenant:?}");
+    assert!(tenant.iter().any(|t| t == "ledgers"), "{tenant:?}");
+    assert!(!tenant.iter().any(|t| t == "plans"), "{tenant:?}");
+    // The files and the models agree: nothing more to generate for either scope.
+    assert!(matches!(check(&models, &dir), Made::Nothing));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -11,6 +11,7 @@ pub fn expand(model: &Model) -> TokenStream {
     let name = ident.to_string();
     let table = &model.table;
     let shared = model.shared;
+    let tenant_only = model.tenant_only;
     let pk = model.primary_key;
     let pk_column = &model.columns[pk];
     let pk_field = &pk_column.field;
@@ -44,6 +45,11 @@ pub fn expand(model: &Model) -> TokenStream {
         });
     let handles = model.columns.iter().map(|c| handle(ident, c));
     let numeric_checks = model.columns.iter().map(numeric_check);
+    let tenant_checks = model
+        .columns
+        .iter()
+        .filter(|_| !model.tenant_only)
+        .map(tenant_only_check);
     quote! {
         impl ::tenantry::Model for #ident {
             const META: &'static ::tenantry::ModelMeta = &::tenantry::ModelMeta {
@@ -53,6 +59,7 @@ pub fn expand(model: &Model) -> TokenStream {
                 column_names: &[#(#column_names),*],
                 primary_key: #pk,
                 shared: #shared,
+                tenant_only: #tenant_only,
             };
 
             type PrimaryKey = #pk_ty;
@@ -95,6 +102,29 @@ pub fn expand(model: &Model) -> TokenStream {
         }
 
         #(#numeric_checks)*
+        #(#tenant_checks)*
+    }
+}
+
+/// A compile-time check that a model which has a table in the shared schema (a shared or a
+/// tenant-capable one) has no foreign key to a tenant-only model, which has none there: the
+/// key would reference a missing table. The target is another type, so only the compiler
+/// can see its attributes.
+fn tenant_only_check(column: &Column) -> TokenStream {
+    let Some(relation) = &column.relation else {
+        return TokenStream::new();
+    };
+    let target = &relation.target;
+    let message = format!(
+        "field `{}`: a foreign key to a tenant-only model (#[model(tenant)]) is allowed only on a tenant-only model, since the target has no table in the shared schema; mark this model #[model(tenant)]",
+        column.field
+    );
+    quote::quote_spanned! {target.span()=>
+        const _: () = {
+            if <#target as ::tenantry::Model>::META.tenant_only {
+                ::core::panic!(#message);
+            }
+        };
     }
 }
 

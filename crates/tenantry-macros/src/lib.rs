@@ -15,6 +15,14 @@ mod migrations;
 /// Struct attributes, in `#[model(...)]`:
 /// - `table = "name"`: the table (default: the snake_case struct name plus `s`);
 /// - `shared`: the model lives only in the shared schema and ignores the tenant context.
+/// - `tenant`: the model is tenant-only: it lives only in tenant schemas. Every operation on
+///   it (and every lookup, subquery, `select_related` or prefetch reaching it) with no
+///   tenant schema chosen (no `using(schema)`, no instance origin, no `with_tenant` /
+///   `set_tenant`, no `activate_schema`) returns `Error::TenantRequired` before any SQL is
+///   sent, and `Registry::create_all` and the shared migration scope leave its table out of
+///   the shared schema. Not together with `shared`; a foreign key to a tenant-only model is
+///   allowed only on another tenant-only model. Without either attribute a model is
+///   tenant-capable: it has a table in the shared schema and in every tenant schema.
 ///
 /// Field attributes, in `#[model(...)]`:
 /// - `primary_key` (default: the field named `id`); an `i32` / `i64` key is auto-increment;

@@ -9,6 +9,8 @@ pub struct Model {
     pub ident: Ident,
     pub table: String,
     pub shared: bool,
+    /// `#[model(tenant)]`: the model lives only in tenant schemas.
+    pub tenant_only: bool,
     pub columns: Vec<Column>,
     pub primary_key: usize,
 }
@@ -87,6 +89,12 @@ impl Model {
                 explicit[0]
             }
         };
+        if let (Some(_), Some(tenant)) = (&parsed.shared, &parsed.tenant) {
+            errors.push(syn::Error::new(
+                tenant.span(),
+                "a model is either `shared` (only in the shared schema) or `tenant` (only in tenant schemas), not both",
+            ));
+        }
         let mut columns = columns;
         if let Some(pk) = columns.get_mut(primary_key) {
             pk.primary_key = true;
@@ -101,7 +109,8 @@ impl Model {
         errors.finish(Model {
             ident: parsed.ident,
             table,
-            shared: parsed.shared,
+            shared: parsed.shared.is_some(),
+            tenant_only: parsed.tenant.is_some(),
             columns,
             primary_key,
         })

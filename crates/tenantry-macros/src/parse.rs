@@ -6,7 +6,10 @@ use syn::{spanned::Spanned, Data, DeriveInput, Expr, Fields, Ident, LitInt, LitS
 pub struct Parsed {
     pub ident: Ident,
     pub table: Option<LitStr>,
-    pub shared: bool,
+    /// The `shared` path, where it was written.
+    pub shared: Option<syn::Path>,
+    /// The `tenant` path, where it was written.
+    pub tenant: Option<syn::Path>,
     pub fields: Vec<ParsedField>,
 }
 
@@ -75,7 +78,8 @@ pub fn parse(input: &DeriveInput) -> syn::Result<Parsed> {
     let mut parsed = Parsed {
         ident: input.ident.clone(),
         table: None,
-        shared: false,
+        shared: None,
+        tenant: None,
         fields: Vec::new(),
     };
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("model")) {
@@ -83,11 +87,13 @@ pub fn parse(input: &DeriveInput) -> syn::Result<Parsed> {
             if meta.path.is_ident("table") {
                 parsed.table = Some(meta.value()?.parse()?);
             } else if meta.path.is_ident("shared") {
-                parsed.shared = true;
+                parsed.shared = Some(meta.path.clone());
+            } else if meta.path.is_ident("tenant") {
+                parsed.tenant = Some(meta.path.clone());
             } else {
-                return Err(
-                    meta.error("unknown model attribute; expected `table = \"...\"` or `shared`")
-                );
+                return Err(meta.error(
+                    "unknown model attribute; expected `table = \"...\"`, `shared` or `tenant`",
+                ));
             }
             Ok(())
         });

@@ -310,7 +310,8 @@ fn render_create(backend: Backend, create: &TableCreateStatement) -> String {
     }
 }
 
-/// The DDL that creates `models` in `schema`, parents first.
+/// The DDL that creates `models` in `schema`, parents first; in the shared schema
+/// (`schema` `None`) the tenant-only models are left out.
 pub(crate) fn create_statements(
     database: &Database,
     schema: Option<&SchemaName>,
@@ -318,7 +319,11 @@ pub(crate) fn create_statements(
 ) -> Vec<String> {
     let backend = database.backend();
     let mut statements = Vec::new();
-    for meta in creation_order(models) {
+    // A tenant-only model has no table in the shared schema.
+    for meta in creation_order(models)
+        .into_iter()
+        .filter(|meta| meta.lives_in(schema))
+    {
         statements.push(render_create(
             backend,
             &create_table(database, schema, meta),
@@ -328,7 +333,8 @@ pub(crate) fn create_statements(
     statements
 }
 
-/// The DDL that drops `models` from `schema`, children first.
+/// The DDL that drops `models` from `schema`, children first (in the shared schema, the
+/// tenant-only models left out: they have no table there).
 pub(crate) fn drop_statements(
     database: &Database,
     schema: Option<&SchemaName>,
@@ -339,6 +345,7 @@ pub(crate) fn drop_statements(
     order.reverse();
     order
         .into_iter()
+        .filter(|meta| meta.lives_in(schema))
         .map(|meta| {
             let drop = Table::drop()
                 .table(table_name(database, schema, meta.table))

@@ -71,6 +71,18 @@ pub enum Error {
         /// The function that was called.
         operation: &'static str,
     },
+    /// A tenant-only model (`#[model(tenant)]`) was queried with no tenant schema chosen:
+    /// no [`using`](crate::QuerySet::using), no instance origin, no
+    /// [`with_tenant`](crate::with_tenant) / [`set_tenant`](crate::set_tenant) and no
+    /// [`activate_schema`](crate::activate_schema), so the query would have run in the
+    /// shared (default) schema, where a tenant-only model has no table. Returned before any
+    /// SQL is sent; also returned by a lookup, subquery, `select_related`, prefetch or raw
+    /// `{table}` that reaches such a model from the shared schema.
+    #[error("{model} is a tenant-only model and no tenant is in context; run it inside with_tenant(..) or with using(schema)")]
+    TenantRequired {
+        /// The model's table name (as in [`Error::NotFound`]).
+        model: &'static str,
+    },
     /// PostgreSQL refused a prepared statement whose table was altered since it was
     /// prepared ("cached plan must not change result type", 0A000: a migration ran). The
     /// connection's statement cache is cleared; outside a transaction the statement is
@@ -320,6 +332,7 @@ impl Error {
                 schema: schema.clone(),
             },
             Error::NoTenantScope { operation } => Error::NoTenantScope { operation },
+            Error::TenantRequired { model } => Error::TenantRequired { model },
             Error::InvalidRelation {
                 model,
                 column,

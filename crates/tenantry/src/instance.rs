@@ -109,7 +109,7 @@ impl<M: Model> Instance<M> {
             .collect::<Result<Vec<_>>>()?;
         let mut update = Query::update();
         update
-            .table(target.table(meta))
+            .table(target.table(meta)?)
             .values(values)
             .cond_where(self.pk_filter());
         if target.execute(&update).await?.rows_affected == 0 && !self.exists().await? {
@@ -130,7 +130,7 @@ impl<M: Model> Instance<M> {
         let target = self.target();
         let mut delete = Query::delete();
         delete
-            .from_table(target.table(M::META))
+            .from_table(target.table(M::META)?)
             .cond_where(self.pk_filter());
         if target.execute(&delete).await?.rows_affected == 0 {
             return Err(Error::NotFound {

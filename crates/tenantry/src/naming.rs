@@ -29,6 +29,7 @@ use crate::{
     backend::{Backend, SchemaKind},
     database::{Database, DatabaseOptions},
     error::{Error, Result},
+    model::ModelMeta,
     schema_name::SchemaName,
     target::{Conn, Target},
 };
@@ -261,6 +262,20 @@ pub(crate) const SQLITE_SHARED_ALIAS: &str = "tenantry_shared";
 /// when the statement's text holds this.
 pub(crate) const SQLITE_SHARED_QUALIFIER: &str = "\"tenantry_shared\".";
 
+/// The qualified name of model `meta`'s table in `schema` on `database`, as
+/// [`table_name`]: the one way a statement over a model's rows names its table. A
+/// tenant-only model in the shared schema is [`Error::TenantRequired`](crate::Error::TenantRequired),
+/// so no statement (a query, a join, a lookup's or a prefetch's subquery, a raw `{table}`)
+/// can name such a table there.
+pub(crate) fn model_table(
+    database: &Database,
+    schema: Option<&SchemaName>,
+    meta: &'static ModelMeta,
+) -> Result<TableName> {
+    meta.check_schema(schema)?;
+    Ok(table_name(database, schema, meta.table))
+}
+
 impl Target {
     /// `meta`'s table, for rows that live in `schema`, as a statement run at this target names
     /// it. On SQLite a statement runs in one file: from a tenant's file the shared schema is
@@ -268,12 +283,13 @@ impl Target {
     /// file is [`Error::Unsupported`].
     pub(crate) fn table_in(
         &self,
-        meta: &crate::model::ModelMeta,
+        meta: &'static ModelMeta,
         schema: Option<&SchemaName>,
     ) -> Result<TableName> {
         if schema == self.schema.as_ref() || self.backend() != Backend::Sqlite {
-            return Ok(table_name(self.database(), schema, meta.table));
+            return model_table(self.database(), schema, meta);
         }
+        meta.check_schema(schema)?;
         if schema.is_none() {
             return Ok(TableName(
                 Some(sea_query::SchemaName(None, SQLITE_SHARED_ALIAS.into())),

@@ -128,6 +128,8 @@ impl RawSql {
         if M::META.shared {
             origin.schema = None;
         }
+        // Instances of a tenant-only model never belong to the shared schema.
+        M::META.check_schema(origin.schema.as_ref())?;
         let rows = target.fetch_raw(&sql, &values).await?;
         if let Some(first) = rows.first() {
             check_columns(first, M::META)?;

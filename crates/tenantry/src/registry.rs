@@ -146,7 +146,8 @@ impl Registry {
         &self.inner.models
     }
 
-    /// The tenant-capable (not shared) registered models.
+    /// The tenant-capable (not shared) registered models, tenant-only ones included: what
+    /// a tenant schema holds.
     pub fn tenant_models(&self) -> impl Iterator<Item = &'static ModelMeta> + '_ {
         self.inner.models.iter().copied().filter(|m| !m.shared)
     }
@@ -175,7 +176,9 @@ impl Registry {
     }
 
     /// Creates the tables of every registered model in the default schema of every database
-    /// (the default one and each extra), parents before children. Existing tables are kept.
+    /// (the default one and each extra), parents before children, except the tenant-only
+    /// models (`#[model(tenant)]`), which have tables only in tenant schemas. Existing tables
+    /// are kept.
     ///
     /// With [`migrations`](Self::migrations) declared, the default database's shared schema
     /// then records every shared migration as applied (once: a schema that already has a
@@ -203,7 +206,8 @@ impl Registry {
     }
 
     /// Drops the tables of every registered model in the default schema of every database,
-    /// children before parents. Missing tables are ignored.
+    /// children before parents (tenant-only models have none there). Missing tables are
+    /// ignored.
     pub async fn drop_all(&self) -> Result<()> {
         for db in self.databases() {
             ddl::drop_tables(db, None, self.models()).await?;

@@ -14,9 +14,6 @@ use crate::{
     transaction::{Transaction, WeakTransaction},
 };
 
-/// Qualified names moved to [`crate::naming`] (the MySQL tenant namespace).
-pub(crate) use crate::naming::table_name;
-
 /// Where an instance was loaded from or saved to: its database and schema (`None` is the
 /// database's default schema), and the transaction it was read or written in, if any. Saves,
 /// deletes, refreshes and relation loads go back here: into that transaction while it is
@@ -109,8 +106,10 @@ impl Target {
         self.database().backend()
     }
 
-    pub(crate) fn table(&self, meta: &ModelMeta) -> TableName {
-        table_name(self.database(), self.schema.as_ref(), meta.table)
+    /// `meta`'s table in this target's schema; [`Error::TenantRequired`](crate::Error::TenantRequired)
+    /// for a tenant-only model in the shared schema (see [`crate::naming::model_table`]).
+    pub(crate) fn table(&self, meta: &'static ModelMeta) -> Result<TableName> {
+        crate::naming::model_table(self.database(), self.schema.as_ref(), meta)
     }
 
     pub(crate) fn origin(&self) -> Origin {

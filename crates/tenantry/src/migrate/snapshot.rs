@@ -80,16 +80,21 @@ impl Snapshot {
         Ok(snapshot)
     }
 
-    /// The snapshot `models` want in `scope`: in the shared schema every model (tenant
-    /// models are built there too, as `create_all` does), in a tenant schema the tenant
-    /// models. Fails when a model's default cannot be written in a migration file.
+    /// The snapshot `models` want in `scope`: in the shared schema every model but the
+    /// tenant-only ones (tenant-capable models are built there too, as `create_all` does),
+    /// in a tenant schema every model but the shared ones. Fails when a model's default
+    /// cannot be written in a migration file.
     pub fn of_models(
         models: &[&'static ModelMeta],
         scope: MigrationScope,
     ) -> Result<Snapshot, String> {
         let mut snapshot = Snapshot::default();
         for meta in models {
-            if scope == MigrationScope::Tenant && meta.shared {
+            let skip = match scope {
+                MigrationScope::Tenant => meta.shared,
+                MigrationScope::Shared => meta.tenant_only,
+            };
+            if skip {
                 continue;
             }
             snapshot

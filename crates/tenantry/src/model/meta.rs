@@ -110,9 +110,39 @@ pub struct ModelMeta {
     pub primary_key: usize,
     /// A shared model lives only in the shared (default) schema and ignores the tenant context.
     pub shared: bool,
+    /// A tenant-only model (`#[model(tenant)]`) lives only in tenant schemas: it has no
+    /// table in the shared schema ([`Registry::create_all`](crate::Registry::create_all)
+    /// and the shared migration scope leave it out), and every statement that would name
+    /// its table in the shared schema is refused with
+    /// [`Error::TenantRequired`](crate::Error::TenantRequired) before it is sent. Never set
+    /// together with [`shared`](Self::shared). A model that is neither (the default) lives
+    /// in the shared schema and in every tenant schema.
+    pub tenant_only: bool,
 }
 
 impl ModelMeta {
+    /// Refuses `schema` for this model when it is the shared (default) schema (`None`) and
+    /// the model is tenant-only: [`Error::TenantRequired`](crate::Error::TenantRequired).
+    /// One test of a bool for every other model and schema.
+    #[inline]
+    pub(crate) fn check_schema(
+        &self,
+        schema: Option<&crate::schema_name::SchemaName>,
+    ) -> crate::Result<()> {
+        if self.lives_in(schema) {
+            Ok(())
+        } else {
+            Err(crate::Error::TenantRequired { model: self.table })
+        }
+    }
+
+    /// Whether this model has a table in `schema` (`None`: the shared schema): every model
+    /// but a tenant-only one in the shared schema.
+    #[inline]
+    pub(crate) fn lives_in(&self, schema: Option<&crate::schema_name::SchemaName>) -> bool {
+        !(self.tenant_only && schema.is_none())
+    }
+
     /// The primary key column.
     pub fn primary_key_column(&self) -> &'static ColumnMeta {
         &self.columns[self.primary_key]
@@ -144,8 +174,8 @@ impl ModelMeta {
     }
 }
 
-/// Two metadata describe the same model when the type name, the table, the sharing and the
-/// columns agree: two types that differ in any of these (a shared `User` in another module
+/// Two metadata describe the same model when the type name, the table, the sharing (shared,
+/// tenant-only or neither) and the columns agree: two types that differ in any of these (a shared `User` in another module
 /// over the same table name, say) are different models, and a relation written for one is
 /// refused for the other.
 impl PartialEq for ModelMeta {
@@ -154,6 +184,7 @@ impl PartialEq for ModelMeta {
             || (self.table == other.table
                 && self.name == other.name
                 && self.shared == other.shared
+                && self.tenant_only == other.tenant_only
                 && self.column_names == other.column_names)
     }
 }

@@ -454,7 +454,7 @@ impl<M: Model> QuerySet<M> {
     ) -> Result<SelectStatement> {
         let mut select = sea_query::Query::select();
         aggregates.select(target.backend(), &mut select)?;
-        select.from(target.table(M::META));
+        select.from(target.table(M::META)?);
         self.add_filter(target, &mut select)?;
         Ok(select)
     }
@@ -515,7 +515,7 @@ impl<M: Model, K: Columns<M>> Grouped<M, K> {
         let mut select = sea_query::Query::select();
         self.keys.select(&mut select)?;
         aggregates.select(target.backend(), &mut select)?;
-        select.from(target.table(M::META));
+        select.from(target.table(M::META)?);
         self.query.add_filter(target, &mut select)?;
         self.keys.group_and_order(&mut select);
         Ok(select)

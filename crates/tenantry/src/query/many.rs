@@ -194,7 +194,7 @@ impl<J: Model, L: Model, R: Model> RelatedMany<J, L, R> {
         let target = self.links().target()?;
         let mut insert = Query::insert();
         insert
-            .into_table(target.table(J::META))
+            .into_table(target.table(J::META)?)
             .columns([self.relation.left.name(), self.relation.right.name()]);
         for key in missing {
             insert
@@ -281,6 +281,16 @@ struct Many<J, L: Model, R: Model> {
 }
 
 impl<J: Model, L: Model, R: Model> super::prefetch::Prefetch<L> for Many<J, L, R> {
+    fn check(&self, origin: &Origin) -> Result<()> {
+        if R::META.tenant_only {
+            related_query::<L, R>(origin).target()?;
+        }
+        if J::META.tenant_only {
+            related_query::<L, J>(origin).target()?;
+        }
+        Ok(())
+    }
+
     fn load<'a>(
         &'a self,
         origin: &'a Origin,

@@ -10,6 +10,8 @@
 //! 5. the database's default schema.
 //!
 //! A shared model (`#[model(shared)]`) skips 3 and 4: it lives only in the shared schema.
+//! A tenant-only model (`#[model(tenant)]`) never reaches 5: when 1 to 4 choose no schema
+//! the operation is [`Error::TenantRequired`], before any SQL is sent.
 //!
 //! A builder error (an invalid name given to `using`) is not a value that can be taken out
 //! of the QuerySet and forgotten: the QuerySet's place is either a valid [`Place`] or that
@@ -207,9 +209,39 @@ impl<M: Model> QuerySet<M> {
     /// Resolves database and schema by the documented precedence: the only way from a
     /// QuerySet to a [`Target`]. A pending builder error is returned first, so nothing is
     /// resolved (and no SQL sent) while there is one; the error stays in the QuerySet.
+    ///
+    /// A tenant-only model resolved to the shared schema is [`Error::TenantRequired`] here
+    /// (in [`Place::resolve`]), and so is a `select_related` or `prefetch_*` whose rows would
+    /// be read from the shared schema though their model is tenant-only: the operation
+    /// fails before its first statement (a `bulk_create`'s BEGIN, a prefetch's parents).
     fn target(&self) -> Result<Target> {
         let place = self.place.as_ref().map_err(Deferred::error)?;
-        place.resolve::<M>(&self.source)
+        let target = place.resolve::<M>(&self.source)?;
+        if !self.related.is_empty() || !self.prefetch.is_empty() {
+            self.check_relations(&target)?;
+        }
+        Ok(target)
+    }
+
+    /// The relations' half of [`target`](Self::target): where each `select_related` parent
+    /// and each prefetched relation would be read from `target`, refused for a tenant-only
+    /// model in the shared schema.
+    fn check_relations(&self, target: &Target) -> Result<()> {
+        for &index in &self.related {
+            if let Some(fk) = M::META.columns.get(index).and_then(|c| c.foreign_key) {
+                let parent = (fk.target)();
+                if !parent.shared {
+                    parent.check_schema(target.schema.as_ref())?;
+                }
+            }
+        }
+        if !self.prefetch.is_empty() {
+            let origin = target.origin();
+            for prefetch in &self.prefetch {
+                prefetch.check(&origin)?;
+            }
+        }
+        Ok(())
     }
 
     /// The filter as a condition on `M`'s rows at `target` (taken: an operation renders it
@@ -237,7 +269,7 @@ impl<M: Model> QuerySet<M> {
         let mut select = Query::select();
         select
             .columns(M::META.column_names.iter().copied())
-            .from(target.table(M::META));
+            .from(target.table(M::META)?);
         if self.distinct {
             select.distinct();
         }
@@ -393,6 +425,9 @@ impl Place {
             (None, None) if M::META.shared => None,
             (None, None) => context_schema()?,
         };
+        // A tenant-only model never runs in the shared schema: refused here, where every
+        // QuerySet operation gets its target, before anything is sent.
+        M::META.check_schema(schema.as_ref())?;
         let conn = match via {
             Via::Conn(conn) => conn,
             Via::Origin(origin) => origin.conn_in(schema.as_ref()),

@@ -18,6 +18,11 @@ use crate::{
 
 /// Loads one relation's rows for a batch of parents of model `M`.
 pub(crate) trait Prefetch<M: Model>: Send + Sync {
+    /// Resolves where the relation's rows would be read from parents at `origin`, sending
+    /// nothing: [`Error::TenantRequired`] for a tenant-only model that would be read from
+    /// the shared schema, so that the parents' query is not sent either.
+    fn check(&self, origin: &Origin) -> Result<()>;
+
     fn load<'a>(
         &'a self,
         origin: &'a Origin,
@@ -67,6 +72,13 @@ impl<M: Model, C: Model> Reverse<M, C> {
 }
 
 impl<M: Model, C: Model> Prefetch<M> for Reverse<M, C> {
+    fn check(&self, origin: &Origin) -> Result<()> {
+        if C::META.tenant_only {
+            related_query::<M, C>(origin).target()?;
+        }
+        Ok(())
+    }
+
     fn load<'a>(
         &'a self,
         origin: &'a Origin,

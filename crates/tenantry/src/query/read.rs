@@ -89,7 +89,7 @@ impl<M: Model> QuerySet<M> {
         let mut select = Query::select();
         select
             .expr(Expr::col(Asterisk).count())
-            .from(target.table(M::META));
+            .from(target.table(M::META)?);
         self.add_filter(&target, &mut select)?;
         let rows = target.fetch_all(&select).await?;
         let count: i64 = match rows.first() {
@@ -105,7 +105,7 @@ impl<M: Model> QuerySet<M> {
         let mut select = Query::select();
         select
             .expr(Expr::val(1))
-            .from(target.table(M::META))
+            .from(target.table(M::META)?)
             .limit(1);
         self.add_filter(&target, &mut select)?;
         Ok(!target.fetch_all(&select).await?.is_empty())

@@ -188,7 +188,7 @@ impl<M: Model> QuerySet<M> {
             let per_query = target.backend().capabilities().max_bind_params.max(1);
             let keys = related.0.key_values();
             for chunk in keys.chunks(per_query) {
-                let select = select_in(&parent_target, parent, chunk.to_vec());
+                let select = select_in(&parent_target, parent, chunk.to_vec())?;
                 let rows = parent_target.fetch_all(&select).await?;
                 related.0.add_rows(rows)?;
             }
@@ -207,10 +207,10 @@ fn select_in(
     target: &Target,
     meta: &'static ModelMeta,
     keys: Vec<sea_query::Value>,
-) -> sea_query::SelectStatement {
-    Query::select()
+) -> Result<sea_query::SelectStatement> {
+    Ok(Query::select()
         .columns(meta.column_names.iter().copied())
-        .from(target.table(meta))
+        .from(target.table(meta)?)
         .and_where(Expr::col(meta.primary_key_column().name).is_in(keys))
-        .to_owned()
+        .to_owned())
 }

@@ -126,7 +126,7 @@ impl<M: Model> QuerySet<M> {
             })
             .collect::<Result<Vec<_>>>()?;
         let mut update = Query::update();
-        update.table(target.table(M::META)).values(values);
+        update.table(target.table(M::META)?).values(values);
         self.add_filter(&target, &mut update)?;
         Ok(target.execute(&update).await?.rows_affected)
     }
@@ -135,7 +135,7 @@ impl<M: Model> QuerySet<M> {
     pub async fn delete(mut self) -> Result<u64> {
         let target = self.target()?;
         let mut delete = Query::delete();
-        delete.from_table(target.table(M::META));
+        delete.from_table(target.table(M::META)?);
         self.add_filter(&target, &mut delete)?;
         Ok(target.execute(&delete).await?.rows_affected)
     }
@@ -182,7 +182,7 @@ pub(crate) fn insert_statement<M: Model>(target: &Target, models: &[M]) -> Resul
     let meta = M::META;
     let mut insert = Query::insert();
     insert
-        .into_table(target.table(meta))
+        .into_table(target.table(meta)?)
         .columns(meta.insert_columns().map(|(_, c)| c.name));
     for model in models {
         let row = meta
