@@ -7,8 +7,8 @@ use std::{
 };
 
 use tenantry::{
-    contrib::{self, Epoch, Tenant},
-    Instance, Registry, Result, SchemaName,
+    contrib::{self, Tenant, TenantTable},
+    Instance, Registry, Result, SchemaName, TenantInfo, TenantStore,
 };
 
 /// The default time an answer is kept.
@@ -18,12 +18,15 @@ const DEFAULT_CAPACITY: usize = 10_000;
 /// The default time between two reads of the tenants epoch.
 const DEFAULT_EPOCH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Remembers, per schema name, whether it is a tenant (and its row), for a time to live.
+/// Remembers, per schema name, whether it is a tenant (and whether it is suspended), for a
+/// time to live, asking a [`TenantStore`]: the [`Tenant`] table by default
+/// ([`TenantTable`]), your own tenant table with [`with_store`](Self::with_store).
 /// Unknown names are remembered too, so a flood of made-up names costs one query each per
 /// TTL; the number of names kept is bounded.
 ///
 /// Changes made by other processes (another server, an operator's command) are seen through
-/// the [tenants epoch](tenantry::contrib::TenantEpoch): a lookup reads it when the last read
+/// the store's epoch ([`TenantStore::epoch`]; for the default store the
+/// [tenants epoch](tenantry::contrib::TenantEpoch)): a lookup reads it when the last read
 /// is at least the epoch interval old (1 second by default, so at most one extra primary-key
 /// read per second), and when it changed, everything cached is forgotten. A tenant created,
 /// suspended, resumed or dropped with `tenantry::contrib` anywhere is therefore seen by the
@@ -43,6 +46,7 @@ pub struct TenantCache {
 
 struct Inner {
     registry: Registry,
+    store: Arc<dyn TenantStore>,
     ttl: Duration,
     capacity: usize,
     epoch_interval: Duration,
@@ -55,14 +59,15 @@ struct State {
     /// Bumped by every invalidation: a lookup that started before one does not store its
     /// (possibly stale) answer.
     generation: u64,
-    /// The epoch the entries were cached under; `None` before the first read.
-    epoch: Option<Epoch>,
+    /// The epoch the entries were cached under (`Some(None)`: the store keeps none); `None`
+    /// before the first read.
+    epoch: Option<Option<u128>>,
     /// When the last epoch read started.
     epoch_read_at: Option<Instant>,
 }
 
 struct Entry {
-    tenant: Option<Tenant>,
+    tenant: Option<TenantInfo>,
     at: Instant,
 }
 
@@ -87,7 +92,27 @@ impl TenantCache {
     /// A cache keeping answers for `ttl` (zero: no caching) and at most `capacity` names,
     /// reading the tenants epoch at most once a second.
     pub fn with_limits(registry: Registry, ttl: Duration, capacity: usize) -> Self {
-        Self::build(registry, ttl, capacity, DEFAULT_EPOCH_INTERVAL)
+        let store = Arc::new(TenantTable::new(registry.clone()));
+        Self::build(registry, store, ttl, capacity, DEFAULT_EPOCH_INTERVAL)
+    }
+
+    /// A cache over your own tenant table: `store` answers the lookups (30 seconds, 10,000
+    /// names, its epoch read at most once a second). `registry` is the one the tenants live
+    /// in; the `contrib` helpers below ([`create_tenant`](Self::create_tenant) …) work on
+    /// the [`Tenant`] table only.
+    pub fn with_store(registry: Registry, store: Arc<dyn TenantStore>) -> Self {
+        Self::build(
+            registry,
+            store,
+            DEFAULT_TTL,
+            DEFAULT_CAPACITY,
+            DEFAULT_EPOCH_INTERVAL,
+        )
+    }
+
+    /// The store the tenants are looked up in.
+    pub fn store(&self) -> &Arc<dyn TenantStore> {
+        &self.inner.store
     }
 
     /// This cache, reading the tenants epoch at most once per `interval` instead of once a
@@ -97,16 +122,24 @@ impl TenantCache {
     pub fn with_epoch_interval(self, interval: Duration) -> Self {
         Self::build(
             self.inner.registry.clone(),
+            self.inner.store.clone(),
             self.inner.ttl,
             self.inner.capacity,
             interval,
         )
     }
 
-    fn build(registry: Registry, ttl: Duration, capacity: usize, epoch_interval: Duration) -> Self {
+    fn build(
+        registry: Registry,
+        store: Arc<dyn TenantStore>,
+        ttl: Duration,
+        capacity: usize,
+        epoch_interval: Duration,
+    ) -> Self {
         TenantCache {
             inner: Arc::new(Inner {
                 registry,
+                store,
                 ttl,
                 capacity,
                 epoch_interval,
@@ -125,8 +158,8 @@ impl TenantCache {
     }
 
     /// The tenant whose schema is `schema`, from the cache while fresh, else from the
-    /// database. Reads the tenants epoch first when it is due.
-    pub async fn lookup(&self, schema: &SchemaName) -> Result<Option<Tenant>> {
+    /// store. Reads the store's epoch first when it is due.
+    pub async fn lookup(&self, schema: &SchemaName) -> Result<Option<TenantInfo>> {
         self.check_epoch().await;
         let generation = {
             let state = self.state();
@@ -137,14 +170,12 @@ impl TenantCache {
             }
             state.generation
         };
-        let tenant = Tenant::find(self.registry(), schema)
-            .await?
-            .map(Instance::into_inner);
-        self.store(schema, &tenant, generation);
+        let tenant = self.inner.store.find(schema).await?;
+        self.remember(schema, &tenant, generation);
         Ok(tenant)
     }
 
-    fn store(&self, schema: &SchemaName, tenant: &Option<Tenant>, generation: u64) {
+    fn remember(&self, schema: &SchemaName, tenant: &Option<TenantInfo>, generation: u64) {
         if self.inner.ttl.is_zero() || self.inner.capacity == 0 {
             return;
         }
@@ -195,7 +226,7 @@ impl TenantCache {
             previous,
             armed: true,
         };
-        let read = contrib::epoch(self.registry()).await;
+        let read = self.inner.store.epoch().await;
         pending.armed = false;
         let mut state = self.state();
         match read {

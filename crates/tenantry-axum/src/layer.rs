@@ -12,7 +12,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use http_body::{Frame, SizeHint};
-use tenantry::{contrib::Tenant, Registry, SchemaName, TenantScope};
+use tenantry::{Registry, SchemaName, TenantInfo, TenantScope};
 use tower::{Layer, Service};
 use tracing::Instrument;
 
@@ -44,8 +44,10 @@ pub struct TenantLayer {
 
 impl TenantLayer {
     /// A layer reading the `tenant` header, looking tenants up in `registry`'s
-    /// [`Tenant`] table through a new [`TenantCache`], serving unknown tenants from the
-    /// shared schema.
+    /// [`Tenant`](tenantry::contrib::Tenant) table through a new [`TenantCache`], serving
+    /// unknown tenants from the shared schema. For your own tenant table:
+    /// `TenantLayer::with_cache(TenantCache::with_store(registry, store))`. A known tenant's
+    /// [`TenantInfo`] is in the request's extensions (`Extension<TenantInfo>`).
     pub fn new(registry: Registry) -> Self {
         Self::with_cache(TenantCache::new(registry))
     }
@@ -90,7 +92,7 @@ impl TenantLayer {
     async fn resolve(
         &self,
         parts: &axum::http::request::Parts,
-    ) -> Result<Option<(SchemaName, Tenant)>, Response> {
+    ) -> Result<Option<(SchemaName, TenantInfo)>, Response> {
         let raw = match self.source.resolve(parts) {
             Ok(Some(raw)) => raw,
             Ok(None) => return Ok(None),

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tenantry::{
     contrib::{self, Tenant},
-    create_schema, Model, Registry, SchemaName,
+    create_schema, Model, Registry, SchemaName, TenantInfo,
 };
 use tenantry_axum::{
     CurrentTenant, InvalidTenant, TenantCache, TenantLayer, TenantSource, UnknownTenantPolicy,
@@ -76,11 +76,11 @@ async fn notes(
 
 async fn whoami(
     CurrentTenant(tenant): CurrentTenant,
-    row: Option<Extension<Tenant>>,
+    row: Option<Extension<TenantInfo>>,
 ) -> Json<Value> {
     Json(json!({
         "tenant": tenant.map(|t| t.to_string()),
-        "row": row.map(|Extension(t)| t.tenant_name),
+        "row": row.map(|Extension(t)| t.schema.to_string()),
         "task": tenantry::get_tenant().map(|t| t.to_string()),
     }))
 }
@@ -149,7 +149,7 @@ backend_test!(header_default_policy, |t: common::TestDb| async move {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"].is_string());
 
-    // The extractor, the Tenant row extension and the task's tenant agree.
+    // The extractor, the TenantInfo extension and the task's tenant agree.
     let (_, body) = send(&app, get_with("/whoami", Some(("tenant", a.as_str())))).await;
     assert_eq!(
         body,
@@ -284,7 +284,7 @@ backend_test!(cache_and_invalidation, |t: common::TestDb| async move {
     let e = t.schema("e");
     assert!(uncached.lookup(&e).await.unwrap().is_none());
     contrib::create_tenant(&r, &e, "E").await.unwrap();
-    assert_eq!(uncached.lookup(&e).await.unwrap().unwrap().tenant_name, "E");
+    assert_eq!(uncached.lookup(&e).await.unwrap().unwrap().schema, e);
 
     // A bounded cache keeps working past its capacity.
     let small = TenantCache::with_limits(r.clone(), Duration::from_secs(3600), 2);

@@ -37,7 +37,9 @@ impl From<Error> for ApiError {
             | Error::InvalidTenantName { .. }
             | Error::InvalidCursor { .. }
             | Error::InvalidArgument { .. }
-            | Error::ValueOutOfRange { .. } => StatusCode::BAD_REQUEST,
+            | Error::ValueOutOfRange { .. }
+            // A tenant-only model asked for without a tenant: the request named none.
+            | Error::TenantRequired { .. } => StatusCode::BAD_REQUEST,
             Error::NotFound { .. } | Error::SchemaNotFound { .. } => StatusCode::NOT_FOUND,
             Error::UniqueViolation { .. } | Error::SchemaAlreadyExists { .. } => {
                 StatusCode::CONFLICT

@@ -79,8 +79,8 @@ pub use schema_name::SchemaName;
 pub use target::Origin;
 pub use tenancy::{
     activate_schema, create_schema, deactivate_schema, drop_schema, get_tenant, set_tenant,
-    spawn_with_tenant, tenant_scope, with_tenant, FleetProgress, ForEachTenant, Schemas,
-    TenantContext, TenantOutcome, TenantScope,
+    spawn_with_tenant, tenant_scope, with_tenant, BoxFuture, FleetProgress, ForEachTenant, Schemas,
+    TenantContext, TenantInfo, TenantOutcome, TenantScope, TenantStore,
 };
 pub use tenantry_macros::{migrations, Model};
 pub use transaction::Transaction;

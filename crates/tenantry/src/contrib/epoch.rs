@@ -41,6 +41,13 @@ pub struct TenantEpoch {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Epoch(Uuid);
 
+impl Epoch {
+    /// The value as a number, as [`TenantStore::epoch`](crate::TenantStore::epoch) reports it.
+    pub fn as_u128(&self) -> u128 {
+        self.0.as_u128()
+    }
+}
+
 /// The current tenants epoch (see [`TenantEpoch`]); one primary-key read. Before any
 /// tenant change the epoch is a fixed "never changed" value (the nil UUID, also when the
 /// row does not exist yet).

@@ -33,8 +33,10 @@ mod tenant_user;
 
 pub use epoch::{bump_epoch, epoch, Epoch, TenantEpoch};
 pub use legacy::move_legacy_mysql_tenants;
-pub use provision::{create_tenant, create_tenant_in, drop_tenant, resume_tenant, suspend_tenant};
-pub use tenant::Tenant;
+pub use provision::{
+    create_tenant, create_tenant_in, drop_tenant, provision_tenant, resume_tenant, suspend_tenant,
+};
+pub use tenant::{Tenant, TenantTable};
 pub use tenant_user::TenantUser;
 
 use crate::registry::Registry;

@@ -12,6 +12,7 @@ use crate::{
     instance::Instance,
     registry::Registry,
     schema_name::SchemaName,
+    tenancy::BoxFuture,
     tenancy::Schemas,
     transaction::Transaction,
     Model,
@@ -56,6 +57,56 @@ pub async fn create_tenant(
     registry.database().check_schema(&schema)?;
     let span = tracing::info_span!("tenantry.create_tenant", schema = %schema);
     let work = provision(registry.clone(), None, schema, tenant_name.to_owned());
+    detach(work.instrument(span)).await
+}
+
+/// Creates a tenant of **your own** tenant table, all or nothing, as [`create_tenant`] does
+/// for [`Tenant`]: `row` writes your row (plan, status, anything) through the transaction it
+/// is given, then the schema and the tables of every tenant-capable model are created, and
+/// the row commits only once they exist (one transaction on PostgreSQL; on MySQL and SQLite
+/// the schema is dropped again if anything fails). `row` may run more than once: a
+/// provisioning that loses a deadlock on MySQL is tried again from the start. When the
+/// registry has [`TenantEpoch`](super::TenantEpoch) (`contrib::register`), its value changes
+/// in the same transaction, so layers in other processes see the tenant within a second.
+///
+/// ```no_run
+/// # use tenantry::{Model, Registry, Transaction};
+/// # #[derive(Model, Clone, Debug)] #[model(shared)]
+/// # struct Organization { id: i64, #[model(max_length = 63)] schema_name: String,
+/// #   #[model(max_length = 20)] plan: String, #[model(max_length = 20)] status: String }
+/// # async fn demo(registry: Registry) -> tenantry::Result<()> {
+/// let org = tenantry::contrib::provision_tenant(&registry, "acme", |tx, schema| {
+///     Box::pin(async move {
+///         Organization::query(&tx)
+///             .create(Organization {
+///                 id: 0,
+///                 schema_name: schema.to_string(),
+///                 plan: "pro".into(),
+///                 status: "active".into(),
+///             })
+///             .await
+///     })
+/// })
+/// .await?;
+/// # Ok(()) }
+/// ```
+pub async fn provision_tenant<T, F>(
+    registry: &Registry,
+    schema_name: impl TryInto<SchemaName, Error = Error>,
+    row: F,
+) -> Result<T>
+where
+    T: Send + 'static,
+    F: Fn(Transaction, SchemaName) -> BoxFuture<'static, Result<T>> + Send + Sync + 'static,
+{
+    let schema = schema_name.try_into()?;
+    registry.database().check_schema(&schema)?;
+    let registry = registry.clone();
+    let span = tracing::info_span!("tenantry.provision_tenant", schema = %schema);
+    let work = async move {
+        let row = move |tx: Transaction, schema: SchemaName, _: Option<String>| row(tx, schema);
+        provision_with(&registry, None, &schema, &row).await
+    };
     detach(work.instrument(span)).await
 }
 
@@ -247,10 +298,41 @@ async fn provision(
     schema: SchemaName,
     tenant_name: String,
 ) -> Result<Instance<Tenant>> {
+    let row = |tx: Transaction, schema: SchemaName, database: Option<String>| {
+        let tenant_name = tenant_name.clone();
+        Box::pin(async move {
+            Tenant::query(&tx)
+                .create(Tenant {
+                    id: 0,
+                    schema_name: schema.to_string(),
+                    tenant_name,
+                    created_at: Utc::now(),
+                    database,
+                    suspended: false,
+                })
+                .await
+        }) as BoxFuture<'static, Result<Instance<Tenant>>>
+    };
+    provision_with(&registry, database, &schema, &row).await
+}
+
+/// The row a provisioning writes, inside the transaction it is given (the schema and the
+/// database alias are the tenant's).
+type RowInsert<'f, T> = dyn Fn(Transaction, SchemaName, Option<String>) -> BoxFuture<'static, Result<T>>
+    + Send
+    + Sync
+    + 'f;
+
+/// [`provision_once`], tried again when it lost a deadlock.
+async fn provision_with<T>(
+    registry: &Registry,
+    database: Option<String>,
+    schema: &SchemaName,
+    row: &RowInsert<'_, T>,
+) -> Result<T> {
     let mut attempt = 1;
     loop {
-        let result =
-            provision_once(&registry, database.clone(), &schema, tenant_name.clone()).await;
+        let result = provision_once(registry, database.clone(), schema, row).await;
         match result {
             Err(error) if attempt < ATTEMPTS && is_deadlock(&error) => {
                 tracing::debug!(schema = %schema, attempt, "tenant creation lost a deadlock; retrying");
@@ -261,17 +343,23 @@ async fn provision(
     }
 }
 
+/// Whether the registry has the [`TenantEpoch`](super::TenantEpoch) model (a provisioning
+/// for a tenant table of your own may not).
+fn has_epoch(registry: &Registry) -> bool {
+    registry.models().contains(&super::TenantEpoch::META)
+}
+
 /// SQLSTATE 40001 (serialization failure; MySQL's deadlock) or 40P01 (PostgreSQL deadlock).
 fn is_deadlock(error: &Error) -> bool {
     matches!(error.database_code().as_deref(), Some("40001" | "40P01"))
 }
 
-async fn provision_once(
+async fn provision_once<T>(
     registry: &Registry,
     database: Option<String>,
     schema: &SchemaName,
-    tenant_name: String,
-) -> Result<Instance<Tenant>> {
+    row: &RowInsert<'_, T>,
+) -> Result<T> {
     let schemas = schemas_of(registry, database.as_deref())?;
     let same_transaction = database.is_none() && {
         let capabilities = registry.database().backend().capabilities();
@@ -285,22 +373,16 @@ async fn provision_once(
         true => None,
         false => Some(APART.lock().await),
     };
-    epoch::ensure(registry).await?;
+    let has_epoch = has_epoch(registry);
+    if has_epoch {
+        epoch::ensure(registry).await?;
+    }
     if registry.migration_set().is_some() {
         // Before the row's transaction: on SQLite it holds the main file's write lock.
         crate::migrate::ensure_ledger(registry.database()).await?;
     }
     let tx = registry.begin().await?;
-    let inserted = Tenant::query(&tx)
-        .create(Tenant {
-            id: 0,
-            schema_name: schema.to_string(),
-            tenant_name,
-            created_at: Utc::now(),
-            database,
-            suspended: false,
-        })
-        .await;
+    let inserted = row(tx.clone(), schema.clone(), database).await;
     let made = match inserted {
         Ok(row) if same_transaction => schemas
             .create_within(&tx, schema, false)
@@ -324,7 +406,11 @@ async fn provision_once(
     };
     // The epoch changes in the row's transaction: a reader that sees the new epoch sees the
     // row. Bumped last, so its row lock is held only for the commit.
-    let committed = match epoch::bump(&tx).await {
+    let bumped = match has_epoch {
+        true => epoch::bump(&tx).await,
+        false => Ok(()),
+    };
+    let committed = match bumped {
         Ok(()) => tx.commit().await,
         Err(error) => {
             let _ = tx.rollback().await;

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::{
-    error::Result, instance::Instance, query::QuerySource, schema_name::SchemaName, Model,
+    error::Result, instance::Instance, query::QuerySource, registry::Registry,
+    schema_name::SchemaName, BoxFuture, Model, TenantInfo, TenantStore,
 };
 
 /// A tenant: the schema its data lives in. A shared model (table `tenants`): it lives only in
@@ -53,5 +54,53 @@ impl Tenant {
             .filter(Tenant::schema_name().eq(schema.as_str()))
             .first()
             .await
+    }
+}
+
+/// The [`TenantStore`] over the [`Tenant`] table of a registry, with the
+/// [tenants epoch](super::TenantEpoch): what `tenantry-axum`'s `TenantCache::new` uses.
+#[derive(Clone, Debug)]
+pub struct TenantTable {
+    registry: Registry,
+}
+
+impl TenantTable {
+    /// The store over `registry`'s `tenants` table.
+    pub fn new(registry: Registry) -> Self {
+        TenantTable { registry }
+    }
+}
+
+impl Tenant {
+    /// What [`TenantStore`] reports of this row; `None` for a row whose schema name is not
+    /// valid (written by hand): it names no schema a query could reach.
+    pub fn info(&self) -> Option<TenantInfo> {
+        Some(TenantInfo {
+            schema: self.schema().ok()?,
+            suspended: self.suspended,
+        })
+    }
+}
+
+impl TenantStore for TenantTable {
+    fn find<'a>(&'a self, schema: &'a SchemaName) -> BoxFuture<'a, Result<Option<TenantInfo>>> {
+        Box::pin(async move {
+            let row = Tenant::find(&self.registry, schema).await?;
+            Ok(row.and_then(|tenant| tenant.info()))
+        })
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<TenantInfo>>> {
+        Box::pin(async move {
+            let rows = Tenant::query(&self.registry)
+                .order_by([Tenant::schema_name().asc()])
+                .all()
+                .await?;
+            Ok(rows.iter().filter_map(|tenant| tenant.info()).collect())
+        })
+    }
+
+    fn epoch(&self) -> BoxFuture<'_, Result<Option<u128>>> {
+        Box::pin(async move { Ok(Some(super::epoch(&self.registry).await?.as_u128())) })
     }
 }

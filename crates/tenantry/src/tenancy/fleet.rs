@@ -1,6 +1,6 @@
 //! Work run in every tenant, a bounded number at a time, with a result per tenant.
 
-use std::{future::Future, panic::AssertUnwindSafe};
+use std::{future::Future, panic::AssertUnwindSafe, sync::Arc};
 
 use futures_util::{FutureExt, StreamExt};
 
@@ -9,6 +9,7 @@ use crate::{
     error::{Error, Result},
     registry::Registry,
     schema_name::SchemaName,
+    tenancy::TenantStore,
 };
 
 /// One tenant's outcome in a [`ForEachTenant`] run.
@@ -39,12 +40,13 @@ pub struct ForEachTenant {
     registry: Registry,
     concurrency: usize,
     tenants: Option<Vec<SchemaName>>,
+    store: Option<Arc<dyn TenantStore>>,
     progress: Option<ProgressFn>,
 }
 
 impl Registry {
     /// Runs work in every tenant schema of the default database ([`Schemas::list`] when the
-    /// run starts, or the list given to [`ForEachTenant::tenants`]), at most `concurrency`
+    /// run starts), or in the tenants of [`ForEachTenant::store`] or [`ForEachTenant::tenants`], at most `concurrency`
     /// tenants at a time, each inside [`with_tenant`] of its tenant: queries in the work go
     /// to that tenant without a `using`. One tenant's failure (an error or a panic) is its
     /// own [`TenantOutcome`] and does not stop the others.
@@ -72,6 +74,7 @@ impl Registry {
             registry: self.clone(),
             concurrency,
             tenants: None,
+            store: None,
             progress: None,
         }
     }
@@ -82,6 +85,13 @@ impl ForEachTenant {
     /// rows of your own tenant table), in this order.
     pub fn tenants(mut self, tenants: impl IntoIterator<Item = SchemaName>) -> Self {
         self.tenants = Some(tenants.into_iter().collect());
+        self
+    }
+
+    /// Runs in the tenants `store` lists when the run starts, suspended ones left out (unless
+    /// [`tenants`](Self::tenants) gives the list).
+    pub fn store(mut self, store: Arc<dyn TenantStore>) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -105,9 +115,16 @@ impl ForEachTenant {
                 reason: "at least one tenant must run at a time",
             });
         }
-        let tenants = match self.tenants {
-            Some(tenants) => tenants,
-            None => self.registry.schema().list().await?,
+        let tenants = match (self.tenants, &self.store) {
+            (Some(tenants), _) => tenants,
+            (None, Some(store)) => store
+                .list()
+                .await?
+                .into_iter()
+                .filter(|tenant| !tenant.suspended)
+                .map(|tenant| tenant.schema)
+                .collect(),
+            (None, None) => self.registry.schema().list().await?,
         };
         let total = tenants.len();
         let runs = tenants.into_iter().enumerate().map(|(index, tenant)| {

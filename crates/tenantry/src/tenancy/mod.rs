@@ -5,6 +5,7 @@ pub(crate) mod context;
 mod fleet;
 mod job;
 mod schemas;
+mod store;
 
 pub use context::{
     activate_schema, deactivate_schema, get_tenant, set_tenant, spawn_with_tenant, tenant_scope,
@@ -13,3 +14,4 @@ pub use context::{
 pub use fleet::{FleetProgress, ForEachTenant, TenantOutcome};
 pub use job::TenantContext;
 pub use schemas::{create_schema, drop_schema, Schemas};
+pub use store::{BoxFuture, TenantInfo, TenantStore};
