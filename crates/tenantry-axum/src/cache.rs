@@ -6,6 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::roster::Roster;
 use tenantry::{
     contrib::{self, Tenant, TenantTable},
     Instance, Registry, Result, SchemaName, TenantInfo, TenantStore,
@@ -47,6 +48,10 @@ pub struct TenantCache {
 struct Inner {
     registry: Registry,
     store: Arc<dyn TenantStore>,
+    /// Every tenant in memory ([`TenantCache::every_tenant_in_memory`]); domain lookups
+    /// always use it.
+    in_memory: bool,
+    roster: Roster,
     ttl: Duration,
     capacity: usize,
     epoch_interval: Duration,
@@ -129,6 +134,50 @@ impl TenantCache {
         )
     }
 
+    /// This cache holding every tenant of its store in memory instead of one answer per
+    /// name: loaded with one [`TenantStore::list`] on first use, and again when the store's
+    /// epoch changes (read at most once per epoch interval), after an invalidation, or when
+    /// older than the TTL. A request naming an unknown tenant (a flood of made-up names) is
+    /// then answered from memory: it costs the database nothing. For stores of up to some
+    /// hundred thousand tenants. Returns a new, empty cache: call it before cloning.
+    pub fn every_tenant_in_memory(self) -> Self {
+        let mut cache = Self::build(
+            self.inner.registry.clone(),
+            self.inner.store.clone(),
+            self.inner.ttl,
+            self.inner.capacity,
+            self.inner.epoch_interval,
+        );
+        if let Some(inner) = Arc::get_mut(&mut cache.inner) {
+            inner.in_memory = true;
+        }
+        cache
+    }
+
+    /// The tenant whose custom domain is `host` (see [`TenantInfo::domains`]), from the
+    /// tenants held in memory (loaded on first use, as for
+    /// [`every_tenant_in_memory`](Self::every_tenant_in_memory)). `host` is compared in
+    /// lower case.
+    pub async fn lookup_domain(&self, host: &str) -> Result<Option<TenantInfo>> {
+        self.check_epoch().await;
+        let roster = self.roster().await?;
+        Ok(roster.domain(&host.to_ascii_lowercase()))
+    }
+
+    async fn roster(&self) -> Result<Arc<crate::roster::Loaded>> {
+        let generation = self.state().generation;
+        let ttl = if self.inner.ttl.is_zero() {
+            // No caching asked for: a roster per lookup.
+            Duration::ZERO
+        } else {
+            self.inner.ttl
+        };
+        self.inner
+            .roster
+            .current(self.inner.store.as_ref(), generation, ttl)
+            .await
+    }
+
     fn build(
         registry: Registry,
         store: Arc<dyn TenantStore>,
@@ -140,6 +189,8 @@ impl TenantCache {
             inner: Arc::new(Inner {
                 registry,
                 store,
+                in_memory: false,
+                roster: Roster::default(),
                 ttl,
                 capacity,
                 epoch_interval,
@@ -161,6 +212,9 @@ impl TenantCache {
     /// store. Reads the store's epoch first when it is due.
     pub async fn lookup(&self, schema: &SchemaName) -> Result<Option<TenantInfo>> {
         self.check_epoch().await;
+        if self.inner.in_memory {
+            return Ok(self.roster().await?.schema(schema));
+        }
         let generation = {
             let state = self.state();
             if let Some(entry) = state.entries.get(schema) {

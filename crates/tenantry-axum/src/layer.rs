@@ -88,28 +88,55 @@ impl TenantLayer {
         &self.cache
     }
 
-    /// Resolves the tenant of a request: its schema and row, or the response refusing it.
+    /// Resolves the tenant of a request: its schema and what the store knows of it, or the
+    /// response refusing it. The sources are tried in order; the first that names a tenant
+    /// decides.
     async fn resolve(
         &self,
         parts: &axum::http::request::Parts,
     ) -> Result<Option<(SchemaName, TenantInfo)>, Response> {
-        let raw = match self.source.resolve(parts) {
-            Ok(Some(raw)) => raw,
-            Ok(None) => return Ok(None),
-            Err(rejection) => return Err(rejection.into_response()),
-        };
-        let schema = SchemaName::parse(&raw)
-            .map_err(|error| InvalidTenant::new(error.to_string()).into_response())?;
-        match self.cache.lookup(&schema).await {
-            Ok(Some(tenant)) if tenant.suspended => {
-                Err(TenantSuspended::new(schema).into_response())
-            }
-            Ok(Some(tenant)) => Ok(Some((schema, tenant))),
-            Ok(None) => match self.policy {
+        for source in self.source.each() {
+            let lookup = match source {
+                TenantSource::Domain => {
+                    let Some(host) = crate::source::host(parts) else {
+                        continue;
+                    };
+                    match self.cache.lookup_domain(&host).await {
+                        Ok(Some(tenant)) => return self.admit(tenant.schema.clone(), Some(tenant)),
+                        Ok(None) => continue,
+                        Err(error) => return Err(TenantLookupFailed::new(error).into_response()),
+                    }
+                }
+                named => match named.resolve(parts) {
+                    Ok(Some(raw)) => raw,
+                    Ok(None) => continue,
+                    Err(rejection) => return Err(rejection.into_response()),
+                },
+            };
+            let schema = SchemaName::parse(&lookup)
+                .map_err(|error| InvalidTenant::new(error.to_string()).into_response())?;
+            return match self.cache.lookup(&schema).await {
+                Ok(tenant) => self.admit(schema, tenant),
+                Err(error) => Err(TenantLookupFailed::new(error).into_response()),
+            };
+        }
+        Ok(None)
+    }
+
+    /// A named tenant: served, refused as suspended, or (unknown) as the policy says.
+    #[allow(clippy::result_large_err)] // The refusal is the response itself, as in `resolve`.
+    fn admit(
+        &self,
+        schema: SchemaName,
+        tenant: Option<TenantInfo>,
+    ) -> Result<Option<(SchemaName, TenantInfo)>, Response> {
+        match tenant {
+            Some(tenant) if tenant.suspended => Err(TenantSuspended::new(schema).into_response()),
+            Some(tenant) => Ok(Some((schema, tenant))),
+            None => match self.policy {
                 UnknownTenantPolicy::Shared => Ok(None),
                 UnknownTenantPolicy::Reject => Err(UnknownTenant::new(schema).into_response()),
             },
-            Err(error) => Err(TenantLookupFailed::new(error).into_response()),
         }
     }
 }

@@ -8,11 +8,16 @@
 //! practical case, made safe:
 //!
 //! - the tenant comes from a configurable [`TenantSource`]: a header (`tenant` by default),
-//!   the subdomain of `Host`, the first path segment, or your own [`TenantResolver`];
+//!   the subdomain of `Host`, the first path segment, a tenant's custom domain, your own
+//!   [`TenantResolver`], or a [`chain`](TenantSource::chain) of them (the apex host,
+//!   named by none, is served on the shared schema);
 //! - the raw text is validated as a [`SchemaName`](tenantry::SchemaName) before anything else
 //!   ([`InvalidTenant`], 400);
-//! - it must name a row of the [`contrib::Tenant`](tenantry::contrib::Tenant) table, looked
-//!   up through a small [`TenantCache`] (TTL plus explicit invalidation). An unknown tenant
+//! - it must name a tenant of a [`TenantStore`](tenantry::TenantStore) (by default the
+//!   [`contrib::Tenant`](tenantry::contrib::Tenant) table; your own with
+//!   [`TenantCache::with_store`]), looked up through a small [`TenantCache`] (TTL plus
+//!   explicit invalidation, or [every tenant in memory](TenantCache::every_tenant_in_memory)
+//!   so that made-up names cost the database nothing). An unknown tenant
 //!   falls back to the shared schema (the seed's behaviour, [`UnknownTenantPolicy::Shared`])
 //!   or is refused ([`UnknownTenant`], 404, with [`UnknownTenantPolicy::Reject`]); a
 //!   suspended tenant is always refused ([`TenantSuspended`], 403); a failed lookup is
@@ -20,13 +25,13 @@
 //! - tenants created, suspended, resumed or dropped by another process (through
 //!   `tenantry::contrib`) are seen within about a second: the cache reads the tenants epoch
 //!   at most once a second and forgets everything when it changed;
-//! - handlers read the tenant with the [`CurrentTenant`] extractor; the resolved
-//!   [`Tenant`](tenantry::contrib::Tenant) row is also in the request extensions, and
+//! - handlers read the tenant with the [`CurrentTenant`] extractor; what the store knows of
+//!   it ([`TenantInfo`](tenantry::TenantInfo)) is also in the request extensions, and
 //!   [`CurrentTenant`] in the response's (for logging layers outside this one).
 //!
 //! The layer sets the task's tenant, which is a schema. For a database-per-tenant row (its
 //! [`database`](tenantry::contrib::Tenant::database) is `Some`), handlers add
-//! `using_with_db(name)` themselves, reading the row from the request extensions.
+//! `using_with_db(name)` themselves.
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
@@ -47,6 +52,7 @@ mod cache;
 mod extract;
 mod layer;
 mod rejection;
+mod roster;
 mod source;
 
 pub use cache::TenantCache;

@@ -44,6 +44,16 @@ pub enum TenantSource {
     PathSegment,
     /// A resolver of your own.
     Custom(Arc<dyn TenantResolver>),
+    /// The request's host as a custom domain of a tenant ([`tenantry::TenantInfo::domains`]),
+    /// looked up among the tenants the layer's [`TenantCache`](crate::TenantCache) holds in
+    /// memory (no database lookup per request). A host that is no tenant's domain names no
+    /// tenant: the next source of a [`Chain`](Self::Chain) is tried.
+    Domain,
+    /// Sources tried in order; the first that names a tenant decides (a name that is no
+    /// tenant then follows the layer's [`UnknownTenantPolicy`](crate::UnknownTenantPolicy),
+    /// without trying the rest). A request none of them names a tenant for (the apex host,
+    /// say) is served on the shared schema.
+    Chain(Vec<TenantSource>),
 }
 
 impl Default for TenantSource {
@@ -59,6 +69,8 @@ impl fmt::Debug for TenantSource {
             TenantSource::Subdomain(base) => f.debug_tuple("Subdomain").field(base).finish(),
             TenantSource::PathSegment => f.write_str("PathSegment"),
             TenantSource::Custom(_) => f.write_str("Custom(..)"),
+            TenantSource::Domain => f.write_str("Domain"),
+            TenantSource::Chain(sources) => f.debug_tuple("Chain").field(sources).finish(),
         }
     }
 }
@@ -86,7 +98,23 @@ impl TenantSource {
         TenantSource::Custom(Arc::new(resolver))
     }
 
-    /// The raw tenant name `parts` carries.
+    /// Several sources, tried in order (see [`TenantSource::Chain`]).
+    pub fn chain(sources: impl IntoIterator<Item = TenantSource>) -> Self {
+        TenantSource::Chain(sources.into_iter().collect())
+    }
+
+    /// The sources this one tries, in order: itself, or a chain's members (nested chains
+    /// flattened).
+    pub(crate) fn each(&self) -> Vec<&TenantSource> {
+        match self {
+            TenantSource::Chain(sources) => sources.iter().flat_map(TenantSource::each).collect(),
+            single => vec![single],
+        }
+    }
+
+    /// The raw tenant name `parts` carries. [`Domain`](Self::Domain) needs the layer's
+    /// cache and names nothing here; a [`Chain`](Self::Chain) gives its first name-based
+    /// source's answer.
     pub fn resolve(&self, parts: &Parts) -> Result<Option<String>, InvalidTenant> {
         match self {
             TenantSource::Header(name) => match parts.headers.get(name) {
@@ -105,11 +133,21 @@ impl TenantSource {
                 .filter(|segment| !segment.is_empty())
                 .map(str::to_owned)),
             TenantSource::Custom(resolver) => resolver.resolve(parts),
+            TenantSource::Domain => Ok(None),
+            TenantSource::Chain(sources) => {
+                for source in sources {
+                    if let Some(name) = source.resolve(parts)? {
+                        return Ok(Some(name));
+                    }
+                }
+                Ok(None)
+            }
         }
     }
 }
 
-fn subdomain(parts: &Parts, base: &str) -> Option<String> {
+/// The request's host, lower case, without its port: the `Host` header, else the URI's.
+pub(crate) fn host(parts: &Parts) -> Option<String> {
     let host = parts
         .headers
         .get(header::HOST)
@@ -122,7 +160,11 @@ fn subdomain(parts: &Parts, base: &str) -> Option<String> {
             host
         }
     });
-    let host = host.to_ascii_lowercase();
+    Some(host.to_ascii_lowercase())
+}
+
+fn subdomain(parts: &Parts, base: &str) -> Option<String> {
+    let host = host(parts)?;
     let prefix = host.strip_suffix(base)?.strip_suffix('.')?;
     (!prefix.is_empty()).then(|| prefix.to_owned())
 }

@@ -18,7 +18,7 @@ use axum::{
 };
 use serde_json::{json, Value};
 use tenantry::{contrib, BoxFuture, Model, Registry, Result, SchemaName, TenantInfo, TenantStore};
-use tenantry_axum::{TenantCache, TenantLayer, UnknownTenantPolicy};
+use tenantry_axum::{TenantCache, TenantLayer, TenantSource, UnknownTenantPolicy};
 use tower::ServiceExt;
 
 /// The application's tenant table.
@@ -47,6 +47,7 @@ fn info(org: &Organization) -> Result<TenantInfo> {
     Ok(TenantInfo {
         schema: SchemaName::parse(&org.schema_name)?,
         suspended: org.status == "suspended",
+        domains: Vec::new(),
     })
 }
 
@@ -219,5 +220,127 @@ backend_pool_test!(
         let ran: Vec<(SchemaName, Vec<String>)> =
             ran.into_iter().map(|o| o.result.unwrap()).collect();
         assert_eq!(ran, [(a.clone(), vec![format!("invoice of {a}")])]);
+    }
+);
+
+/// A store that counts how often it is asked, around the application's table.
+struct Counting {
+    inner: Organizations,
+    finds: AtomicUsize,
+    lists: AtomicUsize,
+    epochs: AtomicUsize,
+}
+
+impl TenantStore for Counting {
+    fn find<'a>(&'a self, schema: &'a SchemaName) -> BoxFuture<'a, Result<Option<TenantInfo>>> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        self.inner.find(schema)
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<TenantInfo>>> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
+        // Custom domains: tenant `…_org_a` owns shop.example.org.
+        Box::pin(async move {
+            let mut tenants = self.inner.list().await?;
+            for tenant in &mut tenants {
+                if tenant.schema.as_str().ends_with("_org_a") {
+                    tenant.domains.push("Shop.Example.org".into());
+                }
+            }
+            Ok(tenants)
+        })
+    }
+
+    fn epoch(&self) -> BoxFuture<'_, Result<Option<u128>>> {
+        self.epochs.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async { Ok(None) })
+    }
+}
+
+async fn get_host(app: &Router, host: &str, tenant: Option<&str>) -> (StatusCode, Value) {
+    let mut request = Request::get("/invoices").header("host", host);
+    if let Some(tenant) = tenant {
+        request = request.header("tenant", tenant);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+backend_test!(
+    a_chain_of_sources_and_every_tenant_in_memory,
+    |t: common::TestDb| async move {
+        let r = t
+            .registry
+            .clone()
+            .register::<Organization>()
+            .register::<Invoice>();
+        r.create_all().await.unwrap();
+        let (a, b) = (t.schema("org_a"), t.schema("org_b"));
+        provision(&r, &a, "pro", "active").await;
+        provision(&r, &b, "free", "active").await;
+        let store = Arc::new(Counting {
+            inner: Organizations(r.clone()),
+            finds: AtomicUsize::new(0),
+            lists: AtomicUsize::new(0),
+            epochs: AtomicUsize::new(0),
+        });
+        let cache = TenantCache::with_store(r.clone(), store.clone()).every_tenant_in_memory();
+        let layer = TenantLayer::with_cache(cache).source(TenantSource::chain([
+            TenantSource::Domain,
+            TenantSource::subdomain("example.com"),
+            TenantSource::header("tenant"),
+        ]));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let app = Router::new()
+            .route("/invoices", get(invoices))
+            .layer(layer)
+            .with_state((r.clone(), calls.clone()));
+        let mine = |s: &SchemaName| json!([format!("invoice of {s}")]);
+        // A custom domain (any case, any port), a subdomain, the apex, then a header.
+        let b_host = format!("{b}.example.com");
+        let ((s1, v1), (s2, v2)) = tokio::join!(
+            get_host(&app, "shop.EXAMPLE.org:8443", None),
+            get_host(&app, &b_host, None)
+        );
+        assert_eq!((s1, v1), (StatusCode::OK, mine(&a)));
+        assert_eq!((s2, v2), (StatusCode::OK, mine(&b)));
+        // The apex names no tenant: the shared schema, which holds no invoice.
+        assert_eq!(
+            get_host(&app, "example.com", None).await,
+            (StatusCode::OK, json!([]))
+        );
+        // Nor does an unknown host; its header does.
+        assert_eq!(
+            get_host(&app, "elsewhere.net", Some(b.as_str())).await,
+            (StatusCode::OK, mine(&b))
+        );
+        // A custom domain wins over the header that follows it in the chain.
+        assert_eq!(
+            get_host(&app, "shop.example.org", Some(b.as_str())).await,
+            (StatusCode::OK, mine(&a))
+        );
+        // A flood of valid but unknown names is answered from memory: no lookup at all.
+        let started = std::time::Instant::now();
+        for i in 0..10_000 {
+            let name = format!("nobody_{i}");
+            let (status, _) = get_host(&app, "elsewhere.net", Some(&name)).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let seconds = started.elapsed().as_secs() as usize;
+        assert_eq!(store.finds.load(Ordering::SeqCst), 0);
+        assert_eq!(store.lists.load(Ordering::SeqCst), 1);
+        // The epoch (none here) is asked at most once a second.
+        assert!(store.epochs.load(Ordering::SeqCst) <= seconds + 2);
     }
 );

@@ -604,11 +604,30 @@ async fn wait_for(app: &Router, tenant: &SchemaName, status: StatusCode) -> (Dur
 // their own data throughout.
 backend_test!(
     other_process_changes_are_seen_within_a_second,
-    |t: common::TestDb| async move {
+    |t: common::TestDb| async move { other_process_changes(t, false).await }
+);
+
+// The same with every tenant held in memory (the cache that a flood of unknown names
+// cannot turn into database load).
+backend_test!(
+    other_process_changes_are_seen_within_a_second_in_memory,
+    |t: common::TestDb| async move { other_process_changes(t, true).await }
+);
+
+async fn other_process_changes(t: common::TestDb, in_memory: bool) {
+    {
         let (r1, a, b) = setup(&t).await;
         let r2 = contrib::register(Registry::new(t.reconnect().await)).register::<Note>();
-        let layer1 = TenantLayer::new(r1.clone()).strict(true);
-        let layer2 = TenantLayer::new(r2.clone()).strict(true);
+        let layer = |r: &Registry| {
+            let cache = TenantCache::new(r.clone());
+            let cache = match in_memory {
+                true => cache.every_tenant_in_memory(),
+                false => cache,
+            };
+            TenantLayer::with_cache(cache).strict(true)
+        };
+        let layer1 = layer(&r1);
+        let layer2 = layer(&r2);
         let app1 = app(&r1, layer1.clone());
         let app2 = app(&r2, layer2.clone());
         let c = t.schema("c");
@@ -688,4 +707,4 @@ backend_test!(
         }
         r2.disconnect().await;
     }
-);
+}

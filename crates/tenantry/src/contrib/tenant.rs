@@ -78,6 +78,7 @@ impl Tenant {
         Some(TenantInfo {
             schema: self.schema().ok()?,
             suspended: self.suspended,
+            domains: Vec::new(),
         })
     }
 }

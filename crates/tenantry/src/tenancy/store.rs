@@ -15,14 +15,18 @@ pub struct TenantInfo {
     /// A suspended tenant keeps its data but is refused service: `tenantry-axum` answers its
     /// requests with its own rejection and runs no query of it.
     pub suspended: bool,
+    /// Custom domains (host names, lower case, no port) whose requests are this tenant's:
+    /// `tenantry-axum`'s `TenantSource::Domain`.
+    pub domains: Vec<String>,
 }
 
 impl TenantInfo {
-    /// An active tenant in `schema`.
+    /// An active tenant in `schema`, with no custom domain.
     pub fn active(schema: SchemaName) -> Self {
         TenantInfo {
             schema,
             suspended: false,
+            domains: Vec::new(),
         }
     }
 }
@@ -61,6 +65,7 @@ impl TenantInfo {
 ///             Ok(row.map(|org| TenantInfo {
 ///                 schema: schema.clone(),
 ///                 suspended: org.status == "suspended",
+///                 domains: Vec::new(),
 ///             }))
 ///         })
 ///     }
@@ -72,6 +77,7 @@ impl TenantInfo {
 ///                 tenants.push(TenantInfo {
 ///                     schema: SchemaName::parse(&org.schema_name)?,
 ///                     suspended: org.status == "suspended",
+///                     domains: Vec::new(),
 ///                 });
 ///             }
 ///             Ok(tenants)
