@@ -267,14 +267,27 @@ pub(crate) const SQLITE_SHARED_QUALIFIER: &str = "\"tenantry_shared\".";
 /// tenant-only model in the shared schema is [`Error::TenantRequired`](crate::Error::TenantRequired),
 /// so no statement (a query, a join, a lookup's or a prefetch's subquery, a raw `{table}`)
 /// can name such a table there.
+///
+/// On SQLite a tenant's table is `"main"."table"`: a connection to a tenant's file may have
+/// the shared file attached, and an unqualified name the tenant's file lacks (a tenant
+/// behind on a migration) would otherwise resolve to the shared file's table of that name.
 pub(crate) fn model_table(
     database: &Database,
     schema: Option<&SchemaName>,
     meta: &'static ModelMeta,
 ) -> Result<TableName> {
     meta.check_schema(schema)?;
+    if schema.is_some() && database.backend() == Backend::Sqlite {
+        return Ok(TableName(
+            Some(sea_query::SchemaName(None, SQLITE_OWN_FILE.into())),
+            meta.table.into(),
+        ));
+    }
     Ok(table_name(database, schema, meta.table))
 }
+
+/// SQLite: how a connection names its own file, whatever else is attached to it.
+const SQLITE_OWN_FILE: &str = "main";
 
 impl Target {
     /// `meta`'s table, for rows that live in `schema`, as a statement run at this target names

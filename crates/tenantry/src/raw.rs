@@ -370,7 +370,10 @@ fn render(template: &str, target: &Target, models: &[&'static ModelMeta]) -> Res
                             argument: "raw",
                             reason: "a {table} placeholder names no registered model's table",
                         })?;
-                text.push_str(&qualified(target, meta)?);
+                // `{table}.column`: on SQLite a column is qualified by the table's name
+                // alone (`"main"."t".*` is no SQLite syntax).
+                let qualifier = template[at + close + 1..].starts_with('.');
+                text.push_str(&qualified(target, meta, qualifier)?);
                 skip_to(&mut chars, at + close + 1);
             }
             '}' => {
@@ -410,14 +413,18 @@ fn skip_to(chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>, end: usiz
 }
 
 /// `meta`'s table, qualified and quoted by the backend's query builder, for `target` (on
-/// SQLite, a shared table from a tenant's file is the attached main file's).
-fn qualified(target: &Target, meta: &'static ModelMeta) -> Result<String> {
+/// SQLite, a shared table from a tenant's file is the attached main file's). As a column
+/// `qualifier` on SQLite, the table's name alone: it names the table of the FROM clause.
+fn qualified(target: &Target, meta: &'static ModelMeta, qualifier: bool) -> Result<String> {
     let schema = if meta.shared {
         None
     } else {
         target.schema.as_ref()
     };
-    let table = target.table_in(meta, schema)?;
+    let mut table = target.table_in(meta, schema)?;
+    if qualifier && target.backend() == Backend::Sqlite {
+        table.0 = None;
+    }
     // The builder's own rendering of the name, cut out of a statement that holds only it.
     let probe = Query::select().from(table).to_owned();
     let (rendered, _) = crate::target::render(target.backend(), &probe);

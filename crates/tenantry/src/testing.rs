@@ -79,24 +79,23 @@ impl TestDatabase {
     /// file in a new temporary directory.
     pub async fn create(server_url: &str) -> Result<TestDatabase> {
         let backend = crate::database::backend_of(server_url)?;
-        let name = unique_name("")?;
         if backend == Backend::Sqlite {
-            let dir = std::env::temp_dir().join(format!("tenantry-testing/{name}"));
-            std::fs::create_dir_all(&dir).map_err(|e| Error::Database(sqlx::Error::Io(e)))?;
+            let dir = new_directory()?;
             let url = format!("sqlite://{}/main.sqlite?mode=rwc", dir.display());
             return Ok(TestDatabase {
-                database: Database::connect(&url).await?,
+                database: connect(&url).await?,
                 url,
                 place: Place::Directory(dir),
             });
         }
+        let name = unique_name("")?;
         run_on_server(
             server_url,
             &NamespaceStatement::create_database(backend, &name),
         )
         .await?;
         let url = with_database(server_url, &name)?;
-        let database = match Database::connect(&url).await {
+        let database = match connect(&url).await {
             Ok(database) => database,
             Err(error) => {
                 let undone = drop_server_database(server_url, backend, &name).await;
@@ -141,15 +140,22 @@ impl TestDatabase {
 
     /// Closes the handle's pools and removes the database: on MySQL with the tenant
     /// databases of its namespace, on SQLite with its directory (every tenant file).
+    ///
+    /// The handle is disconnected first (every clone of it: a registry built on it too), so
+    /// a transaction a test left open cannot hold a lock the drop waits for; the drops run
+    /// on connections of their own.
     pub async fn drop(self) -> Result<()> {
         let backend = self.database.backend();
-        if let (Place::Server { .. }, Backend::MySql) = (&self.place, backend) {
-            for tenant in crate::namespace::list(&self.database).await? {
-                let statement = NamespaceStatement::drop(&self.database, &tenant, true, true)?;
-                shared(&self.database).execute_ddl(statement.sql()).await?;
-            }
-        }
         self.database.disconnect().await;
+        if let (Place::Server { .. }, Backend::MySql) = (&self.place, backend) {
+            let admin = Database::options(&self.url)
+                .max_connections(1)
+                .connect()
+                .await?;
+            let dropped = drop_tenants(&admin).await;
+            admin.disconnect().await;
+            dropped?;
+        }
         match self.place {
             Place::Directory(dir) => std::fs::remove_dir_all(&dir)
                 .or_else(|e| match e.kind() {
@@ -203,6 +209,51 @@ fn shared(database: &Database) -> Target {
     }
 }
 
+/// The test's handle. A test that ends with a transaction still open is not waited for
+/// long: [`TestDatabase::drop`] closes it after 2 seconds.
+async fn connect(url: &str) -> Result<Database> {
+    Database::options(url)
+        .disconnect_timeout(std::time::Duration::from_secs(2))
+        .connect()
+        .await
+}
+
+/// MySQL: drops every tenant database of `database`'s namespace. A lock held by a
+/// transaction a test left open is waited for 5 seconds at most, then the drop fails (the
+/// admin handle's one connection is its own, and closed afterwards).
+async fn drop_tenants(database: &Database) -> Result<()> {
+    let mut conn = database.acquire_mysql().await?;
+    sqlx::query(MYSQL_LOCK_WAIT)
+        .bind(5i64)
+        .execute(&mut *conn)
+        .await?;
+    conn.release();
+    for tenant in crate::namespace::list(database).await? {
+        let statement = NamespaceStatement::drop(database, &tenant, true, true)?;
+        shared(database).execute_ddl(statement.sql()).await?;
+    }
+    Ok(())
+}
+
+/// Bounds how long this session's DDL waits for a metadata lock (the value bound).
+const MYSQL_LOCK_WAIT: &str = "SET SESSION lock_wait_timeout = ?";
+
+/// A new directory for a SQLite test database, never one that exists (a directory left by
+/// an earlier process with the same id is skipped, not reused).
+fn new_directory() -> Result<PathBuf> {
+    let io = |e| Error::Database(sqlx::Error::Io(e));
+    let root = std::env::temp_dir().join("tenantry-testing");
+    std::fs::create_dir_all(&root).map_err(io)?;
+    loop {
+        let dir = root.join(unique_name("")?.as_str());
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io(e)),
+        }
+    }
+}
+
 /// Runs `statement` on a short-lived connection to the database `server_url` names.
 async fn run_on_server(server_url: &str, statement: &NamespaceStatement) -> Result<()> {
     let admin = Database::options(server_url)
@@ -222,11 +273,22 @@ async fn drop_server_database(server_url: &str, backend: Backend, name: &SchemaN
     .await
 }
 
-/// `url` with its database replaced by `name` (its query string kept).
+/// `url` with its database replaced by `name`. Its query string is kept but for the keys
+/// that would name another database (`dbname`) or share another namespace
+/// (`tenant_namespace`): the new database is its own tenants' namespace.
 fn with_database(url: &str, name: &SchemaName) -> Result<String> {
     let mut parsed = url::Url::parse(url).map_err(|e| Error::InvalidUrl {
         reason: e.to_string(),
     })?;
     parsed.set_path(&format!("/{name}"));
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(key, _)| key != "dbname" && key != "tenant_namespace")
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    parsed.set_query(None);
+    if !kept.is_empty() {
+        parsed.query_pairs_mut().extend_pairs(kept);
+    }
     Ok(parsed.into())
 }

@@ -196,7 +196,7 @@ impl TxConn {
                 Pools::MySql(pool) => PoolConn::from(pool.get().await?),
                 Pools::Sqlite(store) => {
                     let mut conn = store.checkout(schema.as_ref()).await?;
-                    if attach_shared && schema.is_some() {
+                    if attach_shared && schema.is_some() && store.shared_attachable() {
                         crate::database::attach_shared(&mut conn, &database).await?;
                     }
                     PoolConn::from(conn)

@@ -198,7 +198,7 @@ backend_test!(
         // Queued inside each tenant's request: the job is its JSON.
         let queue = |s: SchemaName| {
             with_tenant(Some(s), async {
-                serde_json::to_string(&TenantContext::current()).unwrap()
+                serde_json::to_string(&TenantContext::current().unwrap()).unwrap()
             })
         };
         let (job_a, job_b) = tokio::join!(queue(a.clone()), queue(b.clone()));

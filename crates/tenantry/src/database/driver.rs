@@ -189,12 +189,23 @@ pub(crate) async fn attach_shared<DB: Driver>(
     let Pools::Sqlite(store) = database.pools() else {
         return Ok(());
     };
-    let uri = sea_query::Value::from(store.main_file_uri());
+    let Some(uri) = store.main_file_uri() else {
+        return Err(Error::Unsupported {
+            backend: Backend::Sqlite.name(),
+            what: "a statement joining a tenant's table to a shared one on an in-memory SQLite database (only a file can be attached read-only)",
+        });
+    };
+    let uri = sea_query::Value::from(uri);
     let values = SqlxValues(sea_query::Values(vec![uri]));
     let conn = checkout.raw()?;
-    if let Err(error) = DB::run(conn, SQLITE_ATTACH_SHARED, values, Returns::Nothing).await {
-        checkout.after_error(&error);
-        return Err(error.into());
+    match DB::run(conn, SQLITE_ATTACH_SHARED, values, Returns::Nothing).await {
+        // A connection lent for a while (a migration's) keeps its attachment across loans.
+        Err(sqlx::Error::Database(db)) if db.message().ends_with("is already in use") => {}
+        Err(error) => {
+            checkout.after_error(&error);
+            return Err(error.into());
+        }
+        Ok(_) => {}
     }
     checkout.set_shared_attached();
     Ok(())

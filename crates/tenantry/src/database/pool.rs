@@ -348,6 +348,7 @@ impl<DB: sqlx::Database> ConnPool<DB> {
         match object {
             Ok(object) => Ok(Checkout {
                 held: Some(Held::Pooled(object)),
+                lent_attached: false,
             }),
             Err(error) => Err(pool_error(error, started.elapsed())),
         }
@@ -426,6 +427,9 @@ fn pool_error(error: PoolError<sqlx::Error>, waited: Duration) -> Error {
 /// (the statement was cancelled half way) the connection is closed.
 pub(crate) struct Checkout<DB: sqlx::Database> {
     held: Option<Held<DB>>,
+    /// SQLite: a lent connection's attachment of the main file (a pooled one keeps it in
+    /// its [`Pooled`], which outlives the checkout).
+    lent_attached: bool,
 }
 
 enum Held<DB: sqlx::Database> {
@@ -441,6 +445,7 @@ impl<DB: sqlx::Database> Checkout<DB> {
     pub(crate) fn lent(conn: DB::Connection) -> Checkout<DB> {
         Checkout {
             held: Some(Held::Lent(conn)),
+            lent_attached: false,
         }
     }
 
@@ -464,16 +469,21 @@ impl<DB: sqlx::Database> Checkout<DB> {
         }
     }
 
-    /// SQLite: whether the main file is attached to this connection (a lent connection is
-    /// never counted as attached: it attaches nothing).
+    /// SQLite: whether the main file is attached to this connection.
     pub(crate) fn shared_attached(&self) -> bool {
-        matches!(&self.held, Some(Held::Pooled(object)) if object.shared_attached)
+        match &self.held {
+            Some(Held::Pooled(object)) => object.shared_attached,
+            Some(Held::Lent(_)) => self.lent_attached,
+            None => false,
+        }
     }
 
-    /// Records that the main file is attached to this (pooled) connection.
+    /// Records that the main file is attached to this connection.
     pub(crate) fn set_shared_attached(&mut self) {
-        if let Some(Held::Pooled(object)) = self.held.as_mut() {
-            object.shared_attached = true;
+        match self.held.as_mut() {
+            Some(Held::Pooled(object)) => object.shared_attached = true,
+            Some(Held::Lent(_)) => self.lent_attached = true,
+            None => {}
         }
     }
 
@@ -510,6 +520,7 @@ impl<DB: sqlx::Database> Checkout<DB> {
     pub(crate) fn take(&mut self) -> Checkout<DB> {
         Checkout {
             held: self.held.take(),
+            lent_attached: std::mem::take(&mut self.lent_attached),
         }
     }
 

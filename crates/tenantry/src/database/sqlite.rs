@@ -132,10 +132,21 @@ impl SqliteStore {
         &self.main
     }
 
-    /// The URI a tenant's connection attaches the main file by: read-only (shared rows are
-    /// written through the main file's own pool), or the named in-memory database.
-    pub(crate) fn main_file_uri(&self) -> String {
-        self.attach_uri(self.main_options.get_filename())
+    /// Whether a tenant's connection can attach the main file, read-only (shared rows are
+    /// written through the main file's own pool): not in memory, where a shared-cache
+    /// database cannot be attached read-only, and a tenant's connection must never be able
+    /// to write shared rows.
+    pub(crate) fn shared_attachable(&self) -> bool {
+        matches!(self.location, Location::File { .. })
+    }
+
+    /// The URI a tenant's connection attaches the main file by; `None` when it cannot (see
+    /// [`shared_attachable`](Self::shared_attachable)).
+    pub(crate) fn main_file_uri(&self) -> Option<String> {
+        match self.location {
+            Location::File { .. } => Some(self.attach_uri(self.main_options.get_filename())),
+            Location::Memory { .. } => None,
+        }
     }
 
     /// The URI another connection attaches `schema`'s file by, read-only (see

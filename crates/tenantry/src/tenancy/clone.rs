@@ -1,8 +1,12 @@
 //! Cloning a tenant: a new schema built like any tenant's, then every tenant model's rows
 //! copied in from another schema, keys included.
 
-use sea_query::{Alias, Expr, ExprTrait, Func, InsertStatement, Order, Query, SelectStatement};
+use sea_query::{
+    Alias, DynIden, Expr, ExprTrait, Func, InsertStatement, Order, PostgresQueryBuilder, Query,
+    QuotedBuilder, SelectStatement,
+};
 use sqlx::{ConnectOptions, Connection};
+use tracing::Instrument;
 
 use super::{schemas::refuse_reserved, Schemas};
 use crate::{
@@ -27,17 +31,26 @@ impl Schemas<'_> {
     /// maximum, MariaDB's `AUTO_INCREMENT` and SQLite's row ids follow the largest key by
     /// themselves. For templates and staging copies of a tenant.
     ///
-    /// The rows are copied in one transaction, a consistent snapshot of `from` on
-    /// PostgreSQL (and on SQLite, whose copy reads `from`'s file attached read-only). Writes
-    /// to `from` during a clone on MariaDB may be copied in part (its default isolation
-    /// reads each table at its own moment). Only the registered tenant models' tables are
-    /// copied; tables made by raw migration steps are not. On MariaDB a row whose foreign
-    /// key points at a later row of its own table (by key) cannot be inserted first: the
-    /// clone fails with [`Error::ForeignKeyViolation`].
+    /// The clone runs in a task of its own: dropping the returned future (a request that
+    /// timed out) does not interrupt it half way; it completes, or fails and cleans up.
+    ///
+    /// - **PostgreSQL:** the schema, its tables and the rows are made in one transaction at
+    ///   `REPEATABLE READ`: one snapshot of `from`, and `to` appears complete or not at all.
+    /// - **MariaDB and SQLite** (whose DDL is not transactional): `to` is created first, then
+    ///   filled in one transaction (on SQLite a snapshot of `from`'s file, attached
+    ///   read-only; on MariaDB each table is read at its own moment). It is visible while it
+    ///   is filled: don't write to it before the clone returns. A copy that fails drops `to`
+    ///   again, except when it failed on a duplicate key, which means someone wrote to `to`
+    ///   meanwhile: then `to` is left as it is (nothing acknowledged is dropped) and the
+    ///   error is returned.
+    ///
+    /// Only the registered tenant models' tables are copied; tables made by raw migration
+    /// steps are not. On MariaDB a row whose foreign key points at a later row of its own
+    /// table (by key) cannot be inserted first: the clone fails with
+    /// [`Error::ForeignKeyViolation`] and `to` is dropped.
     ///
     /// Errors: [`Error::SchemaNotFound`] for a missing `from`, [`Error::SchemaAlreadyExists`]
-    /// for an existing `to`, [`Error::InvalidArgument`] when they are the same; a failure
-    /// while copying drops `to` again and returns the original error.
+    /// for an existing `to`, [`Error::InvalidArgument`] when they are the same.
     pub async fn clone_schema(&self, from: &SchemaName, to: &SchemaName) -> Result<()> {
         refuse_reserved(to)?;
         self.database.check_schema(from)?;
@@ -48,22 +61,75 @@ impl Schemas<'_> {
                 reason: "a schema cannot be cloned into itself",
             });
         }
+        let (registry, database) = (self.registry.clone(), self.database.clone());
+        let (from, to) = (from.clone(), to.clone());
+        let span = tracing::info_span!("tenantry.clone_schema", from = %from, to = %to);
+        let work = async move {
+            let schemas = Schemas {
+                registry: &registry,
+                database: &database,
+            };
+            schemas.clone_now(&from, &to).await
+        };
+        tokio::spawn(work.instrument(span))
+            .await
+            .map_err(|join| Error::WorkPanicked {
+                message: join.to_string(),
+            })?
+    }
+
+    async fn clone_now(&self, from: &SchemaName, to: &SchemaName) -> Result<()> {
         if !self.exists(from).await? {
             return Err(Error::SchemaNotFound {
                 schema: from.to_string(),
             });
         }
-        self.create(to, None, false, true).await?;
         let models = ddl::creation_order(&self.registry.tenant_models().collect::<Vec<_>>());
+        if self.database.backend() == Backend::Postgres {
+            return self.clone_in_one_transaction(from, to, &models).await;
+        }
+        self.create(to, None, false, true).await?;
         let copied = match self.database.pools() {
             Pools::Sqlite(store) => copy_sqlite(store, from, to, &models).await,
             _ => self.copy_in_transaction(from, to, &models).await,
         };
         match copied {
             Ok(()) => Ok(()),
+            Err(error @ Error::UniqueViolation { .. }) => {
+                tracing::warn!(%error, schema = %to, "a clone met rows written to its destination while it was filled; the destination is left as it is");
+                Err(error)
+            }
             Err(error) => {
                 let undone = self.drop(to, true, true).await;
                 Err(crate::error::compensated(error, "drop the clone", undone))
+            }
+        }
+    }
+
+    /// PostgreSQL: `to`, its tables and its rows in one `REPEATABLE READ` transaction.
+    async fn clone_in_one_transaction(
+        &self,
+        from: &SchemaName,
+        to: &SchemaName,
+        models: &[&'static ModelMeta],
+    ) -> Result<()> {
+        let tx = self.registry.begin_on(self.database).await?;
+        let built = async {
+            let target = Target {
+                conn: Conn::Transaction(tx.clone()),
+                schema: Some(to.clone()),
+            };
+            target.execute_ddl(PG_REPEATABLE_READ).await?;
+            self.create_within(&tx, to, false).await?;
+            copy_rows(self.database, &target, from, to, models).await
+        }
+        .await;
+        match built {
+            Ok(()) => tx.commit().await,
+            Err(error) => {
+                // A failed rollback is moot (the connection is discarded); the cause stays.
+                let _ = tx.rollback().await;
+                Err(error)
             }
         }
     }
@@ -79,20 +145,41 @@ impl Schemas<'_> {
             conn: Conn::Transaction(tx.clone()),
             schema: Some(to.clone()),
         };
-        for meta in models {
-            let source = table_name(self.database, Some(from), meta.table);
-            let destination = table_name(self.database, Some(to), meta.table);
-            target.execute(&copy(meta, source, destination)?).await?;
-        }
-        if self.database.backend() == Backend::Postgres {
-            for meta in models {
-                if let Some(restart) = restart_sequence(self.database, to, meta) {
-                    target.fetch_all(&restart).await?;
-                }
+        match copy_rows(self.database, &target, from, to, models).await {
+            Ok(()) => tx.commit().await,
+            Err(error) => {
+                let _ = tx.rollback().await;
+                Err(error)
             }
         }
-        tx.commit().await
     }
+}
+
+/// One snapshot for the whole clone; the first statement of its transaction.
+const PG_REPEATABLE_READ: &str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ";
+
+/// Copies every table of `models` from `from` into `to` through `target` (a transaction),
+/// then (PostgreSQL) sets each sequence past the copied keys.
+async fn copy_rows(
+    database: &Database,
+    target: &Target,
+    from: &SchemaName,
+    to: &SchemaName,
+    models: &[&'static ModelMeta],
+) -> Result<()> {
+    for meta in models {
+        let source = table_name(database, Some(from), meta.table);
+        let destination = table_name(database, Some(to), meta.table);
+        target.execute(&copy(meta, source, destination)?).await?;
+    }
+    if database.backend() == Backend::Postgres {
+        for meta in models {
+            if let Some(restart) = restart_sequence(database, to, meta) {
+                target.fetch_all(&restart).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `INSERT INTO destination (columns) SELECT columns FROM source ORDER BY key`.
@@ -141,17 +228,12 @@ fn restart_sequence(
     if !key.auto_increment {
         return None;
     }
-    // The sequence lookup takes the table as text (a bound value), quoted as PostgreSQL
-    // parses it; both names are validated identifiers.
+    // The sequence lookup takes the table as text (a bound value), quoted by the query
+    // builder as PostgreSQL parses it.
     let mut qualified = String::with_capacity(to.as_str().len() + meta.table.len() + 5);
-    for part in [to.as_str(), meta.table] {
-        if !qualified.is_empty() {
-            qualified.push('.');
-        }
-        qualified.push('"');
-        qualified.push_str(part);
-        qualified.push('"');
-    }
+    PostgresQueryBuilder.prepare_iden(&DynIden::from(to.as_str().to_owned()), &mut qualified);
+    qualified.push('.');
+    PostgresQueryBuilder.prepare_iden(&DynIden::from(meta.table), &mut qualified);
     let sequence = Func::cust("pg_get_serial_sequence")
         .arg(Expr::val(qualified))
         .arg(Expr::val(key.name));

@@ -4,7 +4,7 @@ use std::{future::Future, panic::AssertUnwindSafe, sync::Arc};
 
 use futures_util::{FutureExt, StreamExt};
 
-use super::context::with_tenant;
+use super::context::TenantScope;
 use crate::{
     error::{Error, Result},
     registry::Registry,
@@ -47,7 +47,7 @@ pub struct ForEachTenant {
 impl Registry {
     /// Runs work in every tenant schema of the default database ([`Schemas::list`] when the
     /// run starts), or in the tenants of [`ForEachTenant::store`] or [`ForEachTenant::tenants`], at most `concurrency`
-    /// tenants at a time, each inside [`with_tenant`] of its tenant: queries in the work go
+    /// tenants at a time, each inside [`with_tenant`](crate::with_tenant) of its tenant: queries in the work go
     /// to that tenant without a `using`. One tenant's failure (an error or a panic) is its
     /// own [`TenantOutcome`] and does not stop the others.
     ///
@@ -128,12 +128,19 @@ impl ForEachTenant {
         };
         let total = tenants.len();
         let runs = tenants.into_iter().enumerate().map(|(index, tenant)| {
-            let run = with_tenant(
-                Some(tenant.clone()),
-                AssertUnwindSafe(work(tenant.clone())).catch_unwind(),
-            );
+            // The work is built inside its tenant's scope too (a closure that captures the
+            // current tenant captures this one), and a panic while building it is its own.
+            let scope = TenantScope::new(Some(tenant.clone()));
+            let built = scope
+                .sync_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| work(tenant.clone()))));
             async move {
-                let result = run.await.unwrap_or_else(|panic| Err(panicked(&*panic)));
+                let result = match built {
+                    Ok(run) => scope
+                        .scope(AssertUnwindSafe(run).catch_unwind())
+                        .await
+                        .unwrap_or_else(|panic| Err(panicked(&*panic))),
+                    Err(panic) => Err(panicked(&*panic)),
+                };
                 (index, TenantOutcome { tenant, result })
             }
         });

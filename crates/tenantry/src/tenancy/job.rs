@@ -2,8 +2,8 @@
 
 use std::future::Future;
 
-use super::context::{get_tenant, with_tenant};
-use crate::schema_name::SchemaName;
+use super::context::{context_schema, with_tenant};
+use crate::{error::Result, schema_name::SchemaName};
 
 /// The tenant of the current task, captured where a background job is queued, stored with
 /// the job (JSON in a queue message or a jobs table) and restored where the job runs: in
@@ -20,7 +20,7 @@ use crate::schema_name::SchemaName;
 /// let acme = SchemaName::parse("acme").unwrap();
 /// // Where the job is queued, inside the request's tenant:
 /// let queued = with_tenant(Some(acme.clone()), async {
-///     serde_json::to_string(&TenantContext::current()).unwrap()
+///     serde_json::to_string(&TenantContext::current().unwrap()).unwrap()
 /// })
 /// .await;
 /// assert_eq!(queued, r#"{"tenant":"acme"}"#);
@@ -31,20 +31,33 @@ use crate::schema_name::SchemaName;
 /// assert_eq!(seen, Some(acme));
 ///
 /// assert!(serde_json::from_str::<TenantContext>(r#"{"tenant":"Robert'); DROP"}"#).is_err());
+/// assert!(serde_json::from_str::<TenantContext>("{}").is_err());
 /// # });
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantContext {
+    /// Required when read back: a context without it (`{}`) is refused, not taken for "no
+    /// tenant".
+    #[serde(deserialize_with = "required")]
     tenant: Option<SchemaName>,
 }
 
+/// An `Option` field that must be present (`null` for `None`).
+fn required<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<SchemaName>, D::Error> {
+    <Option<SchemaName> as serde::Deserialize>::deserialize(deserializer)
+}
+
 impl TenantContext {
-    /// The current task's tenant ([`get_tenant`]); no tenant outside any scope.
-    pub fn current() -> Self {
-        TenantContext {
-            tenant: get_tenant(),
-        }
+    /// Where the current task's queries go: its tenant, else its activated schema
+    /// ([`activate_schema`](crate::activate_schema)); no tenant outside any scope.
+    /// [`Error::TenantConflict`](crate::Error::TenantConflict) inside a scope refused for a conflict, as its queries are.
+    pub fn current() -> Result<Self> {
+        Ok(TenantContext {
+            tenant: context_schema()?,
+        })
     }
 
     /// A context for `tenant` (`None`: the shared schema).
