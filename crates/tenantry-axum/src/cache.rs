@@ -257,7 +257,7 @@ impl TenantCache {
     /// when it changed (or cannot be read). One lookup reads at a time; the others meanwhile
     /// use the cache.
     async fn check_epoch(&self) {
-        if self.inner.ttl.is_zero() || self.inner.capacity == 0 {
+        if self.inner.ttl.is_zero() {
             // Nothing is cached, so nothing can be stale.
             return;
         }

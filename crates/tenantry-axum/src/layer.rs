@@ -95,12 +95,19 @@ impl TenantLayer {
         &self,
         parts: &axum::http::request::Parts,
     ) -> Result<Option<(SchemaName, TenantInfo)>, Response> {
-        for source in self.source.each() {
+        let sources = self.source.each();
+        for source in sources {
             let lookup = match source {
                 TenantSource::Domain => {
-                    let Some(host) = crate::source::host(parts) else {
+                    let host = crate::source::host(parts).map_err(IntoResponse::into_response)?;
+                    let Some(host) = host else {
                         continue;
                     };
+                    // A host under a subdomain base of this chain is that source's: a
+                    // tenant's custom domain never captures another tenant's subdomain.
+                    if TenantSource::under_a_subdomain_base(sources, &host) {
+                        continue;
+                    }
                     match self.cache.lookup_domain(&host).await {
                         Ok(Some(tenant)) => return self.admit(tenant.schema.clone(), Some(tenant)),
                         Ok(None) => continue,
@@ -188,6 +195,8 @@ where
                 None => (None, None),
             };
             parts.extensions.insert(CurrentTenant(schema.clone()));
+            // An outer layer's tenant is not this request's when this layer resolved none.
+            parts.extensions.remove::<TenantInfo>();
             if let Some(tenant) = tenant {
                 parts.extensions.insert(tenant);
             }

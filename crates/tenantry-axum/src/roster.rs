@@ -21,12 +21,34 @@ pub(crate) struct Loaded {
 
 impl Loaded {
     fn new(tenants: Vec<TenantInfo>, generation: u64) -> Loaded {
-        let mut by_domain = HashMap::new();
+        let mut by_domain: HashMap<String, Option<SchemaName>> = HashMap::new();
         for tenant in &tenants {
             for domain in &tenant.domains {
-                by_domain.insert(domain.to_ascii_lowercase(), tenant.schema.clone());
+                let domain = domain
+                    .strip_suffix('.')
+                    .unwrap_or(domain)
+                    .to_ascii_lowercase();
+                by_domain
+                    .entry(domain)
+                    .and_modify(|owner| {
+                        if owner.as_ref() != Some(&tenant.schema) {
+                            // Claimed by two tenants: neither's.
+                            *owner = None;
+                        }
+                    })
+                    .or_insert_with(|| Some(tenant.schema.clone()));
             }
         }
+        let by_domain = by_domain
+            .into_iter()
+            .filter_map(|(domain, owner)| match owner {
+                Some(owner) => Some((domain, owner)),
+                None => {
+                    tracing::warn!(%domain, "a custom domain claimed by two tenants is served by neither");
+                    None
+                }
+            })
+            .collect();
         Loaded {
             by_schema: tenants
                 .into_iter()
@@ -53,11 +75,18 @@ impl Loaded {
 pub(crate) struct Roster {
     loading: tokio::sync::Mutex<()>,
     loaded: Mutex<Option<std::sync::Arc<Loaded>>>,
+    /// The last failed load (when it failed, and its error's text): the callers that were
+    /// waiting for it get it too, instead of each reading the store again in turn.
+    failed: Mutex<Option<(Instant, String)>>,
 }
 
 impl Roster {
     fn loaded(&self) -> MutexGuard<'_, Option<std::sync::Arc<Loaded>>> {
         self.loaded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn failure(&self) -> MutexGuard<'_, Option<(Instant, String)>> {
+        self.failed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The roster as of `generation`, no older than `ttl`; loaded from `store` when there is
@@ -77,12 +106,35 @@ impl Roster {
         if let Some(loaded) = fresh(&self.loaded()) {
             return Ok(loaded);
         }
+        let waiting_since = Instant::now();
         let _one_load = self.loading.lock().await;
         if let Some(loaded) = fresh(&self.loaded()) {
             return Ok(loaded);
         }
-        let loaded = std::sync::Arc::new(Loaded::new(store.list().await?, generation));
-        *self.loaded() = Some(loaded.clone());
-        Ok(loaded)
+        if let Some((at, error)) = self.failure().as_ref() {
+            // A load that failed while this caller waited for it answers for it too.
+            if *at >= waiting_since {
+                return Err(tenantry::Error::Database(sqlx_io(error)));
+            }
+        }
+        match store.list().await {
+            Ok(tenants) => {
+                *self.failure() = None;
+                let loaded = std::sync::Arc::new(Loaded::new(tenants, generation));
+                *self.loaded() = Some(loaded.clone());
+                Ok(loaded)
+            }
+            Err(error) => {
+                *self.failure() = Some((Instant::now(), error.to_string()));
+                Err(error)
+            }
+        }
     }
+}
+
+/// The error of a load that failed a moment ago, for the callers it answers.
+fn sqlx_io(message: &str) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::other(format!(
+        "the tenant list could not be read a moment ago: {message}"
+    )))
 }

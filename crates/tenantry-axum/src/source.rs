@@ -98,18 +98,41 @@ impl TenantSource {
         TenantSource::Custom(Arc::new(resolver))
     }
 
-    /// Several sources, tried in order (see [`TenantSource::Chain`]).
+    /// Several sources, tried in order (see [`TenantSource::Chain`]); a chain among them is
+    /// spliced in.
     pub fn chain(sources: impl IntoIterator<Item = TenantSource>) -> Self {
-        TenantSource::Chain(sources.into_iter().collect())
+        let mut flat = Vec::new();
+        for source in sources {
+            match source {
+                TenantSource::Chain(inner) => flat.extend(inner),
+                single => flat.push(single),
+            }
+        }
+        TenantSource::Chain(flat)
     }
 
-    /// The sources this one tries, in order: itself, or a chain's members (nested chains
-    /// flattened).
-    pub(crate) fn each(&self) -> Vec<&TenantSource> {
+    /// The sources this one tries, in order: itself, or a chain's members. (A chain built
+    /// as a variant, not with [`chain`](Self::chain), may hold a chain: it is tried as a
+    /// whole, by name.)
+    pub(crate) fn each(&self) -> &[TenantSource] {
         match self {
-            TenantSource::Chain(sources) => sources.iter().flat_map(TenantSource::each).collect(),
-            single => vec![single],
+            TenantSource::Chain(sources) => sources,
+            single => std::slice::from_ref(single),
         }
+    }
+
+    /// Whether `host` is the base of a [`Subdomain`](Self::Subdomain) among `sources` or
+    /// under it: such a host is that source's to resolve, never a custom domain's.
+    pub(crate) fn under_a_subdomain_base(sources: &[TenantSource], host: &str) -> bool {
+        sources.iter().any(|source| match source {
+            TenantSource::Subdomain(base) => {
+                host == base
+                    || host
+                        .strip_suffix(base.as_str())
+                        .is_some_and(|prefix| prefix.ends_with('.'))
+            }
+            _ => false,
+        })
     }
 
     /// The raw tenant name `parts` carries. [`Domain`](Self::Domain) needs the layer's
@@ -123,7 +146,7 @@ impl TenantSource {
                     InvalidTenant::new(format!("the {name} header is not visible ASCII text"))
                 }),
             },
-            TenantSource::Subdomain(base) => Ok(subdomain(parts, base)),
+            TenantSource::Subdomain(base) => Ok(subdomain(&host(parts)?, base)),
             TenantSource::PathSegment => Ok(parts
                 .uri
                 .path()
@@ -146,13 +169,17 @@ impl TenantSource {
     }
 }
 
-/// The request's host, lower case, without its port: the `Host` header, else the URI's.
-pub(crate) fn host(parts: &Parts) -> Option<String> {
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.host())?;
+/// The request's host, lower case, without its port or a trailing dot: the URI's authority
+/// when the request has one (an absolute-form target, where `Host` must be ignored), else
+/// the `Host` header. An unreadable `Host` header is [`InvalidTenant`], never replaced.
+pub(crate) fn host(parts: &Parts) -> Result<Option<String>, InvalidTenant> {
+    let host = match (parts.uri.host(), parts.headers.get(header::HOST)) {
+        (Some(host), _) => host,
+        (None, Some(header)) => header
+            .to_str()
+            .map_err(|_| InvalidTenant::new("the Host header is not visible ASCII text"))?,
+        (None, None) => return Ok(None),
+    };
     let host = host.rsplit_once(':').map_or(host, |(name, port)| {
         if port.bytes().all(|b| b.is_ascii_digit()) {
             name
@@ -160,11 +187,12 @@ pub(crate) fn host(parts: &Parts) -> Option<String> {
             host
         }
     });
-    Some(host.to_ascii_lowercase())
+    let host = host.strip_suffix('.').unwrap_or(host);
+    Ok((!host.is_empty()).then(|| host.to_ascii_lowercase()))
 }
 
-fn subdomain(parts: &Parts, base: &str) -> Option<String> {
-    let host = host(parts)?;
+fn subdomain(host: &Option<String>, base: &str) -> Option<String> {
+    let host = host.as_ref()?;
     let prefix = host.strip_suffix(base)?.strip_suffix('.')?;
     (!prefix.is_empty()).then(|| prefix.to_owned())
 }

@@ -48,6 +48,7 @@ fn info(org: &Organization) -> Result<TenantInfo> {
         schema: SchemaName::parse(&org.schema_name)?,
         suspended: org.status == "suspended",
         domains: Vec::new(),
+        database: None,
     })
 }
 
@@ -112,19 +113,7 @@ async fn invoices(State((r, calls)): State<(Registry, Arc<AtomicUsize>)>) -> Jso
 }
 
 async fn get_json(app: &Router, tenant: &SchemaName) -> (StatusCode, Value) {
-    let request = Request::get("/invoices")
-        .header("tenant", tenant.as_str())
-        .body(Body::empty())
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    get_host(app, "localhost", Some(tenant.as_str())).await
 }
 
 backend_pool_test!(

@@ -39,6 +39,9 @@ use crate::{
 #[derive(Clone)]
 pub struct Transaction {
     inner: Arc<Inner>,
+    /// `false` for a handle lent to code that may use the transaction but not end it
+    /// ([`Transaction::unending`]).
+    may_end: bool,
 }
 
 struct Inner {
@@ -64,7 +67,10 @@ impl WeakTransaction {
         if inner.finished.load(Ordering::Acquire) {
             return None;
         }
-        Some(Transaction { inner })
+        Some(Transaction {
+            inner,
+            may_end: true,
+        })
     }
 }
 
@@ -372,6 +378,7 @@ impl Transaction {
         lent: bool,
     ) -> Transaction {
         Transaction {
+            may_end: true,
             inner: Arc::new(Inner {
                 registry,
                 database,
@@ -418,7 +425,23 @@ impl Transaction {
         Ok((conn, tx.aborted.take()))
     }
 
+    /// A handle on this transaction that runs statements but cannot commit or roll back
+    /// (both are [`Error::Unsupported`]): for code that works inside a transaction its
+    /// caller ends.
+    pub(crate) fn unending(&self) -> Transaction {
+        Transaction {
+            inner: self.inner.clone(),
+            may_end: false,
+        }
+    }
+
     fn refuse_if_lent(&self) -> Result<()> {
+        if !self.may_end {
+            return Err(Error::Unsupported {
+                backend: self.inner.database.backend().name(),
+                what: "committing or rolling back a transaction lent to you (its owner ends it)",
+            });
+        }
         if self.inner.lent {
             return Err(Error::Unsupported {
                 backend: self.inner.database.backend().name(),

@@ -62,7 +62,7 @@ pub async fn create_tenant(
 
 /// Creates a tenant of **your own** tenant table, all or nothing, as [`create_tenant`] does
 /// for [`Tenant`]: `row` writes your row (plan, status, anything) through the transaction it
-/// is given, then the schema and the tables of every tenant-capable model are created, and
+/// is given (which it cannot commit or roll back: that is the provisioning's), then the schema and the tables of every tenant-capable model are created, and
 /// the row commits only once they exist (one transaction on PostgreSQL; on MySQL and SQLite
 /// the schema is dropped again if anything fails). `row` may run more than once: a
 /// provisioning that loses a deadlock on MySQL is tried again from the start. When the
@@ -382,7 +382,9 @@ async fn provision_once<T>(
         crate::migrate::ensure_ledger(registry.database()).await?;
     }
     let tx = registry.begin().await?;
-    let inserted = row(tx.clone(), schema.clone(), database).await;
+    // The row's code may write through the transaction but not end it: a commit there
+    // would leave a row with no schema.
+    let inserted = row(tx.unending(), schema.clone(), database).await;
     let made = match inserted {
         Ok(row) if same_transaction => schemas
             .create_within(&tx, schema, false)

@@ -79,6 +79,7 @@ impl Tenant {
             schema: self.schema().ok()?,
             suspended: self.suspended,
             domains: Vec::new(),
+            database: self.database.clone(),
         })
     }
 }

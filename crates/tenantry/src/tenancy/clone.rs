@@ -124,14 +124,7 @@ impl Schemas<'_> {
             copy_rows(self.database, &target, from, to, models).await
         }
         .await;
-        match built {
-            Ok(()) => tx.commit().await,
-            Err(error) => {
-                // A failed rollback is moot (the connection is discarded); the cause stays.
-                let _ = tx.rollback().await;
-                Err(error)
-            }
-        }
+        finish(tx, built).await
     }
 
     async fn copy_in_transaction(
@@ -145,12 +138,19 @@ impl Schemas<'_> {
             conn: Conn::Transaction(tx.clone()),
             schema: Some(to.clone()),
         };
-        match copy_rows(self.database, &target, from, to, models).await {
-            Ok(()) => tx.commit().await,
-            Err(error) => {
-                let _ = tx.rollback().await;
-                Err(error)
-            }
+        let copied = copy_rows(self.database, &target, from, to, models).await;
+        finish(tx, copied).await
+    }
+}
+
+/// Commits `tx` after `work` succeeded, else rolls it back and returns the work's error (a
+/// failed rollback is moot: the connection is discarded).
+async fn finish(tx: crate::Transaction, work: Result<()>) -> Result<()> {
+    match work {
+        Ok(()) => tx.commit().await,
+        Err(error) => {
+            let _ = tx.rollback().await;
+            Err(error)
         }
     }
 }

@@ -88,8 +88,10 @@ impl ForEachTenant {
         self
     }
 
-    /// Runs in the tenants `store` lists when the run starts, suspended ones left out (unless
-    /// [`tenants`](Self::tenants) gives the list).
+    /// Runs in the tenants `store` lists when the run starts, suspended ones left out, and
+    /// those of another database than the registry's default (database-per-tenant: the work
+    /// would reach them only with `using_with_db`; give them with [`tenants`](Self::tenants)
+    /// and route in the work). [`tenants`](Self::tenants), when given, wins.
     pub fn store(mut self, store: Arc<dyn TenantStore>) -> Self {
         self.store = Some(store);
         self
@@ -121,7 +123,7 @@ impl ForEachTenant {
                 .list()
                 .await?
                 .into_iter()
-                .filter(|tenant| !tenant.suspended)
+                .filter(|tenant| !tenant.suspended && tenant.database.is_none())
                 .map(|tenant| tenant.schema)
                 .collect(),
             (None, None) => self.registry.schema().list().await?,

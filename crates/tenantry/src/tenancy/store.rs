@@ -18,6 +18,10 @@ pub struct TenantInfo {
     /// Custom domains (host names, lower case, no port) whose requests are this tenant's:
     /// `tenantry-axum`'s `TenantSource::Domain`.
     pub domains: Vec<String>,
+    /// For database-per-tenant: the registry's extra database (a
+    /// [`Registry::extra`](crate::Registry::extra) name) that holds the tenant's schema;
+    /// `None` for the default database.
+    pub database: Option<String>,
 }
 
 impl TenantInfo {
@@ -27,6 +31,7 @@ impl TenantInfo {
             schema,
             suspended: false,
             domains: Vec::new(),
+            database: None,
         }
     }
 }
@@ -66,6 +71,7 @@ impl TenantInfo {
 ///                 schema: schema.clone(),
 ///                 suspended: org.status == "suspended",
 ///                 domains: Vec::new(),
+///                 database: None,
 ///             }))
 ///         })
 ///     }
@@ -78,6 +84,7 @@ impl TenantInfo {
 ///                     schema: SchemaName::parse(&org.schema_name)?,
 ///                     suspended: org.status == "suspended",
 ///                     domains: Vec::new(),
+///                     database: None,
 ///                 });
 ///             }
 ///             Ok(tenants)
