@@ -84,7 +84,7 @@ impl Raw {
     }
 
     /// `"schema"."products"` (PostgreSQL), `` `namespace$schema`.`products` `` (MySQL: the
-    /// tenant namespace, see `Database::tenant_namespace`), `"products"` in the schema's own
+    /// tenant namespace, see `Database::tenant_namespace`), `"main"."products"` in the schema's own
     /// file (SQLite).
     fn table(&self, schema: &SchemaName) -> String {
         self.table_named(schema, "products")
@@ -99,7 +99,8 @@ impl Raw {
                 db.server_schema_name(schema)
                     .expect("the bench's tenants were created, so their names fit")
             ),
-            Raw::Sqlite(_) => format!("\"{name}\""),
+            // The schema's own file, named as the ORM names it (`main`: never an attached file).
+            Raw::Sqlite(_) => format!("\"main\".\"{name}\""),
         }
     }
 
