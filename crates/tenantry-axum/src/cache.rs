@@ -159,9 +159,20 @@ impl TenantCache {
     /// [`every_tenant_in_memory`](Self::every_tenant_in_memory)). `host` is compared in
     /// lower case.
     pub async fn lookup_domain(&self, host: &str) -> Result<Option<TenantInfo>> {
+        if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self
+                .lookup_lowercase_domain(&host.to_ascii_lowercase())
+                .await;
+        }
+        self.lookup_lowercase_domain(host).await
+    }
+
+    /// [`lookup_domain`](Self::lookup_domain) of a host already in lower case (the layer's):
+    /// no copy per request.
+    pub(crate) async fn lookup_lowercase_domain(&self, host: &str) -> Result<Option<TenantInfo>> {
         self.check_epoch().await;
         let roster = self.roster().await?;
-        Ok(roster.domain(&host.to_ascii_lowercase()))
+        Ok(roster.domain(host))
     }
 
     async fn roster(&self) -> Result<Arc<crate::roster::Loaded>> {

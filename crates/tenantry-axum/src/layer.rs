@@ -108,7 +108,7 @@ impl TenantLayer {
                     if TenantSource::under_a_subdomain_base(sources, &host) {
                         continue;
                     }
-                    match self.cache.lookup_domain(&host).await {
+                    match self.cache.lookup_lowercase_domain(&host).await {
                         Ok(Some(tenant)) => return self.admit(tenant.schema.clone(), Some(tenant)),
                         Ok(None) => continue,
                         Err(error) => return Err(TenantLookupFailed::new(error).into_response()),

@@ -359,7 +359,10 @@ impl Transaction {
             Pools::Sqlite(_) => schema,
             _ => None,
         };
-        let attach_shared = registry.models().iter().any(|model| model.shared);
+        // Only a tenant file's transaction attaches: PostgreSQL and MySQL begin without the
+        // scan of the registered models.
+        let attach_shared =
+            sqlite_schema.is_some() && registry.models().iter().any(|model| model.shared);
         let conn = TxConn::begin(database.clone(), sqlite_schema.clone(), attach_shared).await?;
         Ok(Transaction::around(
             registry,
