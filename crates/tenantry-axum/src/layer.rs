@@ -194,6 +194,14 @@ where
                 Some((schema, tenant)) => (Some(schema), Some(tenant)),
                 None => (None, None),
             };
+            // A store that routes its tenants (the directory's) names their database.
+            let routed = match &tenant {
+                Some(info) => match layer.cache.store().database(info).await {
+                    Ok(routed) => routed,
+                    Err(error) => return Ok(TenantLookupFailed::new(error).into_response()),
+                },
+                None => None,
+            };
             parts.extensions.insert(CurrentTenant(schema.clone()));
             // An outer layer's tenant is not this request's when this layer resolved none.
             parts.extensions.remove::<TenantInfo>();
@@ -208,7 +216,10 @@ where
             let tenant = CurrentTenant(schema.clone());
             // One scope for the handler and the body: a streamed body (SSE, `from_stream`)
             // is polled by the server after this future returned, and runs in it too.
-            let scope = TenantScope::new(schema);
+            let scope = match (schema, routed) {
+                (Some(schema), Some(database)) => TenantScope::routed(schema, database),
+                (schema, _) => TenantScope::new(schema),
+            };
             let mut response = scope
                 .scope(async move { inner.call(request).await })
                 .instrument(span.clone())

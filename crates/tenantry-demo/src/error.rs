@@ -44,8 +44,19 @@ impl From<Error> for ApiError {
             Error::UniqueViolation { .. } | Error::SchemaAlreadyExists { .. } => {
                 StatusCode::CONFLICT
             }
+            Error::TenantNotFound { .. } => StatusCode::NOT_FOUND,
+            Error::TenantSuspended { .. } => StatusCode::FORBIDDEN,
+            // Busy or unreachable for now (a tenant's server down, every connection of the
+            // budget in use): worth retrying later.
+            Error::ConnectionBudgetExhausted { .. } | Error::PoolTimedOut { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(%error, "request refused for now");
+            return ApiError::new(status, "service unavailable, retry later");
+        }
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(%error, "request failed");
             return ApiError::new(status, "internal error");

@@ -35,8 +35,18 @@ pub fn app(registry: Registry, strict: bool) -> Router {
 }
 
 /// [`app`], with the tenants in `behind` (not at the binary's last migration) answered 503.
+///
+/// With a tenant [`Directory`](tenantry::Directory) declared on the registry, tenants are
+/// looked up in it and each request runs on its tenant's database.
 pub fn app_with(registry: Registry, strict: bool, behind: BehindTenants) -> Router {
-    let layer = TenantLayer::new(registry.clone()).strict(strict);
+    let layer = match registry.tenant_directory() {
+        Some(directory) => {
+            let store = std::sync::Arc::new(directory.store(&registry));
+            TenantLayer::with_cache(TenantCache::with_store(registry.clone(), store))
+        }
+        None => TenantLayer::new(registry.clone()),
+    }
+    .strict(strict);
     let state = AppState {
         registry: with_cursor_key(registry),
         tenants: layer.cache().clone(),

@@ -207,7 +207,9 @@ pub(crate) fn on_delete(rule: OnDelete) -> ForeignKeyAction {
 /// A foreign key to a tenant model points into the same schema; one to a shared model
 /// points into the default schema. SQLite cannot enforce a key across files, nor can
 /// MySQL's `REFERENCES` (as sea-query renders it) name another database, so on those two
-/// that cross-schema constraint is left out.
+/// that cross-schema constraint is left out. Nor can a tenant's table in a
+/// [`Directory`](crate::Directory) database reference the shared schema, which is in another
+/// database: left out there too.
 pub(crate) fn create_table(
     database: &Database,
     schema: Option<&SchemaName>,
@@ -227,7 +229,10 @@ pub(crate) fn create_table(
         let target = (fk.target)();
         let target_schema = if target.shared { None } else { schema };
         let crosses_files = target_schema != schema;
-        if crosses_files && !backend.capabilities().cross_schema_foreign_keys {
+        if crosses_files
+            && (!backend.capabilities().cross_schema_foreign_keys
+                || database.is_directory_database())
+        {
             continue;
         }
         let reference = if backend.capabilities().qualified_foreign_key_references {

@@ -212,6 +212,27 @@ pub enum Error {
         /// How long the query waited, in milliseconds.
         waited_ms: u64,
     },
+    /// The [`Directory`](crate::Directory) has no entry for the tenant.
+    #[error("tenant {tenant:?} is not in the tenant directory")]
+    TenantNotFound {
+        /// The tenant.
+        tenant: String,
+    },
+    /// The tenant is suspended: it keeps its data but is refused service. Nothing was sent.
+    #[error("tenant {tenant:?} is suspended")]
+    TenantSuspended {
+        /// The tenant.
+        tenant: String,
+    },
+    /// Every connection of a [`ConnectionBudget`](crate::ConnectionBudget) stayed in use for
+    /// the whole wait, so no new one could be opened. Nothing was sent.
+    #[error("the connection budget of {limit} connections stayed in use for {waited_ms} ms; raise the budget or its wait, or hold connections for less time")]
+    ConnectionBudgetExhausted {
+        /// The budget's limit.
+        limit: usize,
+        /// How long the caller waited.
+        waited_ms: u64,
+    },
     /// The schema is in use (an open transaction or a statement in flight) and could not be
     /// dropped within the wait bound; nothing was dropped.
     #[error("schema {schema:?} is in use and was not dropped; finish its transactions and retry")]
@@ -383,6 +404,18 @@ impl Error {
                 source: driver(source),
             },
             Error::Closed => Error::Closed,
+            Error::TenantNotFound { tenant } => Error::TenantNotFound {
+                tenant: tenant.clone(),
+            },
+            Error::TenantSuspended { tenant } => Error::TenantSuspended {
+                tenant: tenant.clone(),
+            },
+            Error::ConnectionBudgetExhausted { limit, waited_ms } => {
+                Error::ConnectionBudgetExhausted {
+                    limit: *limit,
+                    waited_ms: *waited_ms,
+                }
+            }
             Error::Migration(error) => Error::Migration(error.clone()),
             Error::CachedPlanInvalidated { message } => Error::CachedPlanInvalidated {
                 message: message.clone(),

@@ -56,7 +56,9 @@ mod transaction;
 pub mod __doc;
 
 pub use backend::{Backend, Capabilities, SchemaKind, TransactionAbort};
-pub use database::{Database, DatabaseOptions, PoolSettings, PoolStatus, PooledConnection};
+pub use database::{
+    ConnectionBudget, Database, DatabaseOptions, PoolSettings, PoolStatus, PooledConnection,
+};
 pub use error::{Error, Result};
 pub use field::{FieldType, SqlType};
 pub use instance::Instance;
@@ -79,8 +81,9 @@ pub use schema_name::SchemaName;
 pub use target::Origin;
 pub use tenancy::{
     activate_schema, create_schema, deactivate_schema, drop_schema, get_tenant, set_tenant,
-    spawn_with_tenant, tenant_scope, with_tenant, BoxFuture, FleetProgress, ForEachTenant, Schemas,
-    TenantContext, TenantInfo, TenantOutcome, TenantScope, TenantStore,
+    spawn_with_tenant, tenant_scope, with_tenant, with_tenant_in, BoxFuture, Directory,
+    DirectoryStore, FleetProgress, ForEachTenant, Route, Schemas, TenantContext, TenantInfo,
+    TenantOutcome, TenantScope, TenantStore,
 };
 pub use tenantry_macros::{migrations, Model};
 pub use transaction::Transaction;

@@ -299,6 +299,12 @@ impl Target {
         meta: &'static ModelMeta,
         schema: Option<&SchemaName>,
     ) -> Result<TableName> {
+        if schema.is_none() && self.database().is_directory_database() {
+            return Err(Error::Unsupported {
+                backend: self.backend().name(),
+                what: "a join from a directory tenant to a shared model (the tenant's database holds no shared schema)",
+            });
+        }
         if schema == self.schema.as_ref() || self.backend() != Backend::Sqlite {
             return model_table(self.database(), schema, meta);
         }

@@ -39,7 +39,7 @@ use crate::{
     row::Row,
     schema_name::SchemaName,
     target::{Conn, Target},
-    tenancy::context::context_schema,
+    tenancy::context::context_route,
     transaction::Transaction,
 };
 
@@ -154,13 +154,20 @@ impl RawSql {
     /// The target, the rendered SQL and the values.
     fn prepare(self) -> Result<(Target, String, Vec<Value>)> {
         let explicit = self.schema.map_err(|e| e.replay())?;
-        let schema = match explicit {
-            Some(schema) => Some(schema),
-            None => context_schema()?,
+        let (schema, routed) = match explicit {
+            Some(schema) => (Some(schema), None),
+            None => context_route()?,
         };
-        let conn = match &self.transaction {
-            Some(tx) => Conn::Transaction(tx.clone()),
-            None => Conn::Database(self.registry.database().clone()),
+        let conn = match (&self.transaction, routed) {
+            (Some(tx), Some(db)) if !tx.database().same_as(&db) => {
+                return Err(Error::Unsupported {
+                    backend: db.backend().name(),
+                    what: "a transaction of another database inside a directory tenant's scope",
+                })
+            }
+            (Some(tx), _) => Conn::Transaction(tx.clone()),
+            (None, Some(db)) => Conn::Database(db),
+            (None, None) => Conn::Database(self.registry.database().clone()),
         };
         let mut target = Target::resolved(conn, schema)?;
         let scan = scan(self.template, self.registry.models())?;

@@ -32,6 +32,8 @@ struct Inner {
     migrations: Option<Migrations>,
     /// The secret that signs pagination cursors.
     cursor_key: Option<Arc<[u8]>>,
+    /// Where tenants that live outside the registry's databases are.
+    directory: Option<crate::Directory>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -57,6 +59,7 @@ impl Registry {
                 models: Vec::new(),
                 migrations: None,
                 cursor_key: None,
+                directory: None,
             }),
         }
     }
@@ -108,6 +111,20 @@ impl Registry {
     pub fn cursor_key(self, key: impl AsRef<[u8]>) -> Registry {
         let key: Arc<[u8]> = Arc::from(key.as_ref());
         self.edit(|inner| inner.cursor_key = Some(key))
+    }
+
+    /// Declares the tenant [`Directory`](crate::Directory): tenants that live in other
+    /// databases or on other servers, routed by it. Register
+    /// [`contrib::DirectoryEntry`](crate::contrib::DirectoryEntry) (and the
+    /// [`contrib`](crate::contrib) models, for the tenants epoch) so that `create_all` and
+    /// `makemigrations` make its table.
+    pub fn directory(self, directory: crate::Directory) -> Registry {
+        self.edit(|inner| inner.directory = Some(directory))
+    }
+
+    /// The tenant directory, if one was declared.
+    pub fn tenant_directory(&self) -> Option<&crate::Directory> {
+        self.inner.directory.as_ref()
     }
 
     pub(crate) fn cursor_secret(&self) -> Option<&[u8]> {

@@ -255,7 +255,7 @@ fn new_directory() -> Result<PathBuf> {
 }
 
 /// Runs `statement` on a short-lived connection to the database `server_url` names.
-async fn run_on_server(server_url: &str, statement: &NamespaceStatement) -> Result<()> {
+pub(crate) async fn run_on_server(server_url: &str, statement: &NamespaceStatement) -> Result<()> {
     let admin = Database::options(server_url)
         .max_connections(1)
         .connect()
@@ -276,7 +276,7 @@ async fn drop_server_database(server_url: &str, backend: Backend, name: &SchemaN
 /// `url` with its database replaced by `name`. Its query string is kept but for the keys
 /// that would name another database (`dbname`) or share another namespace
 /// (`tenant_namespace`): the new database is its own tenants' namespace.
-fn with_database(url: &str, name: &SchemaName) -> Result<String> {
+pub(crate) fn with_database(url: &str, name: &SchemaName) -> Result<String> {
     let mut parsed = url::Url::parse(url).map_err(|e| Error::InvalidUrl {
         reason: e.to_string(),
     })?;

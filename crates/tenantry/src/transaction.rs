@@ -202,7 +202,11 @@ impl TxConn {
                 Pools::MySql(pool) => PoolConn::from(pool.get().await?),
                 Pools::Sqlite(store) => {
                     let mut conn = store.checkout(schema.as_ref()).await?;
-                    if attach_shared && schema.is_some() && store.shared_attachable() {
+                    if attach_shared
+                        && schema.is_some()
+                        && store.shared_attachable()
+                        && !database.is_directory_database()
+                    {
                         crate::database::attach_shared(&mut conn, &database).await?;
                     }
                     PoolConn::from(conn)
@@ -280,12 +284,24 @@ impl Registry {
     /// one schema file, it begins in the file of the task's tenant (or activated schema), so
     /// `registry.transaction(..)` inside [`with_tenant`](crate::with_tenant) works on the
     /// tenant's tables as on the other backends; outside any tenant, in the main file.
+    ///
+    /// Inside a [`Directory`](crate::Directory) tenant's scope it begins on the tenant's
+    /// database instead, where its tenant models go; shared models cannot be reached from
+    /// such a transaction (they live in the default database):
+    /// [`Error::Unsupported`](crate::Error::Unsupported).
     pub async fn begin(&self) -> Result<Transaction> {
-        let schema = match self.database().backend() {
-            crate::Backend::Sqlite => crate::tenancy::context::context_schema()?,
+        let (schema, routed) = match crate::tenancy::context::context_route() {
+            Ok(route) => route,
+            // A poisoned scope: its queries fail anyway; only SQLite needed the schema.
+            Err(error) if self.database().backend() == crate::Backend::Sqlite => return Err(error),
+            Err(_) => (None, None),
+        };
+        let database = routed.unwrap_or_else(|| self.database().clone());
+        let schema = match database.backend() {
+            crate::Backend::Sqlite => schema,
             _ => None,
         };
-        Transaction::begin(self.clone(), self.database().clone(), schema).await
+        Transaction::begin(self.clone(), database, schema).await
     }
 
     /// Begins a transaction on the default database whose SQLite side lives in `schema`'s

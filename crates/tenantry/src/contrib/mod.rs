@@ -25,12 +25,16 @@
 //! # Ok(()) }
 //! ```
 
+mod directory;
 mod epoch;
 mod legacy;
 mod provision;
 mod tenant;
 mod tenant_user;
 
+pub(crate) use directory::CheckedEntry;
+pub use directory::{DirectoryEntry, TenantState};
+pub(crate) use epoch::{bump as bump_epoch_in, ensure as ensure_epoch};
 pub use epoch::{bump_epoch, epoch, Epoch, TenantEpoch};
 pub use legacy::move_legacy_mysql_tenants;
 pub use provision::{

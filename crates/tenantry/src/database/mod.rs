@@ -1,5 +1,6 @@
 //! A connection to one database server (or SQLite file set), with its pool(s).
 
+mod budget;
 mod connection;
 mod driver;
 mod options;
@@ -10,6 +11,7 @@ use std::{str::FromStr, sync::Arc};
 
 use sqlx::{mysql::MySqlConnectOptions, postgres::PgConnectOptions};
 
+pub use budget::ConnectionBudget;
 pub use connection::PooledConnection;
 pub(crate) use driver::{attach_shared, run_on, run_pooled, Driver, Outcome, Place, Returns};
 pub use options::{DatabaseOptions, PoolSettings};
@@ -57,6 +59,9 @@ struct Inner {
     tenant_namespace: TenantNamespace,
     /// Statements run again after a migration invalidated their cached plan.
     stale_plan_retries: std::sync::atomic::AtomicU64,
+    /// Opened by a [`Directory`](crate::Directory) for its tenants: holds tenant schemas
+    /// only, never the application's shared schema.
+    directory: bool,
 }
 
 pub(crate) enum Pools {
@@ -90,6 +95,7 @@ impl Database {
     }
 
     pub(crate) async fn from_options(options: DatabaseOptions, eager: bool) -> Result<Database> {
+        let directory = options.directory;
         let (options, tenant_namespace) = options.take_tenant_namespace();
         let (url, settings) = options.resolve()?;
         let backend = backend_of(&url)?;
@@ -128,6 +134,7 @@ impl Database {
                 settings,
                 tenant_namespace,
                 stale_plan_retries: std::sync::atomic::AtomicU64::new(0),
+                directory,
             }),
         };
         if eager {
@@ -221,6 +228,12 @@ impl Database {
 
     pub(crate) fn tenant_namespace_rules(&self) -> &TenantNamespace {
         &self.inner.tenant_namespace
+    }
+
+    /// Whether a [`Directory`](crate::Directory) opened this database for its tenants (it
+    /// holds no shared schema: shared models are never read or joined there).
+    pub fn is_directory_database(&self) -> bool {
+        self.inner.directory
     }
 
     /// Two handles to the same pools.

@@ -24,6 +24,8 @@ pub struct PoolSettings {
     pub(crate) statement_cache_capacity: Option<usize>,
     /// `None`: derived from the open-file limit, see [`PoolSettings::sqlite_open_schemas`].
     pub(crate) sqlite_open_schemas: Option<usize>,
+    /// The cap shared with other databases' pools, if any.
+    pub(crate) budget: Option<super::ConnectionBudget>,
 }
 
 impl Default for PoolSettings {
@@ -37,6 +39,7 @@ impl Default for PoolSettings {
             disconnect_timeout: Duration::from_secs(10),
             statement_cache_capacity: None,
             sqlite_open_schemas: None,
+            budget: None,
         }
     }
 }
@@ -172,6 +175,8 @@ pub struct DatabaseOptions {
     overrides: Vec<(&'static str, String)>,
     /// See [`DatabaseOptions::tenant_namespace`].
     pub(crate) tenant_namespace: Option<String>,
+    /// A directory database (see [`crate::Database::is_directory_database`]).
+    pub(crate) directory: bool,
 }
 
 impl DatabaseOptions {
@@ -181,6 +186,7 @@ impl DatabaseOptions {
             settings: PoolSettings::default(),
             overrides: Vec::new(),
             tenant_namespace: None,
+            directory: false,
         }
     }
 
@@ -252,6 +258,17 @@ impl DatabaseOptions {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         self.overrides
             .push(("statement_cache_capacity", n.to_string()));
+        self
+    }
+
+    /// Counts this database's connections against `budget`, a cap shared with other
+    /// databases (see [`ConnectionBudget`](crate::ConnectionBudget)): a new connection
+    /// waits for a slot (closing the idle connections of the least recently used pool when
+    /// none is free), and fails with
+    /// [`Error::ConnectionBudgetExhausted`](crate::Error::ConnectionBudgetExhausted) when
+    /// none came within the budget's wait (at most nine tenths of the acquire timeout).
+    pub fn connection_budget(mut self, budget: &super::ConnectionBudget) -> Self {
+        self.settings.budget = Some(budget.clone());
         self
     }
 

@@ -57,7 +57,7 @@ use crate::{
     registry::Registry,
     schema_name::SchemaName,
     target::{Conn, Origin, Target},
-    tenancy::context::context_schema,
+    tenancy::context::context_route,
     transaction::Transaction,
 };
 
@@ -419,19 +419,67 @@ impl Place {
                 (Via::Origin(origin.clone()), pinned)
             }
         };
-        let schema = match (self.schema.clone(), pinned) {
-            (Some(schema), _) => Some(schema),
-            (None, Some(pinned)) => pinned,
-            (None, None) if M::META.shared => None,
-            (None, None) => context_schema()?,
+        // `routed`: the database a directory tenant's scope sends its schema's queries to.
+        let mut from_context = false;
+        let (schema, routed) = match (self.schema.clone(), pinned) {
+            (Some(schema), _) => (Some(schema), None),
+            (None, Some(pinned)) => (pinned, None),
+            (None, None) if M::META.shared => (None, None),
+            (None, None) => {
+                from_context = true;
+                context_route()?
+            }
         };
         // A tenant-only model never runs in the shared schema: refused here, where every
         // QuerySet operation gets its target, before anything is sent.
         M::META.check_schema(schema.as_ref())?;
-        let conn = match via {
-            Via::Conn(conn) => conn,
-            Via::Origin(origin) => origin.conn_in(schema.as_ref()),
+        let routed_context = routed.is_some();
+        let conn = match routed {
+            Some(database) => self.routed_conn(via, database, schema.as_ref())?,
+            None => match via {
+                Via::Conn(conn) => conn,
+                Via::Origin(origin) => origin.conn_in(schema.as_ref()),
+            },
         };
-        Target::resolved(conn, schema)
+        let target = Target::resolved(conn, schema)?;
+        // A directory database holds only the tenants routed to it: its shared schema, or a
+        // schema named by an unrouted context, would be another tenant's or nobody's.
+        if target.database().is_directory_database()
+            && (target.schema.is_none() || (from_context && !routed_context))
+        {
+            return Err(Error::Unsupported {
+                backend: target.backend().name(),
+                what: "a directory database outside its tenants' scopes (shared models and unrouted tenants live in the registry's databases)",
+            });
+        }
+        Ok(target)
+    }
+
+    /// The connection of a query whose schema a directory tenant's scope chose, which lives
+    /// in `database`: that database, or a transaction or instance of it. Naming another
+    /// database (`using_with_db`, a transaction begun elsewhere) is refused rather than
+    /// reading a schema of the same name there.
+    fn routed_conn(
+        &self,
+        via: Via,
+        database: crate::Database,
+        schema: Option<&SchemaName>,
+    ) -> Result<Conn> {
+        let other = |what| Error::Unsupported {
+            backend: database.backend().name(),
+            what,
+        };
+        if self.database.is_some() {
+            return Err(other("using_with_db inside a directory tenant's scope (name the schema with using(..) too)"));
+        }
+        match via {
+            Via::Conn(Conn::Transaction(tx)) if !tx.database().same_as(&database) => Err(other(
+                "a transaction of another database inside a directory tenant's scope",
+            )),
+            Via::Conn(Conn::Transaction(tx)) => Ok(Conn::Transaction(tx)),
+            Via::Conn(Conn::Database(_)) => Ok(Conn::Database(database)),
+            Via::Origin(origin) if origin.database.same_as(&database) => Ok(origin.conn_in(schema)),
+            Via::Origin(_) => Ok(Conn::Database(database)),
+        }
     }
 }

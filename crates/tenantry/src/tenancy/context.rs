@@ -23,6 +23,7 @@ use std::{
 };
 
 use crate::{
+    database::Database,
     error::{Error, Result},
     schema_name::SchemaName,
 };
@@ -31,6 +32,9 @@ use crate::{
 struct Scope {
     /// The scope's tenant, fixed once set.
     tenant: Option<SchemaName>,
+    /// The database the tenant lives in, when a [`Directory`](crate::Directory) routed it
+    /// there (fixed with the tenant); `None`: the database each query names.
+    database: Option<Database>,
     /// The activated schema, while activated.
     active: Option<SchemaName>,
     /// The first schema activated in this scope: the only one that may be activated again.
@@ -135,6 +139,20 @@ impl TenantScope {
             .ok()
     }
 
+    /// A new scope for `tenant`, whose schema lives in `database` (a tenant routed by the
+    /// [`Directory`](crate::Directory)): every query of a tenant model that takes its schema
+    /// from the context goes there, whatever database its source names, and
+    /// [`Registry::begin`](crate::Registry::begin) begins there.
+    pub fn routed(tenant: SchemaName, database: Database) -> Self {
+        TenantScope {
+            cell: Arc::new(Mutex::new(Scope {
+                tenant: Some(tenant),
+                database: Some(database),
+                ..Scope::default()
+            })),
+        }
+    }
+
     /// The scope's tenant.
     pub fn tenant(&self) -> Option<SchemaName> {
         lock(&self.cell).tenant.clone()
@@ -222,6 +240,19 @@ impl TenantScope {
 /// replace the outer one for their duration and never change it.
 pub async fn with_tenant<F: Future>(tenant: Option<SchemaName>, future: F) -> F::Output {
     TenantScope::new(tenant).scope(future).await
+}
+
+/// Runs `future` with `tenant` as the current tenant, whose schema lives in `database`: as
+/// [`with_tenant`], and every query of a tenant model that takes its schema from the context
+/// runs on `database` (see [`TenantScope::routed`]). This is what
+/// [`Directory::with_tenant`](crate::Directory::with_tenant) runs after looking the tenant
+/// up; use it directly only with a database that holds no shared schema of the application.
+pub async fn with_tenant_in<F: Future>(
+    database: Database,
+    tenant: SchemaName,
+    future: F,
+) -> F::Output {
+    TenantScope::routed(tenant, database).scope(future).await
 }
 
 /// Runs `future` in an empty tenant scope, in which [`set_tenant`] and [`activate_schema`]
@@ -348,21 +379,35 @@ pub fn deactivate_schema() -> Result<()> {
 }
 
 /// The schema the context chooses: the tenant, else the activated schema; `None` outside a
-/// scope. A poisoned scope is its [`Error::TenantConflict`].
+/// scope. A poisoned scope is its [`Error::TenantConflict`]. In a routed scope (a directory
+/// tenant) this is [`Error::Unsupported`]: its schema means nothing without its database,
+/// which callers of this function would not use; they call [`context_route`].
 pub(crate) fn context_schema() -> Result<Option<SchemaName>> {
+    match context_route()? {
+        (schema, None) => Ok(schema),
+        (_, Some(database)) => Err(Error::Unsupported {
+            backend: database.backend().name(),
+            what: "this operation inside a directory tenant's scope (its schema lives in another database)",
+        }),
+    }
+}
+
+/// The schema the context chooses, as [`context_schema`], and the database it lives in when
+/// the scope was routed there.
+pub(crate) fn context_route() -> Result<(Option<SchemaName>, Option<Database>)> {
     with_scope(|scope| {
         if let Some(conflict) = &scope.conflict {
             return Err(conflict.error());
         }
         if let Some(tenant) = &scope.tenant {
-            return Ok(Some(tenant.clone()));
+            return Ok((Some(tenant.clone()), scope.database.clone()));
         }
         if scope.observed.is_none() {
             scope.observed = Some(scope.active.clone());
         }
-        Ok(scope.active.clone())
+        Ok((scope.active.clone(), None))
     })
-    .unwrap_or(Ok(None))
+    .unwrap_or(Ok((None, None)))
 }
 
 /// Spawns `future` on the tokio runtime inside a copy of the current tenant scope (tenant,

@@ -2,6 +2,8 @@
 
 mod clone;
 pub(crate) mod context;
+mod directory;
+mod directory_admin;
 mod fleet;
 mod job;
 mod schemas;
@@ -9,8 +11,10 @@ mod store;
 
 pub use context::{
     activate_schema, deactivate_schema, get_tenant, set_tenant, spawn_with_tenant, tenant_scope,
-    with_tenant, TenantScope,
+    with_tenant, with_tenant_in, TenantScope,
 };
+pub use directory::{Directory, Route};
+pub use directory_admin::DirectoryStore;
 pub use fleet::{FleetProgress, ForEachTenant, TenantOutcome};
 pub use job::TenantContext;
 pub use schemas::{create_schema, drop_schema, Schemas};

@@ -1,7 +1,7 @@
 //! Your tenant table, as tenantry sees it: which schemas are tenants and which of them are
 //! suspended.
 
-use crate::{error::Result, schema_name::SchemaName};
+use crate::{database::Database, error::Result, schema_name::SchemaName};
 
 /// A boxed, sendable future: what [`TenantStore`]'s methods return.
 pub type BoxFuture<'a, T> = futures_util::future::BoxFuture<'a, T>;
@@ -104,6 +104,15 @@ pub trait TenantStore: Send + Sync + 'static {
     /// see such changes quickly. `None` (the default) when the store keeps no such value: a
     /// cache then relies on its time to live alone.
     fn epoch(&self) -> BoxFuture<'_, Result<Option<u128>>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// The database a tenant's queries are routed to, when the store routes tenants itself
+    /// (the [`Directory`](crate::Directory)'s store does: `tenantry-axum`'s layer then runs
+    /// the request in [`with_tenant_in`](crate::with_tenant_in)). `None` (the default): the
+    /// registry's databases, as each query names them.
+    fn database<'a>(&'a self, info: &'a TenantInfo) -> BoxFuture<'a, Result<Option<Database>>> {
+        let _ = info;
         Box::pin(async { Ok(None) })
     }
 }

@@ -129,6 +129,15 @@ impl TestDb {
         }
     }
 
+    /// The server the test runs on, as a tenant directory names one: the administrative URL
+    /// on PostgreSQL and MySQL, `sqlite://<the test's directory>` on SQLite.
+    pub fn server_url(&self) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("sqlite://{}", self.dir.as_ref().unwrap().display()),
+            _ => self.admin_url.clone().unwrap(),
+        }
+    }
+
     /// The name of the test's default database on PostgreSQL and MySQL.
     pub fn database_name(&self) -> &str {
         &self.default_name

@@ -1,0 +1,333 @@
+//! Writing the tenant directory: adding tenants (their database and schema created first),
+//! suspending, resuming and removing them, and the directory as a [`TenantStore`].
+
+use crate::{
+    backend::Backend,
+    contrib::{DirectoryEntry, TenantState},
+    database::Database,
+    error::{Error, Result},
+    namespace::NamespaceStatement,
+    registry::Registry,
+    schema_name::SchemaName,
+    tenancy::{directory::database_key, schemas::Schemas},
+    BoxFuture, Directory, TenantInfo, TenantStore,
+};
+
+impl Directory {
+    /// Creates tenant `tenant` on server `server`, database `database`: the database if it
+    /// does not exist yet, the tenant's schema with every tenant model's tables, then its
+    /// entry (state `active`), and announces the change (the tenants epoch), so that every
+    /// process routes the tenant from then on, without a restart.
+    ///
+    /// Refused before anything is created: an invalid name ([`Error::InvalidSchemaName`]),
+    /// an unknown server ([`Error::UnknownDatabase`]), a tenant that already has an entry
+    /// ([`Error::SchemaAlreadyExists`]), and a schema that exists on that database already.
+    /// If writing the entry fails, the schema is dropped again.
+    pub async fn add_tenant(
+        &self,
+        registry: &Registry,
+        tenant: &str,
+        server: &str,
+        database: &str,
+    ) -> Result<DirectoryEntry> {
+        let entry = self.new_entry(tenant, server, database, TenantState::Active)?;
+        let schema = SchemaName::parse(tenant)?;
+        if self.read_row(registry, &schema).await?.is_some() {
+            return Err(Error::SchemaAlreadyExists {
+                schema: schema.to_string(),
+            });
+        }
+        self.ensure_database(server, database).await?;
+        let db = self.database(server, database).await?;
+        let schemas = Schemas {
+            registry,
+            database: &db,
+        };
+        schemas.create(&schema, None, false, true).await?;
+        match self.write(registry, entry).await {
+            Ok(row) => Ok(row),
+            Err(error) => {
+                let undone = schemas.drop(&schema, true, true).await;
+                Err(crate::error::compensated(error, "drop the schema", undone))
+            }
+        }
+    }
+
+    /// Writes an entry for a tenant whose schema already exists on `server`/`database` (one
+    /// moved or restored by other means). Everything is checked before the write: the names,
+    /// the server alias, and that the tenant has no entry yet.
+    pub async fn add_entry(
+        &self,
+        registry: &Registry,
+        tenant: &str,
+        server: &str,
+        database: &str,
+        state: TenantState,
+    ) -> Result<DirectoryEntry> {
+        let entry = self.new_entry(tenant, server, database, state)?;
+        self.write(registry, entry).await
+    }
+
+    /// Suspends (or, with [`TenantState::Active`], resumes) `tenant`: its routes refuse it
+    /// from the next epoch read on. [`Error::TenantNotFound`] without an entry.
+    pub async fn set_state(
+        &self,
+        registry: &Registry,
+        tenant: &str,
+        state: TenantState,
+    ) -> Result<DirectoryEntry> {
+        let schema = SchemaName::parse(tenant)?;
+        let mut row = self.existing_row(registry, &schema).await?;
+        row.state = state.as_str().to_owned();
+        row.epoch += 1;
+        let update = row.clone();
+        self.change(registry, move |tx| {
+            let row = update;
+            Box::pin(async move {
+                DirectoryEntry::query(&tx)
+                    .filter(DirectoryEntry::id().eq(row.id))
+                    .update([
+                        DirectoryEntry::state().set(row.state.clone()),
+                        DirectoryEntry::epoch().set(row.epoch),
+                    ])
+                    .await
+                    .map(drop)
+            })
+        })
+        .await?;
+        Ok(row)
+    }
+
+    /// Removes `tenant`'s entry (it is no longer routed), then, with `drop_data`, drops its
+    /// schema and tables on its database. [`Error::TenantNotFound`] without an entry.
+    pub async fn remove_tenant(
+        &self,
+        registry: &Registry,
+        tenant: &str,
+        drop_data: bool,
+    ) -> Result<()> {
+        let schema = SchemaName::parse(tenant)?;
+        let row = self.existing_row(registry, &schema).await?;
+        let entry = self.check(&row)?;
+        let id = row.id;
+        self.change(registry, move |tx| {
+            Box::pin(async move {
+                DirectoryEntry::query(&tx)
+                    .filter(DirectoryEntry::id().eq(id))
+                    .delete()
+                    .await
+                    .map(drop)
+            })
+        })
+        .await?;
+        if drop_data {
+            let db = self
+                .database(entry.server.as_str(), entry.database.as_str())
+                .await?;
+            let schemas = Schemas {
+                registry,
+                database: &db,
+            };
+            schemas.drop(&entry.schema, true, true).await?;
+        }
+        Ok(())
+    }
+
+    /// Every tenant with an entry, sorted by name; a malformed row is an error.
+    pub async fn entries(&self, registry: &Registry) -> Result<Vec<DirectoryEntry>> {
+        let rows = DirectoryEntry::query(registry)
+            .order_by([DirectoryEntry::schema_name().asc()])
+            .all()
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let row = row.into_inner();
+                self.check(&row).map(|_| row)
+            })
+            .collect()
+    }
+
+    /// The directory as the [`TenantStore`] of `registry`, for `tenantry-axum`'s layer
+    /// (which then routes each request to its tenant's database) and for
+    /// [`ForEachTenant::store`](crate::ForEachTenant::store).
+    pub fn store(&self, registry: &Registry) -> DirectoryStore {
+        DirectoryStore {
+            directory: self.clone(),
+            registry: registry.clone(),
+        }
+    }
+
+    fn new_entry(
+        &self,
+        tenant: &str,
+        server: &str,
+        database: &str,
+        state: TenantState,
+    ) -> Result<DirectoryEntry> {
+        let entry = DirectoryEntry {
+            id: 0,
+            schema_name: tenant.to_owned(),
+            server: server.to_owned(),
+            database: database.to_owned(),
+            state: state.as_str().to_owned(),
+            epoch: 1,
+        };
+        self.check(&entry)?;
+        Ok(entry)
+    }
+
+    async fn read_row(
+        &self,
+        registry: &Registry,
+        schema: &SchemaName,
+    ) -> Result<Option<DirectoryEntry>> {
+        Ok(DirectoryEntry::query(registry)
+            .filter(DirectoryEntry::schema_name().eq(schema.as_str()))
+            .first()
+            .await?
+            .map(|row| row.into_inner()))
+    }
+
+    async fn existing_row(
+        &self,
+        registry: &Registry,
+        schema: &SchemaName,
+    ) -> Result<DirectoryEntry> {
+        self.read_row(registry, schema)
+            .await?
+            .ok_or_else(|| Error::TenantNotFound {
+                tenant: schema.to_string(),
+            })
+    }
+
+    /// Inserts a checked entry and announces it. A tenant that has an entry already is
+    /// [`Error::SchemaAlreadyExists`].
+    async fn write(&self, registry: &Registry, entry: DirectoryEntry) -> Result<DirectoryEntry> {
+        let name = entry.schema_name.clone();
+        let written = self
+            .change(registry, move |tx| {
+                let entry = entry.clone();
+                Box::pin(async move {
+                    DirectoryEntry::query(&tx)
+                        .create(entry)
+                        .await
+                        .map(|row| row.into_inner())
+                })
+            })
+            .await;
+        match written {
+            Err(Error::UniqueViolation { .. }) => Err(Error::SchemaAlreadyExists { schema: name }),
+            other => other,
+        }
+    }
+
+    /// Runs `work` and bumps the tenants epoch in one transaction of the default database,
+    /// then forgets this process's routes.
+    async fn change<T: Send + 'static>(
+        &self,
+        registry: &Registry,
+        work: impl FnOnce(crate::Transaction) -> BoxFuture<'static, Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        crate::contrib::ensure_epoch(registry).await?;
+        let registry = registry.clone();
+        // Outside any tenant scope: the directory is in the default database's shared schema.
+        let result = crate::with_tenant(None, async move {
+            registry
+                .transaction(|tx| async move {
+                    crate::contrib::bump_epoch_in(&tx).await?;
+                    work(tx).await
+                })
+                .await
+        })
+        .await;
+        self.forget();
+        result
+    }
+
+    /// Creates database `database` on `server` unless it exists (PostgreSQL, MySQL); on
+    /// SQLite makes sure the server's directory exists.
+    async fn ensure_database(&self, server: &str, database: &str) -> Result<()> {
+        let (backend, admin_url, dir) = self.server_for(server)?;
+        if let Some(dir) = dir {
+            return std::fs::create_dir_all(dir).map_err(|e| Error::Database(sqlx::Error::Io(e)));
+        }
+        let name = SchemaName::parse(database)?;
+        let statement = NamespaceStatement::create_database(backend, &name);
+        match crate::testing::run_on_server(admin_url, &statement).await {
+            Ok(()) => Ok(()),
+            Err(error) if already_exists(backend, &error) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// `CREATE DATABASE` of a database that exists (PostgreSQL 42P04, or a unique violation on
+/// `pg_database` when two creations race; MySQL 1007).
+fn already_exists(backend: Backend, error: &Error) -> bool {
+    match error {
+        Error::UniqueViolation { .. } => true,
+        Error::Database(sqlx::Error::Database(db)) => {
+            let code = db.code();
+            match backend {
+                Backend::Postgres => code.as_deref() == Some("42P04"),
+                _ => {
+                    code.as_deref() == Some("HY000") && db.message().contains("exists")
+                        || code.as_deref() == Some("1007")
+                }
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The [`Directory`] as a [`TenantStore`]: each tenant's [`TenantInfo::database`] is its
+/// `server/database`, which `tenantry-axum`'s layer routes to. Made by [`Directory::store`].
+#[derive(Clone, Debug)]
+pub struct DirectoryStore {
+    directory: Directory,
+    registry: Registry,
+}
+
+impl DirectoryStore {
+    fn info(&self, row: &DirectoryEntry) -> Result<TenantInfo> {
+        let entry = self.directory.check(row)?;
+        Ok(TenantInfo {
+            database: Some(database_key(entry.server.as_str(), entry.database.as_str())),
+            suspended: entry.state == TenantState::Suspended,
+            domains: Vec::new(),
+            schema: entry.schema,
+        })
+    }
+}
+
+impl TenantStore for DirectoryStore {
+    fn find<'a>(&'a self, schema: &'a SchemaName) -> BoxFuture<'a, Result<Option<TenantInfo>>> {
+        Box::pin(async move {
+            match self.directory.read_row(&self.registry, schema).await? {
+                Some(row) => Ok(Some(self.info(&row)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<TenantInfo>>> {
+        Box::pin(async move {
+            let rows = self.directory.entries(&self.registry).await?;
+            rows.iter().map(|row| self.info(row)).collect()
+        })
+    }
+
+    fn epoch(&self) -> BoxFuture<'_, Result<Option<u128>>> {
+        Box::pin(async move { Ok(Some(crate::contrib::epoch(&self.registry).await?.as_u128())) })
+    }
+
+    fn database<'a>(&'a self, info: &'a TenantInfo) -> BoxFuture<'a, Result<Option<Database>>> {
+        Box::pin(async move {
+            let Some((server, database)) = info.database.as_deref().and_then(|k| k.split_once('/'))
+            else {
+                return Ok(None);
+            };
+            self.directory.database(server, database).await.map(Some)
+        })
+    }
+}
