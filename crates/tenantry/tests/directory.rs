@@ -550,3 +550,116 @@ async fn budget_wait_and_limit() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(budget.in_use(), 0);
 }
+
+#[derive(tenantry::Model, Debug, Clone, PartialEq)]
+#[model(table = "m_notes")]
+struct MNote {
+    id: i64,
+    #[model(max_length = 50)]
+    body: String,
+}
+
+const NOTES: &str = r#"{ "scope": "tenant", "operations": [
+  { "op": "create_table", "table": "m_notes", "columns": [
+    { "name": "id", "type": "big_integer", "primary_key": true, "auto_increment": true },
+    { "name": "body", "type": "varchar", "max_length": 50 } ] } ] }"#;
+
+backend_test!(
+    the_runner_and_the_fleet_route_through_the_directory,
+    |t: common::TestDb| async move {
+        use tenantry::migrate::{Migrations, Migrator, RunOptions};
+        let dir = directory(&t, 4);
+        // No tenant model registered: the tenants' tables come from the migration.
+        let registry = contrib::register(Registry::new(t.reconnect().await))
+            .register::<DirectoryEntry>()
+            .directory(dir.clone());
+        registry.create_all().await.unwrap();
+        dir.add_tenant(&registry, "alpha", "home", &db_name(&t, 1))
+            .await
+            .unwrap();
+        dir.add_tenant(&registry, "beta", "home", &db_name(&t, 2))
+            .await
+            .unwrap();
+        dir.add_tenant(&registry, "gamma", "home", &db_name(&t, 2))
+            .await
+            .unwrap();
+        let migrator = Migrator::new(
+            &registry,
+            Migrations::from_files(&[("0001_notes", NOTES)]).unwrap(),
+        );
+        migrator.run(RunOptions::default()).await.unwrap();
+        let reports = dir
+            .migrate(&registry, &migrator, RunOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(reports.len(), 2);
+        let mut migrated: Vec<String> = Vec::new();
+        for (database, report) in reports {
+            let report = report.unwrap_or_else(|e| panic!("{database}: {e}"));
+            assert!(report.is_complete(), "{database}: {report:?}");
+            migrated.extend(report.tenants.iter().map(|o| o.tenant.to_string()));
+        }
+        migrated.sort();
+        assert_eq!(migrated, ["alpha", "beta", "gamma"]);
+        // A second run finds nothing behind.
+        for (_, report) in dir
+            .migrate(&registry, &migrator, RunOptions::default())
+            .await
+            .unwrap()
+        {
+            assert!(report.unwrap().tenants.is_empty());
+        }
+        for tenant in ["alpha", "beta", "gamma"] {
+            dir.with_tenant(&registry, tenant, async {
+                MNote::query(&registry)
+                    .create(MNote {
+                        id: 0,
+                        body: format!("note of {tenant}"),
+                    })
+                    .await
+                    .unwrap();
+            })
+            .await
+            .unwrap();
+        }
+        // The fleet over the directory's store runs each tenant on its database; suspended
+        // tenants are left out.
+        dir.set_state(&registry, "gamma", TenantState::Suspended)
+            .await
+            .unwrap();
+        let outcomes = registry
+            .for_each_tenant(2)
+            .store(std::sync::Arc::new(dir.store(&registry)))
+            .run(|tenant| {
+                let registry = registry.clone();
+                async move {
+                    let notes = MNote::query(&registry).all().await?;
+                    Ok((
+                        tenant,
+                        notes
+                            .into_iter()
+                            .map(|n| n.into_inner().body)
+                            .collect::<Vec<_>>(),
+                    ))
+                }
+            })
+            .await
+            .unwrap();
+        let seen: Vec<(String, Vec<String>)> = outcomes
+            .into_iter()
+            .map(|o| {
+                let (tenant, notes) = o.result.unwrap();
+                (tenant.to_string(), notes)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("alpha".to_owned(), vec!["note of alpha".to_owned()]),
+                ("beta".to_owned(), vec!["note of beta".to_owned()]),
+            ]
+        );
+        dir.disconnect().await;
+        registry.disconnect().await;
+    }
+);

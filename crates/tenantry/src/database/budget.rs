@@ -163,22 +163,33 @@ impl ConnectionBudget {
     }
 
     /// A slot for one new connection, waiting at most `wait` (capped by the budget's own).
+    ///
+    /// A waiter keeps its place in the semaphore's FIFO queue for the whole wait (slots go
+    /// to the longest-waiting opener), and meanwhile closes idle connections of the least
+    /// recently used pools, since a connection that went idle after the wait began frees
+    /// nothing by itself.
     pub(crate) async fn acquire(&self, wait: Duration) -> Result<BudgetSlot, BudgetExhausted> {
         if let Ok(slot) = Arc::clone(&self.inner.slots).try_acquire_owned() {
             return Ok(slot);
         }
         let started = Instant::now();
-        let wait = wait.min(self.inner.wait);
+        let deadline = tokio::time::Instant::now() + wait.min(self.inner.wait);
+        let queued = Arc::clone(&self.inner.slots).acquire_owned();
+        tokio::pin!(queued);
         loop {
             self.close_least_recently_used();
-            let left = wait.saturating_sub(started.elapsed());
-            let slots = Arc::clone(&self.inner.slots);
-            match tokio::time::timeout(left.min(RETRY), slots.acquire_owned()).await {
-                Ok(Ok(slot)) => return Ok(slot),
-                // The semaphore is never closed; treat it as exhausted all the same.
-                Ok(Err(_)) => break,
-                Err(_) if started.elapsed() >= wait => break,
-                Err(_) => {}
+            let retry = (tokio::time::Instant::now() + RETRY).min(deadline);
+            tokio::select! {
+                slot = &mut queued => match slot {
+                    Ok(slot) => return Ok(slot),
+                    // The semaphore is never closed; reported as exhausted all the same.
+                    Err(_) => break,
+                },
+                () = tokio::time::sleep_until(retry) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        break;
+                    }
+                }
             }
         }
         Err(BudgetExhausted {

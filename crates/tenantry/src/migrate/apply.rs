@@ -875,12 +875,18 @@ impl Attempt<'_> {
             .data_steps()
             .get(name)
             .ok_or_else(|| unsupported(migration, super::data::unknown(migration, name)))?;
-        super::data::run(conn, self.migrator.registry(), self.tenant, step)
-            .await
-            .map_err(|why| {
-                let why = format!("data step {name}: {}", String::from(why));
-                failed(Some(migration), why)
-            })
+        super::data::run(
+            conn,
+            self.migrator.registry(),
+            self.migrator.database(),
+            self.tenant,
+            step,
+        )
+        .await
+        .map_err(|why| {
+            let why = format!("data step {name}: {}", String::from(why));
+            failed(Some(migration), why)
+        })
     }
 
     /// MySQL: a data step and its step record in one transaction: both or neither.

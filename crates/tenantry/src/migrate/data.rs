@@ -69,10 +69,11 @@ pub(crate) enum StepFailed {
 pub(crate) async fn run(
     conn: &mut RunnerConn,
     registry: &Registry,
+    database: &crate::Database,
     tenant: Option<&SchemaName>,
     step: &DataStep,
 ) -> std::result::Result<(), StepFailed> {
-    let database = registry.database().clone();
+    let database = database.clone();
     let sqlite_schema = match conn.backend() {
         crate::Backend::Sqlite => tenant.cloned(),
         _ => None,

@@ -143,6 +143,9 @@ pub struct Migrator {
     shape_only: bool,
     /// Each scope's replays (shared, tenant), made on first use.
     replays: Arc<[OnceLock<Arc<ScopeReplay>>; 2]>,
+    /// A directory database's runner: its tenants only (the shared schema is the default
+    /// database's).
+    tenants_only: bool,
 }
 
 impl Migrator {
@@ -156,6 +159,20 @@ impl Migrator {
             data_steps: DataSteps::default(),
             shape_only: false,
             replays: Arc::default(),
+            tenants_only: false,
+        }
+    }
+
+    /// This runner over `database`, a [`Directory`](crate::Directory) database: its
+    /// [`run`](Self::run) migrates the tenant schemas of that database only (the shared
+    /// schema is the default database's, migrated by the runner over it), under the same
+    /// per-tenant locks, with the ledger in that database's own default schema.
+    /// [`Directory::migrate`](crate::Directory::migrate) runs one per database.
+    pub fn on_directory_database(&self, database: &Database) -> Migrator {
+        Migrator {
+            database: database.clone(),
+            tenants_only: true,
+            ..self.clone()
         }
     }
 
@@ -268,10 +285,14 @@ impl Migrator {
         self.check_rewrites()?;
         self.check_data_steps()?;
         let mut report = RunReport::default();
-        let mut shared = RunnerConn::shared(&self.database).await?;
-        let result = self.migrate_shared(&mut shared, &options).await;
-        shared.close().await;
-        (report.shared_applied, report.shared_adopted) = result?;
+        if self.tenants_only {
+            super::ensure_ledger(&self.database).await?;
+        } else {
+            let mut shared = RunnerConn::shared(&self.database).await?;
+            let result = self.migrate_shared(&mut shared, &options).await;
+            shared.close().await;
+            (report.shared_applied, report.shared_adopted) = result?;
+        }
 
         let mut done: HashSet<SchemaName> = HashSet::new();
         loop {
@@ -377,7 +398,7 @@ impl Migrator {
         let ledger = self.ledger().await?;
         let schemas = match &options.tenant {
             Some(tenant) => vec![tenant.clone()],
-            None => self.registry.schema().list().await?,
+            None => crate::namespace::list(&self.database).await?,
         };
         let schemas = schemas.into_iter().filter(|s| !super::is_drift_scratch(s));
         Ok(schemas

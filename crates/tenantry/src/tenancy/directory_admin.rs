@@ -147,6 +147,46 @@ impl Directory {
             .collect()
     }
 
+    /// Runs `migrator`'s tenant migrations in every directory database that holds a
+    /// tenant (one [`Migrator::on_directory_database`](crate::migrate::Migrator::on_directory_database)
+    /// each, in turn), and returns each database's report under its `server/database` name.
+    /// A database that cannot be migrated (its server down) has its error in its place; the
+    /// others are migrated all the same. With `options.tenant`, only that tenant's database
+    /// runs, for that tenant. The default database (shared schema first) is `migrator`'s own
+    /// [`run`](crate::migrate::Migrator::run).
+    pub async fn migrate(
+        &self,
+        registry: &Registry,
+        migrator: &crate::migrate::Migrator,
+        options: crate::migrate::RunOptions,
+    ) -> Result<Vec<(String, Result<crate::migrate::RunReport>)>> {
+        let mut databases: Vec<(SchemaName, SchemaName)> = Vec::new();
+        for row in self.entries(registry).await? {
+            let entry = self.check(&row)?;
+            if options.tenant.as_ref().is_some_and(|t| *t != entry.schema) {
+                continue;
+            }
+            let place = (entry.server, entry.database);
+            if !databases.contains(&place) {
+                databases.push(place);
+            }
+        }
+        let mut reports = Vec::with_capacity(databases.len());
+        for (server, database) in databases {
+            let report = match self.database(server.as_str(), database.as_str()).await {
+                Ok(db) => {
+                    migrator
+                        .on_directory_database(&db)
+                        .run(options.clone())
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            reports.push((database_key(server.as_str(), database.as_str()), report));
+        }
+        Ok(reports)
+    }
+
     /// The directory as the [`TenantStore`] of `registry`, for `tenantry-axum`'s layer
     /// (which then routes each request to its tenant's database) and for
     /// [`ForEachTenant::store`](crate::ForEachTenant::store).

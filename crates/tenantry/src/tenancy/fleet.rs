@@ -6,6 +6,7 @@ use futures_util::{FutureExt, StreamExt};
 
 use super::context::TenantScope;
 use crate::{
+    database::Database,
     error::{Error, Result},
     registry::Registry,
     schema_name::SchemaName,
@@ -88,10 +89,13 @@ impl ForEachTenant {
         self
     }
 
-    /// Runs in the tenants `store` lists when the run starts, suspended ones left out, and
-    /// those of another database than the registry's default (database-per-tenant: the work
-    /// would reach them only with `using_with_db`; give them with [`tenants`](Self::tenants)
-    /// and route in the work). [`tenants`](Self::tenants), when given, wins.
+    /// Runs in the tenants `store` lists when the run starts, suspended ones left out. A
+    /// tenant the store routes itself ([`TenantStore::database`], as the
+    /// [`Directory`](crate::Directory)'s store does) runs in a scope routed to its database;
+    /// one in a registry's extra database (a [`TenantInfo::database`](crate::TenantInfo::database)
+    /// the store does not route) is left out: the work would reach it only with
+    /// `using_with_db` (give it with [`tenants`](Self::tenants) and route in the work).
+    /// [`tenants`](Self::tenants), when given, wins.
     pub fn store(mut self, store: Arc<dyn TenantStore>) -> Self {
         self.store = Some(store);
         self
@@ -117,35 +121,37 @@ impl ForEachTenant {
                 reason: "at least one tenant must run at a time",
             });
         }
-        let tenants = match (self.tenants, &self.store) {
-            (Some(tenants), _) => tenants,
-            (None, Some(store)) => store
-                .list()
-                .await?
-                .into_iter()
-                .filter(|tenant| !tenant.suspended && tenant.database.is_none())
-                .map(|tenant| tenant.schema)
-                .collect(),
-            (None, None) => self.registry.schema().list().await?,
+        let unrouted = |tenants: Vec<SchemaName>| tenants.into_iter().map(|t| (t, None)).collect();
+        let tenants: Vec<(SchemaName, Option<Database>)> = match (self.tenants, &self.store) {
+            (Some(tenants), _) => unrouted(tenants),
+            (None, Some(store)) => routed(store.as_ref()).await?,
+            (None, None) => unrouted(self.registry.schema().list().await?),
         };
         let total = tenants.len();
-        let runs = tenants.into_iter().enumerate().map(|(index, tenant)| {
-            // The work is built inside its tenant's scope too (a closure that captures the
-            // current tenant captures this one), and a panic while building it is its own.
-            let scope = TenantScope::new(Some(tenant.clone()));
-            let built = scope
-                .sync_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| work(tenant.clone()))));
-            async move {
-                let result = match built {
-                    Ok(run) => scope
-                        .scope(AssertUnwindSafe(run).catch_unwind())
-                        .await
-                        .unwrap_or_else(|panic| Err(panicked(&*panic))),
-                    Err(panic) => Err(panicked(&*panic)),
+        let runs = tenants
+            .into_iter()
+            .enumerate()
+            .map(|(index, (tenant, database))| {
+                // The work is built inside its tenant's scope too (a closure that captures the
+                // current tenant captures this one), and a panic while building it is its own.
+                let scope = match database {
+                    Some(database) => TenantScope::routed(tenant.clone(), database),
+                    None => TenantScope::new(Some(tenant.clone())),
                 };
-                (index, TenantOutcome { tenant, result })
-            }
-        });
+                let built = scope.sync_scope(|| {
+                    std::panic::catch_unwind(AssertUnwindSafe(|| work(tenant.clone())))
+                });
+                async move {
+                    let result = match built {
+                        Ok(run) => scope
+                            .scope(AssertUnwindSafe(run).catch_unwind())
+                            .await
+                            .unwrap_or_else(|panic| Err(panicked(&*panic))),
+                        Err(panic) => Err(panicked(&*panic)),
+                    };
+                    (index, TenantOutcome { tenant, result })
+                }
+            });
         let mut ended = futures_util::stream::iter(runs).buffer_unordered(self.concurrency);
         let mut outcomes: Vec<Option<TenantOutcome<T>>> = (0..total).map(|_| None).collect();
         let mut progress = FleetProgress {
@@ -163,6 +169,23 @@ impl ForEachTenant {
         }
         Ok(outcomes.into_iter().flatten().collect())
     }
+}
+
+/// The active tenants of `store`, each with the database the store routes it to; those in an
+/// extra database it does not route are left out.
+async fn routed(store: &dyn TenantStore) -> Result<Vec<(SchemaName, Option<Database>)>> {
+    let mut tenants = Vec::new();
+    for tenant in store.list().await? {
+        if tenant.suspended {
+            continue;
+        }
+        match store.database(&tenant).await? {
+            Some(database) => tenants.push((tenant.schema, Some(database))),
+            None if tenant.database.is_none() => tenants.push((tenant.schema, None)),
+            None => {}
+        }
+    }
+    Ok(tenants)
 }
 
 /// The error of a work that panicked, with the panic's message when it has one.

@@ -181,7 +181,11 @@ impl Schemas<'_> {
         let Some(migrations) = self.registry.migration_set() else {
             return Ok(None);
         };
-        if !builds_every_model || !self.database.same_as(self.registry.database()) {
+        // The default database's tenants, and a directory database's (whose ledger is its
+        // own); an extra database's tenants are not the runner's.
+        let migrated = self.database.same_as(self.registry.database())
+            || self.database.is_directory_database();
+        if !builds_every_model || !migrated {
             return Ok(None);
         }
         let models: Vec<&'static ModelMeta> = self.registry.tenant_models().collect();
