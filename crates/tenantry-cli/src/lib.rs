@@ -96,6 +96,25 @@ pub struct Cli<S: Args = NoServeArgs> {
     #[arg(long, global = true, value_name = "URL", env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// A server of the tenant directory, ALIAS=URL (repeatable; or
+    /// TENANTRY_DIRECTORY_SERVERS, comma-separated). With at least one, tenants may live in
+    /// other databases and on other servers (see `tenants create --server`). Prefer the
+    /// environment for URLs with passwords: they are never printed.
+    #[arg(
+        long = "directory-server",
+        global = true,
+        value_name = "ALIAS=URL",
+        env = "TENANTRY_DIRECTORY_SERVERS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_parser = parse_directory_server
+    )]
+    pub directory_servers: Vec<DirectoryServer>,
+
+    /// The most connections the tenant directory's pools open together.
+    #[arg(long, global = true, value_name = "N", default_value_t = 40)]
+    pub connection_budget: usize,
+
     /// The serve options, given before any command (no command is `serve`).
     #[command(flatten, next_help_heading = "Serve options (here or after `serve`)")]
     pub serve: S,
@@ -152,6 +171,35 @@ pub struct MakemigrationsArgs {
     /// tables (see `migrate plan`); without it the runner refuses such a file.
     #[arg(long)]
     pub allow_rewrite: bool,
+}
+
+/// A tenant directory server given on the command line: its alias and URL. The URL (which
+/// may hold a password) is left out of `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DirectoryServer {
+    /// The alias directory entries name.
+    pub alias: String,
+    /// The server's URL.
+    pub url: String,
+}
+
+impl std::fmt::Debug for DirectoryServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryServer")
+            .field("alias", &self.alias)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_directory_server(text: &str) -> Result<DirectoryServer, String> {
+    match text.split_once('=') {
+        Some((alias, url)) if !alias.is_empty() && !url.is_empty() => Ok(DirectoryServer {
+            alias: alias.to_owned(),
+            url: url.to_owned(),
+        }),
+        // The text may be a URL with a password: never echoed.
+        _ => Err("expected ALIAS=URL".to_owned()),
+    }
 }
 
 fn parse_table_rename(text: &str) -> Result<(String, String), String> {
@@ -232,13 +280,21 @@ pub enum TenantsCommand {
     /// Print every tenant, one per line: its name and display name, tab-separated
     /// (and a third column `suspended` for a suspended tenant).
     List,
-    /// Create a tenant: its row, its schema and its tables, all or nothing.
+    /// Create a tenant: its row, its schema and its tables, all or nothing. With
+    /// `--server` and `--database`, in the tenant directory instead: on that server (an
+    /// alias of `--directory-server`), in that database (created if missing).
     Create {
         /// The tenant's name: its schema name.
         name: SchemaName,
         /// The display name (default: the name).
         #[arg(long, value_name = "TEXT")]
         display: Option<String>,
+        /// The directory server the tenant lives on.
+        #[arg(long, value_name = "ALIAS", requires = "database")]
+        server: Option<String>,
+        /// The database on that server.
+        #[arg(long, value_name = "NAME", requires = "server")]
+        database: Option<String>,
     },
     /// Drop a tenant: its row, its schema and every row in it.
     Drop {
@@ -283,6 +339,30 @@ impl<S: Args> Cli<S> {
             Some(url) if !url.is_empty() => url,
             _ => default,
         }
+    }
+
+    /// The tenant directory the options describe: `None` without `--directory-server`.
+    /// An alias that is not a valid name or a URL of no known scheme is a usage error
+    /// naming the alias, never the URL.
+    pub fn directory(&self) -> Result<Option<tenantry::Directory>, CommandError> {
+        if self.directory_servers.is_empty() {
+            return Ok(None);
+        }
+        let budget = tenantry::ConnectionBudget::new(self.connection_budget);
+        let mut directory = tenantry::Directory::new(budget);
+        for server in &self.directory_servers {
+            directory = directory
+                .server(&server.alias, &server.url)
+                .map_err(|error| {
+                    let why = match error {
+                        tenantry::Error::InvalidSchemaName { reason, .. } => reason.to_owned(),
+                        _ => "its URL is not a postgres://, mysql://, mariadb:// or sqlite:// one"
+                            .to_owned(),
+                    };
+                    CommandError::usage(format!("directory server {:?}: {why}", server.alias))
+                })?;
+        }
+        Ok(Some(directory))
     }
 
     /// The command to run: no command is [`Command::Serve`] with the serve options given

@@ -317,11 +317,64 @@ async fn run(
     if let Some(seconds) = args.lock_wait {
         options.lock_wait = std::time::Duration::from_secs(seconds.get() as u64);
     }
-    let result = migrator.clone().on_progress(progress).run(options).await;
+    let result = migrator
+        .clone()
+        .on_progress(progress.clone())
+        .run(options.clone())
+        .await;
+    let report = match result {
+        Ok(report) => report,
+        Err(error) => {
+            bar.finish_and_clear();
+            return Err(failed(error));
+        }
+    };
+    let directory = match registry.tenant_directory() {
+        Some(directory) => {
+            let runner = migrator.clone().on_progress(progress);
+            Some(directory.migrate(registry, &runner, options).await)
+        }
+        None => None,
+    };
     bar.finish_and_clear();
-    let report = result.map_err(failed)?;
     summary(&report, started.elapsed(), out).map_err(write_failed)?;
-    Ok(report.is_complete())
+    let mut complete = report.is_complete();
+    if let Some(reports) = directory {
+        complete &= directory_summary(reports.map_err(failed)?, out).map_err(write_failed)?;
+    }
+    Ok(complete)
+}
+
+/// One line per directory database: its tenants migrated and failed, or why it could not
+/// be migrated; whether all of them are at the last version.
+fn directory_summary(
+    reports: Vec<(String, tenantry::Result<RunReport>)>,
+    out: &mut dyn Write,
+) -> std::io::Result<bool> {
+    let mut complete = true;
+    for (database, report) in reports {
+        match report {
+            Ok(report) => {
+                let failed = report.failed().count();
+                complete &= failed == 0;
+                writeln!(
+                    out,
+                    "directory database {database}: {} migrated, {failed} failed",
+                    report.tenants.len() - failed
+                )?;
+                for outcome in report.failed() {
+                    if let Some(error) = &outcome.error {
+                        writeln!(out, "failed: {error}")?;
+                    }
+                }
+            }
+            Err(error) => {
+                complete = false;
+                writeln!(out, "directory database {database}: not migrated: {error}")?;
+            }
+        }
+    }
+    Ok(complete)
 }
 
 fn summary(

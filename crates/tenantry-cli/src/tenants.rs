@@ -92,7 +92,9 @@ pub async fn run_tenants(registry: &Registry, args: TenantsArgs) -> ExitCode {
 
 /// Runs a tenants command on `registry`, writing its output to `out`:
 ///
-/// - `list`: one line per tenant, in name order: `name<TAB>display name`, and
+/// - `list`: the tenant directory's tenants first, if there is a directory, one line each
+///   in name order: `name<TAB>server/database` (and `<TAB>suspended`); then one line per
+///   tenant of the default database, in name order: `name<TAB>display name`, and
 ///   `<TAB>suspended` for a suspended tenant;
 /// - `create`: [`contrib::create_tenant`] (the display name defaults to the name), then
 ///   `created tenant NAME (DISPLAY)`;
@@ -107,7 +109,16 @@ pub async fn tenants(
 ) -> Result<(), CommandError> {
     match &args.command {
         TenantsCommand::List => list(registry, out).await,
-        TenantsCommand::Create { name, display } => {
+        TenantsCommand::Create {
+            name,
+            display,
+            server: Some(server),
+            database: Some(database),
+        } => {
+            let _ = display;
+            create_in_directory(registry, name, server, database, out).await
+        }
+        TenantsCommand::Create { name, display, .. } => {
             let display = display.as_deref().unwrap_or(name.as_str());
             create_one(registry, name, display, out).await
         }
@@ -123,7 +134,72 @@ pub async fn tenants(
     }
 }
 
+/// The registry's tenant directory, or the usage error of a command that needs one.
+fn directory_of(registry: &Registry) -> Result<&tenantry::Directory, CommandError> {
+    registry.tenant_directory().ok_or_else(|| {
+        CommandError::usage("--server and --database need a tenant directory: give its servers with --directory-server ALIAS=URL")
+    })
+}
+
+async fn create_in_directory(
+    registry: &Registry,
+    name: &SchemaName,
+    server: &str,
+    database: &str,
+    out: &mut dyn Write,
+) -> Result<(), CommandError> {
+    let directory = directory_of(registry)?;
+    match directory
+        .add_tenant(registry, name.as_str(), server, database)
+        .await
+    {
+        Ok(_) => {}
+        Err(error @ Error::SchemaAlreadyExists { .. }) => {
+            return Err(failed(&format!("tenant {name} already exists"), error))
+        }
+        Err(
+            error @ (Error::InvalidSchemaName { .. }
+            | Error::InvalidArgument { .. }
+            | Error::UnknownDatabase { .. }),
+        ) => {
+            return Err(
+                CommandError::usage(format!("cannot create tenant {name}: {error}"))
+                    .caused_by(error),
+            )
+        }
+        Err(error) => return Err(failed(&format!("could not create tenant {name}"), error)),
+    }
+    writeln!(out, "created tenant {name} on {server}/{database}").map_err(write_failed)?;
+    out.flush().map_err(write_failed)
+}
+
+/// `list` of the directory's tenants: `name<TAB>server/database`, and `<TAB>suspended`.
+async fn list_directory(registry: &Registry, out: &mut dyn Write) -> Result<(), CommandError> {
+    let Some(directory) = registry.tenant_directory() else {
+        return Ok(());
+    };
+    let entries = directory
+        .entries(registry)
+        .await
+        .map_err(|error| failed("could not list the directory's tenants", error))?;
+    for entry in entries {
+        let suspended = if entry.state == "suspended" {
+            "\tsuspended"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "{}\t{}/{}{suspended}",
+            entry.schema_name, entry.server, entry.database
+        )
+        .map_err(write_failed)?;
+    }
+    Ok(())
+}
+
 async fn list(registry: &Registry, out: &mut dyn Write) -> Result<(), CommandError> {
+    list_directory(registry, out).await?;
     let rows = Tenant::query(registry)
         .order_by([Tenant::schema_name().asc()])
         .all()
@@ -198,6 +274,17 @@ async fn drop_one(
     name: &SchemaName,
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
+    if let Some(directory) = registry.tenant_directory() {
+        match directory.remove_tenant(registry, name.as_str(), true).await {
+            Ok(()) => {
+                writeln!(out, "dropped tenant {name} and its data").map_err(write_failed)?;
+                return out.flush().map_err(write_failed);
+            }
+            // Not a directory tenant: maybe one of the default database.
+            Err(Error::TenantNotFound { .. }) => {}
+            Err(error) => return Err(failed(&format!("could not drop tenant {name}"), error)),
+        }
+    }
     match contrib::drop_tenant(registry, name, true).await {
         Ok(_) => {}
         Err(error @ Error::NotFound { .. }) => {

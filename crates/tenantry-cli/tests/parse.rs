@@ -138,6 +138,8 @@ fn tenants_commands() {
         tenants(TenantsCommand::Create {
             name: schema("acme"),
             display: None,
+            server: None,
+            database: None,
         }),
     );
     assert_command(
@@ -145,8 +147,56 @@ fn tenants_commands() {
         tenants(TenantsCommand::Create {
             name: schema("acme"),
             display: Some("Acme Inc.".into()),
+            server: None,
+            database: None,
         }),
     );
+    assert_command(
+        &[
+            "tenants",
+            "create",
+            "acme",
+            "--server",
+            "eu2",
+            "--database",
+            "customers_a",
+        ],
+        tenants(TenantsCommand::Create {
+            name: schema("acme"),
+            display: None,
+            server: Some("eu2".into()),
+            database: Some("customers_a".into()),
+        }),
+    );
+    // One without the other is a usage error.
+    assert!(
+        Cli::<Serve>::try_parse_from(["app", "tenants", "create", "acme", "--server", "eu2"])
+            .is_err()
+    );
+    // A directory server's URL is never shown, not even in Debug.
+    let cli = Cli::<Serve>::try_parse_from([
+        "app",
+        "--directory-server",
+        "eu2=postgres://app:s3cret@10.0.0.2/postgres",
+        "tenants",
+        "list",
+    ])
+    .unwrap();
+    assert_eq!(cli.directory_servers[0].alias, "eu2");
+    assert!(!format!("{cli:?}").contains("s3cret"));
+    assert!(cli.directory().unwrap().is_some());
+    let bad = Cli::<Serve>::try_parse_from([
+        "app",
+        "--directory-server",
+        "Bad Alias=ftp://x:pw@h/",
+        "tenants",
+        "list",
+    ])
+    .unwrap()
+    .directory()
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("Bad Alias") && !bad.contains("pw@"), "{bad}");
     assert_command(
         &["tenants", "drop", "acme", "--yes"],
         tenants(TenantsCommand::Drop {

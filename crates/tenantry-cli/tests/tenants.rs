@@ -21,6 +21,8 @@ fn create(name: &str, display: Option<&str>) -> TenantsCommand {
     TenantsCommand::Create {
         name: SchemaName::parse(name).unwrap(),
         display: display.map(str::to_owned),
+        server: None,
+        database: None,
     }
 }
 

@@ -123,12 +123,23 @@ fn hint(error: &tenantry::Error) -> String {
 async fn main() -> ExitCode {
     let cli: Cli<ServeArgs> = Cli::parse();
     let database_url = cli.database_url_or(DEFAULT_DATABASE_URL).to_owned();
+    let directory = match cli.directory() {
+        Ok(directory) => directory,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return error.exit_code();
+        }
+    };
     let command = cli.into_command();
     init_tracing(matches!(command, Command::Serve(_)));
+    let target = Target {
+        database_url: &database_url,
+        directory,
+    };
     let done = match command {
-        Command::Serve(args) => serve(&database_url, args).await.map(|()| ExitCode::SUCCESS),
-        Command::Tenants(args) => tenants(&database_url, args).await,
-        Command::Migrate(args) => migrate(&database_url, args).await,
+        Command::Serve(args) => serve(&target, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Tenants(args) => tenants(&target, args).await,
+        Command::Migrate(args) => migrate(&target, args).await,
         Command::Makemigrations(args) => makemigrations(args).await,
     };
     done.unwrap_or_else(|failure| {
@@ -150,13 +161,23 @@ fn init_tracing(serve: bool) {
     }
 }
 
-/// The demo's registry over `database_url`, with its models and migrations.
-async fn connect(database_url: &str) -> Result<(Registry, Migrations), Failure> {
+/// Where the demo's data is: the default database and, optionally, a tenant directory.
+struct Target<'a> {
+    database_url: &'a str,
+    directory: Option<tenantry::Directory>,
+}
+
+/// The demo's registry over the target, with its models, migrations and directory.
+async fn connect(target: &Target<'_>) -> Result<(Registry, Migrations), Failure> {
     let migrations = tenantry_demo::migrations().map_err(Failure::Migrations)?;
-    let database = Database::connect(database_url)
+    let database = Database::connect(target.database_url)
         .await
         .map_err(Failure::Connect)?;
-    let registry = tenantry_demo::register(Registry::new(database)).migrations(migrations.clone());
+    let mut registry =
+        tenantry_demo::register(Registry::new(database)).migrations(migrations.clone());
+    if let Some(directory) = &target.directory {
+        registry = registry.directory(directory.clone());
+    }
     Ok((registry, migrations))
 }
 
@@ -185,8 +206,8 @@ async fn check_current(migrator: &Migrator) -> Result<(), Failure> {
 }
 
 /// `migrate ...`: the migration runner, through `tenantry-cli`.
-async fn migrate(database_url: &str, args: MigrateArgs) -> Result<ExitCode, Failure> {
-    let (registry, migrations) = connect(database_url).await?;
+async fn migrate(target: &Target<'_>, args: MigrateArgs) -> Result<ExitCode, Failure> {
+    let (registry, migrations) = connect(target).await?;
     let code = tenantry_cli::run_migrate(&Migrator::new(&registry, migrations), args).await;
     registry.disconnect().await;
     Ok(code)
@@ -208,8 +229,8 @@ async fn makemigrations(args: MakemigrationsArgs) -> Result<ExitCode, Failure> {
 
 /// `tenants ...`: on a database at this release's version (an empty one gets the demo's
 /// tables, not its data), the command runs through `tenantry-cli`.
-async fn tenants(database_url: &str, args: TenantsArgs) -> Result<ExitCode, Failure> {
-    let (registry, migrations) = connect(database_url).await?;
+async fn tenants(target: &Target<'_>, args: TenantsArgs) -> Result<ExitCode, Failure> {
+    let (registry, migrations) = connect(target).await?;
     let migrator = Migrator::new(&registry, migrations);
     let ready = match check_current(&migrator).await {
         Ok(()) => registry.create_all().await.map_err(Failure::Tables),
@@ -224,8 +245,8 @@ async fn tenants(database_url: &str, args: TenantsArgs) -> Result<ExitCode, Fail
 }
 
 /// `serve`: seeds the data once and serves the API until ctrl-c or SIGTERM.
-async fn serve(database_url: &str, args: ServeArgs) -> Result<(), Failure> {
-    let (registry, migrations) = connect(database_url).await?;
+async fn serve(target: &Target<'_>, args: ServeArgs) -> Result<(), Failure> {
+    let (registry, migrations) = connect(target).await?;
     let migrator = Migrator::new(&registry, migrations);
     if let Err(failure) = check_current(&migrator).await {
         registry.disconnect().await;

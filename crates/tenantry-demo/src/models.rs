@@ -34,9 +34,11 @@ pub struct Product {
     pub stock: i32,
 }
 
-/// Registers the demo's models: the contrib tenant models, `User` and `Product`.
+/// Registers the demo's models: the contrib tenant models, the tenant directory's table,
+/// `User` and `Product`.
 pub fn register(registry: Registry) -> Registry {
     contrib::register(registry)
+        .register::<contrib::DirectoryEntry>()
         .register::<User>()
         .register::<Product>()
 }

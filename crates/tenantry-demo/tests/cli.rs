@@ -260,7 +260,7 @@ backend_test!(tenants_commands, |t: common::TestDb| async move {
     // every schema at the last version (exit 0) and names the tenant as done.
     let status = assert_ok(&demo(&["--database-url", &url, "migrate", "status"]));
     assert!(
-        status.contains("shared schema: 3 applied, 0 pending"),
+        status.contains("shared schema: 4 applied, 0 pending"),
         "{status}"
     );
     let line = status
@@ -323,7 +323,7 @@ async fn migrate_commands_and_exit_codes() {
     let status = run(&["migrate", "status"]);
     assert_eq!(status.status.code(), Some(1), "{status:?}");
     assert!(
-        out(&status).contains("0 applied, 3 pending"),
+        out(&status).contains("0 applied, 4 pending"),
         "{}",
         out(&status)
     );
@@ -343,7 +343,7 @@ async fn migrate_commands_and_exit_codes() {
     assert_eq!(run(&["migrate", "status"]).status.code(), Some(1));
 
     let migrated = assert_ok(&run(&["migrate"]));
-    assert!(migrated.contains("shared schema: 3 applied"), "{migrated}");
+    assert!(migrated.contains("shared schema: 4 applied"), "{migrated}");
     assert_ok(&run(&["migrate", "status"]));
     assert_ok(&run(&["tenants", "create", "acme"]));
     assert_ok(&run(&["tenants", "create", "globex"]));
@@ -396,7 +396,7 @@ async fn migrate_commands_and_exit_codes() {
     let fresh = format!("sqlite://{}/demo.sqlite?mode=rwc", empty.display());
     assert!(serves(&fresh).contains("listening on http://127.0.0.1:"));
     let status = assert_ok(&demo(&["--database-url", &fresh, "migrate", "status"]));
-    assert!(status.contains("3 applied, 0 pending"), "{status}");
+    assert!(status.contains("4 applied, 0 pending"), "{status}");
     assert!(
         status.contains("edgy") && status.contains("done"),
         "{status}"
@@ -455,19 +455,21 @@ fn makemigrations_check_and_generate() {
         made.contains("0004_shared_price.json") && made.contains("0005_tenant_price.json"),
         "{made}"
     );
-    for (ours, theirs) in [
-        ("0004_shared_price", "0004_shared_product_price_stock"),
-        ("0005_tenant_price", "0005_tenant_product_price_stock"),
-    ] {
-        let read = |d: &std::path::Path, id: &str| {
-            let text = std::fs::read_to_string(d.join(format!("{id}.json"))).unwrap();
-            tenantry::migrate::Migration::parse(id, &text).unwrap()
-        };
-        assert_eq!(
-            read(&dir, ours).operations(),
-            read(&source, theirs).operations()
-        );
-    }
+    let read = |d: &std::path::Path, id: &str| {
+        let text = std::fs::read_to_string(d.join(format!("{id}.json"))).unwrap();
+        tenantry::migrate::Migration::parse(id, &text).unwrap()
+    };
+    // The shared file made here holds what the source's 0004 and 0006 (the tenant
+    // directory's table) hold, tables first.
+    let mut shared = read(&source, "0006_shared_tenant_directory")
+        .operations()
+        .to_vec();
+    shared.extend_from_slice(read(&source, "0004_shared_product_price_stock").operations());
+    assert_eq!(read(&dir, "0004_shared_price").operations(), &shared[..]);
+    assert_eq!(
+        read(&dir, "0005_tenant_price").operations(),
+        read(&source, "0005_tenant_product_price_stock").operations()
+    );
     assert_ok(&demo(&[
         "makemigrations",
         "--check",

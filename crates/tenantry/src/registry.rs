@@ -185,10 +185,13 @@ impl Registry {
         Ok(())
     }
 
-    /// Closes every database's pools.
+    /// Closes every database's pools, the tenant directory's included.
     pub async fn disconnect(&self) {
         for db in self.databases() {
             db.disconnect().await;
+        }
+        if let Some(directory) = &self.inner.directory {
+            directory.disconnect().await;
         }
     }
 
