@@ -155,7 +155,9 @@ async fn create_in_directory(
     {
         Ok(_) => {}
         Err(error @ Error::SchemaAlreadyExists { .. }) => {
-            return Err(failed(&format!("tenant {name} already exists"), error))
+            return Err(
+                CommandError::failed(format!("tenant {name} already exists")).caused_by(error),
+            )
         }
         Err(
             error @ (Error::InvalidSchemaName { .. }

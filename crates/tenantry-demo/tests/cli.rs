@@ -486,3 +486,74 @@ fn makemigrations_check_and_generate() {
     assert_refused(&bad, 2, &["--rename-table x=y"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+backend_test!(directory_tenants_commands, |t: common::TestDb| async move {
+    let url = t.url();
+    let servers = format!("home={}", t.server_url());
+    let database = format!("{}_dirdb", t.prefix);
+    let a = t.schema("da");
+    let a = a.as_str();
+    let run = |args: &[&str]| {
+        command(args)
+            .env("DATABASE_URL", &url)
+            .env("TENANTRY_DIRECTORY_SERVERS", &servers)
+            .output()
+            .unwrap()
+    };
+    let created = assert_ok(&run(&[
+        "tenants",
+        "create",
+        a,
+        "--server",
+        "home",
+        "--database",
+        &database,
+    ]));
+    assert_eq!(created, format!("created tenant {a} on home/{database}\n"));
+    let listed = assert_ok(&run(&["tenants", "list"]));
+    assert_eq!(listed, format!("{a}\thome/{database}\n"));
+    // The runner goes through the directory: the new tenant is current.
+    let migrated = assert_ok(&run(&["migrate", "run"]));
+    assert!(
+        migrated.contains(&format!(
+            "directory database home/{database}: 0 migrated, 0 failed"
+        )),
+        "{migrated}"
+    );
+    let again = run(&[
+        "tenants",
+        "create",
+        a,
+        "--server",
+        "home",
+        "--database",
+        &database,
+    ]);
+    assert_refused(&again, 1, &[&format!("error: tenant {a} already exists.")]);
+    let nowhere = run(&[
+        "tenants",
+        "create",
+        "zz",
+        "--server",
+        "nowhere",
+        "--database",
+        &database,
+    ]);
+    assert_refused(&nowhere, 2, &["cannot create tenant zz"]);
+    // Without a directory, --server is a usage error.
+    let plain = demo(&[
+        "--database-url",
+        &url,
+        "tenants",
+        "create",
+        "zz",
+        "--server",
+        "home",
+        "--database",
+        &database,
+    ]);
+    assert_refused(&plain, 2, &["--directory-server"]);
+    let dropped = assert_ok(&run(&["tenants", "drop", a, "--yes"]));
+    assert_eq!(dropped, format!("dropped tenant {a} and its data\n"));
+    assert_eq!(assert_ok(&run(&["tenants", "list"])), "");
+});
