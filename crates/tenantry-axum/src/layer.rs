@@ -130,6 +130,21 @@ impl TenantLayer {
         Ok(None)
     }
 
+    /// The database a tenant's requests run on: the store's answer, else (a store that wraps
+    /// the directory's without forwarding `database`) the registry's directory's, so that a
+    /// directory tenant is never served from a schema of the same name in the default
+    /// database. `None`: the registry's databases.
+    async fn route(&self, info: &TenantInfo) -> tenantry::Result<Option<tenantry::Database>> {
+        if let Some(database) = self.cache.store().database(info).await? {
+            return Ok(Some(database));
+        }
+        let registry = self.cache.registry();
+        match registry.tenant_directory() {
+            Some(directory) => directory.database_of(registry, info).await,
+            None => Ok(None),
+        }
+    }
+
     /// A named tenant: served, refused as suspended, or (unknown) as the policy says.
     #[allow(clippy::result_large_err)] // The refusal is the response itself, as in `resolve`.
     fn admit(
@@ -196,7 +211,7 @@ where
             };
             // A store that routes its tenants (the directory's) names their database.
             let routed = match &tenant {
-                Some(info) => match layer.cache.store().database(info).await {
+                Some(info) => match layer.route(info).await {
                     Ok(routed) => routed,
                     Err(error) => return Ok(TenantLookupFailed::new(error).into_response()),
                 },

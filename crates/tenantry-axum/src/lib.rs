@@ -29,8 +29,12 @@
 //!   it ([`TenantInfo`](tenantry::TenantInfo)) is also in the request extensions, and
 //!   [`CurrentTenant`] in the response's (for logging layers outside this one).
 //!
-//! The layer sets the task's tenant, which is a schema. For a database-per-tenant row (its
-//! [`database`](tenantry::contrib::Tenant::database) is `Some`), handlers add
+//! The layer sets the task's tenant, which is a schema. A store that routes its tenants
+//! ([`TenantStore::database`](tenantry::TenantStore::database), as the
+//! [`Directory`](tenantry::Directory)'s store does) also sets the tenant's database: the
+//! request runs in [`tenantry::with_tenant_in`], so its tenant-model queries go there. For a
+//! database-per-tenant row of `contrib::Tenant` (its
+//! [`database`](tenantry::contrib::Tenant::database) names an extra database), handlers add
 //! `using_with_db(name)` themselves.
 //!
 //! ```no_run

@@ -277,6 +277,9 @@ pub(crate) fn model_table(
     meta: &'static ModelMeta,
 ) -> Result<TableName> {
     meta.check_schema(schema)?;
+    if schema.is_none() && database.is_directory_database() {
+        return Err(shared_from_directory(database));
+    }
     if schema.is_some() && database.backend() == Backend::Sqlite {
         return Ok(TableName(
             Some(sea_query::SchemaName(None, SQLITE_OWN_FILE.into())),
@@ -284,6 +287,15 @@ pub(crate) fn model_table(
         ));
     }
     Ok(table_name(database, schema, meta.table))
+}
+
+/// A shared model's table named on a [`Directory`](crate::Directory) database, which holds
+/// no shared schema: from a directory tenant, shared rows are in the default database.
+fn shared_from_directory(database: &Database) -> Error {
+    Error::Unsupported {
+        backend: database.backend().name(),
+        what: "a shared model reached through a directory tenant's database (a join, a subquery, select_related or a fetch): shared rows are in the default database; query them there",
+    }
 }
 
 /// SQLite: how a connection names its own file, whatever else is attached to it.
@@ -300,10 +312,7 @@ impl Target {
         schema: Option<&SchemaName>,
     ) -> Result<TableName> {
         if schema.is_none() && self.database().is_directory_database() {
-            return Err(Error::Unsupported {
-                backend: self.backend().name(),
-                what: "a join from a directory tenant to a shared model (the tenant's database holds no shared schema)",
-            });
+            return Err(shared_from_directory(self.database()));
         }
         if schema == self.schema.as_ref() || self.backend() != Backend::Sqlite {
             return model_table(self.database(), schema, meta);

@@ -39,7 +39,7 @@ use crate::{
     row::Row,
     schema_name::SchemaName,
     target::{Conn, Target},
-    tenancy::context::context_route,
+    tenancy::context::{context_route, routed_database_of},
     transaction::Transaction,
 };
 
@@ -154,10 +154,20 @@ impl RawSql {
     /// The target, the rendered SQL and the values.
     fn prepare(self) -> Result<(Target, String, Vec<Value>)> {
         let explicit = self.schema.map_err(|e| e.replay())?;
+        let scan = scan(self.template, self.registry.models())?;
+        // Only shared tables: the statement belongs to the shared schema, in the default
+        // database (also from a directory tenant's scope).
+        let shared_only = scan.shared && !scan.tenant;
+        let from_context = explicit.is_none() && !shared_only;
         let (schema, routed) = match explicit {
-            Some(schema) => (Some(schema), None),
+            _ if shared_only => (None, None),
+            Some(schema) => {
+                let routed = routed_database_of(&schema);
+                (Some(schema), routed)
+            }
             None => context_route()?,
         };
+        let routed_context = routed.is_some();
         let conn = match (&self.transaction, routed) {
             (Some(tx), Some(db)) if !tx.database().same_as(&db) => {
                 return Err(Error::Unsupported {
@@ -169,12 +179,8 @@ impl RawSql {
             (None, Some(db)) => Conn::Database(db),
             (None, None) => Conn::Database(self.registry.database().clone()),
         };
-        let mut target = Target::resolved(conn, schema)?;
-        let scan = scan(self.template, self.registry.models())?;
-        if scan.shared && !scan.tenant {
-            // Only shared tables: the statement belongs to the shared schema.
-            target.schema = None;
-        }
+        let target = Target::resolved(conn, schema)?;
+        target.refuse_unrouted(from_context && !routed_context)?;
         let sql = render(self.template, &target, self.registry.models())?;
         let expected = sql.placeholders;
         if expected != self.values.len() {

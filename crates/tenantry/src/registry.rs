@@ -169,6 +169,11 @@ impl Registry {
         self.inner.models.iter().copied().filter(|m| !m.shared)
     }
 
+    /// The default database and every extra one.
+    pub(crate) fn all_databases(&self) -> impl Iterator<Item = &Database> {
+        self.databases()
+    }
+
     fn databases(&self) -> impl Iterator<Item = &Database> {
         std::iter::once(&self.inner.database).chain(self.inner.extra.iter().map(|(_, db)| db))
     }

@@ -102,6 +102,19 @@ impl Target {
         }
     }
 
+    /// A directory database holds only the tenants routed to it: its shared schema, or a
+    /// schema an unrouted context chose (`unrouted_context`), would be another tenant's or
+    /// nobody's. [`Error::Unsupported`](crate::Error::Unsupported) for those.
+    pub(crate) fn refuse_unrouted(&self, unrouted_context: bool) -> Result<()> {
+        if self.database().is_directory_database() && (self.schema.is_none() || unrouted_context) {
+            return Err(crate::Error::Unsupported {
+                backend: self.backend().name(),
+                what: "a directory database outside its tenants' scopes (shared models and unrouted tenants live in the registry's databases)",
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn backend(&self) -> Backend {
         self.database().backend()
     }

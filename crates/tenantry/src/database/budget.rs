@@ -40,12 +40,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Clone)]
 pub struct ConnectionBudget {
     inner: Arc<Inner>,
+    /// This handle's wait: clones share everything else.
+    wait: Duration,
 }
 
 struct Inner {
     limit: usize,
     slots: Arc<Semaphore>,
-    wait: Duration,
     /// When the budget was made: pools record their last use as milliseconds since then.
     born: Instant,
     /// The pools drawing on the budget, to close idle connections of when it runs out.
@@ -57,7 +58,7 @@ impl std::fmt::Debug for ConnectionBudget {
         f.debug_struct("ConnectionBudget")
             .field("limit", &self.inner.limit)
             .field("in_use", &self.in_use())
-            .field("wait", &self.inner.wait)
+            .field("wait", &self.wait)
             .finish()
     }
 }
@@ -98,35 +99,26 @@ pub(crate) type BudgetSlot = OwnedSemaphorePermit;
 const RETRY: Duration = Duration::from_millis(25);
 
 impl ConnectionBudget {
-    /// A budget of `limit` connections (at least 1), whose openers wait up to 5 s for a slot.
+    /// A budget of `limit` connections (at least 1, at most tokio's semaphore maximum,
+    /// about 2.3 quintillion), whose openers wait up to 5 s for a slot.
     pub fn new(limit: usize) -> Self {
-        let limit = limit.max(1);
+        let limit = limit.clamp(1, Semaphore::MAX_PERMITS);
         ConnectionBudget {
             inner: Arc::new(Inner {
                 limit,
                 slots: Arc::new(Semaphore::new(limit)),
-                wait: Duration::from_secs(5),
                 born: Instant::now(),
                 pools: Mutex::new(Vec::new()),
             }),
+            wait: Duration::from_secs(5),
         }
     }
 
     /// How long a pool that needs a new connection waits for a slot when every slot is in
-    /// use. Set it before the budget is shared (a clone made earlier keeps the old wait).
+    /// use. The budget is shared with every clone; the wait is this handle's (pools opened
+    /// with it use it).
     pub fn wait(mut self, wait: Duration) -> Self {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.wait = wait,
-            None => {
-                self.inner = Arc::new(Inner {
-                    limit: self.inner.limit,
-                    slots: Arc::clone(&self.inner.slots),
-                    wait,
-                    born: self.inner.born,
-                    pools: Mutex::new(Vec::new()),
-                })
-            }
-        }
+        self.wait = wait;
         self
     }
 
@@ -141,7 +133,7 @@ impl ConnectionBudget {
     }
 
     pub(crate) fn wait_time(&self) -> Duration {
-        self.inner.wait
+        self.wait
     }
 
     pub(crate) fn now_ms(&self) -> u64 {
@@ -173,7 +165,7 @@ impl ConnectionBudget {
             return Ok(slot);
         }
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + wait.min(self.inner.wait);
+        let deadline = tokio::time::Instant::now() + wait.min(self.wait);
         let queued = Arc::clone(&self.inner.slots).acquire_owned();
         tokio::pin!(queued);
         loop {

@@ -62,7 +62,15 @@ struct Inner {
     /// Opened by a [`Directory`](crate::Directory) for its tenants: holds tenant schemas
     /// only, never the application's shared schema.
     directory: bool,
+    /// Unique to this handle's pools in the process.
+    id: u64,
+    /// The database's name on its server (SQLite: the main file's path), to tell whether a
+    /// directory entry names it.
+    name: Option<Arc<str>>,
 }
+
+/// The next [`Database`] id.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 pub(crate) enum Pools {
     Postgres(ConnPool<sqlx::Postgres>),
@@ -99,14 +107,17 @@ impl Database {
         let (options, tenant_namespace) = options.take_tenant_namespace();
         let (url, settings) = options.resolve()?;
         let backend = backend_of(&url)?;
-        let (pools, default_namespace) = match backend {
+        let (pools, default_namespace, name) = match backend {
             Backend::Postgres => {
                 let opts = PgConnectOptions::from_str(&url)
                     .map_err(invalid_url)?
                     .statement_cache_capacity(settings.statement_cache_capacity(Backend::Postgres));
+                // Without a database in the URL, PostgreSQL connects to the user's.
+                let name = Arc::from(opts.get_database().unwrap_or(opts.get_username()));
                 (
                     Pools::Postgres(ConnPool::new(opts, &settings)?),
                     Some(Arc::from("public")),
+                    Some(name),
                 )
             }
             Backend::MySql => {
@@ -114,13 +125,18 @@ impl Database {
                 let opts = MySqlConnectOptions::from_str(&url)
                     .map_err(invalid_url)?
                     .statement_cache_capacity(settings.statement_cache_capacity(Backend::MySql));
-                let namespace = opts.get_database().map(Arc::from);
-                (Pools::MySql(ConnPool::new(opts, &settings)?), namespace)
+                let namespace: Option<Arc<str>> = opts.get_database().map(Arc::from);
+                (
+                    Pools::MySql(ConnPool::new(opts, &settings)?),
+                    namespace.clone(),
+                    namespace,
+                )
             }
-            Backend::Sqlite => (
-                Pools::Sqlite(Box::new(SqliteStore::new(&url, &settings).await?)),
-                None,
-            ),
+            Backend::Sqlite => {
+                let store = SqliteStore::new(&url, &settings).await?;
+                let name = store.main_path().map(Arc::from);
+                (Pools::Sqlite(Box::new(store)), None, name)
+            }
         };
         let tenant_namespace = TenantNamespace::new(
             backend,
@@ -135,6 +151,8 @@ impl Database {
                 tenant_namespace,
                 stale_plan_retries: std::sync::atomic::AtomicU64::new(0),
                 directory,
+                id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                name,
             }),
         };
         if eager {
@@ -234,6 +252,16 @@ impl Database {
     /// holds no shared schema: shared models are never read or joined there).
     pub fn is_directory_database(&self) -> bool {
         self.inner.directory
+    }
+
+    /// A number no other database of this process has.
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The database's name on its server (SQLite: its main file's path; `None` in memory).
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
     }
 
     /// Two handles to the same pools.

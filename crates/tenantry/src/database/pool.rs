@@ -47,6 +47,9 @@ pub(crate) struct Pooled<DB: sqlx::Database> {
     shared_attached: bool,
     /// The connection's slot of its [`ConnectionBudget`], given back once it is closed.
     slot: Option<BudgetSlot>,
+    /// Dropped in the middle of a statement (a cancelled caller): the server may still be
+    /// running it.
+    abandoned: bool,
 }
 
 impl<DB: sqlx::Database> Pooled<DB> {
@@ -83,6 +86,7 @@ impl<DB: sqlx::Database> Drop for Pooled<DB> {
             raw: Some(raw),
             open,
             slot,
+            abandoned: self.abandoned,
         }
         .start();
     }
@@ -96,6 +100,7 @@ struct Closing<DB: sqlx::Database> {
     raw: Option<DB::Connection>,
     open: Option<OpenConnection>,
     slot: Option<BudgetSlot>,
+    abandoned: bool,
 }
 
 impl<DB: sqlx::Database> Closing<DB> {
@@ -110,7 +115,16 @@ impl<DB: sqlx::Database> Closing<DB> {
     }
 
     async fn close(mut self) {
-        if let Some(raw) = self.raw.take() {
+        if let Some(mut raw) = self.raw.take() {
+            if self.abandoned && self.slot.is_some() {
+                // A statement cancelled half way may still run on the server, whose session
+                // lives until it ends: the slot is held until the server has answered it
+                // (the ping waits for the abandoned statement's end first), up to a bound.
+                let drained = tokio::time::timeout(ABANDONED_DRAIN, raw.ping()).await;
+                if drained.is_err() {
+                    tracing::warn!("a cancelled statement was still running after {ABANDONED_DRAIN:?}; its connection is closed and its budget slot given back");
+                }
+            }
             let _ = raw.close().await;
         }
         self.open.take();
@@ -161,6 +175,10 @@ impl Drop for OpenConnection {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
+
+/// How long a budgeted connection dropped in the middle of a statement waits for the
+/// server to end that statement before it is closed (see [`Closing::close`]).
+const ABANDONED_DRAIN: Duration = Duration::from_secs(30);
 
 /// How long a closed server connection keeps its budget slot (see [`Closing::close`]).
 const SERVER_CLOSE_GRACE: Duration = Duration::from_millis(100);
@@ -214,6 +232,7 @@ impl<DB: sqlx::Database> managed::Manager for Manager<DB> {
                 open: None,
                 shared_attached: false,
                 slot,
+                abandoned: false,
             });
         };
         // SQLite: the connection is opened in a task of its own that owns its count, so a
@@ -243,6 +262,7 @@ impl<DB: sqlx::Database> managed::Manager for Manager<DB> {
             open: Some(open),
             shared_attached: false,
             slot,
+            abandoned: false,
         })
     }
 
@@ -627,6 +647,10 @@ impl<DB: sqlx::Database> Checkout<DB> {
 
 impl<DB: sqlx::Database> Drop for Checkout<DB> {
     fn drop(&mut self) {
+        // Not released: its statement was cancelled half way.
+        if let Some(Held::Pooled(object)) = self.held.as_mut() {
+            object.abandoned = true;
+        }
         self.discard(false);
     }
 }

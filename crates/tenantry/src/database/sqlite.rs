@@ -128,6 +128,18 @@ impl SqliteStore {
         })
     }
 
+    /// The main file's path, made absolute where it can be (`None` in memory).
+    pub(crate) fn main_path(&self) -> Option<String> {
+        match &self.location {
+            Location::File { .. } => {
+                let file = self.main_options.get_filename();
+                let path = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+                Some(path.to_string_lossy().into_owned())
+            }
+            Location::Memory { .. } => None,
+        }
+    }
+
     pub(crate) fn main(&self) -> &ConnPool<Sqlite> {
         &self.main
     }

@@ -68,7 +68,11 @@ impl<M: Model> QuerySet<M> {
         let key = self.cursor_key()?;
         let target = self.target()?;
         let columns = self.keyset_columns()?;
-        let binding = binding::<M>(target.schema.as_ref().map(|s| s.as_str()), &columns);
+        let binding = binding::<M>(
+            target.database().name(),
+            target.schema.as_ref().map(|s| s.as_str()),
+            &columns,
+        );
         let mut query = self.clone();
         query.order = columns.iter().map(|(_, o)| o.clone()).collect();
         if let Some(cursor) = cursor {
@@ -152,9 +156,17 @@ fn json_of_type(sql_type: SqlType) -> Option<()> {
     }
 }
 
-/// What a cursor is bound to: the table, the schema and the ordering.
-fn binding<M: Model>(schema: Option<&str>, columns: &[(&'static ColumnMeta, Ordering)]) -> String {
-    let mut binding = String::with_capacity(64);
+/// What a cursor is bound to: the database (by its name on the server, so that a tenant of a
+/// directory database and a tenant of the same name elsewhere never share cursors), the
+/// table, the schema and the ordering.
+fn binding<M: Model>(
+    database: Option<&str>,
+    schema: Option<&str>,
+    columns: &[(&'static ColumnMeta, Ordering)],
+) -> String {
+    let mut binding = String::with_capacity(96);
+    binding.push_str(database.unwrap_or(""));
+    binding.push('|');
     binding.push_str(M::META.table);
     binding.push('|');
     binding.push_str(schema.unwrap_or(""));

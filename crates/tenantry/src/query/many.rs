@@ -150,7 +150,7 @@ impl<J: Model, L: Model, R: Model> RelatedMany<J, L, R> {
         let links = self
             .links()
             .subquery(self.relation.right)
-            .in_schema(junction.schema);
+            .in_place(junction.database().clone(), junction.schema.clone());
         query.filter(pk.in_query(links))
     }
 

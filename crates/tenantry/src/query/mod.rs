@@ -57,7 +57,7 @@ use crate::{
     registry::Registry,
     schema_name::SchemaName,
     target::{Conn, Origin, Target},
-    tenancy::context::context_route,
+    tenancy::context::{context_route, routed_database_of},
     transaction::Transaction,
 };
 
@@ -422,7 +422,10 @@ impl Place {
         // `routed`: the database a directory tenant's scope sends its schema's queries to.
         let mut from_context = false;
         let (schema, routed) = match (self.schema.clone(), pinned) {
-            (Some(schema), _) => (Some(schema), None),
+            (Some(schema), _) => {
+                let routed = routed_database_of(&schema);
+                (Some(schema), routed)
+            }
             (None, Some(pinned)) => (pinned, None),
             (None, None) if M::META.shared => (None, None),
             (None, None) => {
@@ -442,16 +445,7 @@ impl Place {
             },
         };
         let target = Target::resolved(conn, schema)?;
-        // A directory database holds only the tenants routed to it: its shared schema, or a
-        // schema named by an unrouted context, would be another tenant's or nobody's.
-        if target.database().is_directory_database()
-            && (target.schema.is_none() || (from_context && !routed_context))
-        {
-            return Err(Error::Unsupported {
-                backend: target.backend().name(),
-                what: "a directory database outside its tenants' scopes (shared models and unrouted tenants live in the registry's databases)",
-            });
-        }
+        target.refuse_unrouted(from_context && !routed_context)?;
         Ok(target)
     }
 

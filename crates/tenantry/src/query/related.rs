@@ -14,14 +14,14 @@ use std::{any::Any, collections::HashMap};
 
 use sea_query::{Expr, ExprTrait, Query};
 
-use super::QuerySet;
+use super::{QuerySet, Source};
 use crate::{
     error::{Error, Result},
     field::FieldType,
     instance::Instance,
     model::{Column, Model, ModelMeta},
     row::Row,
-    target::{Origin, Target},
+    target::{Conn, Origin, Target},
 };
 
 /// A foreign key field seen without its target type, so a model can hand out its foreign
@@ -177,14 +177,7 @@ impl<M: Model> QuerySet<M> {
             let Some(mut related) = related else {
                 continue;
             };
-            let parent_target = Target {
-                conn: target.conn.clone(),
-                schema: if parent.shared {
-                    None
-                } else {
-                    target.schema.clone()
-                },
-            };
+            let parent_target = self.parent_target(target, parent)?;
             let per_query = target.backend().capabilities().max_bind_params.max(1);
             let keys = related.0.key_values();
             for chunk in keys.chunks(per_query) {
@@ -200,6 +193,27 @@ impl<M: Model> QuerySet<M> {
             }
         }
         Ok(())
+    }
+}
+
+impl<M: Model> QuerySet<M> {
+    /// Where the rows a foreign key of rows read at `target` points to are: the same schema,
+    /// or the shared schema for a shared parent. From a directory tenant's database the
+    /// shared schema is the registry's default database's (a query made from the registry);
+    /// from a transaction of that database it cannot be reached ([`Error::Unsupported`], by
+    /// the table's naming).
+    fn parent_target(&self, target: &Target, parent: &'static ModelMeta) -> Result<Target> {
+        if !parent.shared {
+            return Ok(Target {
+                conn: target.conn.clone(),
+                schema: target.schema.clone(),
+            });
+        }
+        let conn = match (&self.source, target.database().is_directory_database()) {
+            (Source::Registry(registry), true) => Conn::Database(registry.database().clone()),
+            _ => target.conn.clone(),
+        };
+        Ok(Target { conn, schema: None })
     }
 }
 

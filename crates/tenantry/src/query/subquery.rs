@@ -19,9 +19,10 @@ use crate::{
 pub struct Subquery<R: Model, T> {
     query: QuerySet<R>,
     column: Option<&'static str>,
-    /// The schema the subquery runs in, when it is not the outer query's (a many-to-many
-    /// junction of the owner's tenant, under a query over a shared model).
-    schema: Option<Option<crate::schema_name::SchemaName>>,
+    /// The database and schema the subquery's rows are in, when they are not the outer
+    /// query's (a many-to-many junction of the owner's tenant, under a query over a shared
+    /// model).
+    schema: Option<(crate::Database, Option<crate::schema_name::SchemaName>)>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -48,9 +49,15 @@ impl<R: Model> QuerySet<R> {
 }
 
 impl<R: Model, T> Subquery<R, T> {
-    /// Runs the subquery in `schema` instead of the outer query's.
-    pub(crate) fn in_schema(mut self, schema: Option<crate::schema_name::SchemaName>) -> Self {
-        self.schema = Some(schema);
+    /// Runs the subquery in `schema` of `database` instead of the outer query's schema; a
+    /// `database` other than the outer query's is [`Error::Unsupported`] when it renders
+    /// (one statement cannot read two databases).
+    pub(crate) fn in_place(
+        mut self,
+        database: crate::Database,
+        schema: Option<crate::schema_name::SchemaName>,
+    ) -> Self {
+        self.schema = Some((database, schema));
         self
     }
 }
@@ -67,7 +74,13 @@ impl<R: Model, T> Inner for Subquery<R, T> {
             });
         }
         let schema = match &self.schema {
-            Some(pinned) => pinned.clone(),
+            Some((database, _)) if !database.same_as(outer.database()) => {
+                return Err(Error::Unsupported {
+                    backend: outer.backend().name(),
+                    what: "a subquery over rows of another database (a many-to-many whose junction is in a directory tenant's database and whose targets are shared)",
+                })
+            }
+            Some((_, pinned)) => pinned.clone(),
             None if R::META.shared => None,
             None => outer.schema.clone(),
         };

@@ -410,6 +410,17 @@ pub(crate) fn context_route() -> Result<(Option<SchemaName>, Option<Database>)> 
     .unwrap_or(Ok((None, None)))
 }
 
+/// The database of a routed scope whose tenant is `schema`: a query that names its own
+/// tenant's schema with `using(..)` goes where the scope's other queries go, not to a schema
+/// of the same name in the default database.
+pub(crate) fn routed_database_of(schema: &SchemaName) -> Option<Database> {
+    with_scope(|scope| match (&scope.tenant, &scope.database) {
+        (Some(tenant), Some(database)) if tenant == schema => Some(database.clone()),
+        _ => None,
+    })
+    .flatten()
+}
+
 /// Spawns `future` on the tokio runtime inside a copy of the current tenant scope (tenant,
 /// activated schema, and a conflict if the scope is poisoned), which `tokio::spawn` alone
 /// would drop. The copy is the spawned task's own: a [`set_tenant`] there does not reach back.

@@ -95,9 +95,14 @@ struct State {
 }
 
 struct Routes {
-    /// When the epoch was last read, and its value.
-    checked: Option<(Instant, Option<u128>)>,
-    entries: LruCache<SchemaName, Option<Arc<CheckedEntry>>>,
+    /// When the epoch was last read, and its value, per registry (by its default database).
+    checked: HashMap<u64, (Instant, Option<u128>)>,
+    /// Entries by registry (its default database's id: one directory may serve several
+    /// registries, each with its own table) and tenant.
+    entries: LruCache<(u64, SchemaName), Option<Arc<CheckedEntry>>>,
+    /// Bumped whenever entries are forgotten: a read that began before may not store what it
+    /// read, which may be older than the change that made them forgotten.
+    generation: u64,
 }
 
 /// Where a tenant lives, as the directory resolved it.
@@ -144,8 +149,9 @@ impl Directory {
                 databases: Mutex::new(HashMap::new()),
                 opening: tokio::sync::Mutex::new(()),
                 routes: Mutex::new(Routes {
-                    checked: None,
+                    checked: HashMap::new(),
                     entries: LruCache::new(ROUTES_CACHED),
+                    generation: 0,
                 }),
             }),
         }
@@ -159,20 +165,23 @@ impl Directory {
     pub fn server(mut self, alias: &str, url: &str) -> Result<Self> {
         let alias = SchemaName::parse(alias)?;
         let backend = backend_of(url)?;
-        if backend == Backend::Sqlite && (url.contains(":memory:") || url.contains("mode=memory")) {
+        let server = Server {
+            alias,
+            backend,
+            url: url.to_owned(),
+        };
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if backend == Backend::Sqlite && (in_memory || server.sqlite_dir().is_empty()) {
             return Err(Error::InvalidUrl {
                 reason: format!(
-                    "server {alias}: a SQLite server is a directory, not an in-memory database"
+                    "server {}: a SQLite server is a directory (sqlite://DIR), not an in-memory database or no path",
+                    server.alias
                 ),
             });
         }
         let config = Arc::make_mut(&mut self.config);
-        config.servers.retain(|s| s.alias != alias);
-        config.servers.push(Server {
-            alias,
-            backend,
-            url: url.to_owned(),
-        });
+        config.servers.retain(|s| s.alias != server.alias);
+        config.servers.push(server);
         Ok(self)
     }
 
@@ -261,24 +270,34 @@ impl Directory {
     /// (a tenant added, suspended or removed by any process) clears what is remembered.
     pub async fn route(&self, registry: &Registry, tenant: &SchemaName) -> Result<Option<Route>> {
         self.check_epoch(registry).await?;
-        let cached = self.lock_routes().entries.get(tenant).cloned();
+        let key = (registry.database().id(), tenant.clone());
+        let (cached, generation) = {
+            let mut routes = self.lock_routes();
+            (routes.entries.get(&key).cloned(), routes.generation)
+        };
         let entry = match cached {
             Some(entry) => entry,
             None => {
                 let entry = self.read_entry(registry, tenant).await?.map(Arc::new);
-                self.lock_routes()
-                    .entries
-                    .insert(tenant.clone(), entry.clone());
+                let mut routes = self.lock_routes();
+                if routes.generation == generation {
+                    routes.entries.insert(key, entry.clone());
+                }
                 entry
             }
         };
         match entry {
-            Some(entry) => Ok(Some(self.route_of(&entry).await?)),
+            Some(entry) => Ok(Some(self.route_of(registry, &entry).await?)),
             None => Ok(None),
         }
     }
 
-    pub(crate) async fn route_of(&self, entry: &CheckedEntry) -> Result<Route> {
+    pub(crate) async fn route_of(
+        &self,
+        registry: &Registry,
+        entry: &CheckedEntry,
+    ) -> Result<Route> {
+        self.refuse_registry_database(registry, entry.server.as_str(), entry.database.as_str())?;
         Ok(Route {
             schema: entry.schema.clone(),
             server: entry.server.to_string(),
@@ -313,19 +332,28 @@ impl Directory {
     }
 
     async fn check_epoch(&self, registry: &Registry) -> Result<()> {
-        let due = match self.lock_routes().checked {
+        let id = registry.database().id();
+        let due = match self.lock_routes().checked.get(&id) {
             Some((at, _)) => at.elapsed() >= EPOCH_CHECK,
             None => true,
         };
         if !due {
             return Ok(());
         }
+        let generation = self.lock_routes().generation;
         let epoch = Some(crate::contrib::epoch(registry).await?.as_u128());
         let mut routes = self.lock_routes();
-        if routes.checked.is_some_and(|(_, seen)| seen != epoch) {
+        let changed = routes
+            .checked
+            .get(&id)
+            .is_some_and(|(_, seen)| *seen != epoch);
+        // Entries cached under an older epoch (or since a forget that raced this read) are
+        // dropped: they may predate the change.
+        if changed || routes.generation != generation {
             routes.entries.clear();
+            routes.generation += 1;
         }
-        routes.checked = Some((Instant::now(), epoch));
+        routes.checked.insert(id, (Instant::now(), epoch));
         Ok(())
     }
 
@@ -333,7 +361,44 @@ impl Directory {
     pub fn forget(&self) {
         let mut routes = self.lock_routes();
         routes.entries.clear();
-        routes.checked = None;
+        routes.checked.clear();
+        routes.generation += 1;
+    }
+
+    /// [`Error::InvalidArgument`] when `server`/`database` is one of `registry`'s own
+    /// databases (its default or an extra one; on MySQL also their tenant namespaces): a
+    /// directory tenant there would be that database's tenant of the same name. Compared
+    /// by name, whatever the server (a host can have several names).
+    pub(crate) fn refuse_registry_database(
+        &self,
+        registry: &Registry,
+        server: &str,
+        database: &str,
+    ) -> Result<()> {
+        let server = self.server_named(server)?;
+        let target = match server.backend {
+            Backend::Sqlite => {
+                let file = std::path::PathBuf::from(server.sqlite_dir())
+                    .join(database)
+                    .with_extension("sqlite");
+                std::path::absolute(&file)
+                    .unwrap_or(file)
+                    .to_string_lossy()
+                    .into_owned()
+            }
+            _ => database.to_owned(),
+        };
+        let taken = registry.all_databases().any(|db| {
+            db.backend() == server.backend
+                && (db.name() == Some(target.as_str()) || db.tenant_namespace() == Some(database))
+        });
+        if taken {
+            return Err(Error::InvalidArgument {
+                argument: "directory entry",
+                reason: "its database is one of the registry's own databases, whose tenants are not the directory's",
+            });
+        }
+        Ok(())
     }
 
     fn lock_routes(&self) -> std::sync::MutexGuard<'_, Routes> {

@@ -21,8 +21,11 @@ impl Directory {
     ///
     /// Refused before anything is created: an invalid name ([`Error::InvalidSchemaName`]),
     /// an unknown server ([`Error::UnknownDatabase`]), a tenant that already has an entry
-    /// ([`Error::SchemaAlreadyExists`]), and a schema that exists on that database already.
-    /// If writing the entry fails, the schema is dropped again.
+    /// ([`Error::SchemaAlreadyExists`]), a database that is one of the registry's own
+    /// ([`Error::InvalidArgument`]), and a schema that exists on that database already.
+    /// If writing the entry fails, the schema is dropped again. The work runs in a task of
+    /// its own: a caller that gives up (a timeout, a cancelled request) does not interrupt
+    /// it half way, leaving a schema without an entry.
     pub async fn add_tenant(
         &self,
         registry: &Registry,
@@ -30,8 +33,29 @@ impl Directory {
         server: &str,
         database: &str,
     ) -> Result<DirectoryEntry> {
-        let entry = self.new_entry(tenant, server, database, TenantState::Active)?;
-        let schema = SchemaName::parse(tenant)?;
+        let entry = self.new_entry(registry, tenant, server, database, TenantState::Active)?;
+        let (directory, registry) = (self.clone(), registry.clone());
+        let (server, database) = (server.to_owned(), database.to_owned());
+        let work = async move {
+            directory
+                .add_tenant_now(&registry, entry, &server, &database)
+                .await
+        };
+        tokio::spawn(work).await.map_err(|join| {
+            Error::Database(sqlx::Error::Io(std::io::Error::other(format!(
+                "the tenant provisioning task failed: {join}"
+            ))))
+        })?
+    }
+
+    async fn add_tenant_now(
+        &self,
+        registry: &Registry,
+        entry: DirectoryEntry,
+        server: &str,
+        database: &str,
+    ) -> Result<DirectoryEntry> {
+        let schema = SchemaName::parse(&entry.schema_name)?;
         if self.read_row(registry, &schema).await?.is_some() {
             return Err(Error::SchemaAlreadyExists {
                 schema: schema.to_string(),
@@ -64,7 +88,7 @@ impl Directory {
         database: &str,
         state: TenantState,
     ) -> Result<DirectoryEntry> {
-        let entry = self.new_entry(tenant, server, database, state)?;
+        let entry = self.new_entry(registry, tenant, server, database, state)?;
         self.write(registry, entry).await
     }
 
@@ -100,6 +124,8 @@ impl Directory {
 
     /// Removes `tenant`'s entry (it is no longer routed), then, with `drop_data`, drops its
     /// schema and tables on its database. [`Error::TenantNotFound`] without an entry.
+    /// Without `drop_data` a malformed entry (one of a server no longer configured) is
+    /// removed too; with it, the entry must be routable ([`check`](Self::check)'s errors).
     pub async fn remove_tenant(
         &self,
         registry: &Registry,
@@ -108,7 +134,10 @@ impl Directory {
     ) -> Result<()> {
         let schema = SchemaName::parse(tenant)?;
         let row = self.existing_row(registry, &schema).await?;
-        let entry = self.check(&row)?;
+        let entry = match drop_data {
+            true => Some(self.check(&row)?),
+            false => None,
+        };
         let id = row.id;
         self.change(registry, move |tx| {
             Box::pin(async move {
@@ -120,7 +149,7 @@ impl Directory {
             })
         })
         .await?;
-        if drop_data {
+        if let Some(entry) = entry {
             let db = self
                 .database(entry.server.as_str(), entry.database.as_str())
                 .await?;
@@ -133,18 +162,14 @@ impl Directory {
         Ok(())
     }
 
-    /// Every tenant with an entry, sorted by name; a malformed row is an error.
+    /// Every entry as stored, sorted by name, malformed ones included (they are checked
+    /// when routed, and can be removed with [`remove_tenant`](Self::remove_tenant)).
     pub async fn entries(&self, registry: &Registry) -> Result<Vec<DirectoryEntry>> {
         let rows = DirectoryEntry::query(registry)
             .order_by([DirectoryEntry::schema_name().asc()])
             .all()
             .await?;
-        rows.into_iter()
-            .map(|row| {
-                let row = row.into_inner();
-                self.check(&row).map(|_| row)
-            })
-            .collect()
+        Ok(rows.into_iter().map(|row| row.into_inner()).collect())
     }
 
     /// Runs `migrator`'s tenant migrations in every directory database that holds a
@@ -161,17 +186,28 @@ impl Directory {
         options: crate::migrate::RunOptions,
     ) -> Result<Vec<(String, Result<crate::migrate::RunReport>)>> {
         let mut databases: Vec<(SchemaName, SchemaName)> = Vec::new();
+        let mut reports = Vec::new();
         for row in self.entries(registry).await? {
-            let entry = self.check(&row)?;
-            if options.tenant.as_ref().is_some_and(|t| *t != entry.schema) {
+            let wanted = options.tenant.as_ref();
+            if wanted.is_some_and(|t| t.as_str() != row.schema_name) {
                 continue;
             }
+            // An unroutable entry is reported under its database; the others still run.
+            let entry = match self.check(&row).and_then(|e| {
+                self.refuse_registry_database(registry, e.server.as_str(), e.database.as_str())
+                    .map(|()| e)
+            }) {
+                Ok(entry) => entry,
+                Err(error) => {
+                    reports.push((database_key(&row.server, &row.database), Err(error)));
+                    continue;
+                }
+            };
             let place = (entry.server, entry.database);
             if !databases.contains(&place) {
                 databases.push(place);
             }
         }
-        let mut reports = Vec::with_capacity(databases.len());
         for (server, database) in databases {
             let report = match self.database(server.as_str(), database.as_str()).await {
                 Ok(db) => {
@@ -199,6 +235,7 @@ impl Directory {
 
     fn new_entry(
         &self,
+        registry: &Registry,
         tenant: &str,
         server: &str,
         database: &str,
@@ -213,6 +250,7 @@ impl Directory {
             epoch: 1,
         };
         self.check(&entry)?;
+        self.refuse_registry_database(registry, server, database)?;
         Ok(entry)
     }
 
@@ -331,6 +369,11 @@ pub struct DirectoryStore {
 impl DirectoryStore {
     fn info(&self, row: &DirectoryEntry) -> Result<TenantInfo> {
         let entry = self.directory.check(row)?;
+        self.directory.refuse_registry_database(
+            &self.registry,
+            entry.server.as_str(),
+            entry.database.as_str(),
+        )?;
         Ok(TenantInfo {
             database: Some(database_key(entry.server.as_str(), entry.database.as_str())),
             suspended: entry.state == TenantState::Suspended,
@@ -353,7 +396,18 @@ impl TenantStore for DirectoryStore {
     fn list(&self) -> BoxFuture<'_, Result<Vec<TenantInfo>>> {
         Box::pin(async move {
             let rows = self.directory.entries(&self.registry).await?;
-            rows.iter().map(|row| self.info(row)).collect()
+            let mut tenants = Vec::with_capacity(rows.len());
+            for row in &rows {
+                // One unroutable entry (a server no longer configured) must not hide the
+                // others; it is never routed.
+                match self.info(row) {
+                    Ok(info) => tenants.push(info),
+                    Err(error) => {
+                        tracing::warn!(tenant = %row.schema_name, %error, "directory entry left out");
+                    }
+                }
+            }
+            Ok(tenants)
         })
     }
 
@@ -362,12 +416,30 @@ impl TenantStore for DirectoryStore {
     }
 
     fn database<'a>(&'a self, info: &'a TenantInfo) -> BoxFuture<'a, Result<Option<Database>>> {
-        Box::pin(async move {
-            let Some((server, database)) = info.database.as_deref().and_then(|k| k.split_once('/'))
-            else {
-                return Ok(None);
-            };
-            self.directory.database(server, database).await.map(Some)
-        })
+        Box::pin(self.directory.database_of(&self.registry, info))
+    }
+}
+
+impl Directory {
+    /// The directory database `info` names (its [`TenantInfo::database`] is a
+    /// `server/database` of this directory, as [`DirectoryStore`] reports it); `None` when it
+    /// names none (a tenant of the registry's default or an extra database). For a store of
+    /// your own that wraps the directory's: `tenantry-axum` routes through it too.
+    pub async fn database_of(
+        &self,
+        registry: &Registry,
+        info: &TenantInfo,
+    ) -> Result<Option<Database>> {
+        let Some(key) = info.database.as_deref() else {
+            return Ok(None);
+        };
+        if registry.extra_database(key).is_ok() {
+            return Ok(None);
+        }
+        let Some((server, database)) = key.split_once('/') else {
+            return Ok(None);
+        };
+        self.refuse_registry_database(registry, server, database)?;
+        self.database(server, database).await.map(Some)
     }
 }
