@@ -13,11 +13,14 @@ which of the others run as well (W10 and W11 make tenants of their own). W8 (mig
 --migrate-tenants schemas, one line per size) runs only when --only names it, before the
 others; it migrates every schema of the database, so it needs a database of its own (it
 refuses one that holds schemas it did not make). W12 (--stream-rows rows streamed, 1,000,000
-by default) runs only when --only names it, after the others: it takes long.";
+by default) runs only when --only names it, after the others: it takes long. W15 (a flood of
+requests naming unknown tenants through tenantry-axum's layer, about 40 s) runs only when
+--only names it, and W16 (directory tenants' reads while another tenant's server is down,
+PostgreSQL and MySQL, about 20 s) too.";
 
 /// Every workload `--only` may name.
-pub const WORKLOADS: [&str; 12] = [
-    "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11", "W12",
+pub const WORKLOADS: [&str; 14] = [
+    "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11", "W12", "W15", "W16",
 ];
 
 /// The workloads of a run without `--only`: every one but W8 and W12.
@@ -240,7 +243,7 @@ mod tests {
         for w in ["W1", "W7", "W9", "W10", "W11"] {
             assert!(args.wants(w), "{w}");
         }
-        assert!(!args.wants("W8") && !args.wants("W12"));
+        assert!(!args.wants("W8") && !args.wants("W12") && !args.wants("W15"));
 
         let args = parse(&["--quick", "--only", "w12"]);
         assert_eq!(args.stream_rows, 100_000);

@@ -33,6 +33,8 @@ mod models;
 mod raw;
 mod stats;
 mod w12;
+mod w15;
+mod w16;
 mod w8;
 
 use std::{collections::HashMap, time::Instant};
@@ -77,6 +79,7 @@ fn is_bench_schema(name: &str) -> bool {
         rest.bytes().all(|b| b.is_ascii_digit())
             || rest.starts_with("bulk")
             || rest.starts_with("w8_")
+            || rest.starts_with("w15_")
             || matches!(rest, "w10" | "w11" | "w12")
     })
 }
@@ -178,6 +181,12 @@ impl Bench {
         }
         if self.wants("W11") {
             self.w11_prefetch().await?;
+        }
+        if self.wants("W15") {
+            self.w15_flood().await?;
+        }
+        if self.wants("W16") {
+            self.w16_fault().await?;
         }
         // Last: the others' timings should not follow a million-row insert.
         if self.wants("W12") {

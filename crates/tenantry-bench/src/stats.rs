@@ -20,6 +20,10 @@ impl Samples {
         self.0.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// The sum of the samples, in seconds.
     pub fn total(&self) -> f64 {
         self.0.iter().map(Duration::as_secs_f64).sum()

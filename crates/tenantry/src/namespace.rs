@@ -312,3 +312,19 @@ pub(crate) async fn table_names(
     names.sort();
     Ok(names)
 }
+
+/// Whether `error` is a `CREATE DATABASE` of a database that exists: PostgreSQL 42P04 (or a
+/// unique violation on `pg_database` when two creations race), MySQL 1007.
+pub(crate) fn is_database_exists(backend: Backend, error: &Error) -> bool {
+    match error {
+        Error::UniqueViolation { .. } => backend == Backend::Postgres,
+        Error::Database(sqlx::Error::Database(db)) => match backend {
+            Backend::Postgres => db.code().as_deref() == Some("42P04"),
+            Backend::MySql => db
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|e| e.number() == 1007),
+            Backend::Sqlite => false,
+        },
+        _ => false,
+    }
+}

@@ -55,6 +55,24 @@ fn unique_name(suffix: &str) -> Result<SchemaName> {
     SchemaName::parse(&name)
 }
 
+/// Creates a database of a new name: one a process with the same id left behind (process
+/// ids are reused, and a killed test drops nothing) is skipped, never reused.
+async fn create_unused(server_url: &str, backend: Backend) -> Result<SchemaName> {
+    for _ in 0..100 {
+        let name = unique_name("")?;
+        let statement = NamespaceStatement::create_database(backend, &name);
+        match run_on_server(server_url, &statement).await {
+            Ok(()) => return Ok(name),
+            Err(error) if crate::namespace::is_database_exists(backend, &error) => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Err(Error::InvalidArgument {
+        argument: "test database",
+        reason: "100 names in a row were taken by databases left behind; drop the tt_* databases",
+    })
+}
+
 /// A database of one test: created empty, dropped with [`drop`](Self::drop).
 pub struct TestDatabase {
     database: Database,
@@ -88,12 +106,7 @@ impl TestDatabase {
                 place: Place::Directory(dir),
             });
         }
-        let name = unique_name("")?;
-        run_on_server(
-            server_url,
-            &NamespaceStatement::create_database(backend, &name),
-        )
-        .await?;
+        let name = create_unused(server_url, backend).await?;
         let url = with_database(server_url, &name)?;
         let database = match connect(&url).await {
             Ok(database) => database,

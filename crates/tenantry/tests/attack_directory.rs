@@ -1413,12 +1413,10 @@ backend_test!(
     }
 );
 
-// A job context cannot be captured in a directory tenant's scope: `TenantContext::current`
-// is refused (fail-closed) rather than producing a context that would restore into the
-// default database's tenant of the same name. (A gap rather than a leak: jobs cannot be
-// queued from a directory tenant at all; `TenantContext` has no route to carry.)
+// A job context captured in a directory tenant's scope says so, and never restores into the
+// default database's tenant of the same name: `run` refuses its queries, `run_in` routes it.
 backend_test!(
-    holds_tenant_context_is_refused_in_a_directory_scope,
+    holds_tenant_context_of_a_directory_tenant_runs_only_routed,
     |t: common::TestDb| async move {
         let dir = directory(&t, 4);
         let registry = registry_with(&t, &dir).await;
@@ -1426,10 +1424,23 @@ backend_test!(
         let captured = dir
             .with_tenant(&registry, "beta", async { TenantContext::current() })
             .await
+            .unwrap()
             .unwrap();
+        let json = serde_json::to_string(&captured).unwrap();
+        assert_eq!(json, r#"{"tenant":"beta","directory":true}"#);
+        let restored: TenantContext = serde_json::from_str(&json).unwrap();
+        let unrouted = restored.run(User::query(&registry).count()).await;
         assert!(
-            matches!(captured, Err(Error::Unsupported { .. })),
-            "{captured:?}"
+            matches!(unrouted, Err(Error::TenantConflict { .. })),
+            "{unrouted:?}"
+        );
+        let routed = restored.run_in(&registry, names(&registry)).await.unwrap();
+        assert_eq!(routed, ["dir-beta"]);
+        // The default database's beta is still reachable with a plain context.
+        let plain: TenantContext = serde_json::from_str(r#"{"tenant":"beta"}"#).unwrap();
+        assert_eq!(
+            plain.run_in(&registry, names(&registry)).await.unwrap(),
+            ["default-beta"]
         );
         dir.disconnect().await;
     }

@@ -132,6 +132,22 @@ impl TenantScope {
         }
     }
 
+    /// A scope for `tenant` that refuses every query taking its schema from the context, with
+    /// [`Error::TenantConflict`] saying `why`.
+    pub(crate) fn refused(tenant: &SchemaName, why: &str) -> Self {
+        let conflict = Conflict {
+            current: format!("directory tenant {tenant}"),
+            requested: why.to_owned(),
+        };
+        TenantScope {
+            cell: Arc::new(Mutex::new(Scope {
+                tenant: Some(tenant.clone()),
+                conflict: Some(conflict),
+                ..Scope::default()
+            })),
+        }
+    }
+
     /// The scope the current task is in (the same scope, not a copy), or `None` outside any.
     pub fn current() -> Option<Self> {
         SCOPE
@@ -378,22 +394,9 @@ pub fn deactivate_schema() -> Result<()> {
     }))
 }
 
-/// The schema the context chooses: the tenant, else the activated schema; `None` outside a
-/// scope. A poisoned scope is its [`Error::TenantConflict`]. In a routed scope (a directory
-/// tenant) this is [`Error::Unsupported`]: its schema means nothing without its database,
-/// which callers of this function would not use; they call [`context_route`].
-pub(crate) fn context_schema() -> Result<Option<SchemaName>> {
-    match context_route()? {
-        (schema, None) => Ok(schema),
-        (_, Some(database)) => Err(Error::Unsupported {
-            backend: database.backend().name(),
-            what: "this operation inside a directory tenant's scope (its schema lives in another database)",
-        }),
-    }
-}
-
-/// The schema the context chooses, as [`context_schema`], and the database it lives in when
-/// the scope was routed there.
+/// The schema the context chooses (the tenant, else the activated schema; `None` outside a
+/// scope) and the database it lives in when the scope was routed there. A poisoned scope is
+/// its [`Error::TenantConflict`].
 pub(crate) fn context_route() -> Result<(Option<SchemaName>, Option<Database>)> {
     with_scope(|scope| {
         if let Some(conflict) = &scope.conflict {

@@ -2,7 +2,6 @@
 //! suspending, resuming and removing them, and the directory as a [`TenantStore`].
 
 use crate::{
-    backend::Backend,
     contrib::{DirectoryEntry, TenantState},
     database::Database,
     error::{Error, Result},
@@ -333,28 +332,9 @@ impl Directory {
         let statement = NamespaceStatement::create_database(backend, &name);
         match crate::testing::run_on_server(admin_url, &statement).await {
             Ok(()) => Ok(()),
-            Err(error) if already_exists(backend, &error) => Ok(()),
+            Err(error) if crate::namespace::is_database_exists(backend, &error) => Ok(()),
             Err(error) => Err(error),
         }
-    }
-}
-
-/// `CREATE DATABASE` of a database that exists (PostgreSQL 42P04, or a unique violation on
-/// `pg_database` when two creations race; MySQL 1007).
-fn already_exists(backend: Backend, error: &Error) -> bool {
-    match error {
-        Error::UniqueViolation { .. } => true,
-        Error::Database(sqlx::Error::Database(db)) => {
-            let code = db.code();
-            match backend {
-                Backend::Postgres => code.as_deref() == Some("42P04"),
-                _ => {
-                    code.as_deref() == Some("HY000") && db.message().contains("exists")
-                        || code.as_deref() == Some("1007")
-                }
-            }
-        }
-        _ => false,
     }
 }
 

@@ -2,8 +2,12 @@
 
 use std::future::Future;
 
-use super::context::{context_schema, with_tenant};
-use crate::{error::Result, schema_name::SchemaName};
+use super::context::{context_route, with_tenant, TenantScope};
+use crate::{
+    error::{Error, Result},
+    registry::Registry,
+    schema_name::SchemaName,
+};
 
 /// The tenant of the current task, captured where a background job is queued, stored with
 /// the job (JSON in a queue message or a jobs table) and restored where the job runs: in
@@ -41,6 +45,11 @@ pub struct TenantContext {
     /// tenant".
     #[serde(deserialize_with = "required")]
     tenant: Option<SchemaName>,
+    /// A tenant of the registry's [`Directory`](crate::Directory): run it with
+    /// [`run_in`](TenantContext::run_in), which routes it to its database. Written only when
+    /// true (`{"tenant":"acme","directory":true}`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    directory: bool,
 }
 
 /// An `Option` field that must be present (`null` for `None`).
@@ -54,15 +63,37 @@ impl TenantContext {
     /// Where the current task's queries go: its tenant, else its activated schema
     /// ([`activate_schema`](crate::activate_schema)); no tenant outside any scope.
     /// [`Error::TenantConflict`](crate::Error::TenantConflict) inside a scope refused for a conflict, as its queries are.
+    ///
+    /// Inside a directory tenant's scope ([`Directory::with_tenant`](crate::Directory::with_tenant),
+    /// the layer over the directory's store) the context says so, and runs only with
+    /// [`run_in`](Self::run_in).
     pub fn current() -> Result<Self> {
+        let (tenant, routed) = context_route()?;
         Ok(TenantContext {
-            tenant: context_schema()?,
+            tenant,
+            directory: routed.is_some(),
         })
     }
 
-    /// A context for `tenant` (`None`: the shared schema).
+    /// A context for `tenant` (`None`: the shared schema) of the registry's default database.
     pub fn new(tenant: Option<SchemaName>) -> Self {
-        TenantContext { tenant }
+        TenantContext {
+            tenant,
+            directory: false,
+        }
+    }
+
+    /// A context for `tenant`, a tenant of the registry's [`Directory`](crate::Directory).
+    pub fn in_directory(tenant: SchemaName) -> Self {
+        TenantContext {
+            tenant: Some(tenant),
+            directory: true,
+        }
+    }
+
+    /// Whether the tenant is a directory tenant (see [`run_in`](Self::run_in)).
+    pub fn is_directory(&self) -> bool {
+        self.directory
     }
 
     /// The tenant.
@@ -71,7 +102,38 @@ impl TenantContext {
     }
 
     /// Runs `future` in this context's tenant, as [`with_tenant`] does.
+    ///
+    /// A directory tenant's context cannot be routed without the registry: `future` then
+    /// runs in a scope that refuses every query that takes its schema from the context
+    /// ([`Error::TenantConflict`](crate::Error::TenantConflict) naming
+    /// [`run_in`](Self::run_in)), never in a schema of the same name elsewhere.
     pub async fn run<F: Future>(&self, future: F) -> F::Output {
-        with_tenant(self.tenant.clone(), future).await
+        match (&self.tenant, self.directory) {
+            (Some(tenant), true) => TenantScope::refused(
+                tenant,
+                "a scope without its database: run it with TenantContext::run_in(&registry, ..)",
+            )
+            .scope(future)
+            .await,
+            _ => with_tenant(self.tenant.clone(), future).await,
+        }
+    }
+
+    /// Runs `future` in this context's tenant, routed by `registry`'s
+    /// [`Directory`](crate::Directory) for a directory tenant (as
+    /// [`Directory::with_tenant`](crate::Directory::with_tenant): an unknown tenant is
+    /// [`Error::TenantNotFound`], a suspended one [`Error::TenantSuspended`](crate::Error::TenantSuspended),
+    /// and a registry without a directory [`Error::TenantNotFound`] too), else as
+    /// [`run`](Self::run).
+    pub async fn run_in<F: Future>(&self, registry: &Registry, future: F) -> Result<F::Output> {
+        match (&self.tenant, self.directory) {
+            (Some(tenant), true) => match registry.tenant_directory() {
+                Some(directory) => directory.with_tenant(registry, tenant, future).await,
+                None => Err(Error::TenantNotFound {
+                    tenant: tenant.to_string(),
+                }),
+            },
+            _ => Ok(with_tenant(self.tenant.clone(), future).await),
+        }
     }
 }
