@@ -2,8 +2,11 @@
 //! the default run (`--only W16`), PostgreSQL and MySQL only (SQLite has no server to lose).
 //!
 //! 1. Set-up, untimed: a [`Directory`] with the bench's server (`home`, database
-//!    `bench_w16`) and a server nobody answers (`down`, 127.0.0.1 port 1); [`KNOWN`] tenants
-//!    on `home` with one product each, and tenant `lost` on `down`.
+//!    `bench_w16`) and a server that accepts connections and never answers (`down`: a
+//!    listener of this process that holds every socket it accepts, as a hung server or a
+//!    firewall's black hole does), [`KNOWN`] tenants on `home` with one product each, and
+//!    tenant `lost` on `down`. The directory's pools hold 8 connections each, its budget 16,
+//!    its acquire timeout 1 s.
 //! 2. Timed, four phases of [`PHASE`] in the order quiet, fault, fault, quiet: one known
 //!    tenant's `count()` after another (round robin, through `Directory::with_tenant`), each
 //!    timed; in the fault phases, meanwhile, [`FAULT_RATE`] requests/s to `lost`, each of
@@ -37,17 +40,19 @@ fn known(i: usize) -> String {
 impl Bench {
     /// W16: see the module documentation.
     pub(crate) async fn w16_fault(&mut self) -> Result<()> {
-        let down = match self.backend {
-            Backend::Postgres => "postgres://postgres@127.0.0.1:1/postgres",
-            Backend::MySql => "mysql://root@127.0.0.1:1/",
+        let scheme = match self.backend {
+            Backend::Postgres => "postgres://postgres",
+            Backend::MySql => "mysql://root",
             Backend::Sqlite => {
                 eprintln!("tenantry-bench: W16 needs a server (PostgreSQL or MySQL); skipped");
                 return Ok(());
             }
         };
+        let port = hung_server().await?;
+        let down = format!("{scheme}@127.0.0.1:{port}/nowhere");
         let directory = Directory::new(ConnectionBudget::new(16))
             .server("home", &self.args.database_url)?
-            .server("down", down)?
+            .server("down", &down)?
             .pool_size(8)
             .acquire_timeout(Duration::from_secs(1));
         let registry = contrib::register(self.registry.clone())
@@ -112,6 +117,19 @@ impl Bench {
         self.emit("W16_fault", KNOWN, PHASE.as_secs_f64(), extra);
         Ok(())
     }
+}
+
+/// A listener that accepts connections and never answers (nor closes them); its port.
+async fn hung_server() -> Result<u16> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    Ok(port)
 }
 
 /// One phase: the known tenants' timed reads, and with `faulty` the requests to the lost
