@@ -112,34 +112,7 @@ async fn open_connections(t: &common::TestDb, layout: &Layout, directory: &Direc
             .collect();
         total += match t.backend {
             Backend::Sqlite => return directory.budget().in_use(),
-            Backend::Postgres => {
-                let admin = sqlx::PgPool::connect(url).await.unwrap();
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = ANY($1)",
-                )
-                .bind(&names)
-                .fetch_one(&admin)
-                .await
-                .unwrap();
-                admin.close().await;
-                n as usize
-            }
-            Backend::MySql => {
-                let admin = sqlx::MySqlPool::connect(url).await.unwrap();
-                let mut n = 0;
-                for name in &names {
-                    let count: i64 = sqlx::query_scalar(
-                        "SELECT count(*) FROM information_schema.processlist WHERE db = ?",
-                    )
-                    .bind(name)
-                    .fetch_one(&admin)
-                    .await
-                    .unwrap();
-                    n += count as usize;
-                }
-                admin.close().await;
-                n
-            }
+            backend => servers::connections_on(backend, url, &names).await,
         };
     }
     total

@@ -9,6 +9,8 @@
 //! the other's rows is a cross-tenant leak.
 mod common;
 
+use common::directory::{db_name, directory, names, server_connections};
+
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -55,14 +57,6 @@ struct PlanPerk {
 const PLAN_PERKS: ManyToMany<PlanPerk, Plan, Perk> =
     ManyToMany::new(PlanPerk::plan(), PlanPerk::perk());
 
-fn directory(t: &common::TestDb, budget: usize) -> Directory {
-    Directory::new(ConnectionBudget::new(budget).wait(Duration::from_secs(2)))
-        .server("home", &t.server_url())
-        .unwrap()
-        .pool_size(2)
-        .acquire_timeout(Duration::from_secs(3))
-}
-
 async fn registry_with(t: &common::TestDb, directory: &Directory) -> Registry {
     let registry = contrib::register(t.registry.clone())
         .register::<Perk>()
@@ -73,23 +67,8 @@ async fn registry_with(t: &common::TestDb, directory: &Directory) -> Registry {
     registry
 }
 
-fn db_name(t: &common::TestDb, n: u32) -> String {
-    format!("{}_d{n}", t.prefix)
-}
-
 fn schema(name: &str) -> SchemaName {
     SchemaName::parse(name).unwrap()
-}
-
-async fn names(registry: &Registry) -> Vec<String> {
-    User::query(registry)
-        .order_by([User::id().asc()])
-        .all()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|u| u.into_inner().name)
-        .collect()
 }
 
 async fn add_user(registry: &Registry, name: &str) {
@@ -109,41 +88,6 @@ async fn two_betas(t: &common::TestDb, dir: &Directory, registry: &Registry) {
     dir.with_tenant(registry, "beta", add_user(registry, "dir-beta"))
         .await
         .unwrap();
-}
-
-/// Connections the server reports for the directory's databases (SQLite has no server:
-/// the budget's own count).
-async fn server_connections(t: &common::TestDb, directory: &Directory, dbs: &[String]) -> usize {
-    match t.backend {
-        Backend::Sqlite => directory.budget().in_use(),
-        Backend::Postgres => {
-            let admin = sqlx::PgPool::connect(&t.server_url()).await.unwrap();
-            let n: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = ANY($1)")
-                    .bind(dbs)
-                    .fetch_one(&admin)
-                    .await
-                    .unwrap();
-            admin.close().await;
-            n as usize
-        }
-        Backend::MySql => {
-            let admin = sqlx::MySqlPool::connect(&t.server_url()).await.unwrap();
-            let mut n = 0;
-            for db in dbs {
-                let count: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM information_schema.processlist WHERE db = ?",
-                )
-                .bind(db)
-                .fetch_one(&admin)
-                .await
-                .unwrap();
-                n += count as usize;
-            }
-            admin.close().await;
-            n
-        }
-    }
 }
 
 /// A TCP proxy in front of a database server whose answers can be held back: what the

@@ -2,6 +2,8 @@
 //! shared schema, their pools within one connection budget; on every backend.
 mod common;
 
+use common::directory::{db_name, directory, names, server_connections};
+
 use std::time::{Duration, Instant};
 
 use common::models::{user, Plan, Subscription, User};
@@ -11,70 +13,12 @@ use tenantry::{
     Registry, SchemaName,
 };
 
-fn directory(t: &common::TestDb, budget: usize) -> Directory {
-    Directory::new(ConnectionBudget::new(budget).wait(Duration::from_secs(2)))
-        .server("home", &t.server_url())
-        .unwrap()
-        .pool_size(2)
-        .acquire_timeout(Duration::from_secs(3))
-}
-
 async fn registry_with(t: &common::TestDb, directory: &Directory) -> Registry {
     let registry = contrib::register(t.registry.clone())
         .register::<DirectoryEntry>()
         .directory(directory.clone());
     registry.create_all().await.unwrap();
     registry
-}
-
-fn db_name(t: &common::TestDb, n: u32) -> String {
-    format!("{}_d{n}", t.prefix)
-}
-
-async fn names(registry: &Registry) -> Vec<String> {
-    User::query(registry)
-        .order_by([User::id().asc()])
-        .all()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|u| u.into_inner().name)
-        .collect()
-}
-
-/// Connections the server reports for the directory's databases (SQLite has no server:
-/// the budget's own count).
-async fn server_connections(t: &common::TestDb, directory: &Directory, dbs: &[String]) -> usize {
-    match t.backend {
-        Backend::Sqlite => directory.budget().in_use(),
-        Backend::Postgres => {
-            let admin = sqlx::PgPool::connect(&t.server_url()).await.unwrap();
-            let n: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = ANY($1)")
-                    .bind(dbs)
-                    .fetch_one(&admin)
-                    .await
-                    .unwrap();
-            admin.close().await;
-            n as usize
-        }
-        Backend::MySql => {
-            let admin = sqlx::MySqlPool::connect(&t.server_url()).await.unwrap();
-            let mut n = 0;
-            for db in dbs {
-                let count: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM information_schema.processlist WHERE db = ?",
-                )
-                .bind(db)
-                .fetch_one(&admin)
-                .await
-                .unwrap();
-                n += count as usize;
-            }
-            admin.close().await;
-            n
-        }
-    }
 }
 
 backend_test!(

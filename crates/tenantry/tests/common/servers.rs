@@ -413,3 +413,38 @@ impl Drop for PrivateServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Connections the PostgreSQL or MySQL server at `url` reports for databases `dbs`
+/// (`pg_stat_activity`, the processlist): the server's own count, for budget checks.
+pub async fn connections_on(backend: Backend, url: &str, dbs: &[String]) -> usize {
+    match backend {
+        Backend::Postgres => {
+            let admin = sqlx::PgPool::connect(url).await.unwrap();
+            let n: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = ANY($1)")
+                    .bind(dbs)
+                    .fetch_one(&admin)
+                    .await
+                    .unwrap();
+            admin.close().await;
+            n as usize
+        }
+        Backend::MySql => {
+            let admin = sqlx::MySqlPool::connect(url).await.unwrap();
+            let mut n = 0;
+            for db in dbs {
+                let count: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM information_schema.processlist WHERE db = ?",
+                )
+                .bind(db)
+                .fetch_one(&admin)
+                .await
+                .unwrap();
+                n += count as usize;
+            }
+            admin.close().await;
+            n
+        }
+        Backend::Sqlite => panic!("SQLite has no server to count connections on"),
+    }
+}
