@@ -438,6 +438,7 @@ impl<M: Model> QuerySet<M> {
     /// # Ok(()) }
     /// ```
     pub async fn aggregate<A: Aggregates<M>>(mut self, aggregates: A) -> Result<A::Output> {
+        self.refuse_lock("an aggregate returns no rows to lock; lock them with all() or get()")?;
         let target = self.target()?;
         let select = self.aggregate_select(&target, &aggregates)?;
         let rows = target.fetch_all(&select).await?;
@@ -495,6 +496,8 @@ impl<M: Model, K: Columns<M>> Grouped<M, K> {
         mut self,
         aggregates: A,
     ) -> Result<Vec<(K::Output, A::Output)>> {
+        self.query
+            .refuse_lock("an aggregate returns no rows to lock; lock them with all() or get()")?;
         let target = self.query.target()?;
         let select = self.select(&target, &aggregates)?;
         let rows = target.fetch_all(&select).await?;

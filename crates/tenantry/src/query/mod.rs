@@ -22,6 +22,7 @@
 
 mod aggregate;
 mod keyset;
+mod lock;
 mod lookup;
 mod many;
 mod page;
@@ -123,6 +124,8 @@ pub struct QuerySet<M: Model> {
     stream_batch: Option<u64>,
     related: Vec<usize>,
     prefetch: Vec<Arc<dyn prefetch::Prefetch<M>>>,
+    /// The row lock a read of rows takes (`for_update`).
+    lock: Option<lock::RowLock>,
     _model: PhantomData<fn() -> M>,
 }
 
@@ -140,6 +143,7 @@ impl<M: Model> QuerySet<M> {
             stream_batch: None,
             related: Vec::new(),
             prefetch: Vec::new(),
+            lock: None,
             _model: PhantomData,
         }
     }
@@ -291,6 +295,7 @@ impl<M: Model> QuerySet<M> {
             }
             select.offset(offset.min(MAX_ROWS));
         }
+        self.add_lock(target.backend(), &mut select);
         Ok(select)
     }
 
@@ -337,6 +342,7 @@ impl<M: Model> Clone for QuerySet<M> {
             stream_batch: self.stream_batch,
             related: self.related.clone(),
             prefetch: self.prefetch.clone(),
+            lock: self.lock,
             _model: PhantomData,
         }
     }

@@ -161,6 +161,7 @@ impl<M: Model> QuerySet<M> {
     pub async fn values_list<C: Columns<M>>(mut self, columns: C) -> Result<Vec<C::Output>> {
         let target = self.target()?;
         let select = self.values_select(&target, &columns)?;
+        self.take_lock(&target).await?;
         let rows = target.fetch_all(&select).await?;
         rows.iter().map(|row| columns.decode(row, &mut 0)).collect()
     }

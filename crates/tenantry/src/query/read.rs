@@ -24,6 +24,7 @@ impl<M: Model> QuerySet<M> {
     pub async fn all(mut self) -> Result<Vec<Instance<M>>> {
         let target = self.target()?;
         let select = self.select(&target)?;
+        self.take_lock(&target).await?;
         let mut instances = fetch(&target, &select).await?;
         self.load_related(&target, &mut instances).await?;
         self.load_prefetched(&target.origin(), &mut instances)
@@ -85,6 +86,7 @@ impl<M: Model> QuerySet<M> {
 
     /// The number of matching rows.
     pub async fn count(mut self) -> Result<u64> {
+        self.refuse_lock("count returns no rows to lock; lock them with all() or get()")?;
         let target = self.target()?;
         let mut select = Query::select();
         select
@@ -101,6 +103,7 @@ impl<M: Model> QuerySet<M> {
 
     /// Whether any row matches.
     pub async fn exists(mut self) -> Result<bool> {
+        self.refuse_lock("exists returns no rows to lock; lock them with all() or get()")?;
         let target = self.target()?;
         let mut select = Query::select();
         select

@@ -83,6 +83,7 @@ impl<M: Model> QuerySet<M> {
     }
 
     fn stream_cursor(self) -> Result<Cursor<M>> {
+        self.refuse_lock("stream reads in batches, each on a connection of its own; lock rows with all() in a transaction")?;
         let target = self.target()?;
         let pk = M::META.primary_key_column().name;
         let ordered_by_pk = self

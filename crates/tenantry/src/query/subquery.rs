@@ -65,6 +65,7 @@ impl<R: Model, T> Subquery<R, T> {
 impl<R: Model, T> Inner for Subquery<R, T> {
     fn select(&self, outer: &Target) -> Result<SelectStatement> {
         let mut query = self.query.clone();
+        query.refuse_lock("a subquery locks nothing of its own; lock the outer query's rows")?;
         let place = query.place.as_ref().map_err(|e| e.error())?;
         if place.schema.is_some() || place.database.is_some() {
             return Err(Error::InvalidArgument {
