@@ -51,6 +51,7 @@ mod target;
 mod tenancy;
 pub mod testing;
 mod transaction;
+mod transaction_options;
 
 #[doc(hidden)]
 pub mod __doc;
@@ -87,6 +88,7 @@ pub use tenancy::{
 };
 pub use tenantry_macros::{migrations, Model};
 pub use transaction::Transaction;
+pub use transaction_options::{is_retryable, IsolationLevel, TransactionOptions};
 
 /// Re-exports the derive's expansion relies on.
 #[doc(hidden)]

@@ -17,6 +17,7 @@ use crate::{
     error::{Error, Result},
     registry::Registry,
     schema_name::SchemaName,
+    transaction_options::{BeginStatements, TransactionOptions},
 };
 
 /// A database transaction. Cheap to clone; every clone is the same transaction.
@@ -155,11 +156,28 @@ async fn rollback_and_release<DB: Driver>(mut conn: Checkout<DB>) {
     }
 }
 
+/// Runs `statement` (a constant: MySQL's `SET TRANSACTION ISOLATION LEVEL …`, which sets
+/// the next transaction's level) before `BEGIN`.
+async fn prepare_begin<DB: Driver>(conn: &mut Checkout<DB>, statement: &'static str) -> Result<()>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    let raw = conn.raw()?;
+    if let Err(error) = sqlx::Executor::execute(raw, statement).await {
+        conn.after_error(&error);
+        return Err(error.into());
+    }
+    Ok(())
+}
+
 /// Begins on `conn`, or commits or rolls back.
 async fn control<DB: Driver>(conn: &mut Checkout<DB>, step: Step) -> Result<()> {
     let raw = conn.raw()?;
     let outcome = match step {
-        Step::Begin => <DB::TransactionManager as TransactionManager>::begin(raw, None).await,
+        Step::Begin(statement) => {
+            let statement = statement.map(std::borrow::Cow::Borrowed);
+            <DB::TransactionManager as TransactionManager>::begin(raw, statement).await
+        }
         Step::Commit => <DB::TransactionManager as TransactionManager>::commit(raw).await,
         Step::Rollback => <DB::TransactionManager as TransactionManager>::rollback(raw).await,
     };
@@ -171,7 +189,8 @@ async fn control<DB: Driver>(conn: &mut Checkout<DB>, step: Step) -> Result<()> 
 
 #[derive(Clone, Copy)]
 enum Step {
-    Begin,
+    /// `BEGIN`, or the given statement that begins a transaction.
+    Begin(Option<&'static str>),
     Commit,
     Rollback,
 }
@@ -195,6 +214,7 @@ impl TxConn {
         database: Database,
         schema: Option<SchemaName>,
         attach_shared: bool,
+        statements: BeginStatements,
     ) -> Result<TxConn> {
         let begun = tokio::spawn(async move {
             let conn = match database.pools() {
@@ -219,7 +239,11 @@ impl TxConn {
                 in_flight: true,
                 aborted: None,
             };
-            with_checkout!(&mut tx.conn, |c| control(c, Step::Begin).await)?;
+            if let Some(before) = statements.before {
+                with_checkout!(&mut tx.conn, |c| prepare_begin(c, before).await)?;
+            }
+            let begin = Step::Begin(statements.begin);
+            with_checkout!(&mut tx.conn, |c| control(c, begin).await)?;
             tx.open = true;
             tx.in_flight = false;
             Ok::<_, Error>(tx)
@@ -290,6 +314,11 @@ impl Registry {
     /// such a transaction (they live in the default database):
     /// [`Error::Unsupported`](crate::Error::Unsupported).
     pub async fn begin(&self) -> Result<Transaction> {
+        self.begin_options(TransactionOptions::default()).await
+    }
+
+    /// [`begin`](Self::begin) with `options`.
+    pub(crate) async fn begin_options(&self, options: TransactionOptions) -> Result<Transaction> {
         let (schema, routed) = match crate::tenancy::context::context_route() {
             Ok(route) => route,
             // A poisoned scope: its queries fail anyway; only SQLite needed the schema.
@@ -301,7 +330,7 @@ impl Registry {
             crate::Backend::Sqlite => schema,
             _ => None,
         };
-        Transaction::begin(self.clone(), database, schema).await
+        Transaction::begin(self.clone(), database, schema, options).await
     }
 
     /// Begins a transaction on the default database whose SQLite side lives in `schema`'s
@@ -311,12 +340,14 @@ impl Registry {
         schema: impl TryInto<SchemaName, Error = Error>,
     ) -> Result<Transaction> {
         let schema = schema.try_into()?;
-        Transaction::begin(self.clone(), self.database().clone(), Some(schema)).await
+        let options = TransactionOptions::default();
+        Transaction::begin(self.clone(), self.database().clone(), Some(schema), options).await
     }
 
     /// Begins a transaction on `database`, one of this registry's.
     pub(crate) async fn begin_on(&self, database: &Database) -> Result<Transaction> {
-        Transaction::begin(self.clone(), database.clone(), None).await
+        let options = TransactionOptions::default();
+        Transaction::begin(self.clone(), database.clone(), None, options).await
     }
 
     /// Begins a transaction on `database`; on SQLite in the file of `schema` exactly (never
@@ -326,7 +357,8 @@ impl Registry {
         database: &Database,
         schema: Option<SchemaName>,
     ) -> Result<Transaction> {
-        Transaction::begin(self.clone(), database.clone(), schema).await
+        let options = TransactionOptions::default();
+        Transaction::begin(self.clone(), database.clone(), schema, options).await
     }
 
     /// Runs `work` in a transaction: commits when it returns `Ok`, rolls back when it returns
@@ -370,7 +402,9 @@ impl Transaction {
         registry: Registry,
         database: Database,
         schema: Option<SchemaName>,
+        options: TransactionOptions,
     ) -> Result<Transaction> {
+        let statements = options.statements(database.backend())?;
         let sqlite_schema = match database.pools() {
             Pools::Sqlite(_) => schema,
             _ => None,
@@ -379,7 +413,13 @@ impl Transaction {
         // scan of the registered models.
         let attach_shared =
             sqlite_schema.is_some() && registry.models().iter().any(|model| model.shared);
-        let conn = TxConn::begin(database.clone(), sqlite_schema.clone(), attach_shared).await?;
+        let conn = TxConn::begin(
+            database.clone(),
+            sqlite_schema.clone(),
+            attach_shared,
+            statements,
+        )
+        .await?;
         Ok(Transaction::around(
             registry,
             database,
