@@ -97,15 +97,16 @@ pub struct Cli<S: Args = NoServeArgs> {
     pub database_url: Option<String>,
 
     /// A server of the tenant directory, ALIAS=URL (repeatable; or
-    /// TENANTRY_DIRECTORY_SERVERS, comma-separated). With at least one, tenants may live in
-    /// other databases and on other servers (see `tenants create --server`). Prefer the
-    /// environment for URLs with passwords: they are never printed.
+    /// TENANTRY_DIRECTORY_SERVERS, separated by spaces, which a URL never holds unescaped).
+    /// With at least one, tenants may live in other databases and on other servers (see
+    /// `tenants create --server`). Prefer the environment for URLs with passwords: they are
+    /// never printed, not even when malformed.
     #[arg(
         long = "directory-server",
         global = true,
         value_name = "ALIAS=URL",
         env = "TENANTRY_DIRECTORY_SERVERS",
-        value_delimiter = ',',
+        value_delimiter = ' ',
         hide_env_values = true,
         value_parser = parse_directory_server
     )]
@@ -191,15 +192,25 @@ impl std::fmt::Debug for DirectoryServer {
     }
 }
 
+/// Never fails: clap would print the rejected text, which may hold a password. A value
+/// that is not ALIAS=URL keeps an empty alias, refused by [`Cli::directory`] without it.
 fn parse_directory_server(text: &str) -> Result<DirectoryServer, String> {
-    match text.split_once('=') {
-        Some((alias, url)) if !alias.is_empty() && !url.is_empty() => Ok(DirectoryServer {
+    Ok(match text.split_once('=') {
+        Some((alias, url)) if !alias.is_empty() && !url.is_empty() => DirectoryServer {
             alias: alias.to_owned(),
             url: url.to_owned(),
-        }),
-        // The text may be a URL with a password: never echoed.
-        _ => Err("expected ALIAS=URL".to_owned()),
-    }
+        },
+        // Nothing (an empty TENANTRY_DIRECTORY_SERVERS): no server.
+        _ if text.trim().is_empty() => DirectoryServer {
+            alias: String::new(),
+            url: String::new(),
+        },
+        // Malformed: the URL is replaced by a marker, the text is dropped.
+        _ => DirectoryServer {
+            alias: String::new(),
+            url: "?".to_owned(),
+        },
+    })
 }
 
 fn parse_table_rename(text: &str) -> Result<(String, String), String> {
@@ -345,12 +356,25 @@ impl<S: Args> Cli<S> {
     /// An alias that is not a valid name or a URL of no known scheme is a usage error
     /// naming the alias, never the URL.
     pub fn directory(&self) -> Result<Option<tenantry::Directory>, CommandError> {
-        if self.directory_servers.is_empty() {
+        if self
+            .directory_servers
+            .iter()
+            .all(|s| s.alias.is_empty() && s.url.is_empty())
+        {
             return Ok(None);
         }
         let budget = tenantry::ConnectionBudget::new(self.connection_budget);
         let mut directory = tenantry::Directory::new(budget);
         for server in &self.directory_servers {
+            if server.alias.is_empty() && server.url.is_empty() {
+                continue;
+            }
+            if server.alias.is_empty() {
+                return Err(CommandError::usage(
+                    "a --directory-server (or TENANTRY_DIRECTORY_SERVERS) value is not ALIAS=URL; \
+                     it is not shown here, as it may hold a password",
+                ));
+            }
             directory = directory
                 .server(&server.alias, &server.url)
                 .map_err(|error| {

@@ -134,6 +134,40 @@ pub async fn tenants(
     }
 }
 
+/// Whether the directory has an entry for `name` (`false` without a directory).
+async fn in_directory(registry: &Registry, name: &SchemaName) -> Result<bool, CommandError> {
+    let Some(directory) = registry.tenant_directory() else {
+        return Ok(false);
+    };
+    let entries = directory
+        .entries(registry)
+        .await
+        .map_err(|error| failed("could not read the tenant directory", error))?;
+    Ok(entries
+        .iter()
+        .any(|entry| entry.schema_name == name.as_str()))
+}
+
+/// Whether the default database's `tenants` table has `name`.
+async fn in_default(registry: &Registry, name: &SchemaName) -> Result<bool, CommandError> {
+    Tenant::find(registry, name)
+        .await
+        .map(|row| row.is_some())
+        .map_err(|error| failed("could not read the tenants", error))
+}
+
+/// A name is one tenant's: creating it where it exists already in the other place is
+/// refused (a later `drop NAME` could not tell the two apart).
+fn refuse_twice(name: &SchemaName, elsewhere: bool) -> Result<(), CommandError> {
+    if elsewhere {
+        return Err(CommandError::failed(format!(
+            "tenant {name} already exists (in the other of the default database and the \
+             tenant directory)"
+        )));
+    }
+    Ok(())
+}
+
 /// The registry's tenant directory, or the usage error of a command that needs one.
 fn directory_of(registry: &Registry) -> Result<&tenantry::Directory, CommandError> {
     registry.tenant_directory().ok_or_else(|| {
@@ -149,6 +183,7 @@ async fn create_in_directory(
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
     let directory = directory_of(registry)?;
+    refuse_twice(name, in_default(registry, name).await?)?;
     match directory
         .add_tenant(registry, name.as_str(), server, database)
         .await
@@ -227,6 +262,7 @@ async fn create_one(
     display: &str,
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
+    refuse_twice(name, in_directory(registry, name).await?)?;
     let tenant = match contrib::create_tenant(registry, name, display).await {
         Ok(tenant) => tenant.into_inner(),
         Err(error) => return Err(create_failed(registry, name, display, error).await),
@@ -277,6 +313,13 @@ async fn drop_one(
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
     if let Some(directory) = registry.tenant_directory() {
+        if in_directory(registry, name).await? && in_default(registry, name).await? {
+            return Err(CommandError::usage(format!(
+                "tenant {name} is both a directory tenant and a tenant of the default \
+                 database; drop one through the library (Directory::remove_tenant or \
+                 contrib::drop_tenant), not by name"
+            )));
+        }
         match directory.remove_tenant(registry, name.as_str(), true).await {
             Ok(()) => {
                 writeln!(out, "dropped tenant {name} and its data").map_err(write_failed)?;

@@ -188,7 +188,7 @@ fn tenants_commands() {
     let bad = Cli::<Serve>::try_parse_from([
         "app",
         "--directory-server",
-        "Bad Alias=ftp://x:pw@h/",
+        "Bad-Alias=ftp://x:pw@h/",
         "tenants",
         "list",
     ])
@@ -196,7 +196,31 @@ fn tenants_commands() {
     .directory()
     .unwrap_err()
     .to_string();
-    assert!(bad.contains("Bad Alias") && !bad.contains("pw@"), "{bad}");
+    assert!(bad.contains("Bad-Alias") && !bad.contains("pw@"), "{bad}");
+    // Not ALIAS=URL at all: refused without echoing it.
+    let malformed = Cli::<Serve>::try_parse_from([
+        "app",
+        "--directory-server",
+        "postgres://app:s3cret@10.0.0.2/postgres",
+        "tenants",
+        "list",
+    ])
+    .unwrap()
+    .directory()
+    .unwrap_err()
+    .to_string();
+    assert!(!malformed.contains("s3cret"), "{malformed}");
+    // Several servers in one value are separated by spaces.
+    let two = Cli::<Serve>::try_parse_from([
+        "app",
+        "--directory-server",
+        "a=postgres://h1/x b=postgres://u:p,w@h2/y",
+        "tenants",
+        "list",
+    ])
+    .unwrap();
+    assert_eq!(two.directory_servers.len(), 2);
+    assert_eq!(two.directory_servers[1].url, "postgres://u:p,w@h2/y");
     assert_command(
         &["tenants", "drop", "acme", "--yes"],
         tenants(TenantsCommand::Drop {

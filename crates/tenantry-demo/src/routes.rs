@@ -37,11 +37,14 @@ pub fn app(registry: Registry, strict: bool) -> Router {
 /// [`app`], with the tenants in `behind` (not at the binary's last migration) answered 503.
 ///
 /// With a tenant [`Directory`](tenantry::Directory) declared on the registry, tenants are
-/// looked up in it and each request runs on its tenant's database.
+/// looked up in it first (each request then runs on its tenant's database), then in the
+/// default database's `tenants` table.
 pub fn app_with(registry: Registry, strict: bool, behind: BehindTenants) -> Router {
     let layer = match registry.tenant_directory() {
         Some(directory) => {
-            let store = std::sync::Arc::new(directory.store(&registry));
+            // Directory tenants first, then the default database's own.
+            let own = std::sync::Arc::new(tenantry::contrib::TenantTable::new(registry.clone()));
+            let store = std::sync::Arc::new(directory.store(&registry).or(own));
             TenantLayer::with_cache(TenantCache::with_store(registry.clone(), store))
         }
         None => TenantLayer::new(registry.clone()),

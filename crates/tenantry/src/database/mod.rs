@@ -17,7 +17,7 @@ pub(crate) use driver::{attach_shared, run_on, run_pooled, Driver, Outcome, Plac
 pub use options::{DatabaseOptions, PoolSettings};
 pub use pool::PoolStatus;
 pub(crate) use pool::{Checkout, ConnPool};
-pub(crate) use sqlite::SqliteStore;
+pub(crate) use sqlite::{file_set, SqliteStore};
 
 use crate::{
     backend::Backend,

@@ -41,6 +41,36 @@ use crate::{
     schema_name::SchemaName,
 };
 
+/// The set of files `<dir>/<stem>.sqlite`-like main file and `<dir>/<stem>.<schema>.sqlite`
+/// tenant files use, as one string: the directory resolved (`..`, symbolic links) and the
+/// stem. Two databases with the same file set share their tenants' files.
+pub(crate) fn file_set(dir: &Path, stem: &str) -> String {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let resolved = std::fs::canonicalize(dir).unwrap_or_else(|_| lexically_absolute(dir));
+    resolved.join(stem).to_string_lossy().into_owned()
+}
+
+/// `path` made absolute with its `.` and `..` parts resolved without the file system (for
+/// a directory that does not exist yet).
+fn lexically_absolute(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 pub(crate) struct SqliteStore {
     main: ConnPool<Sqlite>,
     main_options: SqliteConnectOptions,
@@ -128,14 +158,11 @@ impl SqliteStore {
         })
     }
 
-    /// The main file's path, made absolute where it can be (`None` in memory).
+    /// What names this database's files: its directory, resolved, and the main file's stem,
+    /// which every tenant file's name starts with (see [`file_set`]; `None` in memory).
     pub(crate) fn main_path(&self) -> Option<String> {
         match &self.location {
-            Location::File { .. } => {
-                let file = self.main_options.get_filename();
-                let path = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-                Some(path.to_string_lossy().into_owned())
-            }
+            Location::File { dir, stem } => Some(file_set(dir, stem)),
             Location::Memory { .. } => None,
         }
     }

@@ -9,7 +9,6 @@ use crate::{
     error::{Error, Result},
     registry::Registry,
     schema_name::SchemaName,
-    tenancy::with_tenant,
     transaction::{PoolConn, Transaction},
 };
 
@@ -90,9 +89,15 @@ pub(crate) async fn run(
         RunnerConn::Sqlite(c) => PoolConn::Sqlite(Checkout::lent(c)),
         RunnerConn::Lent(_) => return Err(StepFailed::Lost("lost before the step".into())),
     };
-    let tx = Transaction::lent(registry.clone(), database, sqlite_schema, lent);
+    let tx = Transaction::lent(registry.clone(), database.clone(), sqlite_schema, lent);
     // In a task of its own: a panicking step fails its tenant, not the run.
-    let work = IN_DATA_STEP.scope((), with_tenant(tenant.cloned(), step(tx.clone())));
+    // A directory database's tenant runs in a scope routed to that database, as its
+    // requests do: its queries (and a job context captured there) name its database.
+    let scope = match (tenant, database.is_directory_database()) {
+        (Some(tenant), true) => crate::TenantScope::routed(tenant.clone(), database.clone()),
+        _ => crate::TenantScope::new(tenant.cloned()),
+    };
+    let work = IN_DATA_STEP.scope((), scope.scope(step(tx.clone())));
     let outcome = match tokio::spawn(work).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(error.to_string()),

@@ -94,6 +94,20 @@ struct State {
     routes: Mutex<Routes>,
 }
 
+impl State {
+    fn fresh() -> Arc<State> {
+        Arc::new(State {
+            databases: Mutex::new(HashMap::new()),
+            opening: tokio::sync::Mutex::new(()),
+            routes: Mutex::new(Routes {
+                checked: HashMap::new(),
+                entries: LruCache::new(ROUTES_CACHED),
+                generation: 0,
+            }),
+        })
+    }
+}
+
 struct Routes {
     /// When the epoch was last read, and its value, per registry (by its default database).
     checked: HashMap<u64, (Instant, Option<u128>)>,
@@ -145,15 +159,7 @@ impl Directory {
                 pool_size: 4,
                 acquire_timeout: Duration::from_secs(5),
             }),
-            state: Arc::new(State {
-                databases: Mutex::new(HashMap::new()),
-                opening: tokio::sync::Mutex::new(()),
-                routes: Mutex::new(Routes {
-                    checked: HashMap::new(),
-                    entries: LruCache::new(ROUTES_CACHED),
-                    generation: 0,
-                }),
-            }),
+            state: State::fresh(),
         }
     }
 
@@ -180,8 +186,14 @@ impl Directory {
             });
         }
         let config = Arc::make_mut(&mut self.config);
+        let replaced = config.servers.iter().any(|s| s.alias == server.alias);
         config.servers.retain(|s| s.alias != server.alias);
         config.servers.push(server);
+        if replaced {
+            // Pools opened for the old server must not serve the new one's tenants: this
+            // directory starts with none (clones made before keep theirs).
+            self.state = State::fresh();
+        }
         Ok(self)
     }
 
@@ -378,13 +390,7 @@ impl Directory {
         let server = self.server_named(server)?;
         let target = match server.backend {
             Backend::Sqlite => {
-                let file = std::path::PathBuf::from(server.sqlite_dir())
-                    .join(database)
-                    .with_extension("sqlite");
-                std::path::absolute(&file)
-                    .unwrap_or(file)
-                    .to_string_lossy()
-                    .into_owned()
+                crate::database::file_set(std::path::Path::new(server.sqlite_dir()), database)
             }
             _ => database.to_owned(),
         };

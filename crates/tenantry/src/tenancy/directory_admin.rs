@@ -1,6 +1,8 @@
 //! Writing the tenant directory: adding tenants (their database and schema created first),
 //! suspending, resuming and removing them, and the directory as a [`TenantStore`].
 
+use std::sync::Arc;
+
 use crate::{
     contrib::{DirectoryEntry, TenantState},
     database::Database,
@@ -121,8 +123,9 @@ impl Directory {
         Ok(row)
     }
 
-    /// Removes `tenant`'s entry (it is no longer routed), then, with `drop_data`, drops its
-    /// schema and tables on its database. [`Error::TenantNotFound`] without an entry.
+    /// Removes `tenant`'s entry (it is no longer routed); with `drop_data`, suspends it
+    /// first, drops its schema and tables on its database, and removes the entry last, so
+    /// that a failed drop can be run again. [`Error::TenantNotFound`] without an entry.
     /// Without `drop_data` a malformed entry (one of a server no longer configured) is
     /// removed too; with it, the entry must be routable ([`check`](Self::check)'s errors).
     pub async fn remove_tenant(
@@ -138,17 +141,14 @@ impl Directory {
             false => None,
         };
         let id = row.id;
-        self.change(registry, move |tx| {
-            Box::pin(async move {
-                DirectoryEntry::query(&tx)
-                    .filter(DirectoryEntry::id().eq(id))
-                    .delete()
-                    .await
-                    .map(drop)
-            })
-        })
-        .await?;
         if let Some(entry) = entry {
+            // Suspended first (no longer served), the data dropped, the entry last: a drop
+            // that fails leaves the entry, so that running the removal again finishes it
+            // (and never reaches another tenant of the same name elsewhere).
+            if row.state != TenantState::Suspended.as_str() {
+                self.set_state(registry, tenant, TenantState::Suspended)
+                    .await?;
+            }
             let db = self
                 .database(entry.server.as_str(), entry.database.as_str())
                 .await?;
@@ -158,7 +158,16 @@ impl Directory {
             };
             schemas.drop(&entry.schema, true, true).await?;
         }
-        Ok(())
+        self.change(registry, move |tx| {
+            Box::pin(async move {
+                DirectoryEntry::query(&tx)
+                    .filter(DirectoryEntry::id().eq(id))
+                    .delete()
+                    .await
+                    .map(drop)
+            })
+        })
+        .await
     }
 
     /// Every entry as stored, sorted by name, malformed ones included (they are checked
@@ -229,6 +238,7 @@ impl Directory {
         DirectoryStore {
             directory: self.clone(),
             registry: registry.clone(),
+            fallback: None,
         }
     }
 
@@ -340,13 +350,34 @@ impl Directory {
 
 /// The [`Directory`] as a [`TenantStore`]: each tenant's [`TenantInfo::database`] is its
 /// `server/database`, which `tenantry-axum`'s layer routes to. Made by [`Directory::store`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DirectoryStore {
     directory: Directory,
     registry: Registry,
+    /// Where tenants the directory does not have are looked up (the default database's).
+    fallback: Option<Arc<dyn TenantStore>>,
+}
+
+impl std::fmt::Debug for DirectoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryStore")
+            .field("directory", &self.directory)
+            .field("fallback", &self.fallback.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl DirectoryStore {
+    /// This store, which looks a tenant the directory has no entry for up in `fallback`
+    /// (the default database's tenants, for example
+    /// [`contrib::TenantTable`](crate::contrib::TenantTable)), and lists both: for an
+    /// application whose tenants live in the default database and in the directory. A name
+    /// in both is the directory's (keep names unique across the two).
+    pub fn or(mut self, fallback: Arc<dyn TenantStore>) -> Self {
+        self.fallback = Some(fallback);
+        self
+    }
+
     fn info(&self, row: &DirectoryEntry) -> Result<TenantInfo> {
         let entry = self.directory.check(row)?;
         self.directory.refuse_registry_database(
@@ -368,7 +399,10 @@ impl TenantStore for DirectoryStore {
         Box::pin(async move {
             match self.directory.read_row(&self.registry, schema).await? {
                 Some(row) => Ok(Some(self.info(&row)?)),
-                None => Ok(None),
+                None => match &self.fallback {
+                    Some(fallback) => fallback.find(schema).await,
+                    None => Ok(None),
+                },
             }
         })
     }
@@ -387,12 +421,24 @@ impl TenantStore for DirectoryStore {
                     }
                 }
             }
+            if let Some(fallback) = &self.fallback {
+                let mut others = fallback.list().await?;
+                others.retain(|other| !tenants.iter().any(|t| t.schema == other.schema));
+                tenants.extend(others);
+            }
             Ok(tenants)
         })
     }
 
     fn epoch(&self) -> BoxFuture<'_, Result<Option<u128>>> {
-        Box::pin(async move { Ok(Some(crate::contrib::epoch(&self.registry).await?.as_u128())) })
+        Box::pin(async move {
+            let own = crate::contrib::epoch(&self.registry).await?.as_u128();
+            let other = match &self.fallback {
+                Some(fallback) => fallback.epoch().await?.unwrap_or(0),
+                None => 0,
+            };
+            Ok(Some(own ^ other.rotate_left(1)))
+        })
     }
 
     fn database<'a>(&'a self, info: &'a TenantInfo) -> BoxFuture<'a, Result<Option<Database>>> {

@@ -39,7 +39,7 @@ use crate::{
 /// # });
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "Stored")]
 pub struct TenantContext {
     /// Required when read back: a context without it (`{}`) is refused, not taken for "no
     /// tenant".
@@ -50,6 +50,31 @@ pub struct TenantContext {
     /// true (`{"tenant":"acme","directory":true}`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     directory: bool,
+}
+
+/// A context as stored, checked before it becomes a [`TenantContext`]: a directory context
+/// names a tenant.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stored {
+    #[serde(deserialize_with = "required")]
+    tenant: Option<SchemaName>,
+    #[serde(default)]
+    directory: bool,
+}
+
+impl TryFrom<Stored> for TenantContext {
+    type Error = &'static str;
+
+    fn try_from(stored: Stored) -> std::result::Result<Self, Self::Error> {
+        if stored.directory && stored.tenant.is_none() {
+            return Err("a directory context names its tenant");
+        }
+        Ok(TenantContext {
+            tenant: stored.tenant,
+            directory: stored.directory,
+        })
+    }
 }
 
 /// An `Option` field that must be present (`null` for `None`).
