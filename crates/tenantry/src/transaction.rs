@@ -52,6 +52,9 @@ struct Inner {
     conn: Mutex<Option<TxConn>>,
     /// Set once commit or rollback took the connection.
     finished: AtomicBool,
+    /// A savepoint's work was dropped half way: what it did can be neither kept nor undone
+    /// reliably, so the transaction can only roll back.
+    abandoned: AtomicBool,
     /// The transaction is its lender's (a migration's, lent to a data step): it cannot be
     /// committed or rolled back here, and the connection goes back to the lender.
     lent: bool,
@@ -149,10 +152,58 @@ impl From<Checkout<sqlx::Sqlite>> for PoolConn {
 /// Rolls back what a dropped transaction left open, then returns its connection; a
 /// connection whose rollback fails or hangs is closed instead.
 async fn rollback_and_release<DB: Driver>(mut conn: Checkout<DB>) {
-    let rollback = control(&mut conn, Step::Rollback);
+    let rollback = end(&mut conn, false);
     match tokio::time::timeout(std::time::Duration::from_secs(30), rollback).await {
         Ok(Ok(())) => conn.release(),
         _ => conn.discard(true),
+    }
+}
+
+/// Ends the whole transaction on `conn`: with `commit`, a `COMMIT` (refused, after rolling
+/// everything back, while a savepoint is still open: only an abandoned one can be); else
+/// `ROLLBACK TO` each open savepoint, then `ROLLBACK`. The driver counts savepoints and
+/// turns a plain commit or rollback into a `RELEASE` or `ROLLBACK TO` of the innermost one,
+/// which would leave the transaction open on a connection going back to the pool.
+async fn end<DB: Driver>(conn: &mut Checkout<DB>, commit: bool) -> Result<()> {
+    let depth = |conn: &mut Checkout<DB>| -> Result<usize> {
+        Ok(<DB::TransactionManager as TransactionManager>::get_transaction_depth(conn.raw()?))
+    };
+    if commit && depth(conn)? <= 1 {
+        return control(conn, Step::Commit).await;
+    }
+    loop {
+        let before = depth(conn)?;
+        control(conn, Step::Rollback).await?;
+        if before <= 1 {
+            break;
+        }
+    }
+    if commit {
+        return Err(Error::TransactionAborted {
+            cause: ABANDONED_SAVEPOINT.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Why a transaction whose savepoint was abandoned is aborted.
+const ABANDONED_SAVEPOINT: &str =
+    "a savepoint's work was dropped before it ended; roll the transaction back";
+
+/// Marks the transaction as abandoned when a savepoint's future is dropped before its end.
+struct Abandoned<'a>(Option<&'a Arc<Inner>>);
+
+impl Abandoned<'_> {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0 {
+            inner.abandoned.store(true, Ordering::Release);
+        }
     }
 }
 
@@ -267,8 +318,7 @@ impl TxConn {
 
     async fn finish_here(mut self, commit: bool) -> Result<()> {
         self.in_flight = true;
-        let step = if commit { Step::Commit } else { Step::Rollback };
-        with_checkout!(&mut self.conn, |c| control(c, step).await)?;
+        with_checkout!(&mut self.conn, |c| end(c, commit).await)?;
         self.in_flight = false;
         self.open = false;
         with_checkout!(&mut self.conn, |c| c.take().release());
@@ -444,6 +494,7 @@ impl Transaction {
                 sqlite_schema,
                 conn: Mutex::new(Some(conn)),
                 finished: AtomicBool::new(false),
+                abandoned: AtomicBool::new(false),
                 lent,
             }),
         }
@@ -534,7 +585,11 @@ impl Transaction {
     /// [`Error::TransactionAborted`]: it is never reported as committed.
     pub async fn commit(&self) -> Result<()> {
         self.refuse_if_lent()?;
-        let tx = self.take().await?;
+        let mut tx = self.take().await?;
+        if self.inner.abandoned.load(Ordering::Acquire) {
+            tx.aborted
+                .get_or_insert_with(|| ABANDONED_SAVEPOINT.to_owned());
+        }
         match tx.aborted.clone() {
             None => tx.finish(true).await,
             Some(cause) => {
@@ -548,6 +603,98 @@ impl Transaction {
     pub async fn rollback(&self) -> Result<()> {
         self.refuse_if_lent()?;
         self.take().await?.finish(false).await
+    }
+
+    /// Runs `work` in a savepoint of this transaction (`SAVEPOINT`): kept (`RELEASE`) when it
+    /// returns `Ok`, undone (`ROLLBACK TO`) when it returns `Err`, while the transaction
+    /// goes on either way; the error returned is the work's own. Savepoints nest: `work`
+    /// may open its own. `work` gets a handle on this transaction that cannot commit or
+    /// roll it back.
+    ///
+    /// On PostgreSQL a statement that failed inside the savepoint no longer aborts the
+    /// whole transaction once the savepoint is rolled back. A MySQL deadlock rolls back the
+    /// whole transaction, savepoints included: the transaction is then aborted
+    /// ([`Error::TransactionAborted`]). A savepoint whose `work` is dropped half way (a
+    /// timeout, a `select!`) leaves the transaction able only to roll back: later
+    /// statements and the commit are [`Error::TransactionAborted`].
+    ///
+    /// ```no_run
+    /// # use tenantry::{Registry, Result};
+    /// # async fn demo(registry: Registry) -> Result<()> {
+    /// registry
+    ///     .transaction(|tx| async move {
+    ///         // kept
+    ///         let optional: Result<()> = tx
+    ///             .savepoint(|sp| async move {
+    ///                 // User::query(&sp).create(..).await?; undone if it fails
+    ///                 # let _ = sp;
+    ///                 Ok(())
+    ///             })
+    ///             .await;
+    ///         # let _ = optional;
+    ///         Ok(())
+    ///     })
+    ///     .await
+    /// # }
+    /// ```
+    pub async fn savepoint<T, F, Fut>(&self, work: F) -> Result<T>
+    where
+        F: FnOnce(Transaction) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        if self.inner.lent {
+            // The migration began its transaction itself: the driver would not know to
+            // send SAVEPOINT rather than BEGIN (which on MySQL commits the migration).
+            return Err(Error::Unsupported {
+                backend: self.inner.database.backend().name(),
+                what: "savepoints in a migration's data step",
+            });
+        }
+        self.savepoint_step(Step::Begin(None)).await?;
+        let abandoned = Abandoned(Some(&self.inner));
+        let result = work(self.unending()).await;
+        let end = match &result {
+            Ok(_) => Step::Commit,
+            Err(_) => Step::Rollback,
+        };
+        let ended = self.savepoint_step(end).await;
+        abandoned.disarm();
+        match (result, ended) {
+            (Ok(value), Ok(())) => Ok(value),
+            (Ok(_), Err(error)) => Err(error),
+            // The work's error is the one returned; a failed ROLLBACK TO has aborted the
+            // transaction (the next statement says so).
+            (Err(error), _) => Err(error),
+        }
+    }
+
+    /// Begins, releases or rolls back to the innermost savepoint on the connection.
+    async fn savepoint_step(&self, step: Step) -> Result<()> {
+        let mut guard = self.usable(self.inner.conn.lock().await)?;
+        let tx = guard.as_mut().ok_or(Error::TransactionDone)?;
+        if self.inner.abandoned.load(Ordering::Acquire) {
+            tx.aborted
+                .get_or_insert_with(|| ABANDONED_SAVEPOINT.to_owned());
+        }
+        let rolling_back = matches!(step, Step::Rollback);
+        if let (Some(cause), false) = (&tx.aborted, rolling_back) {
+            return Err(Error::TransactionAborted {
+                cause: cause.clone(),
+            });
+        }
+        tx.in_flight = true;
+        let done = with_checkout!(&mut tx.conn, |c| control(c, step).await);
+        tx.in_flight = false;
+        match (&done, rolling_back) {
+            // Rolled back to the savepoint: a failure inside it no longer aborts the
+            // transaction (unless it was abandoned).
+            (Ok(()), true) if !self.inner.abandoned.load(Ordering::Acquire) => tx.aborted = None,
+            (Err(error), _) => {
+                tx.aborted.get_or_insert_with(|| error.to_string());
+            }
+            _ => {}
+        }
+        done
     }
 
     /// Takes the connection out for commit or rollback.
@@ -611,6 +758,10 @@ impl Transaction {
         self.check_schema(schema)?;
         let mut guard = self.usable(self.inner.conn.lock().await)?;
         let tx = guard.as_mut().ok_or(Error::TransactionDone)?;
+        if self.inner.abandoned.load(Ordering::Acquire) {
+            tx.aborted
+                .get_or_insert_with(|| ABANDONED_SAVEPOINT.to_owned());
+        }
         if let Some(cause) = &tx.aborted {
             return Err(Error::TransactionAborted {
                 cause: cause.clone(),
