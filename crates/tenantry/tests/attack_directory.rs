@@ -9,7 +9,7 @@
 //! the other's rows is a cross-tenant leak.
 mod common;
 
-use common::directory::{db_name, directory, names, server_connections};
+use common::directory::{add_user, db_name, directory, names, schema, server_connections};
 
 use std::{
     sync::{
@@ -25,7 +25,7 @@ use tenantry::{
     activate_schema,
     contrib::{self, DirectoryEntry, TenantState},
     create_schema, set_tenant, spawn_with_tenant, with_tenant, Backend, ConnectionBudget, Database,
-    Directory, Error, Filter, ForeignKey, ManyToMany, Model, Registry, SchemaName, TenantContext,
+    Directory, Error, Filter, ForeignKey, ManyToMany, Model, Registry, TenantContext,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -65,14 +65,6 @@ async fn registry_with(t: &common::TestDb, directory: &Directory) -> Registry {
         .directory(directory.clone());
     registry.create_all().await.unwrap();
     registry
-}
-
-fn schema(name: &str) -> SchemaName {
-    SchemaName::parse(name).unwrap()
-}
-
-async fn add_user(registry: &Registry, name: &str) {
-    User::query(registry).create(user(name)).await.unwrap();
 }
 
 /// A default-database tenant "beta" holding user "default-beta", and a directory tenant

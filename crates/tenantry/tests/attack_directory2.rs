@@ -5,18 +5,19 @@
 //! The first review's attacks (tests/attack_directory.rs) are not repeated.
 mod common;
 
+use common::directory::{add_user, names, schema, server_connections};
+
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use common::models::{user, User};
+use common::models::User;
 use tenantry::{
     contrib::{self, DirectoryEntry, TenantState},
     create_schema,
     migrate::{Migrations, Migrator, RunOptions},
-    with_tenant, Backend, ConnectionBudget, Database, Directory, Error, Registry, SchemaName,
-    TenantContext,
+    with_tenant, Backend, ConnectionBudget, Database, Directory, Error, Registry, TenantContext,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -45,25 +46,6 @@ async fn registry_with(t: &common::TestDb, directory: &Directory) -> Registry {
 
 fn db_name(t: &common::TestDb, n: u32) -> String {
     format!("{}_e{n}", t.prefix)
-}
-
-fn schema(name: &str) -> SchemaName {
-    SchemaName::parse(name).unwrap()
-}
-
-async fn names(registry: &Registry) -> Vec<String> {
-    User::query(registry)
-        .order_by([User::id().asc()])
-        .all()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|u| u.into_inner().name)
-        .collect()
-}
-
-async fn add_user(registry: &Registry, name: &str) {
-    User::query(registry).create(user(name)).await.unwrap();
 }
 
 /// A default-database tenant "beta" holding user "default-beta", and a directory tenant
@@ -579,39 +561,6 @@ backend_test!(
 // ---------------------------------------------------------------------------------------
 // The connection budget.
 // ---------------------------------------------------------------------------------------
-
-async fn server_connections(t: &common::TestDb, dir: &Directory, dbs: &[String]) -> usize {
-    match t.backend {
-        Backend::Sqlite => dir.budget().in_use(),
-        Backend::Postgres => {
-            let admin = sqlx::PgPool::connect(&t.server_url()).await.unwrap();
-            let n: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = ANY($1)")
-                    .bind(dbs)
-                    .fetch_one(&admin)
-                    .await
-                    .unwrap();
-            admin.close().await;
-            n as usize
-        }
-        Backend::MySql => {
-            let admin = sqlx::MySqlPool::connect(&t.server_url()).await.unwrap();
-            let mut n = 0;
-            for db in dbs {
-                let count: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM information_schema.processlist WHERE db = ?",
-                )
-                .bind(db)
-                .fetch_one(&admin)
-                .await
-                .unwrap();
-                n += count as usize;
-            }
-            admin.close().await;
-            n
-        }
-    }
-}
 
 async fn kill_connections(t: &common::TestDb, db: &str) {
     match t.backend {

@@ -89,6 +89,10 @@ struct Server {
 struct State {
     /// Open databases by `server/database`.
     databases: Mutex<HashMap<String, Database>>,
+    /// `server/database`s checked not to be one of a registry's own databases, per registry
+    /// (its default database's id): the check resolves SQLite paths on the file system,
+    /// too slow for every request.
+    checked: Mutex<HashMap<u64, std::collections::HashSet<String>>>,
     /// Serializes opening, so that one database never gets two pools.
     opening: tokio::sync::Mutex<()>,
     routes: Mutex<Routes>,
@@ -98,6 +102,7 @@ impl State {
     fn fresh() -> Arc<State> {
         Arc::new(State {
             databases: Mutex::new(HashMap::new()),
+            checked: Mutex::new(HashMap::new()),
             opening: tokio::sync::Mutex::new(()),
             routes: Mutex::new(Routes {
                 checked: HashMap::new(),
@@ -309,15 +314,15 @@ impl Directory {
         registry: &Registry,
         entry: &CheckedEntry,
     ) -> Result<Route> {
-        self.refuse_registry_database(registry, entry.server.as_str(), entry.database.as_str())?;
+        let database = self
+            .routed_database(registry, entry.server.as_str(), entry.database.as_str())
+            .await?;
         Ok(Route {
             schema: entry.schema.clone(),
             server: entry.server.to_string(),
             database_name: entry.database.to_string(),
             state: entry.state,
-            database: self
-                .database(entry.server.as_str(), entry.database.as_str())
-                .await?,
+            database,
         })
     }
 
@@ -405,6 +410,37 @@ impl Directory {
             });
         }
         Ok(())
+    }
+
+    /// [`database`](Self::database), for a tenant of `registry`: refused when it is one of
+    /// the registry's own databases ([`refuse_registry_database`](Self::refuse_registry_database),
+    /// checked once per registry and database).
+    pub(crate) async fn routed_database(
+        &self,
+        registry: &Registry,
+        server: &str,
+        database: &str,
+    ) -> Result<Database> {
+        let key = database_key(server, database);
+        let id = registry.database().id();
+        let known = self
+            .state
+            .checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .is_some_and(|keys| keys.contains(&key));
+        if !known {
+            self.refuse_registry_database(registry, server, database)?;
+            self.state
+                .checked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(id)
+                .or_default()
+                .insert(key);
+        }
+        self.database(server, database).await
     }
 
     fn lock_routes(&self) -> std::sync::MutexGuard<'_, Routes> {

@@ -465,7 +465,8 @@ impl Directory {
         let Some((server, database)) = key.split_once('/') else {
             return Ok(None);
         };
-        self.refuse_registry_database(registry, server, database)?;
-        self.database(server, database).await.map(Some)
+        self.routed_database(registry, server, database)
+            .await
+            .map(Some)
     }
 }

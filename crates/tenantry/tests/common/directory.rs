@@ -2,9 +2,13 @@
 
 use std::time::Duration;
 
-use tenantry::{Backend, ConnectionBudget, Directory, Registry};
+use tenantry::{Backend, ConnectionBudget, Directory, Registry, SchemaName};
 
-use super::{models::User, servers::connections_on, TestDb};
+use super::{
+    models::{user, User},
+    servers::connections_on,
+    TestDb,
+};
 
 /// A directory whose server `home` is the test's, with pools of 2 within `budget`.
 pub fn directory(t: &TestDb, budget: usize) -> Directory {
@@ -39,4 +43,14 @@ pub async fn server_connections(t: &TestDb, directory: &Directory, dbs: &[String
         Backend::Sqlite => directory.budget().in_use(),
         backend => connections_on(backend, &t.server_url(), dbs).await,
     }
+}
+
+/// A valid schema name (test input).
+pub fn schema(name: &str) -> SchemaName {
+    SchemaName::parse(name).unwrap()
+}
+
+/// Creates user `name` in the context's tenant.
+pub async fn add_user(registry: &Registry, name: &str) {
+    User::query(registry).create(user(name)).await.unwrap();
 }
