@@ -126,3 +126,15 @@ pub fn render_insert<M: Model + Clone>(model: M) -> Rendered {
             .expect("a renderable insert")
     })
 }
+
+/// The UPDATE `build(..).update(assignments)` sends, on each backend.
+pub fn render_update<M: Model, const N: usize>(
+    build: impl Fn(&Registry) -> QuerySet<M>,
+    assignments: [crate::Assignment<M>; N],
+) -> Rendered {
+    on_each_backend(|registry| {
+        build(registry)
+            .update_sql(assignments.clone())
+            .expect("a renderable update")
+    })
+}

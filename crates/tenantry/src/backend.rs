@@ -50,6 +50,9 @@ pub struct Capabilities {
     pub qualified_foreign_key_references: bool,
     /// Which failed statements end the whole transaction on the server.
     pub transaction_aborted_by: TransactionAbort,
+    /// Arithmetic on a decimal column is exact (SQLite stores decimals as text and would
+    /// compute in floating point).
+    pub exact_decimal_arithmetic: bool,
 }
 
 /// Which failed statements end a transaction on the server (after which a `COMMIT` would
@@ -86,6 +89,7 @@ const POSTGRES: Capabilities = Capabilities {
     auto_increment_step: None,
     qualified_foreign_key_references: true,
     transaction_aborted_by: TransactionAbort::AnyError,
+    exact_decimal_arithmetic: true,
 };
 
 const MYSQL: Capabilities = Capabilities {
@@ -99,6 +103,7 @@ const MYSQL: Capabilities = Capabilities {
     auto_increment_step: Some("@@SESSION.auto_increment_increment"),
     qualified_foreign_key_references: false,
     transaction_aborted_by: TransactionAbort::Codes(&["40001"]),
+    exact_decimal_arithmetic: true,
 };
 
 const SQLITE: Capabilities = Capabilities {
@@ -111,6 +116,7 @@ const SQLITE: Capabilities = Capabilities {
     auto_increment_step: None,
     qualified_foreign_key_references: false,
     transaction_aborted_by: TransactionAbort::Codes(&[]),
+    exact_decimal_arithmetic: false,
 };
 
 impl Backend {

@@ -203,3 +203,20 @@ impl<T: FieldType> FieldType for Option<T> {
         }
     }
 }
+
+/// A numeric field type, for `+`, `-` and `*` in an [`Expression`](crate::Expression):
+/// `i32`, `i64`, `f64`, [`Decimal`] and their `Option`s.
+pub trait Numeric: FieldType {}
+
+/// A field type that `/` keeps exact on every backend: `f64` and `Option<f64>` (integer
+/// division truncates on PostgreSQL and SQLite and not on MySQL; a decimal quotient's scale
+/// differs by backend).
+pub trait Fractional: Numeric {}
+
+impl Numeric for i32 {}
+impl Numeric for i64 {}
+impl Numeric for f64 {}
+impl Numeric for Decimal {}
+impl<T: Numeric> Numeric for Option<T> {}
+impl Fractional for f64 {}
+impl Fractional for Option<f64> {}

@@ -61,11 +61,11 @@ pub use database::{
     ConnectionBudget, Database, DatabaseOptions, PoolSettings, PoolStatus, PooledConnection,
 };
 pub use error::{Error, Result};
-pub use field::{FieldType, SqlType};
+pub use field::{FieldType, Fractional, Numeric, SqlType};
 pub use instance::Instance;
 pub use model::{
-    Assignment, Column, ColumnMeta, Filter, ForeignKey, ForeignKeyMeta, Model, ModelMeta, OnDelete,
-    Ordering,
+    Assignment, Column, ColumnMeta, Expression, Filter, ForeignKey, ForeignKeyMeta, Model,
+    ModelMeta, OnDelete, Ordering,
 };
 pub use query::{
     Aggregate, Aggregates, AnyForeignKey, Columns, CursorPage, Grouped, ManyToMany, Optional,

@@ -5,9 +5,10 @@ use std::marker::PhantomData;
 use sea_query::{Expr, ExprTrait, Func, LikeExpr, Order};
 
 use super::{
+    expression::Term,
     filter::Node,
     path::{Hop, Path},
-    Filter, Model, ModelMeta,
+    Expression, Filter, Model, ModelMeta,
 };
 use crate::field::FieldType;
 
@@ -63,7 +64,7 @@ impl<M: Model, T: FieldType> Column<M, T> {
         !self.path.is_empty()
     }
 
-    fn expr(&self) -> Expr {
+    fn sql(&self) -> Expr {
         Expr::col(self.name)
     }
 
@@ -91,7 +92,7 @@ impl<M: Model, T: FieldType> Column<M, T> {
     }
 
     fn compare(&self, value: impl Into<T>, op: fn(Expr, sea_query::Value) -> Expr) -> Filter {
-        self.filtered(op(self.expr(), value.into().to_value()))
+        self.filtered(op(self.sql(), value.into().to_value()))
     }
 
     /// `column = value`.
@@ -128,15 +129,15 @@ impl<M: Model, T: FieldType> Column<M, T> {
     pub fn is_in<V: Into<T>>(&self, values: impl IntoIterator<Item = V>) -> Filter {
         let values: Vec<sea_query::Value> =
             values.into_iter().map(|v| v.into().to_value()).collect();
-        self.filtered(self.expr().is_in(values))
+        self.filtered(self.sql().is_in(values))
     }
 
     /// `column IS NULL` when `null` is true, `IS NOT NULL` otherwise.
     pub fn isnull(&self, null: bool) -> Filter {
         self.filtered(if null {
-            self.expr().is_null()
+            self.sql().is_null()
         } else {
-            self.expr().is_not_null()
+            self.sql().is_not_null()
         })
     }
 
@@ -210,12 +211,32 @@ impl<M: Model, T: FieldType> Column<M, T> {
 
     /// `column = value` in an UPDATE.
     pub fn set(&self, value: impl Into<T>) -> Assignment<M> {
-        Assignment::new(self.name, value.into().to_value(), self.through_relation())
+        self.assign(Assigned::Value(value.into().to_value()))
     }
 
     /// `column = NULL` in an UPDATE (for nullable columns).
     pub fn set_null(&self) -> Assignment<M> {
-        Assignment::new(self.name, T::null_value(), self.through_relation())
+        self.assign(Assigned::Value(T::null_value()))
+    }
+
+    /// `column = expression` in an UPDATE, computed by the database from the row's own
+    /// values: `Product::stock().set_expr(Product::stock() - 1)` takes one from the stock
+    /// without reading it first, so concurrent updates never lose one another's change.
+    /// See [`Expression`] for what may appear in it.
+    pub fn set_expr(&self, expression: impl Into<Expression<M, T>>) -> Assignment<M> {
+        self.assign(Assigned::Expression {
+            term: expression.into().term,
+            decimal: T::SQL_TYPE == crate::SqlType::Decimal,
+        })
+    }
+
+    fn assign(&self, value: Assigned) -> Assignment<M> {
+        Assignment {
+            column: self.name,
+            value,
+            through_relation: self.through_relation(),
+            _model: PhantomData,
+        }
     }
 }
 
@@ -244,9 +265,9 @@ impl<M: Model> Column<M, String> {
         }
         let like = LikeExpr::new(pattern).escape('\\');
         self.filtered(if fold {
-            lower(self.expr()).like(like)
+            lower(self.sql()).like(like)
         } else {
-            self.expr().like(like)
+            self.sql().like(like)
         })
     }
 
@@ -310,21 +331,33 @@ pub(crate) fn meta<M: Model>() -> &'static ModelMeta {
     M::META
 }
 
-/// `column = value` in a bulk UPDATE: `User::name().set("new")`.
+/// `column = value` in a bulk UPDATE: `User::name().set("new")`, or computed:
+/// `Product::stock().set_expr(Product::stock() - 1)`.
 pub struct Assignment<M> {
     pub(crate) column: &'static str,
-    pub(crate) value: sea_query::Value,
+    pub(crate) value: Assigned,
     /// Built on a column reached through a relation: refused by `update`.
     pub(crate) through_relation: bool,
     _model: PhantomData<fn() -> M>,
 }
 
-impl<M> Assignment<M> {
-    fn new(column: &'static str, value: sea_query::Value, through_relation: bool) -> Self {
+/// What an assignment writes.
+#[derive(Clone, Debug)]
+pub(crate) enum Assigned {
+    Value(sea_query::Value),
+    /// `decimal`: the column is a decimal (whose arithmetic SQLite cannot do exactly).
+    Expression {
+        term: Term,
+        decimal: bool,
+    },
+}
+
+impl<M> Clone for Assignment<M> {
+    fn clone(&self) -> Self {
         Assignment {
-            column,
-            value,
-            through_relation,
+            column: self.column,
+            value: self.value.clone(),
+            through_relation: self.through_relation,
             _model: PhantomData,
         }
     }
@@ -332,6 +365,9 @@ impl<M> Assignment<M> {
 
 impl<M> std::fmt::Debug for Assignment<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} = {:?}", self.column, self.value)
+        match &self.value {
+            Assigned::Value(value) => write!(f, "{} = {:?}", self.column, value),
+            Assigned::Expression { term, .. } => write!(f, "{} = {:?}", self.column, term),
+        }
     }
 }

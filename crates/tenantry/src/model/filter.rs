@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sea_query::{Condition, IntoCondition};
 
-use super::{path::Path, ModelMeta};
+use super::{path::Path, Comparison, ModelMeta, Term};
 use crate::query::Inner;
 
 /// A WHERE condition. Build one from a column lookup such as `User::email().icontains("x")`
@@ -61,6 +61,15 @@ pub(crate) enum Node {
     },
     /// `EXISTS (subquery)`.
     Exists(Arc<dyn Inner>),
+    /// Two expressions over `model`'s columns compared (`decimal`: of decimals, whose
+    /// arithmetic SQLite cannot do exactly).
+    Compare {
+        model: fn() -> &'static ModelMeta,
+        left: Term,
+        op: Comparison,
+        right: Term,
+        decimal: bool,
+    },
 }
 
 impl std::fmt::Debug for dyn Inner {

@@ -1,13 +1,17 @@
 //! Models: the trait `#[derive(Model)]` implements, its static metadata, and typed columns.
 
 mod column;
+mod expression;
 mod filter;
 mod foreign_key;
 mod meta;
 pub(crate) mod path;
 
 pub(crate) use column::meta;
+pub(crate) use column::Assigned;
 pub use column::{Assignment, Column, Ordering};
+pub use expression::Expression;
+pub(crate) use expression::{Comparison, Term};
 pub use filter::Filter;
 pub(crate) use filter::Node;
 pub use foreign_key::ForeignKey;

@@ -515,6 +515,7 @@ impl<M: Model, K: Columns<M>> Grouped<M, K> {
         target: &crate::target::Target,
         aggregates: &A,
     ) -> Result<SelectStatement> {
+        super::lookup::refuse_decimal_arithmetic(target, self.keys.decimal_arithmetic(), &[])?;
         let mut select = sea_query::Query::select();
         self.keys.select(&mut select)?;
         aggregates.select(target.backend(), &mut select)?;

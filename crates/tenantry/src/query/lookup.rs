@@ -18,7 +18,7 @@ use sea_query::{Alias, Condition, Expr, ExprTrait, Query, SelectStatement, SubQu
 
 use crate::{
     error::{Error, Result},
-    model::{path::Path, ModelMeta, Node, Ordering, MAX_HOPS},
+    model::{path::Path, ModelMeta, Node, Ordering, Term, MAX_HOPS},
     target::Target,
 };
 
@@ -70,7 +70,57 @@ pub(crate) fn condition(
             Condition::all().add(Expr::col(column).in_subquery(inner.select(target)?))
         }
         Node::Exists(inner) => Condition::all().add(Expr::exists(inner.select(target)?)),
+        Node::Compare {
+            model: built_on,
+            left,
+            op,
+            right,
+            decimal,
+        } => {
+            if built_on() != model {
+                return Err(invalid(
+                    model,
+                    "",
+                    "an expression over another model's columns",
+                ));
+            }
+            refuse_decimal_arithmetic(target, decimal, &[&left, &right])?;
+            let keep = |value| Ok(value);
+            let left = left.render(None, &keep).map_err(|e| on_model(e, model))?;
+            let right = right.render(None, &keep).map_err(|e| on_model(e, model))?;
+            Condition::all().add(op.apply(left, right))
+        }
     })
+}
+
+/// Arithmetic on decimals is floating point on SQLite (which stores them as text):
+/// refused there rather than answered inexactly.
+pub(crate) fn refuse_decimal_arithmetic(
+    target: &Target,
+    decimal: bool,
+    terms: &[&Term],
+) -> Result<()> {
+    // No terms: the caller has already asked whether there is arithmetic.
+    let arithmetic = terms.is_empty() || terms.iter().any(|term| term.is_arithmetic());
+    if decimal && arithmetic && !target.backend().capabilities().exact_decimal_arithmetic {
+        return Err(Error::Unsupported {
+            backend: target.backend().name(),
+            what: "arithmetic on a decimal column (SQLite stores decimals as text and computes in floating point)",
+        });
+    }
+    Ok(())
+}
+
+/// An expression's error names its model, which the expression itself does not know.
+pub(crate) fn on_model(error: Error, model: &'static ModelMeta) -> Error {
+    match error {
+        Error::InvalidRelation {
+            model: "",
+            column,
+            reason,
+        } => invalid(model, column, reason),
+        other => other,
+    }
 }
 
 /// One foreign key on the way: the model it is a column of, the column, and its target.

@@ -7,7 +7,7 @@ use super::QuerySet;
 use crate::{
     error::{Error, Result},
     field::FieldType,
-    model::{Column, Model},
+    model::{Column, Expression, Model},
     row::Row,
 };
 
@@ -22,6 +22,42 @@ pub trait Columns<M: Model> {
     fn group_and_order(&self, select: &mut SelectStatement);
     #[doc(hidden)]
     fn decode(&self, row: &Row, index: &mut usize) -> Result<Self::Output>;
+    /// Computes on decimals (refused where that is not exact).
+    #[doc(hidden)]
+    fn decimal_arithmetic(&self) -> bool {
+        false
+    }
+}
+
+/// A computed column: `values_list((Product::name(), Product::stock() * 2))`.
+impl<M: Model, T: FieldType> Columns<M> for Expression<M, T> {
+    type Output = T;
+    fn select(&self, select: &mut SelectStatement) -> Result<()> {
+        select.expr(self.render()?);
+        Ok(())
+    }
+    fn group_and_order(&self, select: &mut SelectStatement) {
+        // A term that does not render was refused by `select`, which runs first.
+        if let Ok(expr) = self.render() {
+            select
+                .add_group_by([expr.clone()])
+                .order_by_expr_with_nulls(expr, Order::Asc, NullOrdering::First);
+        }
+    }
+    fn decode(&self, row: &Row, index: &mut usize) -> Result<T> {
+        decode_next(row, index, M::META.table, "")
+    }
+    fn decimal_arithmetic(&self) -> bool {
+        T::SQL_TYPE == crate::SqlType::Decimal && self.term.is_arithmetic()
+    }
+}
+
+impl<M: Model, T: FieldType> Expression<M, T> {
+    fn render(&self) -> Result<sea_query::Expr> {
+        self.term
+            .render(None, &Ok)
+            .map_err(|e| super::lookup::on_model(e, M::META))
+    }
 }
 
 impl<M: Model, T: FieldType> Columns<M> for Column<M, T> {
@@ -134,6 +170,11 @@ macro_rules! columns_tuple {
                 let ($($name,)+) = self;
                 Ok(($($name.decode(row, index)?,)+))
             }
+            #[allow(non_snake_case)]
+            fn decimal_arithmetic(&self) -> bool {
+                let ($($name,)+) = self;
+                false $(|| $name.decimal_arithmetic())+
+            }
         }
     };
 }
@@ -178,6 +219,7 @@ impl<M: Model> QuerySet<M> {
         target: &crate::target::Target,
         columns: &C,
     ) -> Result<SelectStatement> {
+        super::lookup::refuse_decimal_arithmetic(target, columns.decimal_arithmetic(), &[])?;
         let mut select = self.select(target)?;
         select.clear_selects();
         columns.select(&mut select)?;

@@ -1,13 +1,14 @@
 //! The writing operations.
 
-use sea_query::{Expr, ExprTrait, InsertStatement, Query};
+use sea_query::{Expr, ExprTrait, InsertStatement, Query, UpdateStatement};
 
 use super::QuerySet;
 use crate::{
     error::{Error, Result},
     field::FieldType,
     instance::Instance,
-    model::{Assignment, Filter, Model},
+    model::{Assigned, Assignment, Filter, Model},
+    query::lookup::{on_model, refuse_decimal_arithmetic},
     registry::Registry,
     row::Row,
     target::{Conn, Target},
@@ -112,23 +113,34 @@ impl<M: Model> QuerySet<M> {
         assignments: impl IntoIterator<Item = Assignment<M>>,
     ) -> Result<u64> {
         let target = self.target()?;
+        let update = self.update_statement(&target, assignments)?;
+        Ok(target.execute(&update).await?.rows_affected)
+    }
+
+    /// The UPDATE [`update`](Self::update) would run.
+    #[doc(hidden)]
+    pub fn update_sql(
+        mut self,
+        assignments: impl IntoIterator<Item = Assignment<M>>,
+    ) -> Result<String> {
+        let target = self.target()?;
+        let update = self.update_statement(&target, assignments)?;
+        Ok(crate::target::render(target.backend(), &update).0)
+    }
+
+    fn update_statement(
+        &mut self,
+        target: &Target,
+        assignments: impl IntoIterator<Item = Assignment<M>>,
+    ) -> Result<UpdateStatement> {
         let values = assignments
             .into_iter()
-            .map(|a| {
-                if a.through_relation {
-                    return Err(through_relation::<M>(a.column));
-                }
-                let value = match M::META.column(a.column) {
-                    Some(column) => column.bind(M::META, a.value)?,
-                    None => a.value,
-                };
-                Ok((a.column, Expr::val(value)))
-            })
+            .map(|a| Ok((a.column, assigned_expr::<M>(target, &a, None)?)))
             .collect::<Result<Vec<_>>>()?;
         let mut update = Query::update();
         update.table(target.table(M::META)?).values(values);
-        self.add_filter(&target, &mut update)?;
-        Ok(target.execute(&update).await?.rows_affected)
+        self.add_filter(target, &mut update)?;
+        Ok(update)
     }
 
     /// Deletes every matching row; returns the number of rows deleted.
@@ -173,6 +185,33 @@ impl<M: Model> QuerySet<M> {
             }
             Err(Error::NotFound { .. }) => Ok((self.create(values).await?, true)),
             Err(error) => Err(error),
+        }
+    }
+}
+
+/// What assignment `a` writes, as an expression on `target`'s backend: a value (a decimal
+/// checked against its column) or an expression over the row's columns, qualified by
+/// `table` when given.
+pub(crate) fn assigned_expr<M: Model>(
+    target: &Target,
+    a: &Assignment<M>,
+    table: Option<&'static str>,
+) -> Result<Expr> {
+    if a.through_relation {
+        return Err(through_relation::<M>(a.column));
+    }
+    let bind = |value| match M::META.column(a.column) {
+        Some(column) => column.bind(M::META, value),
+        None => Ok(value),
+    };
+    match &a.value {
+        Assigned::Value(value) => Ok(Expr::val(bind(value.clone())?)),
+        Assigned::Expression { term, decimal } => {
+            let expr = term
+                .render(table, &bind)
+                .map_err(|e| on_model(e, M::META))?;
+            refuse_decimal_arithmetic(target, *decimal, &[term])?;
+            Ok(expr)
         }
     }
 }
