@@ -26,6 +26,15 @@ pub struct Product {
     pub stock: i32,
 }
 
+/// The doctests' sample model with a unique column.
+#[derive(crate::Model, Debug, Clone)]
+pub struct Counter {
+    pub id: i64,
+    #[model(max_length = 40, unique)]
+    pub key: String,
+    pub hits: i64,
+}
+
 /// One statement as each backend's query builder renders it.
 #[derive(Debug)]
 pub struct Rendered {
@@ -50,7 +59,10 @@ fn on_each_backend(render: impl Fn(&Registry) -> String) -> Rendered {
 
 async fn registry(url: &'static str) -> Registry {
     let db = Database::connect_lazy(url).await.expect("a lazy database");
-    Registry::new(db).register::<User>().register::<Product>()
+    Registry::new(db)
+        .register::<User>()
+        .register::<Product>()
+        .register::<Counter>()
 }
 
 /// The SELECT `build` makes, on each backend.
@@ -136,5 +148,17 @@ pub fn render_update<M: Model, const N: usize>(
         build(registry)
             .update_sql(assignments.clone())
             .expect("a renderable update")
+    })
+}
+
+/// The INSERT `build(..).create(model)` sends first, on each backend.
+pub fn render_upsert<M: Model>(
+    build: impl Fn(&Registry) -> crate::Upsert<M>,
+    model: M,
+) -> Rendered {
+    on_each_backend(|registry| {
+        build(registry)
+            .insert_sql(&model)
+            .expect("a renderable upsert")
     })
 }

@@ -53,6 +53,9 @@ pub struct Capabilities {
     /// Arithmetic on a decimal column is exact (SQLite stores decimals as text and would
     /// compute in floating point).
     pub exact_decimal_arithmetic: bool,
+    /// An upsert names the unique key it conflicts on (`ON CONFLICT (key)`); MySQL's
+    /// `ON DUPLICATE KEY UPDATE` fires on a conflict on any unique key.
+    pub conflict_target: bool,
 }
 
 /// Which failed statements end a transaction on the server (after which a `COMMIT` would
@@ -90,6 +93,7 @@ const POSTGRES: Capabilities = Capabilities {
     qualified_foreign_key_references: true,
     transaction_aborted_by: TransactionAbort::AnyError,
     exact_decimal_arithmetic: true,
+    conflict_target: true,
 };
 
 const MYSQL: Capabilities = Capabilities {
@@ -104,6 +108,7 @@ const MYSQL: Capabilities = Capabilities {
     qualified_foreign_key_references: false,
     transaction_aborted_by: TransactionAbort::Codes(&["40001"]),
     exact_decimal_arithmetic: true,
+    conflict_target: false,
 };
 
 const SQLITE: Capabilities = Capabilities {
@@ -117,6 +122,7 @@ const SQLITE: Capabilities = Capabilities {
     qualified_foreign_key_references: false,
     transaction_aborted_by: TransactionAbort::Codes(&[]),
     exact_decimal_arithmetic: false,
+    conflict_target: true,
 };
 
 impl Backend {

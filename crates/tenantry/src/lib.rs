@@ -68,9 +68,9 @@ pub use model::{
     ModelMeta, OnDelete, Ordering,
 };
 pub use query::{
-    Aggregate, Aggregates, AnyForeignKey, Columns, CursorPage, Grouped, ManyToMany, Optional,
-    Ordered, Page, Paginator, QuerySet, QuerySource, RelatedMany, Source, Subquery, Summable,
-    STREAM_BATCH,
+    Aggregate, Aggregates, AnyForeignKey, Columns, Conflict, CursorPage, Grouped, ManyToMany,
+    Optional, Ordered, Page, Paginator, QuerySet, QuerySource, RelatedMany, Source, Subquery,
+    Summable, Upsert, STREAM_BATCH,
 };
 pub use raw::{FromRawRow, RawSql};
 pub use registry::Registry;

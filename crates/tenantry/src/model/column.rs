@@ -352,6 +352,16 @@ pub(crate) enum Assigned {
     },
 }
 
+impl<M> Assignment<M> {
+    /// The parameters the assignment binds.
+    pub(crate) fn constants(&self) -> usize {
+        match &self.value {
+            Assigned::Value(_) => 1,
+            Assigned::Expression { term, .. } => term.constants(),
+        }
+    }
+}
+
 impl<M> Clone for Assignment<M> {
     fn clone(&self) -> Self {
         Assignment {

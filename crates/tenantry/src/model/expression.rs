@@ -118,6 +118,15 @@ impl Term {
         })
     }
 
+    /// The parameters the term binds.
+    pub(crate) fn constants(&self) -> usize {
+        match self {
+            Term::Column { .. } => 0,
+            Term::Value(_) => 1,
+            Term::Binary(left, _, right) => left.constants() + right.constants(),
+        }
+    }
+
     /// Whether this term computes (rather than naming a column or a constant).
     pub(crate) fn is_arithmetic(&self) -> bool {
         matches!(self, Term::Binary(..))

@@ -32,6 +32,7 @@ mod read;
 mod related;
 mod stream;
 mod subquery;
+mod upsert;
 mod write;
 
 use std::{marker::PhantomData, sync::Arc};
@@ -50,6 +51,7 @@ pub use related::AnyForeignKey;
 pub use stream::STREAM_BATCH;
 pub(crate) use subquery::Inner;
 pub use subquery::Subquery;
+pub use upsert::{Conflict, Upsert};
 pub(crate) use write::insert_chunk;
 
 use crate::{

@@ -27,6 +27,10 @@ pub trait Columns<M: Model> {
     fn decimal_arithmetic(&self) -> bool {
         false
     }
+    /// The names of the model's own columns these are (an upsert's key and updated
+    /// columns); a computed column or one reached through a relation is refused.
+    #[doc(hidden)]
+    fn names(&self, names: &mut Vec<&'static str>) -> Result<()>;
 }
 
 /// A computed column: `values_list((Product::name(), Product::stock() * 2))`.
@@ -49,6 +53,12 @@ impl<M: Model, T: FieldType> Columns<M> for Expression<M, T> {
     }
     fn decimal_arithmetic(&self) -> bool {
         T::SQL_TYPE == crate::SqlType::Decimal && self.term.is_arithmetic()
+    }
+    fn names(&self, _: &mut Vec<&'static str>) -> Result<()> {
+        Err(Error::InvalidArgument {
+            argument: "columns",
+            reason: "a computed expression where the model's own columns are required",
+        })
     }
 }
 
@@ -89,6 +99,13 @@ impl<M: Model, T: FieldType> Columns<M> for Column<M, T> {
             ));
         }
         decode_next(row, index, M::META.table, self.name())
+    }
+    fn names(&self, names: &mut Vec<&'static str>) -> Result<()> {
+        if self.through_relation() {
+            return Err(super::write::through_relation::<M>(self.name()));
+        }
+        names.push(self.name());
+        Ok(())
     }
 }
 
@@ -133,6 +150,9 @@ impl<M: Model, T: FieldType> Columns<M> for Optional<M, T> {
     fn decode(&self, row: &Row, index: &mut usize) -> Result<Option<T>> {
         decode_next(row, index, M::META.table, self.0.name())
     }
+    fn names(&self, names: &mut Vec<&'static str>) -> Result<()> {
+        self.0.names(names)
+    }
 }
 
 fn decode_next<T: FieldType>(
@@ -169,6 +189,12 @@ macro_rules! columns_tuple {
             fn decode(&self, row: &Row, index: &mut usize) -> Result<Self::Output> {
                 let ($($name,)+) = self;
                 Ok(($($name.decode(row, index)?,)+))
+            }
+            #[allow(non_snake_case)]
+            fn names(&self, names: &mut Vec<&'static str>) -> Result<()> {
+                let ($($name,)+) = self;
+                $($name.names(names)?;)+
+                Ok(())
             }
             #[allow(non_snake_case)]
             fn decimal_arithmetic(&self) -> bool {

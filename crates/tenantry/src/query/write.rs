@@ -12,6 +12,7 @@ use crate::{
     registry::Registry,
     row::Row,
     target::{Conn, Target},
+    transaction::Transaction,
 };
 
 impl<M: Model> QuerySet<M> {
@@ -71,21 +72,11 @@ impl<M: Model> QuerySet<M> {
         let per_batch = (target.backend().capabilities().max_bind_params / width).max(1);
         let batches = models.len().div_ceil(per_batch);
         let derived_keys = derives_keys::<M>(&target) && models.len() > 1;
-        let own_transaction =
-            matches!(target.conn, Conn::Database(_)) && (batches > 1 || derived_keys);
-        if own_transaction {
-            // A registry over the target's database alone, beginning in the target's own
-            // schema file on SQLite (not the context's: the target may be a shared model).
-            // The transaction never leaves this function; dropped halfway (the caller's future
-            // cancelled), it rolls back.
-            let database = target.database();
-            let tx = Registry::new(database.clone())
-                .begin_at(database, target.schema.clone())
-                .await?;
-            let in_tx = Target {
-                conn: Conn::Transaction(tx.clone()),
-                schema: target.schema.clone(),
-            };
+        let own = matches!(target.conn, Conn::Database(_)) && (batches > 1 || derived_keys);
+        if own {
+            // The transaction never leaves this function; dropped halfway (the caller's
+            // future cancelled), it rolls back.
+            let (tx, in_tx) = own_transaction(&target).await?;
             match insert_batches(&in_tx, &mut models, per_batch, derived_keys).await {
                 Ok(()) => tx.commit().await?,
                 Err(error) => {
@@ -174,19 +165,50 @@ impl<M: Model> QuerySet<M> {
     /// Updates the row matching `filter` with every non-key field of `values`, or creates
     /// `values`; `true` when it was created. The update goes to the row's origin, which is
     /// this QuerySet's target; a builder error is returned before any SQL is sent.
+    ///
+    /// Race-free outside a transaction: when a concurrent call creates the row between the
+    /// lookup and the insert (the insert fails on a unique constraint), the row it made is
+    /// read and updated instead, so racing calls end with one row and every call succeeds.
+    /// Inside a transaction the unique violation is returned (on PostgreSQL it has aborted
+    /// the transaction). For one statement with no lookup, use an upsert:
+    /// [`on_conflict`](Self::on_conflict)`(key).do_update(..)`.
     pub async fn update_or_create(self, filter: Filter, values: M) -> Result<(Instance<M>, bool)> {
-        match self.clone().get(filter).await {
-            Ok(mut found) => {
-                let key = found.primary_key().clone();
-                *found = values;
-                found.set_primary_key(key);
-                found.save().await?;
-                Ok((found, false))
+        let retry = self.clone();
+        match self.clone().get(filter.clone()).await {
+            Ok(found) => return Ok((overwrite(found, values).await?, false)),
+            Err(Error::NotFound { .. }) => {}
+            Err(error) => return Err(error),
+        }
+        let target = self.target()?;
+        let mut models = vec![values];
+        let inserted = insert_chunk(&target, &mut models).await;
+        let values = models.pop().ok_or(Error::NotFound {
+            model: M::META.table,
+        })?;
+        match inserted {
+            Ok(()) => Ok((Instance::stored(values, target.origin()), true)),
+            Err(violation @ Error::UniqueViolation { .. })
+                if matches!(target.conn, Conn::Database(_)) =>
+            {
+                match retry.get(filter).await {
+                    Ok(found) => Ok((overwrite(found, values).await?, false)),
+                    // Another unique key than the filter's: the violation is the answer.
+                    Err(Error::NotFound { .. }) => Err(violation),
+                    Err(error) => Err(error),
+                }
             }
-            Err(Error::NotFound { .. }) => Ok((self.create(values).await?, true)),
             Err(error) => Err(error),
         }
     }
+}
+
+/// `found` with every non-key field of `values`, saved.
+async fn overwrite<M: Model>(mut found: Instance<M>, values: M) -> Result<Instance<M>> {
+    let key = found.primary_key().clone();
+    *found = values;
+    found.set_primary_key(key);
+    found.save().await?;
+    Ok(found)
 }
 
 /// What assignment `a` writes, as an expression on `target`'s backend: a value (a decimal
@@ -216,8 +238,33 @@ pub(crate) fn assigned_expr<M: Model>(
     }
 }
 
+/// A transaction of its own on `target`'s database, and the target inside it: for work of
+/// several statements that must be all or nothing. It begins in the target's own schema
+/// file on SQLite (not the context's: the target may be a shared model).
+pub(crate) async fn own_transaction(target: &Target) -> Result<(Transaction, Target)> {
+    let database = target.database();
+    let tx = Registry::new(database.clone())
+        .begin_at(database, target.schema.clone())
+        .await?;
+    let in_tx = Target {
+        conn: Conn::Transaction(tx.clone()),
+        schema: target.schema.clone(),
+    };
+    Ok((tx, in_tx))
+}
+
 /// The INSERT of `models` into `target`, returning the keys where the backend can.
 pub(crate) fn insert_statement<M: Model>(target: &Target, models: &[M]) -> Result<InsertStatement> {
+    let meta = M::META;
+    let mut insert = insert_values(target, models)?;
+    if meta.auto_primary_key() && target.backend().capabilities().insert_returning {
+        insert.returning_col(meta.primary_key_column().name);
+    }
+    Ok(insert)
+}
+
+/// The INSERT of `models` into `target`, with no RETURNING.
+pub(crate) fn insert_values<M: Model>(target: &Target, models: &[M]) -> Result<InsertStatement> {
     let meta = M::META;
     let mut insert = Query::insert();
     insert
@@ -232,9 +279,6 @@ pub(crate) fn insert_statement<M: Model>(target: &Target, models: &[M]) -> Resul
             backend: target.backend().name(),
             what: statement_error(e),
         })?;
-    }
-    if meta.auto_primary_key() && target.backend().capabilities().insert_returning {
-        insert.returning_col(meta.primary_key_column().name);
     }
     Ok(insert)
 }
