@@ -3,10 +3,11 @@
 pub const USAGE: &str = "usage: tenantry-bench --database-url URL [--quick] [--tenants N] \
 [--insert-tenants N] [--inserts-per-tenant N] [--bulk N] [--gets N] [--filters N] \
 [--concurrent N] [--scale 1,100,1000] [--scale-reads N] [--aggregates N] \
-[--aggregate-rows N] [--prefetches N] [--stream-rows N] [--only W3,W4,...]
+[--aggregate-rows N] [--prefetches N] [--stream-rows N] [--upserts N] [--upsert-batch N]
+[--only W3,W4,...]
 [--migrate-tenants 1000,10000] [--migrate-concurrency N]
 
-Runs the workloads W1..W7 and W9..W11 against URL (postgres://, mysql://, mariadb://,
+Runs the workloads W1..W7, W9..W11, W13 and W14 against URL (postgres://, mysql://, mariadb://,
 sqlite://...) and prints one JSON line per workload. --quick divides every size by ten. W1 and
 W2 run whenever one of W1..W7 or W9 does (the later workloads read their data); --only picks
 which of the others run as well (W10 and W11 make tenants of their own). W8 (migrations over
@@ -19,15 +20,18 @@ requests naming unknown tenants through tenantry-axum's layer, about 40 s) runs 
 PostgreSQL and MySQL, about 20 s) too.";
 
 /// Every workload `--only` may name.
-pub const WORKLOADS: [&str; 14] = [
-    "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11", "W12", "W15", "W16",
+pub const WORKLOADS: [&str; 16] = [
+    "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11", "W12", "W13", "W14", "W15",
+    "W16",
 ];
 
 /// The workloads of a run without `--only`: every one but W8 and W12.
-const DEFAULT_RUN: [&str; 10] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10", "W11"];
+const DEFAULT_RUN: [&str; 12] = [
+    "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10", "W11", "W13", "W14",
+];
 
 /// The workloads that read W2's tenants, so that W1 and W2 run with them.
-const ON_BASE: [&str; 8] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9"];
+const ON_BASE: [&str; 9] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W14"];
 
 /// The sizes of the workloads.
 #[derive(Debug, Clone)]
@@ -58,6 +62,10 @@ pub struct Args {
     pub prefetches: usize,
     /// The rows W12 streams.
     pub stream_rows: usize,
+    /// Batches timed by W13.
+    pub upserts: usize,
+    /// Rows per W13 batch, half of them conflicting.
+    pub upsert_batch: usize,
     /// The workloads to run (empty: W1..W7 and W9..W11).
     pub only: Vec<String>,
 }
@@ -106,6 +114,8 @@ impl Args {
             aggregate_rows: q(10_000),
             prefetches: q(200),
             stream_rows: q(1_000_000),
+            upserts: q(200),
+            upsert_batch: 1000,
             only: Vec::new(),
         };
         for (flag, v) in sizes {
@@ -124,6 +134,8 @@ impl Args {
                 "--aggregate-rows" => &mut args.aggregate_rows,
                 "--prefetches" => &mut args.prefetches,
                 "--stream-rows" => &mut args.stream_rows,
+                "--upserts" => &mut args.upserts,
+                "--upsert-batch" => &mut args.upsert_batch,
                 "--scale" => {
                     args.scale = list(&flag, &v)?;
                     continue;
@@ -254,7 +266,7 @@ mod tests {
         assert!(!args.runs_base() && args.wants("W10") && !args.wants("W4"));
 
         assert!(parse(&["--only", "W9"]).runs_base());
-        let argv = ["--database-url", "sqlite::memory:", "--only", "W4,W13"];
+        let argv = ["--database-url", "sqlite::memory:", "--only", "W4,W17"];
         assert!(Args::parse(argv.iter().map(|s| s.to_string())).is_err());
     }
 }

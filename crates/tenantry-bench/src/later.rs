@@ -58,12 +58,12 @@ pub(crate) fn same_sql(what: &str, orm: tenantry::Result<String>, raw: &str) -> 
 /// in round `i` of `paths`: each leads in turn, so that none is always the first to use a
 /// connection (or, on SQLite, a schema file's connections and their worker threads) that
 /// the previous round left idle.
-fn turns(i: usize, paths: usize) -> impl Iterator<Item = usize> {
+pub(crate) fn turns(i: usize, paths: usize) -> impl Iterator<Item = usize> {
     (0..paths).map(move |k| (k + i) % paths)
 }
 
 /// Fails with `message` unless `ok`.
-fn ensure(ok: bool, message: impl FnOnce() -> String) -> Result<()> {
+pub(crate) fn ensure(ok: bool, message: impl FnOnce() -> String) -> Result<()> {
     if ok {
         Ok(())
     } else {
@@ -72,7 +72,7 @@ fn ensure(ok: bool, message: impl FnOnce() -> String) -> Result<()> {
 }
 
 /// The fields of an ORM / pool / held comparison of `n` operations.
-fn compared(n: usize, orm: &Samples, raw: &Samples, held: &Samples) -> Fields {
+pub(crate) fn compared(n: usize, orm: &Samples, raw: &Samples, held: &Samples) -> Fields {
     let mut extra = Fields::new();
     extra.insert(
         "raw_ops_per_sec",

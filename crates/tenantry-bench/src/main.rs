@@ -1,15 +1,15 @@
-//! `tenantry-bench`: runs the workloads W1..W12 of `shared/bench/WORKLOADS.md` against one
+//! `tenantry-bench`: runs the workloads W1..W16 of `shared/bench/WORKLOADS.md` against one
 //! database URL and prints one JSON object per workload on stdout (diagnostics on stderr).
 //!
 //! ```text
 //! cargo run --release -p tenantry-bench -- --database-url URL [--quick] [--tenants N]
 //!     [--insert-tenants N] [--inserts-per-tenant N] [--bulk N] [--gets N] [--filters N]
 //!     [--concurrent N] [--scale 1,100,1000] [--aggregates N] [--aggregate-rows N]
-//!     [--prefetches N] [--stream-rows N] [--only W4,W7]
+//!     [--prefetches N] [--stream-rows N] [--upserts N] [--upsert-batch N] [--only W4,W7]
 //!     [--migrate-tenants 1000,10000] [--migrate-concurrency N]
 //! ```
 //!
-//! The default run (no `--only`) is W1..W7 and W9..W11. W8 (migrations over a fleet, see
+//! The default run (no `--only`) is W1..W7, W9..W11, W13 and W14. W8 (migrations over a fleet, see
 //! `w8.rs`) is not part of it: it runs only with `--only W8` (alone, or before the others
 //! when `--only` names some of them too), on a database of its own, since its runner
 //! migrates every schema of the database. Nor is W12 (a million rows streamed, see
@@ -22,8 +22,10 @@
 //! `later.rs`, are timed the same way against the same SQL (checked equal to the text the
 //! ORM renders before the loop), on the pool and, on PostgreSQL and MariaDB, on one held
 //! connection; W12 against sqlx's `fetch` of one `SELECT … ORDER BY id` on one connection.
+//! W13 (upserts in batches, half conflicting) and W14 (`stock = stock - 1` by key), in
+//! `writes.rs`, against the same SQL on the pool (W14 also on a held connection).
 //! The binary creates the schemas `tenant_001`, … (and `tenant_bulk`, `tenant_bulk_raw`,
-//! `tenant_w10`, `tenant_w11`, `tenant_w12`) and drops them again at the end; a leftover of
+//! `tenant_w10`, `tenant_w11`, `tenant_w12`, `tenant_w13`) and drops them again at the end; a leftover of
 //! an interrupted run is dropped at the start. W8 makes and drops its own `tenant_w8_*`
 //! schemas.
 
@@ -36,6 +38,7 @@ mod w12;
 mod w15;
 mod w16;
 mod w8;
+mod writes;
 
 use std::{collections::HashMap, time::Instant};
 
@@ -80,7 +83,7 @@ fn is_bench_schema(name: &str) -> bool {
             || rest.starts_with("bulk")
             || rest.starts_with("w8_")
             || rest.starts_with("w15_")
-            || matches!(rest, "w10" | "w11" | "w12")
+            || matches!(rest, "w10" | "w11" | "w12" | "w13")
     })
 }
 
@@ -181,6 +184,12 @@ impl Bench {
         }
         if self.wants("W11") {
             self.w11_prefetch().await?;
+        }
+        if self.wants("W13") {
+            self.w13_upsert().await?;
+        }
+        if self.wants("W14") {
+            self.w14_update().await?;
         }
         if self.wants("W15") {
             self.w15_flood().await?;

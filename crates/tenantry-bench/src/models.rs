@@ -40,6 +40,24 @@ impl Product {
     }
 }
 
+/// `w13_stock (id bigint auto primary key, sku varchar(64) unique, stock integer)`: W13's
+/// upserted rows, in `tenant_w13` only.
+#[derive(Model, Debug, Clone)]
+#[model(table = "w13_stock")]
+pub struct StockItem {
+    pub id: i64,
+    #[model(max_length = 64, unique)]
+    pub sku: String,
+    pub stock: i32,
+}
+
+impl StockItem {
+    /// A row to upsert (its key is the database's).
+    pub fn new(sku: String, stock: i32) -> StockItem {
+        StockItem { id: 0, sku, stock }
+    }
+}
+
 /// The price of the `i`-th product of a workload: 1.00 to 99.99, two decimal places (the
 /// column's scale, so the value is bound as the ORM binds it).
 pub fn price(i: usize) -> Decimal {

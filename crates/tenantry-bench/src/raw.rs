@@ -482,6 +482,8 @@ pub enum Arg<'a> {
     /// A LIMIT: unsigned on MySQL, a bigint elsewhere.
     Limit(u64),
     Text(&'a str),
+    /// An integer column's value (`stock`).
+    Int32(i32),
 }
 
 /// `query` with `args` bound; `limit` turns a LIMIT into the driver's type.
@@ -493,10 +495,19 @@ macro_rules! bind_all {
                 Arg::Int(v) => query.bind(v),
                 Arg::Limit(v) => query.bind($limit(v)),
                 Arg::Text(v) => query.bind(v),
+                Arg::Int32(v) => query.bind(v),
             };
         }
         query
     }};
+}
+
+/// `query` with `args` bound, on MySQL.
+pub(crate) fn bind_mysql<'q>(
+    query: sqlx::query::Query<'q, MySql, sqlx::mysql::MySqlArguments>,
+    args: &[Arg<'q>],
+) -> sqlx::query::Query<'q, MySql, sqlx::mysql::MySqlArguments> {
+    bind_all!(query, args, std::convert::identity)
 }
 
 /// A LIMIT as PostgreSQL and SQLite take it.
@@ -516,11 +527,16 @@ pub trait RawRow {
     fn product(&self) -> sqlx::Result<RawProduct>;
     fn user(&self) -> sqlx::Result<RawUser>;
     fn group(&self) -> sqlx::Result<Group>;
+    /// W13's row: key, sku, stock.
+    fn sku(&self) -> sqlx::Result<(i64, String, i32)>;
 }
 
 impl RawRow for PgRow {
     fn product(&self) -> sqlx::Result<RawProduct> {
         RawProduct::pg(self)
+    }
+    fn sku(&self) -> sqlx::Result<(i64, String, i32)> {
+        Ok((self.try_get(0)?, self.try_get(1)?, self.try_get(2)?))
     }
     fn user(&self) -> sqlx::Result<RawUser> {
         Ok(RawUser {
@@ -540,6 +556,13 @@ impl RawRow for MySqlRow {
     fn product(&self) -> sqlx::Result<RawProduct> {
         RawProduct::mysql(self)
     }
+    fn sku(&self) -> sqlx::Result<(i64, String, i32)> {
+        Ok((
+            self.try_get(0)?,
+            self.try_get_unchecked(1)?,
+            self.try_get(2)?,
+        ))
+    }
     fn user(&self) -> sqlx::Result<RawUser> {
         Ok(RawUser {
             id: self.try_get(0)?,
@@ -557,6 +580,9 @@ impl RawRow for MySqlRow {
 impl RawRow for SqliteRow {
     fn product(&self) -> sqlx::Result<RawProduct> {
         RawProduct::sqlite(self)
+    }
+    fn sku(&self) -> sqlx::Result<(i64, String, i32)> {
+        Ok((self.try_get(0)?, self.try_get(1)?, self.try_get(2)?))
     }
     fn user(&self) -> sqlx::Result<RawUser> {
         Ok(RawUser {
@@ -605,6 +631,10 @@ impl Rows {
 
     pub fn groups(&self) -> Result<Vec<Group>> {
         self.each(|r| r.group())
+    }
+
+    pub fn skus(&self) -> Result<Vec<(i64, String, i32)>> {
+        self.each(|r| r.sku())
     }
 }
 

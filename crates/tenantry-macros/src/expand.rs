@@ -34,6 +34,10 @@ pub fn expand(model: &Model) -> TokenStream {
         let field = &c.field;
         quote!(#i => ::tenantry::FieldType::to_value(&self.#field))
     });
+    let matches = model.columns.iter().enumerate().map(|(i, c)| {
+        let field = &c.field;
+        quote!(#i => ::tenantry::FieldType::matches_value(&self.#field, value))
+    });
     let foreign_keys = model
         .columns
         .iter()
@@ -72,6 +76,13 @@ pub fn expand(model: &Model) -> TokenStream {
                 match index {
                     #(#values,)*
                     _ => ::tenantry::__private::Value::Bool(::core::option::Option::None),
+                }
+            }
+
+            fn column_matches(&self, index: usize, value: &::tenantry::__private::Value) -> bool {
+                match index {
+                    #(#matches,)*
+                    _ => false,
                 }
             }
 

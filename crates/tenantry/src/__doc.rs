@@ -158,7 +158,7 @@ pub fn render_upsert<M: Model>(
 ) -> Rendered {
     on_each_backend(|registry| {
         build(registry)
-            .insert_sql(&model)
+            .insert_sql(std::slice::from_ref(&model))
             .expect("a renderable upsert")
     })
 }

@@ -64,6 +64,11 @@ pub trait FieldType: Sized + Send + Sync + 'static {
     fn from_insert_id(_id: u64) -> Option<Self> {
         None
     }
+    /// Whether `value` is this value bound ([`to_value`](Self::to_value)`() == value`),
+    /// without building the bound value where the type can compare in place.
+    fn matches_value(&self, value: &Value) -> bool {
+        self.to_value() == *value
+    }
 }
 
 /// Decodes column `index` on whichever backend the row came from.
@@ -120,6 +125,9 @@ impl FieldType for String {
     }
     fn null_value() -> Value {
         Value::String(None)
+    }
+    fn matches_value(&self, value: &Value) -> bool {
+        matches!(value, Value::String(Some(s)) if s == self)
     }
     fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
         match row {
@@ -194,6 +202,12 @@ impl<T: FieldType> FieldType for Option<T> {
     }
     fn null_value() -> Value {
         T::null_value()
+    }
+    fn matches_value(&self, value: &Value) -> bool {
+        match self {
+            Some(v) => v.matches_value(value),
+            None => T::null_value() == *value,
+        }
     }
     fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
         if row.is_null(index)? {

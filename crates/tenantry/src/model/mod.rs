@@ -39,6 +39,12 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
     /// The bound value of column `index` (in [`ModelMeta::columns`] order).
     fn column_value(&self, index: usize) -> sea_query::Value;
 
+    /// Whether column `index` binds as `value` (`column_value(index) == value`, compared
+    /// in place where the field's type can).
+    fn column_matches(&self, index: usize, value: &sea_query::Value) -> bool {
+        self.column_value(index) == *value
+    }
+
     /// The primary key.
     fn primary_key(&self) -> &Self::PrimaryKey;
 

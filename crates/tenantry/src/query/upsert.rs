@@ -2,7 +2,7 @@
 //! (`do_nothing`) or updates it (`do_update`, `do_update_set`), in one statement per batch:
 //! `ON CONFLICT (key) DO …` on PostgreSQL and SQLite, `ON DUPLICATE KEY UPDATE` on MySQL.
 
-use std::collections::HashMap;
+use hashbrown::{HashMap, HashSet};
 
 use sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement};
 
@@ -141,7 +141,7 @@ impl<M: Model> Upsert<M> {
         let target = self.query.target()?;
         let plan = Plan::new(&target, self.key?, self.action?)?;
         let models: Vec<M> = models.into_iter().collect();
-        let positions = key_positions(&plan, &models)?;
+        let keys = checked_keys(&plan, &models)?;
         let per_batch = plan.per_batch(&target);
         let own = matches!(target.conn, Conn::Database(_))
             && (models.len() > per_batch || plan.read_back(&target));
@@ -158,15 +158,15 @@ impl<M: Model> Upsert<M> {
         } else {
             plan.run(&target, &models, per_batch, &mut stored).await?;
         }
-        in_given_order(&plan, positions, stored, target.origin())
+        in_given_order(&plan, &keys, stored, target.origin())
     }
 
-    /// The statement [`create`](Self::create) would send first.
+    /// The statement [`bulk_create`](Self::bulk_create) would send first for `models`.
     #[doc(hidden)]
-    pub fn insert_sql(self, model: &M) -> Result<String> {
+    pub fn insert_sql(self, models: &[M]) -> Result<String> {
         let target = self.query.target()?;
         let plan = Plan::new(&target, self.key?, self.action?)?;
-        let insert = plan.statement(&target, std::slice::from_ref(model))?;
+        let insert = plan.statement(&target, models)?;
         Ok(crate::target::render(target.backend(), &insert).0)
     }
 }
@@ -353,47 +353,61 @@ fn refuse_other_unique_keys(target: &Target, meta: &'static ModelMeta, key: usiz
     Ok(())
 }
 
-/// Each model's position by key; a NULL or repeated key is refused.
-fn key_positions<M: Model>(plan: &Plan<M>, models: &[M]) -> Result<HashMap<Key, usize>> {
-    let mut positions = HashMap::with_capacity(models.len());
-    for (i, model) in models.iter().enumerate() {
-        let key = Key(model.column_value(plan.key_index));
+/// Each model's key, in order; a NULL or repeated key is refused.
+fn checked_keys<M: Model>(plan: &Plan<M>, models: &[M]) -> Result<Vec<Key>> {
+    let keys: Vec<Key> = models
+        .iter()
+        .map(|model| Key(model.column_value(plan.key_index)))
+        .collect();
+    let mut seen: HashSet<&Key> = HashSet::with_capacity(keys.len());
+    for key in &keys {
         if key.is_null() {
             return Err(Error::InvalidArgument {
                 argument: "bulk_create",
                 reason: "a row whose conflict key is NULL (it never conflicts)",
             });
         }
-        if positions.insert(key, i).is_some() {
+        if !seen.insert(key) {
             return Err(Error::InvalidArgument {
                 argument: "bulk_create",
                 reason: "two rows with the same conflict key",
             });
         }
     }
-    Ok(positions)
+    drop(seen);
+    Ok(keys)
 }
 
-/// `stored` in the order the models were given.
+/// `stored` in the order of `keys` (the models given). The backends return the rows of a
+/// multi-row INSERT in the order of its VALUES in practice, which is checked row by row;
+/// any other order is put right through a hash map.
 fn in_given_order<M: Model>(
     plan: &Plan<M>,
-    mut positions: HashMap<Key, usize>,
+    keys: &[Key],
     stored: Vec<M>,
     origin: crate::target::Origin,
 ) -> Result<Vec<Instance<M>>> {
-    let mut slots: Vec<Option<M>> = std::iter::repeat_with(|| None)
-        .take(positions.len())
-        .collect();
-    for model in stored {
-        let key = Key(model.column_value(plan.key_index));
-        if let Some(slot) = positions.remove(&key).and_then(|i| slots.get_mut(i)) {
-            *slot = Some(model);
-        }
+    let in_order = stored.len() == keys.len()
+        && stored
+            .iter()
+            .zip(keys)
+            .all(|(model, key)| model.column_matches(plan.key_index, &key.0));
+    if in_order {
+        return Ok(stored
+            .into_iter()
+            .map(|m| Instance::stored(m, origin.clone()))
+            .collect());
     }
-    slots
-        .into_iter()
-        .map(|slot| {
-            slot.map(|m| Instance::stored(m, origin.clone()))
+    let stored_keys: Vec<Key> = stored
+        .iter()
+        .map(|model| Key(model.column_value(plan.key_index)))
+        .collect();
+    let mut by_key: HashMap<&Key, M> = stored_keys.iter().zip(stored).collect();
+    keys.iter()
+        .map(|key| {
+            by_key
+                .remove(key)
+                .map(|m| Instance::stored(m, origin.clone()))
                 .ok_or(Error::NotFound {
                     model: M::META.table,
                 })
@@ -401,7 +415,9 @@ fn in_given_order<M: Model>(
         .collect()
 }
 
-/// A key value that can be hashed: sea-query's `Value` is `PartialEq` only.
+/// A key value that can be hashed: sea-query's `Value` is `PartialEq` only. Hashed with
+/// hashbrown's seeded foldhash (the keys are the caller's data).
+#[derive(Debug)]
 struct Key(sea_query::Value);
 
 impl Key {
