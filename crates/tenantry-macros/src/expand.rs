@@ -12,6 +12,22 @@ pub fn expand(model: &Model) -> TokenStream {
     let table = &model.table;
     let shared = model.shared;
     let tenant_only = model.tenant_only;
+    let version_meta = match model.version {
+        Some(index) => quote!(::core::option::Option::Some(#index)),
+        None => quote!(::core::option::Option::None),
+    };
+    let bump_version = model.version.map(|index| {
+        let field = &model.columns[index].field;
+        quote! {
+            fn bump_version(&mut self) {
+                self.#field = self.#field.wrapping_add(1);
+            }
+
+            fn copy_version(&mut self, from: &Self) {
+                self.#field = from.#field;
+            }
+        }
+    });
     let pk = model.primary_key;
     let pk_column = &model.columns[pk];
     let pk_field = &pk_column.field;
@@ -64,6 +80,7 @@ pub fn expand(model: &Model) -> TokenStream {
                 primary_key: #pk,
                 shared: #shared,
                 tenant_only: #tenant_only,
+                version: #version_meta,
             };
 
             type PrimaryKey = #pk_ty;
@@ -93,6 +110,8 @@ pub fn expand(model: &Model) -> TokenStream {
             fn set_primary_key(&mut self, key: Self::PrimaryKey) {
                 self.#pk_field = key;
             }
+
+            #bump_version
 
             fn foreign_key_mut(&mut self, index: usize) -> ::core::option::Option<&mut dyn ::tenantry::AnyForeignKey> {
                 match index {

@@ -13,6 +13,8 @@ pub struct Model {
     pub tenant_only: bool,
     pub columns: Vec<Column>,
     pub primary_key: usize,
+    /// The `#[model(version)]` column, if any.
+    pub version: Option<usize>,
 }
 
 /// What a foreign key field points at.
@@ -106,6 +108,13 @@ impl Model {
                 ));
             }
         }
+        let version = version_column(&parsed, &columns, primary_key, &mut errors);
+        if let Some(column) = version.and_then(|v| columns.get_mut(v)) {
+            // Rows that predate the column (a migration adding it) start at version 0.
+            if column.default.is_none() {
+                column.default = Some((column.ty.clone(), syn::parse_quote!(0)));
+            }
+        }
         errors.finish(Model {
             ident: parsed.ident,
             table,
@@ -113,8 +122,45 @@ impl Model {
             tenant_only: parsed.tenant.is_some(),
             columns,
             primary_key,
+            version,
         })
     }
+}
+
+/// The `#[model(version)]` column: at most one, an `i32` or `i64` that is not the primary
+/// key, not an `Option` and not a foreign key.
+fn version_column(
+    parsed: &Parsed,
+    columns: &[Column],
+    primary_key: usize,
+    errors: &mut Errors,
+) -> Option<usize> {
+    let marked: Vec<usize> = parsed
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.version.is_some())
+        .map(|(i, _)| i)
+        .collect();
+    for &extra in marked.iter().skip(1) {
+        errors.push(syn::Error::new(
+            parsed.fields[extra].ident.span(),
+            "only one field can be the version",
+        ));
+    }
+    let index = *marked.first()?;
+    let column = &columns[index];
+    if index == primary_key
+        || column.nullable
+        || column.relation.is_some()
+        || !is_integer(&column.ty)
+    {
+        errors.push(syn::Error::new(
+            column.ty.span(),
+            "the version field is an i32 or i64 that is not the primary key, not an Option and not a foreign key",
+        ));
+    }
+    Some(index)
 }
 
 fn column(field: &ParsedField, errors: &mut Errors) -> Column {

@@ -27,6 +27,8 @@ pub struct ParsedField {
     pub index: bool,
     pub column: Option<LitStr>,
     pub on_delete: Option<LitStr>,
+    /// `version`: the optimistic-locking counter, where it was written.
+    pub version: Option<syn::Path>,
 }
 
 /// Collects errors so that all are reported together.
@@ -124,6 +126,7 @@ fn parse_field(field: &syn::Field, errors: &mut Errors) -> ParsedField {
         index: false,
         column: None,
         on_delete: None,
+        version: None,
     };
     for attr in field.attrs.iter().filter(|a| a.path().is_ident("model")) {
         let result = attr.parse_nested_meta(|meta| {
@@ -148,9 +151,11 @@ fn parse_field(field: &syn::Field, errors: &mut Errors) -> ParsedField {
                 parsed.column = Some(meta.value()?.parse()?);
             } else if path.is_ident("on_delete") {
                 parsed.on_delete = Some(meta.value()?.parse()?);
+            } else if path.is_ident("version") {
+                parsed.version = Some(path.clone());
             } else {
                 return Err(meta.error(
-                    "unknown field attribute; expected one of primary_key, max_length, max_digits, decimal_places, text, default, unique, index, column, on_delete",
+                    "unknown field attribute; expected one of primary_key, max_length, max_digits, decimal_places, text, default, unique, index, column, on_delete, version",
                 ));
             }
             Ok(())

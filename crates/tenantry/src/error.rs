@@ -167,6 +167,16 @@ pub enum Error {
     /// The transaction was already committed or rolled back.
     #[error("the transaction was already committed or rolled back")]
     TransactionDone,
+    /// An instance of a model with a `#[model(version)]` column was saved over a row that
+    /// another writer changed since it was read (its version moved on). Nothing was
+    /// written; `refresh` the instance, apply the change again and save.
+    #[error(
+        "the {model} row was changed by another writer since it was read; nothing was written"
+    )]
+    VersionConflict {
+        /// The model's table name.
+        model: &'static str,
+    },
     /// A statement failed in a way that ended the transaction on the server (any failed
     /// statement on PostgreSQL; a deadlock on MySQL, which rolls the whole transaction back).
     /// Nothing of it will commit: later statements, and `commit`, are refused with this error
@@ -382,6 +392,7 @@ impl Error {
             Error::Unsupported { backend, what } => Error::Unsupported { backend, what },
             Error::NotSaved { model } => Error::NotSaved { model },
             Error::TransactionDone => Error::TransactionDone,
+            Error::VersionConflict { model } => Error::VersionConflict { model },
             Error::TransactionAborted { cause } => Error::TransactionAborted {
                 cause: cause.clone(),
             },

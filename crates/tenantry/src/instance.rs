@@ -92,19 +92,72 @@ impl<M: Model> Instance<M> {
     /// Inserts the row if it is not stored yet (the database assigns an auto-increment key),
     /// else updates every non-key column of it. An update that finds no row is
     /// [`Error::NotFound`].
+    ///
+    /// With a `#[model(version)]` column (optimistic locking) the update is
+    /// `… SET …, "version" = "version" + 1 WHERE <key> AND "version" = <the version read>`:
+    /// when another writer saved the row since this instance read it, nothing is written and
+    /// the result is [`Error::VersionConflict`]; on success the instance's version is
+    /// bumped too, so it can be saved again.
     pub async fn save(&mut self) -> Result<()> {
-        let target = self.target();
         if !self.stored {
+            let target = self.target();
             insert_chunk(&target, std::slice::from_mut(&mut self.model)).await?;
             self.stored = true;
             return Ok(());
         }
+        self.update(None).await
+    }
+
+    /// Updates only `columns` (a column handle or a tuple of them) of the stored row, so
+    /// that a concurrent change to another column is kept (Django's `update_fields`). With a
+    /// `#[model(version)]` column, the write is checked and bumped as [`save`](Self::save)
+    /// does. The primary key, the version column, a computed column or one reached through
+    /// a relation is [`Error::InvalidArgument`] / [`Error::InvalidRelation`]; an instance
+    /// never saved is [`Error::NotSaved`].
+    ///
+    /// ```no_run
+    /// # use tenantry::{Model, Registry};
+    /// # #[derive(Model, Debug, Clone)] struct Product { id: i64, #[model(max_length = 40)] name: String, stock: i32 }
+    /// # async fn demo(registry: Registry) -> tenantry::Result<()> {
+    /// let mut lamp = Product::query(&registry).get_pk(1).await?;
+    /// lamp.stock = 7;
+    /// lamp.save_fields(Product::stock()).await?; // UPDATE … SET "stock" = $1 WHERE "id" = $2
+    /// # Ok(()) }
+    /// ```
+    pub async fn save_fields<C: crate::Columns<M>>(&mut self, columns: C) -> Result<()> {
+        self.require_stored()?;
+        let mut names = Vec::new();
+        columns.names(&mut names)?;
         let meta = M::META;
+        for name in &names {
+            let written = meta.column(name).is_some_and(|c| !c.primary_key)
+                && meta.version.map(|v| meta.columns[v].name) != Some(*name);
+            if !written {
+                return Err(Error::InvalidArgument {
+                    argument: "save_fields",
+                    reason:
+                        "the primary key, the version column, or a column the model does not have",
+                });
+            }
+        }
+        self.update(Some(&names)).await
+    }
+
+    /// Writes the named columns (every non-key one for `None`) of the stored row; with a
+    /// version column, only over the version read, which it bumps.
+    async fn update(&mut self, only: Option<&[&'static str]>) -> Result<()> {
+        let target = self.target();
+        let meta = M::META;
+        let version = meta.version.map(|v| (v, meta.columns[v].name));
         let values = meta
             .columns
             .iter()
             .enumerate()
-            .filter(|(_, c)| !c.primary_key)
+            .filter(|(i, c)| {
+                !c.primary_key
+                    && Some(*i) != meta.version
+                    && only.is_none_or(|names| names.contains(&c.name))
+            })
             .map(|(i, c)| Ok((c.name, Expr::val(c.bind(meta, self.model.column_value(i))?))))
             .collect::<Result<Vec<_>>>()?;
         let mut update = Query::update();
@@ -112,8 +165,22 @@ impl<M: Model> Instance<M> {
             .table(target.table(meta)?)
             .values(values)
             .cond_where(self.pk_filter());
-        if target.execute(&update).await?.rows_affected == 0 && !self.exists().await? {
-            return Err(Error::NotFound { model: meta.table });
+        if let Some((index, name)) = version {
+            update
+                .value(name, Expr::col(name).add(1))
+                .and_where(Expr::col(name).eq(self.model.column_value(index)));
+        }
+        // MySQL counts changed rows, not matched ones: 0 may be a row written unchanged.
+        if target.execute(&update).await?.rows_affected == 0 {
+            if !self.exists().await? {
+                return Err(Error::NotFound { model: meta.table });
+            }
+            if version.is_some() {
+                return Err(Error::VersionConflict { model: meta.table });
+            }
+        }
+        if version.is_some() {
+            self.model.bump_version();
         }
         Ok(())
     }

@@ -118,6 +118,10 @@ pub struct ModelMeta {
     /// together with [`shared`](Self::shared). A model that is neither (the default) lives
     /// in the shared schema and in every tenant schema.
     pub tenant_only: bool,
+    /// The index in `columns` of the optimistic-locking counter (`#[model(version)]`):
+    /// [`Instance::save`](crate::Instance::save) writes only over the version it read and
+    /// bumps it; every UPDATE tenantry sends bumps it.
+    pub version: Option<usize>,
 }
 
 impl ModelMeta {

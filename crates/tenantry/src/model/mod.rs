@@ -45,6 +45,12 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
         self.column_value(index) == *value
     }
 
+    /// Adds one to the `#[model(version)]` field (after a save that bumped the stored one).
+    fn bump_version(&mut self) {}
+
+    /// Sets the `#[model(version)]` field to `from`'s.
+    fn copy_version(&mut self, _from: &Self) {}
+
     /// The primary key.
     fn primary_key(&self) -> &Self::PrimaryKey;
 

@@ -7,7 +7,7 @@ use hashbrown::{HashMap, HashSet};
 use sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement};
 
 use super::{
-    write::{assigned_expr, insert_values, own_transaction},
+    write::{assigned_expr, insert_values, own_transaction, unassigned_version},
     Columns, QuerySet,
 };
 use crate::{
@@ -256,6 +256,10 @@ impl<M: Model> Plan<M> {
                 for a in assignments {
                     let expr = assigned_expr(target, a, Some(meta.table))?;
                     on_conflict.value(a.column, expr);
+                }
+                let written = columns.iter().chain(assignments.iter().map(|a| &a.column));
+                if let Some(version) = unassigned_version::<M>(written.copied()) {
+                    on_conflict.value(version, Expr::col((meta.table, version)).add(1));
                 }
                 &mut on_conflict
             }

@@ -124,10 +124,13 @@ impl<M: Model> QuerySet<M> {
         target: &Target,
         assignments: impl IntoIterator<Item = Assignment<M>>,
     ) -> Result<UpdateStatement> {
-        let values = assignments
+        let mut values = assignments
             .into_iter()
             .map(|a| Ok((a.column, assigned_expr::<M>(target, &a, None)?)))
             .collect::<Result<Vec<_>>>()?;
+        if let Some(version) = unassigned_version::<M>(values.iter().map(|(name, _)| *name)) {
+            values.push((version, Expr::col(version).add(1)));
+        }
         let mut update = Query::update();
         update.table(target.table(M::META)?).values(values);
         self.add_filter(target, &mut update)?;
@@ -202,11 +205,23 @@ impl<M: Model> QuerySet<M> {
     }
 }
 
+/// The `#[model(version)]` column of `M` when `written` does not name it: every UPDATE
+/// bumps it, so that an instance read before it cannot be saved over it unnoticed.
+pub(crate) fn unassigned_version<M: Model>(
+    mut written: impl Iterator<Item = &'static str>,
+) -> Option<&'static str> {
+    let meta = M::META;
+    let version = meta.columns[meta.version?].name;
+    (!written.any(|name| name == version)).then_some(version)
+}
+
 /// `found` with every non-key field of `values`, saved.
 async fn overwrite<M: Model>(mut found: Instance<M>, values: M) -> Result<Instance<M>> {
     let key = found.primary_key().clone();
-    *found = values;
+    let read = std::mem::replace(&mut *found, values);
     found.set_primary_key(key);
+    // The version is the one just read, not whatever `values` holds.
+    found.copy_version(&read);
     found.save().await?;
     Ok(found)
 }
