@@ -189,7 +189,7 @@ pub enum Error {
     },
     /// A value does not fit the column it is written to: a decimal with more integer digits
     /// than its `NUMERIC(p, s)` column's `p - s`, or more significant decimal places than
-    /// `s`. Checked in Rust before the statement is sent, on every backend, so nothing was
+    /// `s`; text with more characters than its `VARCHAR(n)` column's `n`. Checked in Rust before the statement is sent, on every backend, so nothing was
     /// written and no value was rounded or clipped. The message names the column and the
     /// bound, not the value.
     #[error("value out of range for column {column} of {model}: {reason}")]
@@ -269,6 +269,15 @@ pub enum Error {
         /// The panic's message.
         message: String,
     },
+    /// The database refused a value that does not fit its column: an expression's result
+    /// outside the column's integer range (PostgreSQL 22003, MySQL 1264 and 1690), or text
+    /// too long for it (22001, MySQL 1406) written by other means than a model field (which
+    /// is checked first: [`Error::ValueOutOfRange`]). Nothing was written by the statement.
+    #[error("the database refused a value out of its column's range: {message}")]
+    OutOfRange {
+        /// The database's message (it names the column or the type, not the value).
+        message: String,
+    },
     /// Any other database or driver error (connection refused, dropped connection, timeout…).
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
@@ -286,6 +295,11 @@ fn classify(error: sqlx::Error) -> Error {
     let kind = match &error {
         sqlx::Error::Database(db) if is_sqlite_restrict(db.as_ref()) => {
             ErrorKind::ForeignKeyViolation
+        }
+        sqlx::Error::Database(db) if is_out_of_range(db.as_ref()) => {
+            return Error::OutOfRange {
+                message: db.message().to_owned(),
+            };
         }
         sqlx::Error::Database(db) => db.kind(),
         _ => return Error::Database(error),
@@ -306,6 +320,22 @@ fn is_sqlite_restrict(db: &dyn sqlx::error::DatabaseError) -> bool {
     db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
         && db.code().as_deref() == Some("1811")
         && db.message() == "FOREIGN KEY constraint failed"
+}
+
+/// A value refused for not fitting its column: PostgreSQL's SQLSTATE 22003 (numeric value
+/// out of range) and 22001 (string data right truncation); MySQL's 1264 (out of range
+/// value), 1690 (value out of range in an expression) and 1406 (data too long).
+fn is_out_of_range(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let code = db.code();
+    if db
+        .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+        .is_some_and(|e| matches!(e.number(), 1264 | 1406 | 1690))
+    {
+        return true;
+    }
+    db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+        && matches!(code.as_deref(), Some("22003" | "22001"))
 }
 
 struct Message<'a>(&'a sqlx::Error);
@@ -392,6 +422,9 @@ impl Error {
             Error::Unsupported { backend, what } => Error::Unsupported { backend, what },
             Error::NotSaved { model } => Error::NotSaved { model },
             Error::TransactionDone => Error::TransactionDone,
+            Error::OutOfRange { message } => Error::OutOfRange {
+                message: message.clone(),
+            },
             Error::VersionConflict { model } => Error::VersionConflict { model },
             Error::TransactionAborted { cause } => Error::TransactionAborted {
                 cause: cause.clone(),

@@ -79,7 +79,8 @@ impl ColumnMeta {
     /// `value` as it is bound for this column of `model`: a decimal is checked against the
     /// column's precision and scale and rescaled to the scale
     /// ([`Error::ValueOutOfRange`](crate::Error::ValueOutOfRange) when it does not fit);
-    /// every other value is unchanged.
+    /// text longer than a `max_length` column's characters is refused the same way (SQLite
+    /// would store it whole, the others refuse it); every other value is unchanged.
     pub(crate) fn bind(
         &self,
         model: &'static ModelMeta,
@@ -89,6 +90,21 @@ impl ColumnMeta {
             sea_query::Value::Decimal(Some(decimal)) if self.sql_type == SqlType::Decimal => {
                 crate::decimal::check(model.table, self.name, self.numeric(), decimal)
                     .map(|d| sea_query::Value::Decimal(Some(d)))
+            }
+            // Bytes bound a character count: only text longer in bytes is counted.
+            sea_query::Value::String(Some(text))
+                if self.max_length.is_some_and(|n| {
+                    text.len() > n as usize && text.chars().count() > n as usize
+                }) =>
+            {
+                Err(crate::Error::ValueOutOfRange {
+                    model: model.table,
+                    column: self.name,
+                    reason: format!(
+                        "longer than the column's {} characters",
+                        self.max_length.unwrap_or_default()
+                    ),
+                })
             }
             other => Ok(other),
         }
