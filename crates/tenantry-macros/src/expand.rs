@@ -16,6 +16,18 @@ pub fn expand(model: &Model) -> TokenStream {
         Some(index) => quote!(::core::option::Option::Some(#index)),
         None => quote!(::core::option::Option::None),
     };
+    let hooks = model.hooks.then(|| {
+        quote! {
+            fn hooks() -> ::core::option::Option<::tenantry::__private::HookFns<Self>> {
+                ::core::option::Option::Some(::tenantry::__private::HookFns {
+                    pre_save: |m, h| ::std::boxed::Box::pin(<Self as ::tenantry::Hooks>::pre_save(m, h)),
+                    post_save: |m, h| ::std::boxed::Box::pin(<Self as ::tenantry::Hooks>::post_save(m, h)),
+                    pre_delete: |m, h| ::std::boxed::Box::pin(<Self as ::tenantry::Hooks>::pre_delete(m, h)),
+                    post_delete: |m, h| ::std::boxed::Box::pin(<Self as ::tenantry::Hooks>::post_delete(m, h)),
+                })
+            }
+        }
+    });
     let bump_version = model.version.map(|index| {
         let field = &model.columns[index].field;
         quote! {
@@ -112,6 +124,8 @@ pub fn expand(model: &Model) -> TokenStream {
             }
 
             #bump_version
+
+            #hooks
 
             fn foreign_key_mut(&mut self, index: usize) -> ::core::option::Option<&mut dyn ::tenantry::AnyForeignKey> {
                 match index {

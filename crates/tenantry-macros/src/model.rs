@@ -15,6 +15,8 @@ pub struct Model {
     pub primary_key: usize,
     /// The `#[model(version)]` column, if any.
     pub version: Option<usize>,
+    /// `#[model(hooks)]`: the model implements `tenantry::Hooks`.
+    pub hooks: bool,
 }
 
 /// What a foreign key field points at.
@@ -123,6 +125,7 @@ impl Model {
             columns,
             primary_key,
             version,
+            hooks: parsed.hooks,
         })
     }
 }

@@ -10,6 +10,8 @@ pub struct Parsed {
     pub shared: Option<syn::Path>,
     /// The `tenant` path, where it was written.
     pub tenant: Option<syn::Path>,
+    /// `hooks`: the model implements `tenantry::Hooks`.
+    pub hooks: bool,
     pub fields: Vec<ParsedField>,
 }
 
@@ -82,6 +84,7 @@ pub fn parse(input: &DeriveInput) -> syn::Result<Parsed> {
         table: None,
         shared: None,
         tenant: None,
+        hooks: false,
         fields: Vec::new(),
     };
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("model")) {
@@ -92,9 +95,11 @@ pub fn parse(input: &DeriveInput) -> syn::Result<Parsed> {
                 parsed.shared = Some(meta.path.clone());
             } else if meta.path.is_ident("tenant") {
                 parsed.tenant = Some(meta.path.clone());
+            } else if meta.path.is_ident("hooks") {
+                parsed.hooks = true;
             } else {
                 return Err(meta.error(
-                    "unknown model attribute; expected `table = \"...\"`, `shared` or `tenant`",
+                    "unknown model attribute; expected `table = \"...\"`, `shared`, `tenant` or `hooks`",
                 ));
             }
             Ok(())

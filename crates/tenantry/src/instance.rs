@@ -5,9 +5,10 @@ use sea_query::{Expr, ExprTrait, Query};
 use crate::{
     error::{Error, Result},
     field::FieldType,
+    hooks::{HookContext, HookFns},
     model::{Column, ForeignKey, Model},
-    query::{insert_chunk, Children, QuerySet, RelationKey, Source},
-    target::{Origin, Target},
+    query::{insert_chunk, own_transaction, Children, QuerySet, RelationKey, Source},
+    target::{Conn, Origin, Target},
 };
 
 /// A row of `M` together with its origin: the database and schema it was read from or will
@@ -99,13 +100,7 @@ impl<M: Model> Instance<M> {
     /// the result is [`Error::VersionConflict`]; on success the instance's version is
     /// bumped too, so it can be saved again.
     pub async fn save(&mut self) -> Result<()> {
-        if !self.stored {
-            let target = self.target();
-            insert_chunk(&target, std::slice::from_mut(&mut self.model)).await?;
-            self.stored = true;
-            return Ok(());
-        }
-        self.update(None).await
+        self.write(None).await
     }
 
     /// Updates only `columns` (a column handle or a tuple of them) of the stored row, so
@@ -140,12 +135,107 @@ impl<M: Model> Instance<M> {
                 });
             }
         }
-        self.update(Some(&names)).await
+        self.write(Some(&names)).await
+    }
+
+    /// The INSERT or UPDATE, with the model's hooks around it when it has some; the version
+    /// is bumped on the instance once the write is committed.
+    async fn write(&mut self, only: Option<&[&'static str]>) -> Result<()> {
+        let bumped = match M::hooks() {
+            None => self.store(only).await?,
+            Some(hooks) => {
+                let (stored, key) = (self.stored, self.model.primary_key().clone());
+                let result = self.hooked(&hooks, Hooked::Save(only)).await;
+                if result.is_err() {
+                    // Rolled back: the instance is as unsaved (or as stored) as before.
+                    self.stored = stored;
+                    self.model.set_primary_key(key);
+                }
+                result?
+            }
+        };
+        if bumped {
+            self.model.bump_version();
+        }
+        Ok(())
+    }
+
+    /// `op` between its hooks, in one transaction: the instance's own (inside a savepoint,
+    /// so that a failure undoes only this work), or one begun for it on the instance's
+    /// database and schema. Meanwhile the instance's statements go through that transaction.
+    async fn hooked(&mut self, hooks: &HookFns<M>, op: Hooked<'_>) -> Result<bool> {
+        let target = self.target();
+        let (own, tx) = match &target.conn {
+            Conn::Transaction(tx) => (None, tx.clone()),
+            Conn::Database(_) => {
+                let (tx, _) = own_transaction(&target).await?;
+                (Some(tx.clone()), tx)
+            }
+        };
+        let origin = Origin {
+            transaction: Some(tx.downgrade()),
+            ..self.origin.clone()
+        };
+        let before = std::mem::replace(&mut self.origin, origin.clone());
+        let context = HookContext::new(origin, tx.clone());
+        let work = self.between_hooks(hooks, op, &context);
+        let result = if own.is_none() && tx.allows_savepoints() {
+            tx.savepoint(|_| work).await
+        } else {
+            // In a migration's data step the migration's transaction rolls back on an error.
+            work.await
+        };
+        self.origin = before;
+        let Some(own) = own else { return result };
+        match result {
+            Ok(value) => {
+                own.commit().await?;
+                Ok(value)
+            }
+            Err(error) => {
+                let _ = own.rollback().await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn between_hooks(
+        &mut self,
+        hooks: &HookFns<M>,
+        op: Hooked<'_>,
+        context: &HookContext<M>,
+    ) -> Result<bool> {
+        match op {
+            Hooked::Save(only) => {
+                (hooks.pre_save)(&mut self.model, context).await?;
+                let bumped = self.store(only).await?;
+                (hooks.post_save)(&self.model, context).await?;
+                Ok(bumped)
+            }
+            Hooked::Delete => {
+                (hooks.pre_delete)(&self.model, context).await?;
+                self.delete_row().await?;
+                (hooks.post_delete)(&self.model, context).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The INSERT (of an instance never saved) or the UPDATE; `true` when the stored
+    /// version was bumped.
+    async fn store(&mut self, only: Option<&[&'static str]>) -> Result<bool> {
+        if self.stored {
+            return self.update(only).await;
+        }
+        let target = self.target();
+        insert_chunk(&target, std::slice::from_mut(&mut self.model)).await?;
+        self.stored = true;
+        Ok(false)
     }
 
     /// Writes the named columns (every non-key one for `None`) of the stored row; with a
-    /// version column, only over the version read, which it bumps.
-    async fn update(&mut self, only: Option<&[&'static str]>) -> Result<()> {
+    /// version column, only over the version read, which it bumps (`true`).
+    async fn update(&mut self, only: Option<&[&'static str]>) -> Result<bool> {
         let target = self.target();
         let meta = M::META;
         let version = meta.version.map(|v| (v, meta.columns[v].name));
@@ -179,10 +269,7 @@ impl<M: Model> Instance<M> {
                 return Err(Error::VersionConflict { model: meta.table });
             }
         }
-        if version.is_some() {
-            self.model.bump_version();
-        }
-        Ok(())
+        Ok(version.is_some())
     }
 
     async fn exists(&self) -> Result<bool> {
@@ -192,8 +279,18 @@ impl<M: Model> Instance<M> {
 
     /// Deletes the row; returns the model value. Deleting a row that is already gone is
     /// [`Error::NotFound`]; an instance that was never saved is [`Error::NotSaved`].
-    pub async fn delete(self) -> Result<M> {
+    pub async fn delete(mut self) -> Result<M> {
         self.require_stored()?;
+        match M::hooks() {
+            None => self.delete_row().await?,
+            Some(hooks) => {
+                self.hooked(&hooks, Hooked::Delete).await?;
+            }
+        }
+        Ok(self.model)
+    }
+
+    async fn delete_row(&self) -> Result<()> {
         let target = self.target();
         let mut delete = Query::delete();
         delete
@@ -204,7 +301,7 @@ impl<M: Model> Instance<M> {
                 model: M::META.table,
             });
         }
-        Ok(self.model)
+        Ok(())
     }
 
     /// Reloads every field from the database; [`Error::NotFound`] if the row is gone,
@@ -308,6 +405,13 @@ impl<M: Model> Instance<M> {
 ///   instance came from outranks the context).
 ///
 /// An explicit [`using`](QuerySet::using) on the returned QuerySet outranks all three.
+/// The write a model's hooks surround.
+enum Hooked<'a> {
+    /// `save` (every column) or `save_fields` (these).
+    Save(Option<&'a [&'static str]>),
+    Delete,
+}
+
 pub(crate) fn related_query<M: Model, R: Model>(origin: &Origin) -> QuerySet<R> {
     let source = if R::META.shared {
         let mut origin = origin.clone();

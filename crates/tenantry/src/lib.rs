@@ -37,6 +37,7 @@ mod ddl;
 mod decimal;
 mod error;
 mod field;
+mod hooks;
 mod instance;
 pub mod migrate;
 mod model;
@@ -62,6 +63,7 @@ pub use database::{
 };
 pub use error::{Error, Result};
 pub use field::{FieldType, Fractional, Numeric, SqlType};
+pub use hooks::{HookContext, Hooks};
 pub use instance::Instance;
 pub use model::{
     Assignment, Column, ColumnMeta, Expression, Filter, ForeignKey, ForeignKeyMeta, Model,
@@ -93,6 +95,7 @@ pub use transaction_options::{is_retryable, IsolationLevel, TransactionOptions};
 /// Re-exports the derive's expansion relies on.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::hooks::HookFns;
     pub use sea_query::Value;
 }
 

@@ -605,6 +605,11 @@ impl Transaction {
         self.take().await?.finish(false).await
     }
 
+    /// Whether [`savepoint`](Self::savepoint) may be used (not in a migration's data step).
+    pub(crate) fn allows_savepoints(&self) -> bool {
+        !self.inner.lent
+    }
+
     /// Runs `work` in a savepoint of this transaction (`SAVEPOINT`): kept (`RELEASE`) when it
     /// returns `Ok`, undone (`ROLLBACK TO`) when it returns `Err`, while the transaction
     /// goes on either way; the error returned is the work's own. Savepoints nest: `work`

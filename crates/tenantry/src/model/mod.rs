@@ -45,6 +45,12 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
         self.column_value(index) == *value
     }
 
+    /// The model's hooks, for a model declared `#[model(hooks)]`.
+    #[doc(hidden)]
+    fn hooks() -> Option<crate::hooks::HookFns<Self>> {
+        None
+    }
+
     /// Adds one to the `#[model(version)]` field (after a save that bumped the stored one).
     fn bump_version(&mut self) {}
 

@@ -52,7 +52,7 @@ pub use stream::STREAM_BATCH;
 pub(crate) use subquery::Inner;
 pub use subquery::Subquery;
 pub use upsert::{Conflict, Upsert};
-pub(crate) use write::insert_chunk;
+pub(crate) use write::{insert_chunk, own_transaction};
 
 use crate::{
     error::{Error, Result},

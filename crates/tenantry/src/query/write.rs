@@ -34,6 +34,11 @@ impl<M: Model> QuerySet<M> {
     /// ```
     pub async fn create(self, model: M) -> Result<Instance<M>> {
         let target = self.target()?;
+        if M::hooks().is_some() {
+            let mut instance = Instance::unsaved(model, target.origin());
+            instance.save().await?;
+            return Ok(instance);
+        }
         let mut models = vec![model];
         insert_chunk(&target, &mut models).await?;
         let origin = target.origin();
@@ -183,18 +188,16 @@ impl<M: Model> QuerySet<M> {
             Err(error) => return Err(error),
         }
         let target = self.target()?;
-        let mut models = vec![values];
-        let inserted = insert_chunk(&target, &mut models).await;
-        let values = models.pop().ok_or(Error::NotFound {
-            model: M::META.table,
-        })?;
+        // Through `save`, so that the model's hooks run; a failed save leaves `values` in it.
+        let mut created = Instance::unsaved(values, target.origin());
+        let inserted = created.save().await;
         match inserted {
-            Ok(()) => Ok((Instance::stored(values, target.origin()), true)),
+            Ok(()) => Ok((created, true)),
             Err(violation @ Error::UniqueViolation { .. })
                 if matches!(target.conn, Conn::Database(_)) =>
             {
                 match retry.get(filter).await {
-                    Ok(found) => Ok((overwrite(found, values).await?, false)),
+                    Ok(found) => Ok((overwrite(found, created.into_inner()).await?, false)),
                     // Another unique key than the filter's: the violation is the answer.
                     Err(Error::NotFound { .. }) => Err(violation),
                     Err(error) => Err(error),
