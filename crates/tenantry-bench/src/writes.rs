@@ -49,7 +49,8 @@ impl Bench {
         skus()
             .bulk_create((0..W13_EXISTING).map(|i| StockItem::new(format!("e-{i}"), 0)))
             .await?;
-        let size = self.args.upsert_batch.max(2);
+        // Each batch's conflicting half is distinct rows of the ones made first.
+        let size = self.args.upsert_batch.clamp(2, 2 * W13_EXISTING);
         let batch = |path: usize, round: usize| -> Vec<StockItem> {
             (0..size)
                 .map(|k| {

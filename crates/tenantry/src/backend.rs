@@ -56,6 +56,12 @@ pub struct Capabilities {
     /// An upsert names the unique key it conflicts on (`ON CONFLICT (key)`); MySQL's
     /// `ON DUPLICATE KEY UPDATE` fires on a conflict on any unique key.
     pub conflict_target: bool,
+    /// The assignments of one UPDATE are made in order, each seeing the ones before (MySQL),
+    /// rather than all from the row as it was.
+    pub assignments_in_order: bool,
+    /// Any column may hold any value (SQLite): an integer column keeps a 64-bit result,
+    /// a division by zero is NULL; a computed write is checked in the statement itself.
+    pub loose_column_types: bool,
 }
 
 /// Which failed statements end a transaction on the server (after which a `COMMIT` would
@@ -94,6 +100,8 @@ const POSTGRES: Capabilities = Capabilities {
     transaction_aborted_by: TransactionAbort::AnyError,
     exact_decimal_arithmetic: true,
     conflict_target: true,
+    assignments_in_order: false,
+    loose_column_types: false,
 };
 
 const MYSQL: Capabilities = Capabilities {
@@ -109,6 +117,8 @@ const MYSQL: Capabilities = Capabilities {
     transaction_aborted_by: TransactionAbort::Codes(&["40001"]),
     exact_decimal_arithmetic: true,
     conflict_target: false,
+    assignments_in_order: true,
+    loose_column_types: false,
 };
 
 const SQLITE: Capabilities = Capabilities {
@@ -123,6 +133,8 @@ const SQLITE: Capabilities = Capabilities {
     transaction_aborted_by: TransactionAbort::Codes(&[]),
     exact_decimal_arithmetic: false,
     conflict_target: true,
+    assignments_in_order: false,
+    loose_column_types: true,
 };
 
 impl Backend {

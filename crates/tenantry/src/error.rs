@@ -270,7 +270,9 @@ pub enum Error {
         message: String,
     },
     /// The database refused a value that does not fit its column: an expression's result
-    /// outside the column's integer range (PostgreSQL 22003, MySQL 1264 and 1690), or text
+    /// outside the column's integer range (PostgreSQL 22003, MySQL 1264 and 1690; on SQLite
+    /// checked by the statement, as is a NOT NULL column's NULL result, such as a division
+    /// by zero), or text
     /// too long for it (22001, MySQL 1406) written by other means than a model field (which
     /// is checked first: [`Error::ValueOutOfRange`]). Nothing was written by the statement.
     #[error("the database refused a value out of its column's range: {message}")]
@@ -332,6 +334,10 @@ fn is_out_of_range(db: &dyn sqlx::error::DatabaseError) -> bool {
         .is_some_and(|e| matches!(e.number(), 1264 | 1406 | 1690))
     {
         return true;
+    }
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // A computed write out of its column's range (see `query::assign`).
+        return db.message() == "integer overflow";
     }
     db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
         .is_some()

@@ -128,7 +128,7 @@ pub fn is_retryable(error: &Error) -> bool {
 /// The pause before attempt `attempt` (counting from 1 for the first retry): 10 ms doubled
 /// each time, at most 1 s, with up to half of it added at random so that the losers of one
 /// conflict do not meet again.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_millis(10) * 2u32.saturating_pow(attempt.saturating_sub(1).min(7));
     let base = base.min(Duration::from_secs(1));
     let jitter =

@@ -80,11 +80,14 @@ pub(crate) enum Arithmetic {
 
 impl Term {
     /// The expression, its columns qualified by `table` when given, its constants passed
-    /// through `bind` (a decimal checked against the column it is written to).
+    /// through `bind` (a decimal checked against the column it is written to). With
+    /// `checked_division` (SQLite, whose division by zero is NULL) a zero divisor fails the
+    /// statement as PostgreSQL's and MySQL's strict mode do.
     pub(crate) fn render(
         &self,
         table: Option<&'static str>,
         bind: &dyn Fn(sea_query::Value) -> Result<sea_query::Value>,
+        checked_division: bool,
     ) -> Result<Expr> {
         Ok(match self {
             Term::Column {
@@ -106,12 +109,13 @@ impl Term {
             }
             Term::Value(value) => Expr::val(bind(value.clone())?),
             Term::Binary(left, op, right) => {
-                let left = left.render(table, bind)?;
-                let right = right.render(table, bind)?;
+                let left = left.render(table, bind, checked_division)?;
+                let right = right.render(table, bind, checked_division)?;
                 match op {
                     Arithmetic::Add => left.add(right),
                     Arithmetic::Sub => left.sub(right),
                     Arithmetic::Mul => left.mul(right),
+                    Arithmetic::Div if checked_division => left.div(nonzero(right)),
                     Arithmetic::Div => left.div(right),
                 }
             }
@@ -124,6 +128,15 @@ impl Term {
             Term::Column { .. } => 0,
             Term::Value(_) => 1,
             Term::Binary(left, _, right) => left.constants() + right.constants(),
+        }
+    }
+
+    /// Whether the term reads column `name`.
+    pub(crate) fn reads(&self, name: &str) -> bool {
+        match self {
+            Term::Column { name: column, .. } => *column == name,
+            Term::Value(_) => false,
+            Term::Binary(left, _, right) => left.reads(name) || right.reads(name),
         }
     }
 
@@ -180,6 +193,18 @@ impl<M: Model, T: FieldType> Expression<M, T> {
     pub fn lte(self, other: impl Into<Expression<M, T>>) -> Filter {
         self.compare(other, Comparison::Lte)
     }
+}
+
+/// `divisor`, or where it is zero a failure of the statement (SQLite's "integer overflow"
+/// from `abs` of the least integer, reported as [`Error::OutOfRange`](crate::Error::OutOfRange)).
+fn nonzero(divisor: Expr) -> Expr {
+    sea_query::CaseStatement::new()
+        .case(
+            divisor.clone().eq(0),
+            sea_query::Func::abs(Expr::val(i64::MIN)),
+        )
+        .finally(divisor)
+        .into()
 }
 
 /// A comparison of two expressions in a filter.

@@ -516,6 +516,15 @@ impl<M: Model, K: Columns<M>> Grouped<M, K> {
         aggregates: &A,
     ) -> Result<SelectStatement> {
         super::lookup::refuse_decimal_arithmetic(target, self.keys.decimal_arithmetic(), &[])?;
+        if self.keys.constants() > 0 {
+            // Bound once in the SELECT and again in GROUP BY, the two are different
+            // expressions to PostgreSQL (and to MySQL's ONLY_FULL_GROUP_BY).
+            return Err(crate::Error::InvalidArgument {
+                argument: "group_by",
+                reason:
+                    "a computed key with a constant; group by columns and their arithmetic only",
+            });
+        }
         let mut select = sea_query::Query::select();
         self.keys.select(&mut select)?;
         aggregates.select(target.backend(), &mut select)?;

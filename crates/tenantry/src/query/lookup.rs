@@ -86,8 +86,13 @@ pub(crate) fn condition(
             }
             refuse_decimal_arithmetic(target, decimal, &[&left, &right])?;
             let keep = |value| Ok(value);
-            let left = left.render(None, &keep).map_err(|e| on_model(e, model))?;
-            let right = right.render(None, &keep).map_err(|e| on_model(e, model))?;
+            let checked = target.backend().capabilities().loose_column_types;
+            let left = left
+                .render(None, &keep, checked)
+                .map_err(|e| on_model(e, model))?;
+            let right = right
+                .render(None, &keep, checked)
+                .map_err(|e| on_model(e, model))?;
             Condition::all().add(op.apply(left, right))
         }
     })

@@ -21,6 +21,7 @@
 //! therefore resolve a schema, let alone send SQL, while a builder error is pending.
 
 mod aggregate;
+mod assign;
 mod keyset;
 mod lock;
 mod lookup;

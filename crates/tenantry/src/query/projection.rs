@@ -27,6 +27,11 @@ pub trait Columns<M: Model> {
     fn decimal_arithmetic(&self) -> bool {
         false
     }
+    /// The constants bound in these columns' expressions.
+    #[doc(hidden)]
+    fn constants(&self) -> usize {
+        0
+    }
     /// The names of the model's own columns these are (an upsert's key and updated
     /// columns); a computed column or one reached through a relation is refused.
     #[doc(hidden)]
@@ -54,6 +59,9 @@ impl<M: Model, T: FieldType> Columns<M> for Expression<M, T> {
     fn decimal_arithmetic(&self) -> bool {
         T::SQL_TYPE == crate::SqlType::Decimal && self.term.is_arithmetic()
     }
+    fn constants(&self) -> usize {
+        self.term.constants()
+    }
     fn names(&self, _: &mut Vec<&'static str>) -> Result<()> {
         Err(Error::InvalidArgument {
             argument: "columns",
@@ -65,7 +73,7 @@ impl<M: Model, T: FieldType> Columns<M> for Expression<M, T> {
 impl<M: Model, T: FieldType> Expression<M, T> {
     fn render(&self) -> Result<sea_query::Expr> {
         self.term
-            .render(None, &Ok)
+            .render(None, &Ok, false)
             .map_err(|e| super::lookup::on_model(e, M::META))
     }
 }
@@ -195,6 +203,11 @@ macro_rules! columns_tuple {
                 let ($($name,)+) = self;
                 $($name.names(names)?;)+
                 Ok(())
+            }
+            #[allow(non_snake_case)]
+            fn constants(&self) -> usize {
+                let ($($name,)+) = self;
+                0 $(+ $name.constants())+
             }
             #[allow(non_snake_case)]
             fn decimal_arithmetic(&self) -> bool {

@@ -4,10 +4,11 @@
 
 use hashbrown::{HashMap, HashSet};
 
-use sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement};
+use sea_query::{Expr, ExprTrait, LockType, OnConflict, Query, SelectStatement};
 
 use super::{
-    write::{assigned_expr, insert_values, own_transaction, unassigned_version},
+    assign::{assigned_expr, refuse_reads_of_earlier_assignments, unassigned_version},
+    write::{insert_values, own_transaction},
     Columns, QuerySet,
 };
 use crate::{
@@ -15,7 +16,14 @@ use crate::{
     instance::Instance,
     model::{Assignment, Model, ModelMeta},
     target::{Conn, Target},
+    transaction_options::{backoff, is_retryable},
 };
+
+/// Attempts of an upsert on a database whose transaction was chosen as a deadlock's victim
+/// or failed to serialize (MySQL's `ON DUPLICATE KEY UPDATE` takes a shared lock on an
+/// existing key before the exclusive one, so two upserts of one row can deadlock whatever
+/// their order): it is all rolled back, so it is run again.
+const DEADLOCK_ATTEMPTS: u32 = 5;
 
 /// An upsert's key, chosen with [`QuerySet::on_conflict`]; say what a conflict does with
 /// [`do_nothing`](Self::do_nothing), [`do_update`](Self::do_update) or
@@ -121,44 +129,63 @@ impl<M: Model> Upsert<M> {
     /// Upserts every model, in batches sized to the backend's bind-parameter limit, and
     /// returns the rows as stored, in the order given.
     ///
-    /// All or nothing, like [`QuerySet::bulk_create`]: more than one batch, or a read-back
-    /// (below), runs in a transaction of its own unless the QuerySet is already in one.
-    /// Where the backend returns the written rows (`RETURNING` on PostgreSQL and SQLite,
-    /// for `do_update`) that is one statement per batch; otherwise (`do_nothing`, and
-    /// MySQL) the rows are read back by key in the same transaction, whose lock on them
-    /// keeps them as this upsert left them.
+    /// All or nothing: more than one batch, or a read-back (below), runs in a transaction
+    /// of its own, or in a savepoint of the QuerySet's transaction, and every row is matched
+    /// to its model before that ends, so a failure leaves nothing written. Where the backend
+    /// returns the written rows (`RETURNING` on PostgreSQL and SQLite, for `do_update`) that
+    /// is one statement per batch; otherwise (`do_nothing`, and MySQL) the rows are read
+    /// back by key with `FOR UPDATE` (the latest rows, locked until the end) in the same
+    /// transaction. Rows are written in key order whatever the order given, so that two
+    /// upserts of the same keys lock them in the same order (no deadlock between them).
     ///
     /// Refused before any SQL ([`Error::InvalidArgument`]): two models with the same key
     /// (PostgreSQL refuses to update one row twice in a statement, MySQL and SQLite would
-    /// apply both), and a NULL key (which never conflicts, so could not be read back).
-    /// On MySQL, whose `ON DUPLICATE KEY UPDATE` fires on a conflict on any unique key, an
-    /// upsert of a model with a unique key other than `key` is [`Error::Unsupported`]: it
-    /// could update a row that does not share the key named.
+    /// apply both); a NULL or NaN key (it never conflicts); a timestamp key finer than the
+    /// microseconds the database keeps; on MySQL, a text key ending in spaces (MySQL
+    /// compares text ignoring them). Each would be a different key in Rust and the same one
+    /// in the database. On MySQL, whose `ON DUPLICATE KEY UPDATE` fires on a conflict on
+    /// any unique key, an upsert of a model with a unique key other than `key` is
+    /// [`Error::Unsupported`]; a conflict on a unique index the model does not declare is
+    /// found when the rows are read back, and is [`Error::Unsupported`] with nothing
+    /// written.
     pub async fn bulk_create(
         self,
         models: impl IntoIterator<Item = M>,
     ) -> Result<Vec<Instance<M>>> {
         let target = self.query.target()?;
         let plan = Plan::new(&target, self.key?, self.action?)?;
-        let models: Vec<M> = models.into_iter().collect();
-        let keys = checked_keys(&plan, &models)?;
+        let (models, keys, given) = plan.in_key_order(&target, models.into_iter().collect())?;
         let per_batch = plan.per_batch(&target);
-        let own = matches!(target.conn, Conn::Database(_))
-            && (models.len() > per_batch || plan.read_back(&target));
-        let mut stored: Vec<M> = Vec::with_capacity(models.len());
-        if own {
-            let (tx, in_tx) = own_transaction(&target).await?;
-            match plan.run(&in_tx, &models, per_batch, &mut stored).await {
-                Ok(()) => tx.commit().await?,
-                Err(error) => {
-                    let _ = tx.rollback().await;
-                    return Err(error);
+        let several = models.len() > per_batch || plan.read_back(&target);
+        let stored = match &target.conn {
+            Conn::Database(_) => {
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match plan
+                        .attempt(&target, &models, &keys, per_batch, several)
+                        .await
+                    {
+                        Err(error) if attempt < DEADLOCK_ATTEMPTS && is_retryable(&error) => {
+                            tokio::time::sleep(backoff(attempt)).await;
+                        }
+                        result => break result?,
+                    }
                 }
             }
-        } else {
-            plan.run(&target, &models, per_batch, &mut stored).await?;
+            Conn::Transaction(tx) if several && tx.allows_savepoints() => {
+                tx.savepoint(|_| plan.run(&target, &models, &keys, per_batch))
+                    .await?
+            }
+            _ => plan.run(&target, &models, &keys, per_batch).await?,
+        };
+        let origin = target.origin();
+        let mut slots: Vec<Option<Instance<M>>> =
+            std::iter::repeat_with(|| None).take(stored.len()).collect();
+        for (model, position) in stored.into_iter().zip(given) {
+            slots[position] = Some(Instance::stored(model, origin.clone()));
         }
-        in_given_order(&plan, &keys, stored, target.origin())
+        Ok(slots.into_iter().flatten().collect())
     }
 
     /// The statement [`bulk_create`](Self::bulk_create) would send first for `models`.
@@ -191,6 +218,15 @@ impl<M: Model> Plan<M> {
             check_updates(meta, columns, assignments)?;
         }
         refuse_other_unique_keys(target, meta, key_index)?;
+        let computed =
+            matches!(&action, Action::Update { assignments, .. } if !assignments.is_empty());
+        if computed && meta.table == "excluded" && target.backend().capabilities().conflict_target {
+            // The stored row is named by its table, which would be the proposed row's name.
+            return Err(Error::Unsupported {
+                backend: target.backend().name(),
+                what: "do_update_set on a table named `excluded` (the name of the proposed row)",
+            });
+        }
         Ok(Plan {
             key,
             key_index,
@@ -207,36 +243,105 @@ impl<M: Model> Plan<M> {
     /// (bound once per statement), over the row width.
     fn per_batch(&self, target: &Target) -> usize {
         let width = M::META.insert_columns().count().max(1);
+        // An assignment's expression may be rendered four times, with six more values, on
+        // SQLite (`query::assign`).
         let constants = match &self.action {
             Action::Nothing => 0,
-            Action::Update { assignments, .. } => assignments.iter().map(|a| a.constants()).sum(),
+            Action::Update { assignments, .. } => {
+                assignments.iter().map(|a| 4 * a.constants() + 6).sum()
+            }
         };
         let limit = target.backend().capabilities().max_bind_params;
         (limit.saturating_sub(constants) / width).max(1)
     }
 
+    /// `models` checked ([`checked_keys`]) and sorted by key, with their keys and each
+    /// one's position in the order given.
+    fn in_key_order(
+        &self,
+        target: &Target,
+        models: Vec<M>,
+    ) -> Result<(Vec<M>, Vec<Key>, Vec<usize>)> {
+        let keys = checked_keys(self, target, &models)?;
+        let mut order: Vec<usize> = (0..models.len()).collect();
+        order.sort_by(|&a, &b| keys[a].order(&keys[b]));
+        let mut slots: Vec<Option<(M, Key)>> = models.into_iter().zip(keys).map(Some).collect();
+        let (models, keys) = order.iter().filter_map(|&i| slots[i].take()).unzip();
+        Ok((models, keys, order))
+    }
+
+    /// One attempt of an upsert on a database: in a transaction of its own when it takes
+    /// `several` statements, committed only once every row was matched.
+    async fn attempt(
+        &self,
+        target: &Target,
+        models: &[M],
+        keys: &[Key],
+        per_batch: usize,
+        several: bool,
+    ) -> Result<Vec<M>> {
+        if !several {
+            return self.run(target, models, keys, per_batch).await;
+        }
+        let (tx, in_tx) = own_transaction(target).await?;
+        match self.run(&in_tx, models, keys, per_batch).await {
+            Ok(stored) => {
+                tx.commit().await?;
+                Ok(stored)
+            }
+            Err(error) => {
+                let _ = tx.rollback().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Writes `models` (whose keys are `keys`) and returns the stored rows, one per model
+    /// and in the same order, or an error before the caller's transaction ends.
     async fn run(
         &self,
         target: &Target,
         models: &[M],
+        keys: &[Key],
         per_batch: usize,
-        stored: &mut Vec<M>,
-    ) -> Result<()> {
-        for chunk in models.chunks(per_batch) {
+    ) -> Result<Vec<M>> {
+        let mut stored = Vec::with_capacity(models.len());
+        for (chunk, chunk_keys) in models.chunks(per_batch).zip(keys.chunks(per_batch)) {
             let insert = self.statement(target, chunk)?;
-            if self.read_back(target) {
+            let rows = if self.read_back(target) {
                 target.execute(&insert).await?;
                 let select = self.read_back_select(target, chunk)?;
-                for row in target.fetch_all(&select).await? {
-                    stored.push(M::from_row(&row)?);
-                }
+                target.fetch_all(&select).await?
             } else {
-                for row in target.fetch_all(&insert).await? {
-                    stored.push(M::from_row(&row)?);
-                }
-            }
+                target.fetch_all(&insert).await?
+            };
+            let rows = rows.iter().map(M::from_row).collect::<Result<Vec<M>>>()?;
+            stored.extend(self.matched(target, chunk_keys, rows)?);
         }
-        Ok(())
+        Ok(stored)
+    }
+
+    /// `rows` in the order of `keys`: as returned when they match (a multi-row INSERT
+    /// returns its rows in the order of its VALUES), else through a hash map. A key with
+    /// no row is an error: on MySQL the conflict was on another unique index, elsewhere
+    /// the row was deleted meanwhile.
+    fn matched(&self, target: &Target, keys: &[Key], rows: Vec<M>) -> Result<Vec<M>> {
+        let in_order = rows.len() == keys.len()
+            && rows
+                .iter()
+                .zip(keys)
+                .all(|(row, key)| row.column_matches(self.key_index, &key.0));
+        if in_order {
+            return Ok(rows);
+        }
+        let row_keys: Vec<Key> = rows
+            .iter()
+            .map(|row| Key(row.column_value(self.key_index)))
+            .collect();
+        let mut by_key: HashMap<&Key, M> = row_keys.iter().zip(rows).collect();
+        keys.iter()
+            .map(|key| by_key.remove(key).ok_or_else(|| missing_row::<M>(target)))
+            .collect()
     }
 
     fn statement(&self, target: &Target, models: &[M]) -> Result<sea_query::InsertStatement> {
@@ -250,6 +355,7 @@ impl<M: Model> Plan<M> {
                 columns,
                 assignments,
             } => {
+                refuse_reads_of_earlier_assignments(target, columns, assignments)?;
                 on_conflict.update_columns(columns.iter().copied());
                 // The stored row's columns, qualified where PostgreSQL needs it (`excluded`
                 // is in scope too).
@@ -271,13 +377,19 @@ impl<M: Model> Plan<M> {
         Ok(insert)
     }
 
+    /// The rows of `models` by key, locked (`FOR UPDATE`, which also reads the latest
+    /// rows rather than the transaction's snapshot; SQLite's transaction holds the file).
     fn read_back_select(&self, target: &Target, models: &[M]) -> Result<SelectStatement> {
         let keys = models.iter().map(|m| m.column_value(self.key_index));
-        Ok(Query::select()
+        let mut select = Query::select();
+        select
             .columns(M::META.column_names.iter().copied())
             .from(target.table(M::META)?)
-            .and_where(Expr::col(self.key).is_in(keys))
-            .to_owned())
+            .and_where(Expr::col(self.key).is_in(keys));
+        if target.backend() != crate::Backend::Sqlite {
+            select.lock(LockType::Update);
+        }
+        Ok(select)
     }
 }
 
@@ -357,66 +469,43 @@ fn refuse_other_unique_keys(target: &Target, meta: &'static ModelMeta, key: usiz
     Ok(())
 }
 
-/// Each model's key, in order; a NULL or repeated key is refused.
-fn checked_keys<M: Model>(plan: &Plan<M>, models: &[M]) -> Result<Vec<Key>> {
+/// Each model's key, in order. Refused: a NULL or NaN key, a repeated key, and keys the
+/// database would take for another (see [`Upsert::bulk_create`]).
+fn checked_keys<M: Model>(plan: &Plan<M>, target: &Target, models: &[M]) -> Result<Vec<Key>> {
     let keys: Vec<Key> = models
         .iter()
         .map(|model| Key(model.column_value(plan.key_index)))
         .collect();
+    let refuse = |reason| Error::InvalidArgument {
+        argument: "bulk_create",
+        reason,
+    };
+    let trims_spaces = !target.backend().capabilities().conflict_target;
     let mut seen: HashSet<&Key> = HashSet::with_capacity(keys.len());
     for key in &keys {
-        if key.is_null() {
-            return Err(Error::InvalidArgument {
-                argument: "bulk_create",
-                reason: "a row whose conflict key is NULL (it never conflicts)",
-            });
+        if let Some(reason) = key.refusal(trims_spaces) {
+            return Err(refuse(reason));
         }
         if !seen.insert(key) {
-            return Err(Error::InvalidArgument {
-                argument: "bulk_create",
-                reason: "two rows with the same conflict key",
-            });
+            return Err(refuse("two rows with the same conflict key"));
         }
     }
     drop(seen);
     Ok(keys)
 }
 
-/// `stored` in the order of `keys` (the models given). The backends return the rows of a
-/// multi-row INSERT in the order of its VALUES in practice, which is checked row by row;
-/// any other order is put right through a hash map.
-fn in_given_order<M: Model>(
-    plan: &Plan<M>,
-    keys: &[Key],
-    stored: Vec<M>,
-    origin: crate::target::Origin,
-) -> Result<Vec<Instance<M>>> {
-    let in_order = stored.len() == keys.len()
-        && stored
-            .iter()
-            .zip(keys)
-            .all(|(model, key)| model.column_matches(plan.key_index, &key.0));
-    if in_order {
-        return Ok(stored
-            .into_iter()
-            .map(|m| Instance::stored(m, origin.clone()))
-            .collect());
+/// A key an upsert wrote but could not read back.
+fn missing_row<M: Model>(target: &Target) -> Error {
+    if target.backend().capabilities().conflict_target {
+        Error::NotFound {
+            model: M::META.table,
+        }
+    } else {
+        Error::Unsupported {
+            backend: target.backend().name(),
+            what: "an upsert that conflicted on another unique index of the table (ON DUPLICATE KEY UPDATE fired on it); nothing was written",
+        }
     }
-    let stored_keys: Vec<Key> = stored
-        .iter()
-        .map(|model| Key(model.column_value(plan.key_index)))
-        .collect();
-    let mut by_key: HashMap<&Key, M> = stored_keys.iter().zip(stored).collect();
-    keys.iter()
-        .map(|key| {
-            by_key
-                .remove(key)
-                .map(|m| Instance::stored(m, origin.clone()))
-                .ok_or(Error::NotFound {
-                    model: M::META.table,
-                })
-        })
-        .collect()
 }
 
 /// A key value that can be hashed: sea-query's `Value` is `PartialEq` only. Hashed with
@@ -425,6 +514,43 @@ fn in_given_order<M: Model>(
 struct Key(sea_query::Value);
 
 impl Key {
+    /// Why this key cannot be upserted, if it cannot: `trims_spaces` for MySQL, which
+    /// compares text ignoring trailing spaces.
+    fn refusal(&self, trims_spaces: bool) -> Option<&'static str> {
+        use chrono::Timelike;
+        use sea_query::Value as V;
+        match &self.0 {
+            _ if self.is_null() => Some("a row whose conflict key is NULL (it never conflicts)"),
+            V::Double(Some(f)) if f.is_nan() => Some("a NaN conflict key (it equals nothing)"),
+            V::ChronoDateTimeUtc(Some(at)) if at.nanosecond() % 1_000 != 0 => {
+                Some("a timestamp conflict key finer than the microseconds the database keeps")
+            }
+            V::String(Some(text)) if trims_spaces && text.ends_with(' ') => {
+                Some("a text conflict key ending in spaces (MySQL compares text ignoring them)")
+            }
+            _ => None,
+        }
+    }
+
+    /// A total order on keys of one column, for writing rows in the same order every time;
+    /// values of kinds it does not know are left in the order given.
+    fn order(&self, other: &Key) -> std::cmp::Ordering {
+        use sea_query::Value as V;
+        use std::cmp::Ordering::Equal;
+        match (&self.0, &other.0) {
+            (V::Int(a), V::Int(b)) => a.cmp(b),
+            (V::BigInt(a), V::BigInt(b)) => a.cmp(b),
+            (V::String(a), V::String(b)) => a.cmp(b),
+            (V::Uuid(a), V::Uuid(b)) => a.cmp(b),
+            (V::Decimal(a), V::Decimal(b)) => a.cmp(b),
+            (V::ChronoDate(a), V::ChronoDate(b)) => a.cmp(b),
+            (V::ChronoDateTimeUtc(a), V::ChronoDateTimeUtc(b)) => a.cmp(b),
+            (V::Bool(a), V::Bool(b)) => a.cmp(b),
+            (V::Double(a), V::Double(b)) => a.partial_cmp(b).unwrap_or(Equal),
+            _ => Equal,
+        }
+    }
+
     fn is_null(&self) -> bool {
         use sea_query::Value as V;
         matches!(

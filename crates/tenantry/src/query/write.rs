@@ -7,8 +7,8 @@ use crate::{
     error::{Error, Result},
     field::FieldType,
     instance::Instance,
-    model::{Assigned, Assignment, Filter, Model},
-    query::lookup::{on_model, refuse_decimal_arithmetic},
+    model::{Assignment, Filter, Model},
+    query::assign::{assigned_expr, refuse_reads_of_earlier_assignments, unassigned_version},
     registry::Registry,
     row::Row,
     target::{Conn, Target},
@@ -129,9 +129,11 @@ impl<M: Model> QuerySet<M> {
         target: &Target,
         assignments: impl IntoIterator<Item = Assignment<M>>,
     ) -> Result<UpdateStatement> {
+        let assignments: Vec<Assignment<M>> = assignments.into_iter().collect();
+        refuse_reads_of_earlier_assignments(target, &[], &assignments)?;
         let mut values = assignments
-            .into_iter()
-            .map(|a| Ok((a.column, assigned_expr::<M>(target, &a, None)?)))
+            .iter()
+            .map(|a| Ok((a.column, assigned_expr::<M>(target, a, None)?)))
             .collect::<Result<Vec<_>>>()?;
         if let Some(version) = unassigned_version::<M>(values.iter().map(|(name, _)| *name)) {
             values.push((version, Expr::col(version).add(1)));
@@ -208,16 +210,6 @@ impl<M: Model> QuerySet<M> {
     }
 }
 
-/// The `#[model(version)]` column of `M` when `written` does not name it: every UPDATE
-/// bumps it, so that an instance read before it cannot be saved over it unnoticed.
-pub(crate) fn unassigned_version<M: Model>(
-    mut written: impl Iterator<Item = &'static str>,
-) -> Option<&'static str> {
-    let meta = M::META;
-    let version = meta.columns[meta.version?].name;
-    (!written.any(|name| name == version)).then_some(version)
-}
-
 /// `found` with every non-key field of `values`, saved.
 async fn overwrite<M: Model>(mut found: Instance<M>, values: M) -> Result<Instance<M>> {
     let key = found.primary_key().clone();
@@ -227,33 +219,6 @@ async fn overwrite<M: Model>(mut found: Instance<M>, values: M) -> Result<Instan
     found.copy_version(&read);
     found.save().await?;
     Ok(found)
-}
-
-/// What assignment `a` writes, as an expression on `target`'s backend: a value (a decimal
-/// checked against its column) or an expression over the row's columns, qualified by
-/// `table` when given.
-pub(crate) fn assigned_expr<M: Model>(
-    target: &Target,
-    a: &Assignment<M>,
-    table: Option<&'static str>,
-) -> Result<Expr> {
-    if a.through_relation {
-        return Err(through_relation::<M>(a.column));
-    }
-    let bind = |value| match M::META.column(a.column) {
-        Some(column) => column.bind(M::META, value),
-        None => Ok(value),
-    };
-    match &a.value {
-        Assigned::Value(value) => Ok(Expr::val(bind(value.clone())?)),
-        Assigned::Expression { term, decimal } => {
-            let expr = term
-                .render(table, &bind)
-                .map_err(|e| on_model(e, M::META))?;
-            refuse_decimal_arithmetic(target, *decimal, &[term])?;
-            Ok(expr)
-        }
-    }
 }
 
 /// A transaction of its own on `target`'s database, and the target inside it: for work of
