@@ -175,7 +175,7 @@ impl Bench {
             let timed = i >= warmup;
             let (t, key) = self.nth_key(&tenants, i);
             let schema = &schemas[t];
-            let args = [Arg::Int32(1), Arg::Int(key)];
+            let args = self.raw.decrement_args(key);
             for path in turns(i, paths) {
                 let op = Instant::now();
                 let samples = match path {
@@ -266,7 +266,7 @@ impl Raw {
             Raw::MySql(_) => UpsertSql {
                 insert: format!("{head} ON DUPLICATE KEY UPDATE `stock` = VALUES(`stock`)"),
                 read_back: Some(format!(
-                    "SELECT `id`, `sku`, `stock` FROM {table} WHERE `sku` IN ({})",
+                    "SELECT `id`, `sku`, `stock` FROM {table} WHERE `sku` IN ({}) FOR UPDATE",
                     vec!["?"; rows].join(", ")
                 )),
             },
@@ -280,15 +280,39 @@ impl Raw {
         }
     }
 
-    /// W14: `stock = stock - ?` by key (binds: the amount, the key).
+    /// W14: `stock = stock - ?` by key (binds: [`decrement_args`](Self::decrement_args)).
+    /// On SQLite, whose columns take any value, tenantry checks the result against the
+    /// column's range in the statement, and so does this.
     pub fn decrement_sql(&self, schema: &SchemaName) -> String {
         let q = self.quote();
-        format!(
-            "UPDATE {} SET {q}stock{q} = {q}stock{q} - {} WHERE {q}id{q} = {}",
-            self.table_named(schema, "products"),
-            self.placeholder(1),
-            self.placeholder(2)
-        )
+        let table = self.table_named(schema, "products");
+        match self {
+            Raw::Sqlite(_) => format!(
+                "UPDATE {table} SET \"stock\" = (CASE WHEN (typeof(\"stock\" - ?) = ? AND (\"stock\" - ? BETWEEN ? AND ?)) THEN \"stock\" - ? ELSE ABS(?) END) WHERE \"id\" = ?"
+            ),
+            _ => format!(
+                "UPDATE {table} SET {q}stock{q} = {q}stock{q} - {} WHERE {q}id{q} = {}",
+                self.placeholder(1),
+                self.placeholder(2)
+            ),
+        }
+    }
+
+    /// The binds of [`decrement_sql`](Self::decrement_sql) for the product `key`.
+    pub fn decrement_args(&self, key: i64) -> Vec<Arg<'static>> {
+        match self {
+            Raw::Sqlite(_) => vec![
+                Arg::Int32(1),
+                Arg::Text("integer"),
+                Arg::Int32(1),
+                Arg::Int(i64::from(i32::MIN)),
+                Arg::Int(i64::from(i32::MAX)),
+                Arg::Int32(1),
+                Arg::Int(i64::MIN),
+                Arg::Int(key),
+            ],
+            _ => vec![Arg::Int32(1), Arg::Int(key)],
+        }
     }
 }
 
