@@ -47,6 +47,11 @@ pub(crate) trait Dialect {
         match column.sql_type {
             SqlType::Integer => def.integer(),
             SqlType::BigInteger => def.big_integer(),
+            SqlType::SmallInteger => def.small_integer(),
+            SqlType::Float => def.float(),
+            SqlType::Bytes => def.blob(),
+            SqlType::DateTime => def.date_time(),
+            SqlType::Time => def.time(),
             SqlType::Varchar => def.string_len(column.max_length.unwrap_or(255)),
             SqlType::Text => def.text(),
             SqlType::Boolean => def.boolean(),
@@ -103,7 +108,10 @@ impl Dialect for MySql {
     fn column_type(&self, column: ColumnShape, def: &mut ColumnDef) {
         match column.sql_type {
             // MySQL's TIMESTAMP ends in 2038; DATETIME(6) holds the UTC instant.
-            SqlType::Timestamp => drop(def.custom("DATETIME(6)")),
+            SqlType::Timestamp | SqlType::DateTime => drop(def.custom("DATETIME(6)")),
+            SqlType::Time => drop(def.custom("TIME(6)")),
+            // BLOB holds 64 KiB.
+            SqlType::Bytes => drop(def.custom("LONGBLOB")),
             _ => default_column_type(self, column, def),
         };
     }
@@ -128,7 +136,11 @@ impl Dialect for Sqlite {
             // Only `INTEGER PRIMARY KEY` is SQLite's rowid alias.
             SqlType::Integer | SqlType::BigInteger if column.auto_increment => drop(def.integer()),
             SqlType::Uuid => drop(def.blob()),
-            SqlType::Json | SqlType::Timestamp | SqlType::Date => drop(def.text()),
+            SqlType::Json
+            | SqlType::Timestamp
+            | SqlType::Date
+            | SqlType::DateTime
+            | SqlType::Time => drop(def.text()),
             // No exact decimal type: the exact text, ordered by value by tenantry's
             // collation (see `crate::decimal`). `NUMERIC` affinity would store floats.
             SqlType::Decimal => drop(def.text().extra(crate::decimal::SQLITE_COLLATE)),

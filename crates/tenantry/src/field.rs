@@ -15,6 +15,17 @@ pub enum SqlType {
     Integer,
     /// 64-bit integer.
     BigInteger,
+    /// 16-bit integer (`SMALLINT`).
+    SmallInteger,
+    /// 32-bit float (`REAL`, MySQL `FLOAT`).
+    Float,
+    /// Bytes (`BYTEA`, MySQL `LONGBLOB`, SQLite `BLOB`).
+    Bytes,
+    /// A date and time of day without a time zone (`TIMESTAMP`, MySQL `DATETIME(6)`, SQLite
+    /// text); microseconds are kept (PostgreSQL and MySQL keep no finer).
+    DateTime,
+    /// A time of day (`TIME`, MySQL `TIME(6)`, SQLite text).
+    Time,
     /// `VARCHAR(n)`; the length comes from `max_length` (255 if not given).
     Varchar,
     /// Unbounded text.
@@ -45,8 +56,10 @@ pub enum SqlType {
 
 /// A Rust type that can be a model field.
 ///
-/// Implemented for `i32`, `i64`, `String`, `bool`, `f64`, `chrono::DateTime<Utc>`,
-/// `chrono::NaiveDate`, `uuid::Uuid`, `serde_json::Value`, [`Decimal`](crate::Decimal)
+/// Implemented for `i16`, `i32`, `i64`, `String`, `bool`, `f32`, `f64`, `Vec<u8>`,
+/// `chrono::DateTime<Utc>`, `chrono::NaiveDateTime`, `chrono::NaiveDate`,
+/// `chrono::NaiveTime`, `uuid::Uuid`, `serde_json::Value`, [`Json<T>`](crate::Json) for any
+/// serde type, [`Decimal`](crate::Decimal)
 /// (with `#[model(max_digits = P, decimal_places = S)]`, see [`SqlType::Decimal`]),
 /// [`ForeignKey`](crate::ForeignKey), and `Option` of each (a nullable column).
 pub trait FieldType: Sized + Send + Sync + 'static {
@@ -143,6 +156,11 @@ impl FieldType for String {
 
 field_type!(bool, Boolean, Bool, |v| *v);
 field_type!(f64, Double, Double, |v| *v);
+field_type!(f32, Float, Float, |v| *v);
+field_type!(Vec<u8>, Bytes, Bytes, |v| v.clone());
+field_type!(chrono::NaiveDateTime, DateTime, ChronoDateTime, |v| *v);
+field_type!(chrono::NaiveTime, Time, ChronoTime, |v| *v);
+integer_field!(i16, SmallInteger, SmallInt);
 field_type!(DateTime<Utc>, Timestamp, ChronoDateTimeUtc, |v| *v);
 field_type!(NaiveDate, Date, ChronoDate, |v| *v);
 field_type!(uuid::Uuid, Uuid, Uuid, |v| *v);
@@ -227,6 +245,10 @@ pub trait Numeric: FieldType {}
 /// differs by backend).
 pub trait Fractional: Numeric {}
 
+impl Numeric for i16 {}
+impl Numeric for f32 {}
+impl Fractional for f32 {}
+impl Fractional for Option<f32> {}
 impl Numeric for i32 {}
 impl Numeric for i64 {}
 impl Numeric for f64 {}
@@ -234,3 +256,46 @@ impl Numeric for Decimal {}
 impl<T: Numeric> Numeric for Option<T> {}
 impl Fractional for f64 {}
 impl Fractional for Option<f64> {}
+
+/// Any serde type stored as a JSON document (`JSONB` on PostgreSQL, `JSON` on MySQL, text on
+/// SQLite): `settings: Json<Settings>`. Reading a document that is not a `T` is
+/// [`Error::Decode`](crate::Error::Decode). A value serde cannot turn into JSON (a map
+/// whose keys are not strings) is written as NULL, which a non-`Option` column refuses
+/// ([`Error::NotNullViolation`](crate::Error::NotNullViolation)).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Json<T>(pub T);
+
+impl<T> std::ops::Deref for Json<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Json<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl<T> FieldType for Json<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    const SQL_TYPE: SqlType = SqlType::Json;
+    fn to_value(&self) -> Value {
+        Value::Json(serde_json::to_value(&self.0).ok().map(Box::new))
+    }
+    fn null_value() -> Value {
+        Value::Json(None)
+    }
+    fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
+        let json = serde_json::Value::decode(row, index)?;
+        serde_json::from_value(json)
+            .map(Json)
+            .map_err(|error| sqlx::Error::ColumnDecode {
+                index: index.to_string(),
+                source: Box::new(error),
+            })
+    }
+}

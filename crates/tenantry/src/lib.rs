@@ -62,7 +62,7 @@ pub use database::{
     ConnectionBudget, Database, DatabaseOptions, PoolSettings, PoolStatus, PooledConnection,
 };
 pub use error::{Error, Result};
-pub use field::{FieldType, Fractional, Numeric, SqlType};
+pub use field::{FieldType, Fractional, Json, Numeric, SqlType};
 pub use hooks::{HookContext, Hooks};
 pub use instance::Instance;
 pub use model::{

@@ -190,6 +190,16 @@ pub enum ColumnType {
     Integer,
     /// 64-bit integer.
     BigInteger,
+    /// 16-bit integer.
+    SmallInteger,
+    /// 32-bit float.
+    Float,
+    /// Bytes.
+    Bytes,
+    /// A date and time without a time zone.
+    DateTime,
+    /// A time of day.
+    Time,
     /// `VARCHAR(max_length)`.
     Varchar,
     /// Unbounded text.
@@ -216,6 +226,11 @@ impl ColumnType {
         match self {
             ColumnType::Integer => SqlType::Integer,
             ColumnType::BigInteger => SqlType::BigInteger,
+            ColumnType::SmallInteger => SqlType::SmallInteger,
+            ColumnType::Float => SqlType::Float,
+            ColumnType::Bytes => SqlType::Bytes,
+            ColumnType::DateTime => SqlType::DateTime,
+            ColumnType::Time => SqlType::Time,
             ColumnType::Varchar => SqlType::Varchar,
             ColumnType::Text => SqlType::Text,
             ColumnType::Boolean => SqlType::Boolean,

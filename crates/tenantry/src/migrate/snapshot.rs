@@ -327,6 +327,11 @@ fn column_type(sql_type: SqlType) -> ColumnType {
     match sql_type {
         SqlType::Integer => ColumnType::Integer,
         SqlType::BigInteger => ColumnType::BigInteger,
+        SqlType::SmallInteger => ColumnType::SmallInteger,
+        SqlType::Float => ColumnType::Float,
+        SqlType::Bytes => ColumnType::Bytes,
+        SqlType::DateTime => ColumnType::DateTime,
+        SqlType::Time => ColumnType::Time,
         SqlType::Varchar => ColumnType::Varchar,
         SqlType::Text => ColumnType::Text,
         SqlType::Boolean => ColumnType::Boolean,

@@ -266,6 +266,10 @@ macro_rules! constant {
 }
 
 constant!(
+    i16,
+    f32,
+    chrono::NaiveDateTime,
+    chrono::NaiveTime,
     i32,
     i64,
     f64,

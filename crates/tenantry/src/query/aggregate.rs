@@ -114,6 +114,10 @@ macro_rules! ordered {
 }
 
 ordered!(
+    i16,
+    f32,
+    chrono::NaiveDateTime,
+    chrono::NaiveTime,
     i32,
     i64,
     f64,

@@ -96,6 +96,7 @@ fn checked_in_statement<M: Model>(target: &Target, column: &'static str, expr: E
     }
     let fail = || Expr::from(Func::abs(Expr::val(i64::MIN)));
     let range = match meta.sql_type {
+        SqlType::SmallInteger => Some((i64::from(i16::MIN), i64::from(i16::MAX))),
         SqlType::Integer => Some((i64::from(i32::MIN), i64::from(i32::MAX))),
         SqlType::BigInteger => Some((i64::MIN, i64::MAX)),
         _ => None,
