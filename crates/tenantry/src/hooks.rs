@@ -4,8 +4,13 @@
 use std::{future::Future, pin::Pin};
 
 use crate::{
-    error::Result, instance::related_query, model::Model, query::QuerySet, schema_name::SchemaName,
-    target::Origin, transaction::Transaction,
+    error::{Error, Result},
+    instance::related_query,
+    model::Model,
+    query::QuerySet,
+    schema_name::SchemaName,
+    target::{Conn, Origin},
+    transaction::Transaction,
 };
 
 /// Hooks of a model declared `#[model(hooks)]`; every method defaults to doing nothing.
@@ -20,8 +25,12 @@ use crate::{
 /// a QuerySet, upserts) run no hooks, as in Django.
 ///
 /// A hook's queries go through [`HookContext::query`], which runs them in the write's
-/// transaction and the instance's tenant. A query through the registry instead would wait
-/// for a second connection (on a pool of one, for ever) and would not see the write.
+/// transaction and the instance's tenant. A query through the registry instead needs a
+/// second connection (on a pool of one it fails with `PoolTimedOut` after the acquire
+/// timeout) and does not see the write. On SQLite, where a transaction spans one schema
+/// file, a hook's query of a model in another file (a tenant model's hook writing a shared
+/// table, or the reverse) is [`Error::Unsupported`](crate::Error::Unsupported): it could
+/// not be undone with the write.
 ///
 /// ```no_run
 /// use tenantry::{Error, HookContext, Hooks, Model};
@@ -101,7 +110,17 @@ impl<M: Model> HookContext<M> {
     /// model, in the shared schema for a shared one (as [`Instance::related`](crate::Instance::related)
     /// places it).
     pub fn query<R: Model>(&self) -> QuerySet<R> {
-        related_query::<M, R>(&self.origin)
+        let mut query = related_query::<M, R>(&self.origin);
+        let outside = query
+            .target()
+            .is_ok_and(|target| matches!(target.conn, Conn::Database(_)));
+        if outside {
+            query.defer(Error::Unsupported {
+                backend: self.origin.database.backend().name(),
+                what: "a hook's query outside the write's transaction (SQLite keeps each schema in its own file)",
+            });
+        }
+        query
     }
 
     /// The write's transaction (a handle that cannot commit or roll it back).

@@ -7,7 +7,10 @@ use crate::{
     field::FieldType,
     hooks::{HookContext, HookFns},
     model::{Column, ForeignKey, Model},
-    query::{insert_chunk, own_transaction, Children, QuerySet, RelationKey, Source},
+    query::{
+        checked_in_statement, insert_chunk, own_transaction, Children, QuerySet, RelationKey,
+        Source,
+    },
     target::{Conn, Origin, Target},
 };
 
@@ -140,21 +143,27 @@ impl<M: Model> Instance<M> {
 
     /// The INSERT or UPDATE, with the model's hooks around it when it has some; the version
     /// is bumped on the instance once the write is committed.
+    ///
+    /// The instance is marked stored, and its version bumped, only once the write is
+    /// committed: a write whose future is dropped (or whose hook panics) leaves an instance
+    /// that is still unsaved, never one that believes in a rolled-back row.
     async fn write(&mut self, only: Option<&[&'static str]>) -> Result<()> {
-        let bumped = match M::hooks() {
+        let written = match M::hooks() {
             None => self.store(only).await?,
             Some(hooks) => {
-                let (stored, key) = (self.stored, self.model.primary_key().clone());
+                let key = self.model.primary_key().clone();
                 let result = self.hooked(&hooks, Hooked::Save(only)).await;
                 if result.is_err() {
-                    // Rolled back: the instance is as unsaved (or as stored) as before.
-                    self.stored = stored;
+                    // Rolled back: the key the INSERT assigned is no row's.
                     self.model.set_primary_key(key);
                 }
                 result?
             }
         };
-        if bumped {
+        if written.inserted {
+            self.stored = true;
+        }
+        if written.bumped {
             self.model.bump_version();
         }
         Ok(())
@@ -163,7 +172,7 @@ impl<M: Model> Instance<M> {
     /// `op` between its hooks, in one transaction: the instance's own (inside a savepoint,
     /// so that a failure undoes only this work), or one begun for it on the instance's
     /// database and schema. Meanwhile the instance's statements go through that transaction.
-    async fn hooked(&mut self, hooks: &HookFns<M>, op: Hooked<'_>) -> Result<bool> {
+    async fn hooked(&mut self, hooks: &HookFns<M>, op: Hooked<'_>) -> Result<Written> {
         let target = self.target();
         let (own, tx) = match &target.conn {
             Conn::Transaction(tx) => (None, tx.clone()),
@@ -182,9 +191,16 @@ impl<M: Model> Instance<M> {
         let result = if own.is_none() && tx.allows_savepoints() {
             tx.savepoint(|_| work).await
         } else {
-            // In a migration's data step the migration's transaction rolls back on an error.
             work.await
         };
+        if let (None, Err(error)) = (&own, &result) {
+            if !tx.allows_savepoints() {
+                // A migration's data step, where no savepoint can undo the half-done write:
+                // the migration's transaction cannot commit it either, even if the step
+                // goes on after the error.
+                tx.mark_aborted(error.to_string()).await;
+            }
+        }
         self.origin = before;
         let Some(own) = own else { return result };
         match result {
@@ -204,33 +220,39 @@ impl<M: Model> Instance<M> {
         hooks: &HookFns<M>,
         op: Hooked<'_>,
         context: &HookContext<M>,
-    ) -> Result<bool> {
+    ) -> Result<Written> {
         match op {
             Hooked::Save(only) => {
                 (hooks.pre_save)(&mut self.model, context).await?;
-                let bumped = self.store(only).await?;
+                let written = self.store(only).await?;
                 (hooks.post_save)(&self.model, context).await?;
-                Ok(bumped)
+                Ok(written)
             }
             Hooked::Delete => {
                 (hooks.pre_delete)(&self.model, context).await?;
                 self.delete_row().await?;
                 (hooks.post_delete)(&self.model, context).await?;
-                Ok(false)
+                Ok(Written::default())
             }
         }
     }
 
     /// The INSERT (of an instance never saved) or the UPDATE; `true` when the stored
     /// version was bumped.
-    async fn store(&mut self, only: Option<&[&'static str]>) -> Result<bool> {
+    async fn store(&mut self, only: Option<&[&'static str]>) -> Result<Written> {
         if self.stored {
-            return self.update(only).await;
+            let bumped = self.update(only).await?;
+            return Ok(Written {
+                inserted: false,
+                bumped,
+            });
         }
         let target = self.target();
         insert_chunk(&target, std::slice::from_mut(&mut self.model)).await?;
-        self.stored = true;
-        Ok(false)
+        Ok(Written {
+            inserted: true,
+            bumped: false,
+        })
     }
 
     /// Writes the named columns (every non-key one for `None`) of the stored row; with a
@@ -257,7 +279,10 @@ impl<M: Model> Instance<M> {
             .cond_where(self.pk_filter());
         if let Some((index, name)) = version {
             update
-                .value(name, Expr::col(name).add(1))
+                .value(
+                    name,
+                    checked_in_statement::<M>(&target, name, Expr::col(name).add(1)),
+                )
                 .and_where(Expr::col(name).eq(self.model.column_value(index)));
         }
         // MySQL counts changed rows, not matched ones: 0 may be a row written unchanged.
@@ -405,6 +430,15 @@ impl<M: Model> Instance<M> {
 ///   instance came from outranks the context).
 ///
 /// An explicit [`using`](QuerySet::using) on the returned QuerySet outranks all three.
+/// What a save did, to be recorded on the instance once it is committed.
+#[derive(Default)]
+struct Written {
+    /// The row was inserted (the instance is now stored).
+    inserted: bool,
+    /// The stored version was bumped.
+    bumped: bool,
+}
+
 /// The write a model's hooks surround.
 enum Hooked<'a> {
     /// `save` (every column) or `save_fields` (these).

@@ -605,6 +605,14 @@ impl Transaction {
         self.take().await?.finish(false).await
     }
 
+    /// Marks the transaction aborted (its later statements and its commit are refused with
+    /// `cause`), for a failure that left half-done work no savepoint can undo.
+    pub(crate) async fn mark_aborted(&self, cause: String) {
+        if let Some(tx) = self.inner.conn.lock().await.as_mut() {
+            tx.aborted.get_or_insert(cause);
+        }
+    }
+
     /// Whether [`savepoint`](Self::savepoint) may be used (not in a migration's data step).
     pub(crate) fn allows_savepoints(&self) -> bool {
         !self.inner.lent

@@ -84,10 +84,15 @@ pub(crate) fn refuse_reads_of_earlier_assignments<M>(
 
 /// On a backend whose columns take any value (SQLite), the computed value for `column` is
 /// checked in the statement: an integer outside the column's range (or turned into a float
-/// by an overflow) or a NULL from a NOT NULL column's arithmetic (a division by zero)
+/// by an overflow), text longer than a `VARCHAR(n)` column, or a NULL from a NOT NULL
+/// column's arithmetic (a division by zero)
 /// fails the statement with SQLite's "integer overflow" (`abs` of the least integer)
 /// instead of being written.
-fn checked_in_statement<M: Model>(target: &Target, column: &'static str, expr: Expr) -> Expr {
+pub(crate) fn checked_in_statement<M: Model>(
+    target: &Target,
+    column: &'static str,
+    expr: Expr,
+) -> Expr {
     let Some(meta) = M::META.column(column) else {
         return expr;
     };
@@ -112,6 +117,16 @@ fn checked_in_statement<M: Model>(target: &Target, column: &'static str, expr: E
                 case = case.case(expr.clone().is_null(), null);
             }
             case.case(integer, expr).finally(fail()).into()
+        }
+        None if meta.sql_type == SqlType::Varchar => {
+            // Text longer than the column (copied from a longer one), as the others refuse.
+            let length = Expr::from(Func::char_length(expr.clone()));
+            let n = i64::from(meta.max_length.unwrap_or(255));
+            let mut case = sea_query::CaseStatement::new();
+            if meta.nullable {
+                case = case.case(expr.clone().is_null(), null);
+            }
+            case.case(length.lte(n), expr).finally(fail()).into()
         }
         None if !meta.nullable => sea_query::CaseStatement::new()
             .case(expr.clone().is_not_null(), expr)

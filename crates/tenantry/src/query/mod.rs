@@ -43,6 +43,7 @@ use sea_query::{Condition, Order, Query, SelectStatement};
 use crate::model::Node;
 
 pub use aggregate::{Aggregate, Aggregates, Grouped, Ordered, Summable};
+pub(crate) use assign::checked_in_statement;
 pub use keyset::CursorPage;
 pub use many::{ManyToMany, RelatedMany};
 pub use page::{Page, Paginator};
@@ -165,7 +166,7 @@ impl<M: Model> QuerySet<M> {
     }
 
     /// Keeps `error` for the operation to return (the first one wins), as for a bad `using`.
-    fn defer(&mut self, error: Error) {
+    pub(crate) fn defer(&mut self, error: Error) {
         if self.place.is_ok() {
             self.place = Err(Deferred(Arc::new(error)));
         }
@@ -221,7 +222,7 @@ impl<M: Model> QuerySet<M> {
     /// (in [`Place::resolve`]), and so is a `select_related` or `prefetch_*` whose rows would
     /// be read from the shared schema though their model is tenant-only: the operation
     /// fails before its first statement (a `bulk_create`'s BEGIN, a prefetch's parents).
-    fn target(&self) -> Result<Target> {
+    pub(crate) fn target(&self) -> Result<Target> {
         let place = self.place.as_ref().map_err(Deferred::error)?;
         let target = place.resolve::<M>(&self.source)?;
         if !self.related.is_empty() || !self.prefetch.is_empty() {

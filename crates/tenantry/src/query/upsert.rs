@@ -7,7 +7,10 @@ use hashbrown::{HashMap, HashSet};
 use sea_query::{Expr, ExprTrait, LockType, OnConflict, Query, SelectStatement};
 
 use super::{
-    assign::{assigned_expr, refuse_reads_of_earlier_assignments, unassigned_version},
+    assign::{
+        assigned_expr, checked_in_statement, refuse_reads_of_earlier_assignments,
+        unassigned_version,
+    },
     write::{insert_values, own_transaction},
     Columns, QuerySet,
 };
@@ -365,7 +368,8 @@ impl<M: Model> Plan<M> {
                 }
                 let written = columns.iter().chain(assignments.iter().map(|a| &a.column));
                 if let Some(version) = unassigned_version::<M>(written.copied()) {
-                    on_conflict.value(version, Expr::col((meta.table, version)).add(1));
+                    let bumped = Expr::col((meta.table, version)).add(1);
+                    on_conflict.value(version, checked_in_statement::<M>(target, version, bumped));
                 }
                 &mut on_conflict
             }

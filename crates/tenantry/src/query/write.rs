@@ -8,7 +8,10 @@ use crate::{
     field::FieldType,
     instance::Instance,
     model::{Assignment, Filter, Model},
-    query::assign::{assigned_expr, refuse_reads_of_earlier_assignments, unassigned_version},
+    query::assign::{
+        assigned_expr, checked_in_statement, refuse_reads_of_earlier_assignments,
+        unassigned_version,
+    },
     registry::Registry,
     row::Row,
     target::{Conn, Target},
@@ -136,7 +139,8 @@ impl<M: Model> QuerySet<M> {
             .map(|a| Ok((a.column, assigned_expr::<M>(target, a, None)?)))
             .collect::<Result<Vec<_>>>()?;
         if let Some(version) = unassigned_version::<M>(values.iter().map(|(name, _)| *name)) {
-            values.push((version, Expr::col(version).add(1)));
+            let bumped = Expr::col(version).add(1);
+            values.push((version, checked_in_statement::<M>(target, version, bumped)));
         }
         let mut update = Query::update();
         update.table(target.table(M::META)?).values(values);
@@ -184,22 +188,32 @@ impl<M: Model> QuerySet<M> {
     /// [`on_conflict`](Self::on_conflict)`(key).do_update(..)`.
     pub async fn update_or_create(self, filter: Filter, values: M) -> Result<(Instance<M>, bool)> {
         let retry = self.clone();
+        let target = self.target()?;
+        let outside = matches!(target.conn, Conn::Database(_));
         match self.clone().get(filter.clone()).await {
-            Ok(found) => return Ok((overwrite(found, values).await?, false)),
+            Ok(found) => {
+                return Ok((
+                    overwrite(&retry, &filter, found, values, outside).await?,
+                    false,
+                ))
+            }
             Err(Error::NotFound { .. }) => {}
             Err(error) => return Err(error),
         }
-        let target = self.target()?;
         // Through `save`, so that the model's hooks run; a failed save leaves `values` in it.
         let mut created = Instance::unsaved(values, target.origin());
         let inserted = created.save().await;
         match inserted {
             Ok(()) => Ok((created, true)),
-            Err(violation @ Error::UniqueViolation { .. })
-                if matches!(target.conn, Conn::Database(_)) =>
-            {
-                match retry.get(filter).await {
-                    Ok(found) => Ok((overwrite(found, created.into_inner()).await?, false)),
+            Err(violation @ Error::UniqueViolation { .. }) if outside => {
+                match retry.clone().get(filter.clone()).await {
+                    Ok(found) => {
+                        let values = created.into_inner();
+                        Ok((
+                            overwrite(&retry, &filter, found, values, outside).await?,
+                            false,
+                        ))
+                    }
                     // Another unique key than the filter's: the violation is the answer.
                     Err(Error::NotFound { .. }) => Err(violation),
                     Err(error) => Err(error),
@@ -210,15 +224,37 @@ impl<M: Model> QuerySet<M> {
     }
 }
 
-/// `found` with every non-key field of `values`, saved.
-async fn overwrite<M: Model>(mut found: Instance<M>, values: M) -> Result<Instance<M>> {
-    let key = found.primary_key().clone();
-    let read = std::mem::replace(&mut *found, values);
-    found.set_primary_key(key);
-    // The version is the one just read, not whatever `values` holds.
-    found.copy_version(&read);
-    found.save().await?;
-    Ok(found)
+/// Reads of a versioned row that another writer changed between `update_or_create`'s
+/// lookup and its save.
+const VERSION_ATTEMPTS: u32 = 5;
+
+/// `found` with every non-key field of `values`, saved. The version is the one read, not
+/// whatever `values` holds; when another writer saved the row meanwhile (`retry`: outside a
+/// transaction) it is read again (`query`, `filter`) and overwritten, a bounded number of
+/// times, so that racing calls all succeed.
+async fn overwrite<M: Model>(
+    query: &QuerySet<M>,
+    filter: &Filter,
+    mut found: Instance<M>,
+    mut values: M,
+    retry: bool,
+) -> Result<Instance<M>> {
+    let mut attempt = 1;
+    loop {
+        let key = found.primary_key().clone();
+        let read = std::mem::replace(&mut *found, values);
+        found.set_primary_key(key);
+        found.copy_version(&read);
+        match found.save().await {
+            Ok(()) => return Ok(found),
+            Err(Error::VersionConflict { .. }) if retry && attempt < VERSION_ATTEMPTS => {
+                attempt += 1;
+                values = found.into_inner();
+                found = query.clone().get(filter.clone()).await?;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// A transaction of its own on `target`'s database, and the target inside it: for work of
