@@ -67,7 +67,8 @@ impl<M: Model> QuerySet<M> {
     /// let sql = render_upsert(|r| Counter::query(r).on_conflict(Counter::key()).do_update_set([Counter::hits().set_expr(Counter::hits() + 1)]), hit);
     /// assert_eq!(sql.postgres, r#"INSERT INTO "public"."counters" ("key", "hits") VALUES ($1, $2) ON CONFLICT ("key") DO UPDATE SET "hits" = "counters"."hits" + $3 RETURNING "id", "key", "hits""#);
     /// assert_eq!(sql.mysql, r#"INSERT INTO `app`.`counters` (`key`, `hits`) VALUES (?, ?) ON DUPLICATE KEY UPDATE `hits` = `counters`.`hits` + ?"#);
-    /// assert_eq!(sql.sqlite, r#"INSERT INTO "counters" ("key", "hits") VALUES (?, ?) ON CONFLICT ("key") DO UPDATE SET "hits" = "counters"."hits" + ? RETURNING "id", "key", "hits""#);
+    /// // SQLite, whose columns take any value, checks the result against the column's range.
+    /// assert_eq!(sql.sqlite, r#"INSERT INTO "counters" ("key", "hits") VALUES (?, ?) ON CONFLICT ("key") DO UPDATE SET "hits" = (CASE WHEN (typeof("counters"."hits" + ?) = ? AND ("counters"."hits" + ? BETWEEN ? AND ?)) THEN "counters"."hits" + ? ELSE ABS(?) END) RETURNING "id", "key", "hits""#);
     /// ```
     pub fn on_conflict<K: Columns<M>>(self, key: K) -> Conflict<M> {
         Conflict {
