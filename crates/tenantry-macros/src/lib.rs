@@ -2,6 +2,7 @@
 //!
 //! Every misuse is reported at once, each error at the span it concerns.
 
+mod enumeration;
 mod expand;
 mod model;
 mod parse;
@@ -42,6 +43,24 @@ pub fn derive_model(input: TokenStream) -> TokenStream {
         Ok(model) => expand::expand(&model).into(),
         Err(error) => error.to_compile_error().into(),
     }
+}
+
+/// Derives `tenantry::FieldType` for an enum whose variants have no fields: a model field
+/// of that type is stored as the variant's name, as text (`VARCHAR(255)`), so a new variant
+/// needs no migration. `#[model(rename = "text")]` on a variant stores it as `text`
+/// instead. A stored text that is no variant's is `Error::Decode` when read, never a
+/// default. Filters compare with a variant: `Ticket::status().eq(Status::Open)`.
+///
+/// ```text
+/// #[derive(tenantry::Enum, Debug, Clone, Copy, PartialEq)]
+/// enum Status { Open, #[model(rename = "in-progress")] InProgress, Closed }
+/// ```
+#[proc_macro_derive(Enum, attributes(model))]
+pub fn derive_enum(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    enumeration::derive(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }
 
 /// Embeds the migration files (`*.json`) of a directory, relative to the crate's

@@ -152,7 +152,8 @@ impl<M: Model> Instance<M> {
             None => self.store(only).await?,
             Some(hooks) => {
                 let key = self.model.primary_key().clone();
-                let result = self.hooked(&hooks, Hooked::Save(only)).await;
+                // Boxed, so that a model without hooks pays nothing for them in its future.
+                let result = Box::pin(self.hooked(&hooks, Hooked::Save(only))).await;
                 if result.is_err() {
                     // Rolled back: the key the INSERT assigned is no row's.
                     self.model.set_primary_key(key);
@@ -309,7 +310,7 @@ impl<M: Model> Instance<M> {
         match M::hooks() {
             None => self.delete_row().await?,
             Some(hooks) => {
-                self.hooked(&hooks, Hooked::Delete).await?;
+                Box::pin(self.hooked(&hooks, Hooked::Delete)).await?;
             }
         }
         Ok(self.model)

@@ -88,7 +88,7 @@ pub use tenancy::{
     DirectoryStore, FleetProgress, ForEachTenant, Route, Schemas, TenantContext, TenantInfo,
     TenantOutcome, TenantScope, TenantStore,
 };
-pub use tenantry_macros::{migrations, Model};
+pub use tenantry_macros::{migrations, Enum, Model};
 pub use transaction::Transaction;
 pub use transaction_options::{is_retryable, IsolationLevel, TransactionOptions};
 
@@ -97,6 +97,7 @@ pub use transaction_options::{is_retryable, IsolationLevel, TransactionOptions};
 pub mod __private {
     pub use crate::hooks::HookFns;
     pub use sea_query::Value;
+    pub use sqlx;
 }
 
 /// The README's quick start, compiled as a doctest.

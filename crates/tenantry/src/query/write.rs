@@ -38,8 +38,10 @@ impl<M: Model> QuerySet<M> {
     pub async fn create(self, model: M) -> Result<Instance<M>> {
         let target = self.target()?;
         if M::hooks().is_some() {
+            // Boxed: the hooks' transaction and savepoint would otherwise grow every
+            // `create` future, hooks or not (several in one task overflowed a stack).
             let mut instance = Instance::unsaved(model, target.origin());
-            instance.save().await?;
+            Box::pin(instance.save()).await?;
             return Ok(instance);
         }
         let mut models = vec![model];

@@ -1,0 +1,145 @@
+//! `#[derive(Enum)]`: a unit-only enum stored as its variants' names, as text. Parse →
+//! check → expand, every misuse reported at once.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{spanned::Spanned, Data, DeriveInput, Fields, Ident, LitStr};
+
+use crate::parse::Errors;
+
+/// A checked variant: its identifier and the text stored for it.
+struct Variant {
+    ident: Ident,
+    text: String,
+}
+
+pub fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let variants = variants(input)?;
+    Ok(expand(&input.ident, &variants))
+}
+
+fn variants(input: &DeriveInput) -> syn::Result<Vec<Variant>> {
+    let mut errors = Errors::default();
+    let Data::Enum(data) = &input.data else {
+        return Err(syn::Error::new(
+            input.ident.span(),
+            "#[derive(Enum)] needs an enum whose variants have no fields",
+        ));
+    };
+    if !input.generics.params.is_empty() {
+        errors.push(syn::Error::new(
+            input.generics.span(),
+            "#[derive(Enum)] does not take generic parameters",
+        ));
+    }
+    let mut variants: Vec<Variant> = Vec::new();
+    for variant in &data.variants {
+        if !matches!(variant.fields, Fields::Unit) {
+            errors.push(syn::Error::new(
+                variant.fields.span(),
+                "a stored enum's variants have no fields",
+            ));
+        }
+        let text = rename(variant, &mut errors).unwrap_or_else(|| variant.ident.to_string());
+        if variants.iter().any(|v| v.text == text) {
+            errors.push(syn::Error::new(
+                variant.ident.span(),
+                format!("two variants are stored as {text:?}"),
+            ));
+        }
+        variants.push(Variant {
+            ident: variant.ident.clone(),
+            text,
+        });
+    }
+    if variants.is_empty() {
+        errors.push(syn::Error::new(
+            input.ident.span(),
+            "a stored enum needs at least one variant",
+        ));
+    }
+    errors.finish(variants)
+}
+
+/// `#[model(rename = "text")]` on a variant.
+fn rename(variant: &syn::Variant, errors: &mut Errors) -> Option<String> {
+    let mut text = None;
+    for attr in variant.attrs.iter().filter(|a| a.path().is_ident("model")) {
+        let result = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("rename") {
+                let lit: LitStr = meta.value()?.parse()?;
+                if lit.value().is_empty() {
+                    return Err(meta.error("a variant is stored as non-empty text"));
+                }
+                text = Some(lit.value());
+                Ok(())
+            } else {
+                Err(meta.error("unknown variant attribute; expected `rename = \"...\"`"))
+            }
+        });
+        if let Err(error) = result {
+            errors.push(error);
+        }
+    }
+    text
+}
+
+fn expand(ident: &Ident, variants: &[Variant]) -> TokenStream {
+    let names = variants.iter().map(|v| {
+        let (variant, text) = (&v.ident, &v.text);
+        quote!(#ident::#variant => #text)
+    });
+    let parses = variants.iter().map(|v| {
+        let (variant, text) = (&v.ident, &v.text);
+        quote!(#text => ::core::result::Result::Ok(#ident::#variant))
+    });
+    let unknown = format!("stored text is no variant of {ident}");
+    quote! {
+        impl #ident {
+            /// The text this variant is stored as.
+            fn __tenantry_text(&self) -> &'static str {
+                match self {
+                    #(#names,)*
+                }
+            }
+        }
+
+        impl ::tenantry::FieldType for #ident {
+            const SQL_TYPE: ::tenantry::SqlType = ::tenantry::SqlType::Varchar;
+
+            fn to_value(&self) -> ::tenantry::__private::Value {
+                ::tenantry::__private::Value::String(::core::option::Option::Some(
+                    ::std::string::String::from(self.__tenantry_text()),
+                ))
+            }
+
+            fn null_value() -> ::tenantry::__private::Value {
+                ::tenantry::__private::Value::String(::core::option::Option::None)
+            }
+
+            fn decode(
+                row: &::tenantry::Row,
+                index: usize,
+            ) -> ::core::result::Result<Self, ::tenantry::__private::sqlx::Error> {
+                let text = <::std::string::String as ::tenantry::FieldType>::decode(row, index)?;
+                match text.as_str() {
+                    #(#parses,)*
+                    _ => ::core::result::Result::Err(
+                        ::tenantry::__private::sqlx::Error::ColumnDecode {
+                            index: index.to_string(),
+                            source: ::std::convert::From::from(#unknown),
+                        },
+                    ),
+                }
+            }
+
+            fn matches_value(&self, value: &::tenantry::__private::Value) -> bool {
+                ::core::matches!(
+                    value,
+                    ::tenantry::__private::Value::String(::core::option::Option::Some(text))
+                        if text == self.__tenantry_text()
+                )
+            }
+        }
+    }
+}
