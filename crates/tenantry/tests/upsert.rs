@@ -478,3 +478,62 @@ backend_test!(
         }
     }
 );
+
+/// Upserts adding 1..=`tasks` to one row's hits, racing; returns nothing.
+async fn add(registry: &Registry, tasks: i64) {
+    let adds = (1..=tasks).map(|i| async move {
+        Counter::query(registry)
+            .on_conflict(Counter::key())
+            .do_update_set([Counter::hits().set_expr(Counter::hits() + Counter::hits().excluded())])
+            .create(counter("sum", i, "added"))
+            .await
+            .unwrap();
+    });
+    futures_util::future::join_all(adds).await;
+}
+
+async fn proposed_values(t: common::TestDb) {
+    let (a, b) = (t.schema("ua"), t.schema("ub"));
+    tenant(&t.registry, &a).await;
+    tenant(&t.registry, &b).await;
+    let r = &t.registry;
+    tokio::join!(
+        with_tenant(Some(a.clone()), add(r, 20)),
+        with_tenant(Some(b.clone()), add(r, 10)),
+    );
+    for (tenant, sum) in [(&a, 210), (&b, 55)] {
+        let rows = Counter::query(&t.registry)
+            .using(tenant)
+            .values_list((Counter::key(), Counter::hits()))
+            .await
+            .unwrap();
+        assert_eq!(rows, vec![("sum".to_owned(), sum)]);
+    }
+    // The proposed row exists only in an upsert.
+    let counters = || Counter::query(&t.registry).using(&a);
+    let update = counters()
+        .update([Counter::hits().set_expr(Counter::hits().excluded())])
+        .await;
+    let filter = counters()
+        .filter(Counter::hits().expr().eq(Counter::hits().excluded()))
+        .count()
+        .await;
+    for result in [update.map(|_| ()), filter.map(|_| ())] {
+        assert!(
+            matches!(
+                result,
+                Err(Error::InvalidArgument {
+                    argument: "excluded",
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+    assert_eq!(
+        counters().get(Counter::key().eq("sum")).await.unwrap().hits,
+        210
+    );
+}
+
+backend_pool_test!(upserts_add_the_proposed_value, proposed_values);

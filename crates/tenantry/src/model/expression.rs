@@ -67,6 +67,43 @@ pub(crate) enum Term {
     },
     Value(sea_query::Value),
     Binary(Box<Term>, Arithmetic, Box<Term>),
+    /// The value the row an upsert proposed holds in column `name`.
+    Proposed {
+        name: &'static str,
+        through_relation: bool,
+    },
+}
+
+/// Where a term is rendered: the qualifier of its columns, whether a zero divisor must fail
+/// the statement (SQLite, whose division by zero is NULL, as PostgreSQL and MySQL's strict
+/// mode do), and how the proposed row of an upsert is named there.
+#[derive(Clone, Copy)]
+pub(crate) struct Scope {
+    pub(crate) table: Option<&'static str>,
+    pub(crate) checked_division: bool,
+    pub(crate) proposed: Proposed,
+}
+
+/// How a term names an upsert's proposed row.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Proposed {
+    /// Not in an upsert: a proposed value is refused.
+    Refused,
+    /// PostgreSQL and SQLite: `"excluded"."column"`.
+    Excluded,
+    /// MySQL: `VALUES(column)`.
+    Values,
+}
+
+impl Scope {
+    /// A scope outside any upsert, for `backend`.
+    pub(crate) fn plain(checked_division: bool) -> Scope {
+        Scope {
+            table: None,
+            checked_division,
+            proposed: Proposed::Refused,
+        }
+    }
 }
 
 /// The arithmetic operators.
@@ -79,43 +116,51 @@ pub(crate) enum Arithmetic {
 }
 
 impl Term {
-    /// The expression, its columns qualified by `table` when given, its constants passed
-    /// through `bind` (a decimal checked against the column it is written to). With
-    /// `checked_division` (SQLite, whose division by zero is NULL) a zero divisor fails the
-    /// statement as PostgreSQL's and MySQL's strict mode do.
+    /// The expression in `scope`, its constants passed through `bind` (a decimal checked
+    /// against the column it is written to).
     pub(crate) fn render(
         &self,
-        table: Option<&'static str>,
+        scope: Scope,
         bind: &dyn Fn(sea_query::Value) -> Result<sea_query::Value>,
-        checked_division: bool,
     ) -> Result<Expr> {
         Ok(match self {
             Term::Column {
                 name,
                 through_relation,
             } => {
-                if *through_relation {
-                    return Err(crate::Error::InvalidRelation {
-                        model: "",
-                        column: name,
-                        reason:
-                            "a column reached through a relation cannot be used in an expression",
-                    });
-                }
-                match table {
+                refuse_relation(name, *through_relation)?;
+                match scope.table {
                     Some(table) => Expr::col((table, *name)),
                     None => Expr::col(*name),
                 }
             }
+            Term::Proposed {
+                name,
+                through_relation,
+            } => {
+                refuse_relation(name, *through_relation)?;
+                match scope.proposed {
+                    Proposed::Excluded => Expr::col(("excluded", *name)),
+                    Proposed::Values => {
+                        sea_query::Func::cust("VALUES").arg(Expr::col(*name)).into()
+                    }
+                    Proposed::Refused => {
+                        return Err(crate::Error::InvalidArgument {
+                            argument: "excluded",
+                            reason: "the proposed row exists only in an upsert's do_update_set",
+                        })
+                    }
+                }
+            }
             Term::Value(value) => Expr::val(bind(value.clone())?),
             Term::Binary(left, op, right) => {
-                let left = left.render(table, bind, checked_division)?;
-                let right = right.render(table, bind, checked_division)?;
+                let left = left.render(scope, bind)?;
+                let right = right.render(scope, bind)?;
                 match op {
                     Arithmetic::Add => left.add(right),
                     Arithmetic::Sub => left.sub(right),
                     Arithmetic::Mul => left.mul(right),
-                    Arithmetic::Div if checked_division => left.div(nonzero(right)),
+                    Arithmetic::Div if scope.checked_division => left.div(nonzero(right)),
                     Arithmetic::Div => left.div(right),
                 }
             }
@@ -125,7 +170,7 @@ impl Term {
     /// The parameters the term binds.
     pub(crate) fn constants(&self) -> usize {
         match self {
-            Term::Column { .. } => 0,
+            Term::Column { .. } | Term::Proposed { .. } => 0,
             Term::Value(_) => 1,
             Term::Binary(left, _, right) => left.constants() + right.constants(),
         }
@@ -135,6 +180,7 @@ impl Term {
     pub(crate) fn reads(&self, name: &str) -> bool {
         match self {
             Term::Column { name: column, .. } => *column == name,
+            Term::Proposed { .. } => false,
             Term::Value(_) => false,
             Term::Binary(left, _, right) => left.reads(name) || right.reads(name),
         }
@@ -195,6 +241,18 @@ impl<M: Model, T: FieldType> Expression<M, T> {
     }
 }
 
+/// A column reached through a relation names another table's column.
+fn refuse_relation(name: &'static str, through_relation: bool) -> Result<()> {
+    if through_relation {
+        return Err(crate::Error::InvalidRelation {
+            model: "",
+            column: name,
+            reason: "a column reached through a relation cannot be used in an expression",
+        });
+    }
+    Ok(())
+}
+
 /// `divisor`, or where it is zero a failure of the statement (SQLite's "integer overflow"
 /// from `abs` of the least integer, reported as [`Error::OutOfRange`](crate::Error::OutOfRange)).
 fn nonzero(divisor: Expr) -> Expr {
@@ -236,6 +294,18 @@ impl<M: Model, T: FieldType> Column<M, T> {
     /// (`Product::stock().expr().lt(Product::reserved())`).
     pub fn expr(&self) -> Expression<M, T> {
         Expression::from(*self)
+    }
+
+    /// The value the row an upsert proposed holds in this column (PostgreSQL's and SQLite's
+    /// `excluded`, MySQL's `VALUES()`), for [`do_update_set`](crate::Conflict::do_update_set):
+    /// `Counter::hits().set_expr(Counter::hits() + Counter::hits().excluded())` adds the
+    /// proposed hits to the stored ones. Anywhere else it is
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+    pub fn excluded(&self) -> Expression<M, T> {
+        Expression::new(Term::Proposed {
+            name: self.name(),
+            through_relation: self.through_relation(),
+        })
     }
 }
 

@@ -11,7 +11,7 @@ pub(crate) use column::meta;
 pub(crate) use column::Assigned;
 pub use column::{Assignment, Column, Ordering};
 pub use expression::Expression;
-pub(crate) use expression::{Comparison, Term};
+pub(crate) use expression::{Comparison, Proposed, Scope, Term};
 pub use filter::Filter;
 pub(crate) use filter::Node;
 pub use foreign_key::ForeignKey;

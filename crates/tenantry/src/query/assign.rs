@@ -6,7 +6,7 @@ use sea_query::{Expr, ExprTrait, Func};
 use crate::{
     error::{Error, Result},
     field::SqlType,
-    model::{Assigned, Assignment, Model},
+    model::{Assigned, Assignment, Model, Proposed, Scope},
     query::{
         lookup::{on_model, refuse_decimal_arithmetic},
         write::through_relation,
@@ -32,12 +32,21 @@ pub(crate) fn assigned_expr<M: Model>(
     match &a.value {
         Assigned::Value(value) => Ok(Expr::val(bind(value.clone())?)),
         Assigned::Expression { term, decimal } => {
+            let capabilities = target.backend().capabilities();
+            // A qualifying table is given for an upsert's update only, where the proposed
+            // row is in scope.
+            let proposed = match (table, capabilities.conflict_target) {
+                (None, _) => Proposed::Refused,
+                (Some(_), true) => Proposed::Excluded,
+                (Some(_), false) => Proposed::Values,
+            };
+            let scope = Scope {
+                table,
+                checked_division: capabilities.loose_column_types,
+                proposed,
+            };
             let expr = term
-                .render(
-                    table,
-                    &bind,
-                    target.backend().capabilities().loose_column_types,
-                )
+                .render(scope, &bind)
                 .map_err(|e| on_model(e, M::META))?;
             refuse_decimal_arithmetic(target, *decimal, &[term])?;
             Ok(checked_in_statement::<M>(target, a.column, expr))

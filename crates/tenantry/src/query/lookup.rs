@@ -88,10 +88,10 @@ pub(crate) fn condition(
             let keep = |value| Ok(value);
             let checked = target.backend().capabilities().loose_column_types;
             let left = left
-                .render(None, &keep, checked)
+                .render(crate::model::Scope::plain(checked), &keep)
                 .map_err(|e| on_model(e, model))?;
             let right = right
-                .render(None, &keep, checked)
+                .render(crate::model::Scope::plain(checked), &keep)
                 .map_err(|e| on_model(e, model))?;
             Condition::all().add(op.apply(left, right))
         }

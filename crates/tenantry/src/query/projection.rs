@@ -73,7 +73,7 @@ impl<M: Model, T: FieldType> Columns<M> for Expression<M, T> {
 impl<M: Model, T: FieldType> Expression<M, T> {
     fn render(&self) -> Result<sea_query::Expr> {
         self.term
-            .render(None, &Ok, false)
+            .render(crate::model::Scope::plain(false), &Ok)
             .map_err(|e| super::lookup::on_model(e, M::META))
     }
 }

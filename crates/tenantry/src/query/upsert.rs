@@ -102,7 +102,9 @@ impl<M: Model> Conflict<M> {
     }
 
     /// On a conflict, apply `assignments` to the stored row; an expression reads the
-    /// stored row's values: `Counter::hits().set_expr(Counter::hits() + 1)`.
+    /// stored row's values (`Counter::hits().set_expr(Counter::hits() + 1)`), and
+    /// [`Column::excluded`](crate::Column::excluded) the proposed row's
+    /// (`Counter::hits() + Counter::hits().excluded()` adds them).
     pub fn do_update_set(self, assignments: impl IntoIterator<Item = Assignment<M>>) -> Upsert<M> {
         self.with(Ok(Action::Update {
             columns: Vec::new(),
