@@ -203,16 +203,9 @@ impl<M: Model> Instance<M> {
             }
         }
         self.origin = before;
-        let Some(own) = own else { return result };
-        match result {
-            Ok(value) => {
-                own.commit().await?;
-                Ok(value)
-            }
-            Err(error) => {
-                let _ = own.rollback().await;
-                Err(error)
-            }
+        match own {
+            Some(own) => own.end_with(result).await,
+            None => result,
         }
     }
 

@@ -432,18 +432,8 @@ impl Registry {
         Fut: Future<Output = Result<T>>,
     {
         let tx = self.begin().await?;
-        match work(tx.clone()).await {
-            Ok(value) => {
-                tx.commit().await?;
-                Ok(value)
-            }
-            Err(error) => {
-                if let Err(rollback) = tx.rollback().await {
-                    tracing::warn!(%error, %rollback, "rollback after a failed transaction body failed too");
-                }
-                Err(error)
-            }
-        }
+        let result = work(tx.clone()).await;
+        tx.end_with(result).await
     }
 }
 
@@ -603,6 +593,24 @@ impl Transaction {
     pub async fn rollback(&self) -> Result<()> {
         self.refuse_if_lent()?;
         self.take().await?.finish(false).await
+    }
+
+    /// Ends the transaction after work that gave `result`: commits on `Ok`, rolls back on
+    /// `Err` and returns the work's error (a failed rollback is logged: dropping the
+    /// connection rolls back anyway).
+    pub(crate) async fn end_with<T>(&self, result: Result<T>) -> Result<T> {
+        match result {
+            Ok(value) => {
+                self.commit().await?;
+                Ok(value)
+            }
+            Err(error) => {
+                if let Err(rollback) = self.rollback().await {
+                    tracing::warn!(%error, %rollback, "rollback after a failed transaction body failed too");
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Marks the transaction aborted (its later statements and its commit are refused with

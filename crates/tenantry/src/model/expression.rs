@@ -96,7 +96,8 @@ pub(crate) enum Proposed {
 }
 
 impl Scope {
-    /// A scope outside any upsert, for `backend`.
+    /// A scope outside any upsert; `checked_division` on a backend whose division by zero
+    /// is NULL (SQLite).
     pub(crate) fn plain(checked_division: bool) -> Scope {
         Scope {
             table: None,

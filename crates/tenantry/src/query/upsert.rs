@@ -290,16 +290,8 @@ impl<M: Model> Plan<M> {
             return self.run(target, models, keys, per_batch).await;
         }
         let (tx, in_tx) = own_transaction(target).await?;
-        match self.run(&in_tx, models, keys, per_batch).await {
-            Ok(stored) => {
-                tx.commit().await?;
-                Ok(stored)
-            }
-            Err(error) => {
-                let _ = tx.rollback().await;
-                Err(error)
-            }
-        }
+        let result = self.run(&in_tx, models, keys, per_batch).await;
+        tx.end_with(result).await
     }
 
     /// Writes `models` (whose keys are `keys`) and returns the stored rows, one per model

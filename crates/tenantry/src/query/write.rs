@@ -87,15 +87,8 @@ impl<M: Model> QuerySet<M> {
             // The transaction never leaves this function; dropped halfway (the caller's
             // future cancelled), it rolls back.
             let (tx, in_tx) = own_transaction(&target).await?;
-            match insert_batches(&in_tx, &mut models, per_batch, derived_keys).await {
-                Ok(()) => tx.commit().await?,
-                Err(error) => {
-                    // The insert's error is the one to report; should the rollback fail
-                    // too, dropping the transaction closes its connection, which rolls back.
-                    let _ = tx.rollback().await;
-                    return Err(error);
-                }
-            }
+            let result = insert_batches(&in_tx, &mut models, per_batch, derived_keys).await;
+            tx.end_with(result).await?;
         } else {
             insert_batches(&target, &mut models, per_batch, derived_keys).await?;
         }
