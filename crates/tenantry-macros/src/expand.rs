@@ -1,7 +1,7 @@
 //! Expand: generate the `Model` impl and the column handles.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::model::{Column, Model, OnDelete};
@@ -76,6 +76,19 @@ pub fn expand(model: &Model) -> TokenStream {
             quote!(#i => ::core::option::Option::Some(&mut self.#field))
         });
     let handles = model.columns.iter().map(|c| handle(ident, c));
+    let index_metas = model.indexes.iter().map(|ix| {
+        let (name, columns, unique) = (&ix.name, &ix.columns, ix.unique);
+        quote!(::tenantry::IndexMeta { name: #name, columns: &[#(#columns),*], unique: #unique })
+    });
+    let check_metas = model.checks.iter().map(|check| {
+        let (name, condition) = (&check.name, &check.condition);
+        quote_spanned! {condition.span()=>
+            ::tenantry::CheckMeta {
+                name: #name,
+                condition: || ::core::convert::Into::<::tenantry::Filter>::into(#condition),
+            }
+        }
+    });
     let numeric_checks = model.columns.iter().map(numeric_check);
     let tenant_checks = model
         .columns
@@ -93,6 +106,8 @@ pub fn expand(model: &Model) -> TokenStream {
                 shared: #shared,
                 tenant_only: #tenant_only,
                 version: #version_meta,
+                indexes: &[#(#index_metas),*],
+                checks: &[#(#check_metas),*],
             };
 
             type PrimaryKey = #pk_ty;

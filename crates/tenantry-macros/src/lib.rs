@@ -24,6 +24,14 @@ mod migrations;
 ///   the shared schema. Not together with `shared`; a foreign key to a tenant-only model is
 ///   allowed only on another tenant-only model. Without either attribute a model is
 ///   tenant-capable: it has a table in the shared schema and in every tenant schema.
+/// - `hooks`: the model implements `tenantry::Hooks`.
+/// - `unique(a, b, ..)` / `index(a, b, ..)`: a composite unique constraint or index over two
+///   fields or more, named `uq_<table>_<columns>` / `ix_<table>_<columns>` unless
+///   `name = "..."` is in the list (at most 63 characters). A composite unique key is an
+///   upsert's conflict key. Repeatable.
+/// - `check(name = "...", condition = <filter>)`: a check constraint; the condition is a
+///   `tenantry::Filter` on the model's own columns (`Seat::price().gte(0)`), rendered in the
+///   table's DDL. Repeatable.
 ///
 /// Field attributes, in `#[model(...)]`:
 /// - `primary_key` (default: the field named `id`); an `i32` / `i64` key is auto-increment;

@@ -2,7 +2,7 @@
 
 use syn::{spanned::Spanned, Expr, GenericArgument, Ident, PathArguments, Type};
 
-use crate::parse::{Errors, Parsed, ParsedField};
+use crate::parse::{Errors, Parsed, ParsedCheck, ParsedField, ParsedIndex};
 
 /// The checked model.
 pub struct Model {
@@ -17,6 +17,26 @@ pub struct Model {
     pub version: Option<usize>,
     /// `#[model(hooks)]`: the model implements `tenantry::Hooks`.
     pub hooks: bool,
+    /// The composite indexes and unique constraints.
+    pub indexes: Vec<Index>,
+    /// The check constraints.
+    pub checks: Vec<Check>,
+}
+
+/// A checked composite index.
+pub struct Index {
+    pub name: String,
+    /// Where the name was written (or the `unique` / `index` word), for errors.
+    pub span: proc_macro2::Span,
+    /// Column names, in index order.
+    pub columns: Vec<String>,
+    pub unique: bool,
+}
+
+/// A checked check constraint.
+pub struct Check {
+    pub name: String,
+    pub condition: Expr,
 }
 
 /// What a foreign key field points at.
@@ -117,6 +137,13 @@ impl Model {
                 column.default = Some((column.ty.clone(), syn::parse_quote!(0)));
             }
         }
+        let indexes = parsed
+            .indexes
+            .iter()
+            .filter_map(|ix| index(ix, &table, &parsed.fields, &columns, &mut errors))
+            .collect();
+        let indexes = distinct_indexes(indexes, &table, &columns, &mut errors);
+        let checks = checks(&parsed.checks, &mut errors);
         errors.finish(Model {
             ident: parsed.ident,
             table,
@@ -126,8 +153,142 @@ impl Model {
             primary_key,
             version,
             hooks: parsed.hooks,
+            indexes,
+            checks,
         })
     }
+}
+
+/// A composite index's columns and name: at least two distinct fields of the model.
+fn index(
+    written: &ParsedIndex,
+    table: &str,
+    fields: &[ParsedField],
+    columns: &[Column],
+    errors: &mut Errors,
+) -> Option<Index> {
+    let mut names: Vec<String> = Vec::new();
+    for field in &written.fields {
+        match fields.iter().position(|f| unraw(&f.ident) == unraw(field)) {
+            Some(i) if names.contains(&columns[i].name) => errors.push(syn::Error::new(
+                field.span(),
+                format!("field `{field}` is named twice in this index"),
+            )),
+            Some(i) => names.push(columns[i].name.clone()),
+            None => errors.push(syn::Error::new(
+                field.span(),
+                format!("the model has no field `{field}`"),
+            )),
+        }
+    }
+    let kind = if written.unique { "unique" } else { "index" };
+    if written.fields.len() < 2 {
+        errors.push(syn::Error::new(
+            written.keyword.span(),
+            format!("a composite {kind} names two fields or more; for one field write #[model({kind})] on the field"),
+        ));
+        return None;
+    }
+    let prefix = if written.unique { "uq" } else { "ix" };
+    let name = match &written.name {
+        Some(lit) => lit.value(),
+        None => [prefix, table]
+            .into_iter()
+            .chain(names.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join("_"),
+    };
+    let span = written
+        .name
+        .as_ref()
+        .map_or(written.keyword.span(), |lit| lit.span());
+    if let Err(reason) = check_identifier(&name) {
+        errors.push(syn::Error::new(
+            span,
+            format!("index name `{name}` {reason}; give a shorter one with name = \"...\""),
+        ));
+    }
+    Some(Index {
+        name,
+        span,
+        columns: names,
+        unique: written.unique,
+    })
+}
+
+/// Refuses two indexes with one name, or one name shared with a field's own index
+/// (`ix_<table>_<column>`), which the schema could not hold both of.
+fn distinct_indexes(
+    indexes: Vec<Index>,
+    table: &str,
+    columns: &[Column],
+    errors: &mut Errors,
+) -> Vec<Index> {
+    let own: Vec<String> = columns
+        .iter()
+        .filter(|c| c.index)
+        .map(|c| format!("ix_{table}_{}", c.name))
+        .collect();
+    let mut seen: Vec<&str> = Vec::new();
+    for index in &indexes {
+        if seen.contains(&index.name.as_str()) || own.contains(&index.name) {
+            errors.push(syn::Error::new(
+                index.span,
+                format!("two indexes of this model are named `{}`: give one another name with name = \"...\"", index.name),
+            ));
+        }
+        seen.push(&index.name);
+    }
+    indexes
+}
+
+/// Each check's name (an identifier) and condition, both required.
+fn checks(written: &[ParsedCheck], errors: &mut Errors) -> Vec<Check> {
+    let mut out: Vec<Check> = Vec::new();
+    for check in written {
+        let (Some(name), Some(condition)) = (&check.name, &check.condition) else {
+            errors.push(syn::Error::new(
+                check.keyword.span(),
+                "a check needs both `name = \"...\"` and `condition = <filter>`",
+            ));
+            continue;
+        };
+        let text = name.value();
+        if let Err(reason) = check_identifier(&text) {
+            errors.push(syn::Error::new(
+                name.span(),
+                format!("check name `{text}` {reason}"),
+            ));
+        }
+        if out.iter().any(|c| c.name == text) {
+            errors.push(syn::Error::new(
+                name.span(),
+                format!("two checks are named `{text}`"),
+            ));
+        }
+        out.push(Check {
+            name: text,
+            condition: condition.clone(),
+        });
+    }
+    out
+}
+
+/// The rule migrations hold names to (`tenantry::migrate`): a letter or `_`, then letters,
+/// digits and `_`, at most 63 characters (PostgreSQL's limit).
+fn check_identifier(name: &str) -> Result<(), &'static str> {
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphabetic() || b == b'_' => {}
+        _ => return Err("must start with a letter or '_'"),
+    }
+    if name.len() > 63 {
+        return Err("is longer than 63 characters");
+    }
+    if !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err("may hold only ASCII letters, digits and '_'");
+    }
+    Ok(())
 }
 
 /// The `#[model(version)]` column: at most one, an `i32` or `i64` that is not the primary

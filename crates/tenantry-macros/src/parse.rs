@@ -12,7 +12,28 @@ pub struct Parsed {
     pub tenant: Option<syn::Path>,
     /// `hooks`: the model implements `tenantry::Hooks`.
     pub hooks: bool,
+    /// `unique(a, b)` and `index(a, b)`, in order.
+    pub indexes: Vec<ParsedIndex>,
+    /// `check(name = "...", condition = ...)`, in order.
+    pub checks: Vec<ParsedCheck>,
     pub fields: Vec<ParsedField>,
+}
+
+/// A composite index as written: `unique(a, b)` or `index(a, b, name = "ix")`.
+pub struct ParsedIndex {
+    /// The `unique` / `index` word.
+    pub keyword: syn::Path,
+    pub unique: bool,
+    pub fields: Vec<Ident>,
+    pub name: Option<LitStr>,
+}
+
+/// A check constraint as written.
+pub struct ParsedCheck {
+    /// The `check` word.
+    pub keyword: syn::Path,
+    pub name: Option<LitStr>,
+    pub condition: Option<Expr>,
 }
 
 /// One field as written.
@@ -85,6 +106,8 @@ pub fn parse(input: &DeriveInput) -> syn::Result<Parsed> {
         shared: None,
         tenant: None,
         hooks: false,
+        indexes: Vec::new(),
+        checks: Vec::new(),
         fields: Vec::new(),
     };
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("model")) {
@@ -97,9 +120,13 @@ pub fn parse(input: &DeriveInput) -> syn::Result<Parsed> {
                 parsed.tenant = Some(meta.path.clone());
             } else if meta.path.is_ident("hooks") {
                 parsed.hooks = true;
+            } else if meta.path.is_ident("unique") || meta.path.is_ident("index") {
+                parsed.indexes.push(parse_index(&meta)?);
+            } else if meta.path.is_ident("check") {
+                parsed.checks.push(parse_check(&meta)?);
             } else {
                 return Err(meta.error(
-                    "unknown model attribute; expected `table = \"...\"`, `shared`, `tenant` or `hooks`",
+                    "unknown model attribute; expected `table = \"...\"`, `shared`, `tenant`, `hooks`, `unique(..)`, `index(..)` or `check(..)`",
                 ));
             }
             Ok(())
@@ -112,6 +139,48 @@ pub fn parse(input: &DeriveInput) -> syn::Result<Parsed> {
         parsed.fields.push(parse_field(field, &mut errors));
     }
     errors.finish(parsed)
+}
+
+/// `unique(a, b)` / `index(a, b, name = "ix_name")`: field names, and an optional name.
+fn parse_index(meta: &syn::meta::ParseNestedMeta) -> syn::Result<ParsedIndex> {
+    let mut index = ParsedIndex {
+        keyword: meta.path.clone(),
+        unique: meta.path.is_ident("unique"),
+        fields: Vec::new(),
+        name: None,
+    };
+    meta.parse_nested_meta(|inner| {
+        // A field may be called `name`: only `name = "..."` is the index's name.
+        if inner.path.is_ident("name") && inner.input.peek(syn::Token![=]) {
+            index.name = Some(inner.value()?.parse()?);
+        } else if let Some(field) = inner.path.get_ident() {
+            index.fields.push(field.clone());
+        } else {
+            return Err(inner.error("expected a field name or `name = \"...\"`"));
+        }
+        Ok(())
+    })?;
+    Ok(index)
+}
+
+/// `check(name = "...", condition = <filter expression>)`.
+fn parse_check(meta: &syn::meta::ParseNestedMeta) -> syn::Result<ParsedCheck> {
+    let mut check = ParsedCheck {
+        keyword: meta.path.clone(),
+        name: None,
+        condition: None,
+    };
+    meta.parse_nested_meta(|inner| {
+        if inner.path.is_ident("name") {
+            check.name = Some(inner.value()?.parse()?);
+        } else if inner.path.is_ident("condition") {
+            check.condition = Some(inner.value()?.parse()?);
+        } else {
+            return Err(inner.error("expected `name = \"...\"` or `condition = <filter>`"));
+        }
+        Ok(())
+    })?;
+    Ok(check)
 }
 
 fn parse_field(field: &syn::Field, errors: &mut Errors) -> ParsedField {

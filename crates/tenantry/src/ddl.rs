@@ -3,7 +3,7 @@
 //! Each backend's [`Dialect`] overrides only what differs from the default mapping.
 
 use sea_query::{
-    ColumnDef, ForeignKey, ForeignKeyAction, Index, MysqlQueryBuilder, PostgresQueryBuilder,
+    Alias, ColumnDef, ForeignKey, ForeignKeyAction, Index, MysqlQueryBuilder, PostgresQueryBuilder,
     SqliteQueryBuilder, Table, TableCreateStatement, TableName, Value,
 };
 
@@ -12,7 +12,7 @@ use crate::{
     database::Database,
     error::Result,
     field::SqlType,
-    model::{ColumnMeta, ModelMeta, OnDelete},
+    model::{CheckMeta, ColumnMeta, ModelMeta, OnDelete},
     naming::table_name,
     schema_name::SchemaName,
     target::{Conn, Target},
@@ -225,8 +225,8 @@ pub(crate) fn on_delete(rule: OnDelete) -> ForeignKeyAction {
 pub(crate) fn create_table(
     database: &Database,
     schema: Option<&SchemaName>,
-    meta: &ModelMeta,
-) -> TableCreateStatement {
+    meta: &'static ModelMeta,
+) -> Result<TableCreateStatement> {
     let backend = database.backend();
     let dialect = dialect(backend);
     let table = table_name(database, schema, meta.table);
@@ -262,21 +262,64 @@ pub(crate) fn create_table(
         );
     }
     if dialect.inline_indexes() {
-        for column in indexed(meta) {
-            create.index(
-                Index::create()
-                    .name(index_name(meta.table, column.name))
-                    .col(column.name),
-            );
+        for index in indexes(meta) {
+            create.index(&mut index.clone());
         }
     }
-    create.to_owned()
+    for check in meta.checks {
+        let condition = sea_query::Expr::cust(check_text(meta, check, backend)?);
+        create.check((Alias::new(check.name), condition));
+    }
+    Ok(create.to_owned())
 }
 
-fn indexed(meta: &ModelMeta) -> impl Iterator<Item = &ColumnMeta> {
-    meta.columns
+/// A check's condition as `backend` writes it in DDL, rendered by sea-query (columns
+/// quoted, constants inlined: DDL binds no parameters). A migration file keeps this text
+/// (`migrate::CheckSpec`), so a table built from the models and one built by migrations
+/// hold the same condition.
+pub(crate) fn check_text(
+    meta: &'static ModelMeta,
+    check: &CheckMeta,
+    backend: Backend,
+) -> Result<String> {
+    let condition = crate::query::row_condition((check.condition)().0, meta, backend)?;
+    // sea-query renders an expression only inside a statement: `SELECT <condition>`.
+    let select = sea_query::Query::select()
+        .expr(sea_query::Expr::from(condition))
+        .to_owned();
+    let sql = match backend {
+        Backend::Postgres => select.to_string(PostgresQueryBuilder),
+        Backend::MySql => select.to_string(MysqlQueryBuilder),
+        Backend::Sqlite => select.to_string(SqliteQueryBuilder),
+    };
+    Ok(sql.strip_prefix("SELECT ").unwrap_or(&sql).to_owned())
+}
+
+/// The model's indexes, unnamed of table: each indexed column's own (a unique column's is
+/// its constraint), then the composite ones.
+fn indexes(meta: &ModelMeta) -> impl Iterator<Item = sea_query::IndexCreateStatement> + '_ {
+    let own = meta
+        .columns
         .iter()
         .filter(|c| c.index && !c.unique && !c.primary_key)
+        .map(|c| {
+            Index::create()
+                .name(index_name(meta.table, c.name))
+                .col(c.name)
+                .to_owned()
+        });
+    let composite = meta.indexes.iter().map(|ix| {
+        let mut index = Index::create();
+        index.name(ix.name);
+        for column in ix.columns {
+            index.col(*column);
+        }
+        if ix.unique {
+            index.unique();
+        }
+        index
+    });
+    own.chain(composite)
 }
 
 /// The name of a model's foreign key, `fk_<table>_<field>`: the name a generated migration
@@ -292,7 +335,7 @@ pub(crate) fn index_name(table: &str, column: &str) -> String {
     ["ix_", table, "_", column].concat()
 }
 
-/// The CREATE INDEX statements of `meta`'s indexed columns.
+/// The CREATE INDEX statements of `meta`'s indexes.
 fn create_indexes(
     database: &Database,
     schema: Option<&SchemaName>,
@@ -302,14 +345,11 @@ fn create_indexes(
     if dialect(backend).inline_indexes() {
         return Vec::new();
     }
-    indexed(meta)
-        .map(|column| {
-            let index = Index::create()
-                .name(index_name(meta.table, column.name))
+    indexes(meta)
+        .map(|mut index| {
+            index
                 .table(table_name(database, schema, meta.table))
-                .col(column.name)
-                .if_not_exists()
-                .to_owned();
+                .if_not_exists();
             match backend {
                 Backend::Postgres => index.to_string(PostgresQueryBuilder),
                 Backend::MySql => index.to_string(MysqlQueryBuilder),
@@ -333,7 +373,7 @@ pub(crate) fn create_statements(
     database: &Database,
     schema: Option<&SchemaName>,
     models: &[&'static ModelMeta],
-) -> Vec<String> {
+) -> Result<Vec<String>> {
     let backend = database.backend();
     let mut statements = Vec::new();
     // A tenant-only model has no table in the shared schema.
@@ -343,11 +383,11 @@ pub(crate) fn create_statements(
     {
         statements.push(render_create(
             backend,
-            &create_table(database, schema, meta),
+            &create_table(database, schema, meta)?,
         ));
         statements.extend(create_indexes(database, schema, meta));
     }
-    statements
+    Ok(statements)
 }
 
 /// The DDL that drops `models` from `schema`, children first (in the shared schema, the
@@ -385,7 +425,7 @@ pub(crate) async fn create_tables(
     run(
         database,
         schema,
-        create_statements(database, schema, models),
+        create_statements(database, schema, models)?,
     )
     .await
 }

@@ -115,6 +115,14 @@ pub enum Error {
         /// The database's message.
         message: String,
     },
+    /// A check constraint (`#[model(check(..))]`) refused the statement: PostgreSQL's
+    /// SQLSTATE 23514, MySQL's 3819, MariaDB's 4025, SQLite's `SQLITE_CONSTRAINT_CHECK`.
+    /// The message names the constraint.
+    #[error("check constraint violated: {message}")]
+    CheckViolation {
+        /// The database's message.
+        message: String,
+    },
     /// A URL could not be understood.
     #[error("invalid database url: {reason}")]
     InvalidUrl {
@@ -311,6 +319,7 @@ fn classify(error: sqlx::Error) -> Error {
         ErrorKind::UniqueViolation => Error::UniqueViolation { message },
         ErrorKind::ForeignKeyViolation => Error::ForeignKeyViolation { message },
         ErrorKind::NotNullViolation => Error::NotNullViolation { message },
+        ErrorKind::CheckViolation => Error::CheckViolation { message },
         _ => Error::Database(error),
     }
 }
@@ -422,6 +431,9 @@ impl Error {
             Error::NotNullViolation { message } => Error::NotNullViolation {
                 message: message.clone(),
             },
+            Error::CheckViolation { message } => Error::CheckViolation {
+                message: message.clone(),
+            },
             Error::InvalidUrl { reason } => Error::InvalidUrl {
                 reason: reason.clone(),
             },
@@ -496,6 +508,7 @@ impl Error {
             Error::UniqueViolation { .. }
                 | Error::ForeignKeyViolation { .. }
                 | Error::NotNullViolation { .. }
+                | Error::CheckViolation { .. }
                 | Error::SchemaNotFound { .. }
                 | Error::Database(sqlx::Error::Database(_))
         )

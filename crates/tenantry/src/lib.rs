@@ -66,8 +66,8 @@ pub use field::{FieldType, Fractional, Json, Numeric, SqlType};
 pub use hooks::{HookContext, Hooks};
 pub use instance::Instance;
 pub use model::{
-    Assignment, Column, ColumnMeta, Expression, Filter, ForeignKey, ForeignKeyMeta, Model,
-    ModelMeta, OnDelete, Ordering,
+    Assignment, CheckMeta, Column, ColumnMeta, Expression, Filter, ForeignKey, ForeignKeyMeta,
+    IndexMeta, Model, ModelMeta, OnDelete, Ordering,
 };
 pub use query::{
     Aggregate, Aggregates, AnyForeignKey, Columns, Conflict, CursorPage, Grouped, ManyToMany,

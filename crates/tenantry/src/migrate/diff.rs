@@ -228,6 +228,7 @@ fn create_tables(old: &Snapshot, new: &Snapshot) -> Vec<Operation> {
             table: name.clone(),
             columns: table.columns.clone(),
             foreign_keys: inline,
+            checks: table.checks.clone(),
         });
         ops.extend(table.indexes.iter().map(|ix| create_index(name, ix)));
         later.extend(deferred.into_iter().map(|fk| Operation::AddForeignKey {
@@ -328,6 +329,16 @@ fn alter_table(
     warnings: &mut Vec<String>,
 ) -> Vec<Operation> {
     let mut ops = Vec::new();
+    // A check that changed is dropped and added again: dropped first (before its columns
+    // are), added last (after them).
+    for check in &was.checks {
+        if !wants.checks.contains(check) {
+            ops.push(Operation::DropCheck {
+                table: table.to_owned(),
+                name: check.name.clone(),
+            });
+        }
+    }
     for fk in &was.foreign_keys {
         if !wants.foreign_keys.iter().any(|w| same_foreign_key(fk, w)) {
             ops.push(Operation::DropForeignKey {
@@ -401,6 +412,14 @@ fn alter_table(
             ops.push(Operation::AddForeignKey {
                 table: table.to_owned(),
                 foreign_key: fk.clone(),
+            });
+        }
+    }
+    for check in &wants.checks {
+        if !was.checks.contains(check) {
+            ops.push(Operation::AddCheck {
+                table: table.to_owned(),
+                check: check.clone(),
             });
         }
     }

@@ -205,6 +205,12 @@ pub(crate) fn operation_hazards(
                 "add the key NOT VALID (instant), then VALIDATE CONSTRAINT, which takes SHARE \
                  UPDATE EXCLUSIVE and lets writes go on",
             ),
+            Operation::AddCheck { .. } => push(
+                HazardKind::Scan,
+                "adding a check reads every row under an ACCESS EXCLUSIVE lock".into(),
+                "add the check NOT VALID and VALIDATE CONSTRAINT it (writes go on) in a raw \
+                 step, or add it while the table is small",
+            ),
             Operation::CreateIndex { .. } => push(
                 HazardKind::LongLock,
                 "CREATE INDEX blocks writes to the table while it builds".into(),
@@ -245,6 +251,12 @@ pub(crate) fn operation_hazards(
                     "drop_index / drop_foreign_key on the column first, then drop_column",
                 )
             }
+            Operation::AddCheck { .. } => push(
+                HazardKind::Copy,
+                "adding a check copies the table (ALGORITHM=COPY) and blocks writes until done"
+                    .into(),
+                "declare the check when the table is created, or add it while the table is small",
+            ),
             Operation::AddForeignKey { .. } => push(
                 HazardKind::LongLock,
                 "adding a foreign key with foreign_key_checks on copies the table and blocks \
@@ -286,7 +298,9 @@ fn op_table(op: &Operation) -> Option<&str> {
         | Operation::CreateIndex { table, .. }
         | Operation::DropIndex { table, .. }
         | Operation::AddForeignKey { table, .. }
-        | Operation::DropForeignKey { table, .. } => Some(table),
+        | Operation::DropForeignKey { table, .. }
+        | Operation::AddCheck { table, .. }
+        | Operation::DropCheck { table, .. } => Some(table),
         _ => None,
     }
 }

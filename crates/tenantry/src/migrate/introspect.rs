@@ -38,6 +38,10 @@ pub struct LiveTable {
     pub indexes: BTreeSet<LiveIndex>,
     /// The foreign keys; names are not kept.
     pub foreign_keys: BTreeSet<LiveForeignKey>,
+    /// The names of the table's check constraints, on PostgreSQL and MySQL (SQLite keeps
+    /// a check only in its table's SQL text: empty there). MariaDB's own check of a JSON
+    /// column (`json_valid`, named after the column) is left out.
+    pub checks: BTreeSet<String>,
 }
 
 /// One column of a [`LiveTable`].
@@ -197,6 +201,12 @@ impl LiveTable {
         }
         for fk in self.foreign_keys.difference(&other.foreign_keys) {
             out.push(format!("table {table}: {} only in {l}", describe_fk(fk)));
+        }
+        for check in self.checks.difference(&other.checks) {
+            out.push(format!("table {table}: check {check} only in {l}"));
+        }
+        for check in other.checks.difference(&self.checks) {
+            out.push(format!("table {table}: check {check} only in {r}"));
         }
         for fk in other.foreign_keys.difference(&self.foreign_keys) {
             out.push(format!("table {table}: {} only in {r}", describe_fk(fk)));
@@ -429,14 +439,19 @@ fn shared_target(database: &Database) -> Target {
 async fn postgres(database: &Database, schema: Option<&SchemaName>) -> Result<LiveSchema> {
     let name = server_name(database, schema)?;
     let target = shared_target(database);
-    let (columns, indexes, foreign_keys) =
-        (pg_columns(&name), pg_indexes(&name), pg_foreign_keys(&name));
-    let (columns, indexes, foreign_keys) = tokio::join!(
+    let (columns, indexes, foreign_keys, checks) = (
+        pg_columns(&name),
+        pg_indexes(&name),
+        pg_foreign_keys(&name),
+        pg_checks(&name),
+    );
+    let (columns, indexes, foreign_keys, checks) = tokio::join!(
         target.fetch_unchecked(&columns),
         target.fetch_unchecked(&indexes),
         target.fetch_unchecked(&foreign_keys),
+        target.fetch_unchecked(&checks),
     );
-    let (columns, indexes, foreign_keys) = (columns?, indexes?, foreign_keys?);
+    let (columns, indexes, foreign_keys, checks) = (columns?, indexes?, foreign_keys?, checks?);
 
     let mut tables = Vec::new();
     for row in &columns {
@@ -530,7 +545,28 @@ async fn postgres(database: &Database, schema: Option<&SchemaName>) -> Result<Li
         };
         entry.foreign_keys.insert(fk);
     }
+    for row in &checks {
+        if let Some(entry) = live.table(&row.get::<String>(0)?) {
+            entry.checks.insert(row.get(1)?);
+        }
+    }
     Ok(live.finish())
+}
+
+/// `(table, constraint)` of every check constraint of the schema's tables.
+fn pg_checks(schema: &str) -> sea_query::SelectStatement {
+    pg_tables(schema)
+        .column(("c", "relname"))
+        .expr(Func::cast_as(Expr::col(("con", "conname")), "text"))
+        .join_as(
+            JoinType::InnerJoin,
+            ("pg_catalog", "pg_constraint"),
+            "con",
+            Expr::col(("con", "conrelid"))
+                .equals(("c", "oid"))
+                .and(Expr::col(("con", "contype")).eq("c")),
+        )
+        .to_owned()
 }
 
 fn join<'a>(items: impl Iterator<Item = &'a String>) -> String {
@@ -806,14 +842,38 @@ async fn mysql(database: &Database, schema: Option<&SchemaName>) -> Result<LiveS
         .from(("information_schema", info("REFERENTIAL_CONSTRAINTS")))
         .and_where(schema_is("CONSTRAINT_SCHEMA"))
         .to_owned();
-    let (tables, columns, indexes, keys, rules) = tokio::join!(
+    // MariaDB's column-level checks (its JSON columns' `json_valid`) are named after their
+    // column: the column join leaves them out.
+    let checks = Query::select()
+        .columns([
+            ("tc", "CONSTRAINT_SCHEMA"),
+            ("tc", "TABLE_NAME"),
+            ("tc", "CONSTRAINT_NAME"),
+        ])
+        .from_as(("information_schema", info("TABLE_CONSTRAINTS")), "tc")
+        .join_as(
+            JoinType::LeftJoin,
+            ("information_schema", info("COLUMNS")),
+            "col",
+            Expr::col(("col", "TABLE_SCHEMA"))
+                .equals(("tc", "CONSTRAINT_SCHEMA"))
+                .and(Expr::col(("col", "TABLE_NAME")).equals(("tc", "TABLE_NAME")))
+                .and(Expr::col(("col", "COLUMN_NAME")).equals(("tc", "CONSTRAINT_NAME"))),
+        )
+        .and_where(Expr::col(("tc", "CONSTRAINT_SCHEMA")).eq(name.as_str()))
+        .and_where(Expr::col(("tc", "CONSTRAINT_TYPE")).eq("CHECK"))
+        .and_where(Expr::col(("col", "COLUMN_NAME")).is_null())
+        .to_owned();
+    let (tables, columns, indexes, keys, rules, checks) = tokio::join!(
         target.fetch_unchecked(&tables),
         target.fetch_unchecked(&columns),
         target.fetch_unchecked(&indexes),
         target.fetch_unchecked(&keys),
         target.fetch_unchecked(&rules),
+        target.fetch_unchecked(&checks),
     );
-    let (tables, columns, indexes, keys, rules) = (tables?, columns?, indexes?, keys?, rules?);
+    let (tables, columns, indexes, keys, rules, checks) =
+        (tables?, columns?, indexes?, keys?, rules?, checks?);
     // The catalog may compare names without case: only rows of exactly this database.
     let exact = |row: &Row| -> Result<bool> { Ok(row.get::<String>(0)? == name) };
 
@@ -895,6 +955,13 @@ async fn mysql(database: &Database, schema: Option<&SchemaName>) -> Result<LiveS
             references_column: join(items.iter().map(|i| &i.3)),
             on_delete: rule,
         });
+    }
+    for row in &checks {
+        if exact(row)? {
+            if let Some(entry) = live.table(&row.get::<String>(1)?) {
+                entry.checks.insert(row.get(2)?);
+            }
+        }
     }
     Ok(live.finish())
 }

@@ -84,7 +84,7 @@ pub use history::{LedgerState, HISTORY_TABLE, LEDGER_TABLE};
 pub use introspect::{introspect, LiveColumn, LiveForeignKey, LiveIndex, LiveSchema, LiveTable};
 pub use ledger::LedgerRow;
 pub use migration::{Migration, MigrationScope, Migrations};
-pub use operation::{ColumnSpec, ColumnType, ForeignKeySpec, Operation};
+pub use operation::{CheckSpec, ColumnSpec, ColumnType, ForeignKeySpec, Operation};
 pub use runner::{Migrator, Progress, RunOptions, RunReport, TenantOutcome};
 pub use snapshot::{IndexSpec, Snapshot, TableSnapshot};
 pub(crate) use stamp::{ensure_ledger, forget_ledger, is_unbuilt, record_ledger, stamp};

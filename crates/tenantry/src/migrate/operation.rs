@@ -27,6 +27,9 @@ pub enum Operation {
         /// Its foreign keys.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         foreign_keys: Vec<ForeignKeySpec>,
+        /// Its check constraints.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        checks: Vec<CheckSpec>,
     },
     /// `DROP TABLE`.
     DropTable {
@@ -111,6 +114,22 @@ pub enum Operation {
     /// Drops a foreign key constraint (on SQLite by a table rebuild).
     DropForeignKey {
         /// The referencing table.
+        table: String,
+        /// The constraint's name.
+        name: String,
+    },
+    /// Adds a check constraint. PostgreSQL and MySQL check every stored row while the table
+    /// is locked (a row that fails it fails the migration); SQLite, which cannot add one in
+    /// place, rebuilds the table.
+    AddCheck {
+        /// The table.
+        table: String,
+        /// The constraint.
+        check: CheckSpec,
+    },
+    /// Drops a check constraint (on SQLite by a table rebuild).
+    DropCheck {
+        /// The table.
         table: String,
         /// The constraint's name.
         name: String,
@@ -266,6 +285,34 @@ pub struct ForeignKeySpec {
     pub on_delete: OnDelete,
 }
 
+/// A check constraint: its name and its condition as each backend writes it, rendered by
+/// sea-query from the model's `#[model(check(..))]` filter when the migration was
+/// generated (column names quoted, constants inlined). The texts are trusted like a `raw`
+/// step's: a migration file is code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    /// The constraint's name.
+    pub name: String,
+    /// The condition on PostgreSQL.
+    pub postgres: String,
+    /// The condition on MySQL / MariaDB.
+    pub mysql: String,
+    /// The condition on SQLite.
+    pub sqlite: String,
+}
+
+impl CheckSpec {
+    /// The condition as `backend` writes it.
+    pub fn condition(&self, backend: crate::Backend) -> &str {
+        match backend {
+            crate::Backend::Postgres => &self.postgres,
+            crate::Backend::MySql => &self.mysql,
+            crate::Backend::Sqlite => &self.sqlite,
+        }
+    }
+}
+
 fn restrict() -> OnDelete {
     OnDelete::Restrict
 }
@@ -364,13 +411,17 @@ impl Operation {
                 table,
                 columns,
                 foreign_keys,
+                checks,
             } => {
                 out.push(table);
                 out.extend(columns.iter().map(|c| c.name.as_str()));
                 for fk in foreign_keys {
                     out.extend([&*fk.name, &fk.column, &fk.references, &fk.references_column]);
                 }
+                out.extend(checks.iter().map(|c| c.name.as_str()));
             }
+            Operation::AddCheck { table, check } => out.extend([&**table, &check.name]),
+            Operation::DropCheck { table, name } => out.extend([&**table, name]),
             Operation::DropTable { table } => out.push(table),
             Operation::RenameTable { from, to } => out.extend([&**from, to]),
             Operation::AddColumn { table, column } | Operation::AlterColumn { table, column } => {
@@ -423,6 +474,8 @@ impl Operation {
                 format!("add_foreign_key {table}.{}", foreign_key.name)
             }
             Operation::DropForeignKey { table, name } => format!("drop_foreign_key {table}.{name}"),
+            Operation::AddCheck { table, check } => format!("add_check {table}.{}", check.name),
+            Operation::DropCheck { table, name } => format!("drop_check {table}.{name}"),
             Operation::Data { name } => format!("data {name}"),
             Operation::Raw { .. } => "raw".to_owned(),
         }

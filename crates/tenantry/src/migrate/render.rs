@@ -18,7 +18,7 @@ use super::{
     error::{MigrationError, MigrationErrorKind},
     hazard::column_is_constrained,
     migration::{Migration, Migrations},
-    operation::{ColumnSpec, ForeignKeySpec, Operation},
+    operation::{CheckSpec, ColumnSpec, ForeignKeySpec, Operation},
     snapshot::{Snapshot, TableSnapshot},
 };
 use crate::{
@@ -97,7 +97,16 @@ impl Renderer<'_> {
                 table,
                 columns,
                 foreign_keys,
-            } => self.create_table(table, columns, foreign_keys),
+                checks,
+            } => self.create_table(table, columns, foreign_keys, checks),
+            Operation::AddCheck { table, check } => one(self.add_check(table, check)),
+            Operation::DropCheck { table, name } => {
+                let drop = Table::alter()
+                    .table(self.table(table))
+                    .drop_constraint(iden(name))
+                    .to_owned();
+                one(self.build(|b| b.table_alter(&drop)))
+            }
             // Run by the runner, not rendered.
             Operation::Data { .. } => Ok(Vec::new()),
             Operation::DropTable { table } => {
@@ -235,20 +244,37 @@ impl Renderer<'_> {
         table: &str,
         columns: &[ColumnSpec],
         foreign_keys: &[ForeignKeySpec],
+        checks: &[CheckSpec],
     ) -> Result<Vec<String>> {
-        let mut create = self.create_statement(table, table, columns, foreign_keys);
+        let mut create = self.create_statement(table, table, columns, foreign_keys, checks);
         create.if_not_exists();
         Ok(vec![self.build(|b| b.table_create(&create))])
     }
 
-    /// `CREATE TABLE name` with `columns` and the foreign keys of `table` (its final name,
-    /// which a key to itself references).
+    /// `ALTER TABLE t ADD CONSTRAINT name CHECK (condition)` on PostgreSQL and MySQL.
+    /// sea-query has no ADD CONSTRAINT: its `DROP CONSTRAINT name` for the table is built
+    /// (table and name quoted by the builder) and its fixed keyword swapped; the condition
+    /// is the check's text for this backend, rendered by sea-query when the migration was
+    /// generated.
+    fn add_check(&self, table: &str, check: &CheckSpec) -> String {
+        let alter = Table::alter()
+            .table(self.table(table))
+            .drop_constraint(iden(&check.name))
+            .to_owned();
+        let drop = self.build(|b| b.table_alter(&alter));
+        let add = drop.replacen(" DROP CONSTRAINT ", " ADD CONSTRAINT ", 1);
+        [&add, " CHECK (", check.condition(self.backend), ")"].concat()
+    }
+
+    /// `CREATE TABLE name` with `columns`, the foreign keys of `table` (its final name,
+    /// which a key to itself references) and `checks`.
     fn create_statement(
         &self,
         name: &str,
         table: &str,
         columns: &[ColumnSpec],
         foreign_keys: &[ForeignKeySpec],
+        checks: &[CheckSpec],
     ) -> sea_query::TableCreateStatement {
         let mut create = Table::create();
         create.table(self.table(name));
@@ -265,6 +291,10 @@ impl Renderer<'_> {
             if let Some(mut fk) = self.foreign_key(table, spec) {
                 create.foreign_key(&mut fk);
             }
+        }
+        for check in checks {
+            let condition = Expr::cust(check.condition(self.backend).to_owned());
+            create.check((iden(&check.name), condition));
         }
         create
     }
@@ -421,7 +451,8 @@ impl Renderer<'_> {
     ) -> Vec<String> {
         let temp = [table, REBUILD_SUFFIX].concat();
         let mut out = Vec::new();
-        let create = self.create_statement(&temp, table, &new.columns, &new.foreign_keys);
+        let create =
+            self.create_statement(&temp, table, &new.columns, &new.foreign_keys, &new.checks);
         out.push(self.build(|b| b.table_create(&create)));
         let kept: Vec<sea_query::DynIden> = new
             .columns
@@ -720,7 +751,9 @@ pub(crate) fn op_table(op: &Operation) -> Option<&str> {
         | Operation::DropColumn { table, .. }
         | Operation::AlterColumn { table, .. }
         | Operation::AddForeignKey { table, .. }
-        | Operation::DropForeignKey { table, .. } => Some(table),
+        | Operation::DropForeignKey { table, .. }
+        | Operation::AddCheck { table, .. }
+        | Operation::DropCheck { table, .. } => Some(table),
         _ => None,
     }
 }
@@ -733,7 +766,9 @@ pub(crate) fn op_table(op: &Operation) -> Option<&str> {
 pub(crate) fn sqlite_rebuilds(op: &Operation, before: Option<&Snapshot>, tenant: bool) -> bool {
     let left_out = |fk: &ForeignKeySpec| fk.shared && tenant;
     match op {
-        Operation::AlterColumn { .. } => true,
+        Operation::AlterColumn { .. }
+        | Operation::AddCheck { .. }
+        | Operation::DropCheck { .. } => true,
         Operation::AddForeignKey { foreign_key, .. } => !left_out(foreign_key),
         Operation::DropForeignKey { table, name } => before
             .and_then(|s| s.table(table))

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use super::{
     migration::{MigrationScope, Migrations},
-    operation::{ColumnSpec, ColumnType, ForeignKeySpec, Operation},
+    operation::{CheckSpec, ColumnSpec, ColumnType, ForeignKeySpec, Operation},
 };
 use crate::{
     ddl::{foreign_key_name, index_name},
@@ -36,6 +36,8 @@ pub struct TableSnapshot {
     pub foreign_keys: Vec<ForeignKeySpec>,
     /// Its indexes made by `create_index` (a column's `unique` is in its spec).
     pub indexes: Vec<IndexSpec>,
+    /// Its check constraints.
+    pub checks: Vec<CheckSpec>,
 }
 
 /// An index made by `create_index`.
@@ -123,6 +125,7 @@ impl Snapshot {
                 table,
                 columns,
                 foreign_keys,
+                checks,
             } => {
                 if self.tables.contains_key(table) {
                     return Err(format!("table {table} exists already"));
@@ -131,6 +134,7 @@ impl Snapshot {
                     columns: columns.clone(),
                     foreign_keys: foreign_keys.clone(),
                     indexes: Vec::new(),
+                    checks: checks.clone(),
                 };
                 self.tables.insert(table.clone(), created);
             }
@@ -219,6 +223,21 @@ impl Snapshot {
                     return Err(format!("table {table} has no foreign key {name}"));
                 }
             }
+            Operation::AddCheck { table, check } => {
+                let t = self.table_mut(table)?;
+                if t.checks.iter().any(|c| c.name == check.name) {
+                    return Err(format!("table {table} has a check {} already", check.name));
+                }
+                t.checks.push(check.clone());
+            }
+            Operation::DropCheck { table, name } => {
+                let t = self.table_mut(table)?;
+                let before = t.checks.len();
+                t.checks.retain(|c| &c.name != name);
+                if t.checks.len() == before {
+                    return Err(format!("table {table} has no check {name}"));
+                }
+            }
             // Rows, not tables.
             Operation::Data { .. } => {}
             Operation::Raw { .. } => self.raw_operations += 1,
@@ -294,6 +313,25 @@ fn table_of_model(
             });
         }
     }
+    for check in meta.checks {
+        let text = |backend| {
+            crate::ddl::check_text(meta, check, backend)
+                .map_err(|e| format!("model {} check {}: {e}", meta.name, check.name))
+        };
+        table.checks.push(CheckSpec {
+            name: check.name.to_owned(),
+            postgres: text(crate::Backend::Postgres)?,
+            mysql: text(crate::Backend::MySql)?,
+            sqlite: text(crate::Backend::Sqlite)?,
+        });
+    }
+    table
+        .indexes
+        .extend(meta.indexes.iter().map(|ix| IndexSpec {
+            name: ix.name.to_owned(),
+            columns: ix.columns.iter().map(|c| (*c).to_owned()).collect(),
+            unique: ix.unique,
+        }));
     Ok(table)
 }
 

@@ -111,6 +111,40 @@ impl ColumnMeta {
     }
 }
 
+/// A composite index or unique constraint declared on a model: `#[model(unique(a, b))]` or
+/// `#[model(index(a, b))]` (a one-column one is `#[model(unique)]` / `#[model(index)]` on the
+/// field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexMeta {
+    /// The index name: `uq_<table>_<columns>` / `ix_<table>_<columns>` unless given with
+    /// `name = "..."`. Unique within the schema.
+    pub name: &'static str,
+    /// The column names, in index order.
+    pub columns: &'static [&'static str],
+    /// A unique index: no two rows hold the same values in all of `columns` (rows with a
+    /// NULL in any of them never conflict, as SQL has it).
+    pub unique: bool,
+}
+
+impl IndexMeta {
+    /// Whether the index covers exactly `columns`, in any order (a conflict target names a
+    /// unique index by its set of columns).
+    pub fn covers(&self, columns: &[&str]) -> bool {
+        self.columns.len() == columns.len() && self.columns.iter().all(|c| columns.contains(c))
+    }
+}
+
+/// A check constraint declared on a model: `#[model(check(name = "...", condition = ...))]`.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckMeta {
+    /// The constraint name (MySQL wants it unique within the database's schema: prefix it
+    /// with the table's).
+    pub name: &'static str,
+    /// The condition every row must meet, on the model's own columns only (a lookup across
+    /// a relation or a subquery is refused when the table is built).
+    pub condition: fn() -> crate::model::Filter,
+}
+
 /// A model's table and columns. One `static` per model type.
 #[derive(Debug)]
 pub struct ModelMeta {
@@ -138,6 +172,11 @@ pub struct ModelMeta {
     /// [`Instance::save`](crate::Instance::save) writes only over the version it read and
     /// bumps it; every UPDATE tenantry sends bumps it.
     pub version: Option<usize>,
+    /// The composite indexes and unique constraints (`#[model(unique(a, b))]`,
+    /// `#[model(index(a, b))]`), in declaration order.
+    pub indexes: &'static [IndexMeta],
+    /// The check constraints, in declaration order.
+    pub checks: &'static [CheckMeta],
 }
 
 impl ModelMeta {
@@ -176,6 +215,18 @@ impl ModelMeta {
     /// The column with this name.
     pub fn column(&self, name: &str) -> Option<&'static ColumnMeta> {
         self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Whether `columns` (a set, in any order) is a unique key of the model: the primary
+    /// key, a `unique` column, or a composite unique constraint.
+    pub fn is_unique_key(&self, columns: &[&str]) -> bool {
+        match columns {
+            [one] => self.column(one).is_some_and(|c| c.primary_key || c.unique),
+            _ => self
+                .indexes
+                .iter()
+                .any(|ix| ix.unique && ix.covers(columns)),
+        }
     }
 
     /// The models this one points to with foreign keys.

@@ -15,7 +15,7 @@ pub(crate) use expression::{Comparison, Proposed, Scope, Term};
 pub use filter::Filter;
 pub(crate) use filter::Node;
 pub use foreign_key::ForeignKey;
-pub use meta::{ColumnMeta, ForeignKeyMeta, ModelMeta, OnDelete};
+pub use meta::{CheckMeta, ColumnMeta, ForeignKeyMeta, IndexMeta, ModelMeta, OnDelete};
 pub use path::MAX_HOPS;
 
 use crate::{error::Result, field::FieldType, row::Row};

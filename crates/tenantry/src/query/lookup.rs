@@ -84,16 +84,64 @@ pub(crate) fn condition(
                     "an expression over another model's columns",
                 ));
             }
-            refuse_decimal_arithmetic(target, decimal, &[&left, &right])?;
-            let keep = |value| Ok(value);
-            let checked = target.backend().capabilities().loose_column_types;
-            let left = left
-                .render(crate::model::Scope::plain(checked), &keep)
-                .map_err(|e| on_model(e, model))?;
-            let right = right
-                .render(crate::model::Scope::plain(checked), &keep)
-                .map_err(|e| on_model(e, model))?;
-            Condition::all().add(op.apply(left, right))
+            compare(model, target.backend(), (left, op, right), decimal)?
+        }
+    })
+}
+
+/// Two expressions over `model`'s own columns compared, on `backend`.
+fn compare(
+    model: &'static ModelMeta,
+    backend: crate::Backend,
+    (left, op, right): (Term, crate::model::Comparison, Term),
+    decimal: bool,
+) -> Result<Condition> {
+    refuse_decimal_arithmetic_on(backend, decimal, &[&left, &right])?;
+    let keep = |value| Ok(value);
+    let checked = backend.capabilities().loose_column_types;
+    let left = left
+        .render(crate::model::Scope::plain(checked), &keep)
+        .map_err(|e| on_model(e, model))?;
+    let right = right
+        .render(crate::model::Scope::plain(checked), &keep)
+        .map_err(|e| on_model(e, model))?;
+    Ok(Condition::all().add(op.apply(left, right)))
+}
+
+/// `node` as a check constraint of `model` on `backend`: a condition on the row itself.
+/// A lookup across a relation, a subquery or another model's columns is
+/// [`Error::InvalidRelation`] (a check sees one row).
+pub(crate) fn row_condition(
+    node: Node,
+    model: &'static ModelMeta,
+    backend: crate::Backend,
+) -> Result<Condition> {
+    let fold = |nodes: Vec<Node>, start: Condition| {
+        nodes.into_iter().try_fold(start, |all, node| {
+            Ok::<_, Error>(all.add(row_condition(node, model, backend)?))
+        })
+    };
+    Ok(match node {
+        Node::Condition {
+            model: built_on,
+            condition,
+        } if built_on.is_none_or(|built_on| built_on() == model) => condition,
+        Node::All(nodes) => fold(nodes, Condition::all())?,
+        Node::Any(nodes) => fold(nodes, Condition::any())?,
+        Node::Not(node) => row_condition(*node, model, backend)?.not(),
+        Node::Compare {
+            model: built_on,
+            left,
+            op,
+            right,
+            decimal,
+        } if built_on() == model => compare(model, backend, (left, op, right), decimal)?,
+        _ => {
+            return Err(invalid(
+                model,
+                "",
+                "a check constraint on another model's columns, across a relation or with a subquery (a check sees only its own row)",
+            ))
         }
     })
 }
@@ -105,11 +153,19 @@ pub(crate) fn refuse_decimal_arithmetic(
     decimal: bool,
     terms: &[&Term],
 ) -> Result<()> {
+    refuse_decimal_arithmetic_on(target.backend(), decimal, terms)
+}
+
+fn refuse_decimal_arithmetic_on(
+    backend: crate::Backend,
+    decimal: bool,
+    terms: &[&Term],
+) -> Result<()> {
     // No terms: the caller has already asked whether there is arithmetic.
     let arithmetic = terms.is_empty() || terms.iter().any(|term| term.is_arithmetic());
-    if decimal && arithmetic && !target.backend().capabilities().exact_decimal_arithmetic {
+    if decimal && arithmetic && !backend.capabilities().exact_decimal_arithmetic {
         return Err(Error::Unsupported {
-            backend: target.backend().name(),
+            backend: backend.name(),
             what: "arithmetic on a decimal column (SQLite stores decimals as text and computes in floating point)",
         });
     }

@@ -45,6 +45,7 @@ use crate::model::Node;
 pub use aggregate::{Aggregate, Aggregates, Grouped, Ordered, Summable};
 pub(crate) use assign::checked_in_statement;
 pub use keyset::CursorPage;
+pub(crate) use lookup::row_condition;
 pub use many::{ManyToMany, RelatedMany};
 pub use page::{Page, Paginator};
 pub(crate) use prefetch::{Children, RelationKey};

@@ -3,6 +3,7 @@
 //! `ON CONFLICT (key) DO …` on PostgreSQL and SQLite, `ON DUPLICATE KEY UPDATE` on MySQL.
 
 use hashbrown::{HashMap, HashSet};
+use smallvec::SmallVec;
 
 use sea_query::{Expr, ExprTrait, LockType, OnConflict, Query, SelectStatement};
 
@@ -204,26 +205,26 @@ impl<M: Model> Upsert<M> {
     }
 }
 
-/// A checked upsert: its key column and what a conflict does.
+/// A checked upsert: its key's columns and what a conflict does.
 struct Plan<M> {
-    key: &'static str,
-    key_index: usize,
+    key: Vec<&'static str>,
+    /// The key's columns' indexes in the model, in the order of `key`.
+    key_indexes: Vec<usize>,
     action: Action<M>,
 }
 
 impl<M: Model> Plan<M> {
     fn new(target: &Target, key: Vec<&'static str>, action: Action<M>) -> Result<Self> {
         let meta = M::META;
-        let key_index = conflict_key(meta, &key)?;
-        let key = meta.columns[key_index].name;
+        let key_indexes = conflict_key(meta, &key)?;
         if let Action::Update {
             columns,
             assignments,
         } = &action
         {
-            check_updates(meta, columns, assignments)?;
+            check_updates(meta, &key, columns, assignments)?;
         }
-        refuse_other_unique_keys(target, meta, key_index)?;
+        refuse_other_unique_keys(target, meta, &key)?;
         let computed =
             matches!(&action, Action::Update { assignments, .. } if !assignments.is_empty());
         if computed && meta.table == "excluded" && target.backend().capabilities().conflict_target {
@@ -235,7 +236,7 @@ impl<M: Model> Plan<M> {
         }
         Ok(Plan {
             key,
-            key_index,
+            key_indexes,
             action,
         })
     }
@@ -325,30 +326,36 @@ impl<M: Model> Plan<M> {
     /// the row was deleted meanwhile.
     fn matched(&self, target: &Target, keys: &[Key], rows: Vec<M>) -> Result<Vec<M>> {
         let in_order = rows.len() == keys.len()
-            && rows
-                .iter()
-                .zip(keys)
-                .all(|(row, key)| row.column_matches(self.key_index, &key.0));
+            && rows.iter().zip(keys).all(|(row, key)| {
+                (self.key_indexes.iter().zip(&key.0))
+                    .all(|(&i, value)| row.column_matches(i, value))
+            });
         if in_order {
             return Ok(rows);
         }
-        let row_keys: Vec<Key> = rows
-            .iter()
-            .map(|row| Key(row.column_value(self.key_index)))
-            .collect();
+        let row_keys: Vec<Key> = rows.iter().map(|row| self.key_of(row)).collect();
         let mut by_key: HashMap<&Key, M> = row_keys.iter().zip(rows).collect();
         keys.iter()
             .map(|key| by_key.remove(key).ok_or_else(|| missing_row::<M>(target)))
             .collect()
     }
 
+    /// `model`'s key values, in key order.
+    fn key_of(&self, model: &M) -> Key {
+        Key(self
+            .key_indexes
+            .iter()
+            .map(|&i| model.column_value(i))
+            .collect())
+    }
+
     fn statement(&self, target: &Target, models: &[M]) -> Result<sea_query::InsertStatement> {
         let meta = M::META;
         let mut insert = insert_values(target, models)?;
-        let mut on_conflict = OnConflict::column(self.key);
+        let mut on_conflict = OnConflict::columns(self.key.iter().copied());
         match &self.action {
             // MySQL has no DO NOTHING; sea-query writes `key = key` there.
-            Action::Nothing => on_conflict.do_nothing_on([self.key]),
+            Action::Nothing => on_conflict.do_nothing_on(self.key.first().copied()),
             Action::Update {
                 columns,
                 assignments,
@@ -379,12 +386,26 @@ impl<M: Model> Plan<M> {
     /// The rows of `models` by key, locked (`FOR UPDATE`, which also reads the latest
     /// rows rather than the transaction's snapshot; SQLite's transaction holds the file).
     fn read_back_select(&self, target: &Target, models: &[M]) -> Result<SelectStatement> {
-        let keys = models.iter().map(|m| m.column_value(self.key_index));
+        let by_key = match self.key.as_slice() {
+            [one] => {
+                Expr::col(*one).is_in(models.iter().map(|m| m.column_value(self.key_indexes[0])))
+            }
+            // `(a, b) IN ((?, ?), …)`: row values, on every backend tenantry supports.
+            columns => Expr::tuple(columns.iter().map(|c| Expr::col(*c))).binary(
+                sea_query::BinOper::In,
+                Expr::Tuple(
+                    models
+                        .iter()
+                        .map(|m| Expr::Values(self.key_of(m).0.into_vec()))
+                        .collect(),
+                ),
+            ),
+        };
         let mut select = Query::select();
         select
             .columns(M::META.column_names.iter().copied())
             .from(target.table(M::META)?)
-            .and_where(Expr::col(self.key).is_in(keys));
+            .and_where(by_key);
         if target.backend() != crate::Backend::Sqlite {
             select.lock(LockType::Update);
         }
@@ -392,40 +413,56 @@ impl<M: Model> Plan<M> {
     }
 }
 
-/// The index of the column `key` names, if it is a key a conflict can be detected on.
-fn conflict_key(meta: &'static ModelMeta, key: &[&'static str]) -> Result<usize> {
+/// The indexes of the columns `key` names, if they are a key a conflict can be detected
+/// on: the primary key (not an auto-increment one), a `unique` column, or the columns of a
+/// composite unique constraint (`#[model(unique(a, b))]`, named in any order).
+fn conflict_key(meta: &'static ModelMeta, key: &[&'static str]) -> Result<Vec<usize>> {
     let refuse = |reason| Error::InvalidArgument {
         argument: "on_conflict",
         reason,
     };
-    let [name] = key else {
+    let mut indexes = Vec::with_capacity(key.len());
+    for name in key {
+        let index = meta
+            .columns
+            .iter()
+            .position(|c| c.name == *name)
+            .ok_or(refuse("a column the model does not have"))?;
+        if indexes.contains(&index) {
+            return Err(refuse("a column named twice in the key"));
+        }
+        indexes.push(index);
+    }
+    if let [index] = indexes[..] {
+        let column = &meta.columns[index];
+        if column.primary_key && column.auto_increment {
+            return Err(refuse(
+                "an auto-increment primary key is assigned by the database and never conflicts",
+            ));
+        }
+    }
+    if key.is_empty() || !meta.is_unique_key(key) {
         return Err(refuse(
-            "a conflict key is one column (the primary key or a unique column)",
-        ));
-    };
-    let index = meta
-        .columns
-        .iter()
-        .position(|c| c.name == *name)
-        .ok_or(refuse("a column the model does not have"))?;
-    let column = &meta.columns[index];
-    if column.primary_key && column.auto_increment {
-        return Err(refuse(
-            "an auto-increment primary key is assigned by the database and never conflicts",
+            "columns with no unique constraint (a key is the primary key, a unique column, or the columns of a #[model(unique(a, b))])",
         ));
     }
-    if !column.primary_key && !column.unique {
-        return Err(refuse("a column with no unique constraint"));
-    }
-    Ok(index)
+    Ok(indexes)
 }
 
-/// The columns a conflict updates must be the model's, and never its primary key.
+/// The columns a conflict updates must be the model's, and never its primary key; an
+/// expression never assigns a key column (the row would no longer be found by its key).
 fn check_updates<M>(
     meta: &'static ModelMeta,
+    key: &[&'static str],
     columns: &[&'static str],
     assignments: &[Assignment<M>],
 ) -> Result<()> {
+    if assignments.iter().any(|a| key.contains(&a.column)) {
+        return Err(Error::InvalidArgument {
+            argument: "do_update_set",
+            reason: "a column of the conflict key (the row would change which key it has)",
+        });
+    }
     let written = columns.iter().chain(assignments.iter().map(|a| &a.column));
     for name in written {
         let column = meta.column(name).ok_or(Error::InvalidArgument {
@@ -450,15 +487,25 @@ fn check_updates<M>(
 
 /// MySQL's `ON DUPLICATE KEY UPDATE` fires on any unique key: refused when the model has
 /// one besides `key` that an INSERT sets (an auto-increment key is new on every insert).
-fn refuse_other_unique_keys(target: &Target, meta: &'static ModelMeta, key: usize) -> Result<()> {
+fn refuse_other_unique_keys(
+    target: &Target,
+    meta: &'static ModelMeta,
+    key: &[&'static str],
+) -> Result<()> {
     if target.backend().capabilities().conflict_target {
         return Ok(());
     }
-    let other = meta
+    let is_key =
+        |columns: &[&str]| columns.len() == key.len() && columns.iter().all(|c| key.contains(c));
+    let other_column = meta
         .columns
         .iter()
-        .enumerate()
-        .any(|(i, c)| i != key && (c.unique || (c.primary_key && !c.auto_increment)));
+        .any(|c| !is_key(&[c.name]) && (c.unique || (c.primary_key && !c.auto_increment)));
+    let other_index = meta
+        .indexes
+        .iter()
+        .any(|ix| ix.unique && !is_key(ix.columns));
+    let other = other_column || other_index;
     if other {
         return Err(Error::Unsupported {
             backend: target.backend().name(),
@@ -471,10 +518,7 @@ fn refuse_other_unique_keys(target: &Target, meta: &'static ModelMeta, key: usiz
 /// Each model's key, in order. Refused: a NULL or NaN key, a repeated key, and keys the
 /// database would take for another (see [`Upsert::bulk_create`]).
 fn checked_keys<M: Model>(plan: &Plan<M>, target: &Target, models: &[M]) -> Result<Vec<Key>> {
-    let keys: Vec<Key> = models
-        .iter()
-        .map(|model| Key(model.column_value(plan.key_index)))
-        .collect();
+    let keys: Vec<Key> = models.iter().map(|model| plan.key_of(model)).collect();
     let refuse = |reason| Error::InvalidArgument {
         argument: "bulk_create",
         reason,
@@ -507,65 +551,99 @@ fn missing_row<M: Model>(target: &Target) -> Error {
     }
 }
 
-/// A key value that can be hashed: sea-query's `Value` is `PartialEq` only. Hashed with
-/// hashbrown's seeded foldhash (the keys are the caller's data).
+/// A key's values, in key order, that can be hashed: sea-query's `Value` is `PartialEq`
+/// only. Hashed with hashbrown's seeded foldhash (the keys are the caller's data). One
+/// column's key is held inline.
 #[derive(Debug)]
-struct Key(sea_query::Value);
+struct Key(SmallVec<[sea_query::Value; 1]>);
 
 impl Key {
     /// Why this key cannot be upserted, if it cannot: `trims_spaces` for MySQL, which
-    /// compares text ignoring trailing spaces.
+    /// compares text ignoring trailing spaces. A composite key with a NULL in any column
+    /// never conflicts either.
     fn refusal(&self, trims_spaces: bool) -> Option<&'static str> {
-        use chrono::Timelike;
-        use sea_query::Value as V;
-        match &self.0 {
-            _ if self.is_null() => Some("a row whose conflict key is NULL (it never conflicts)"),
-            V::Double(Some(f)) if f.is_nan() => Some("a NaN conflict key (it equals nothing)"),
-            V::ChronoDateTimeUtc(Some(at)) if at.nanosecond() % 1_000 != 0 => {
-                Some("a timestamp conflict key finer than the microseconds the database keeps")
-            }
-            V::String(Some(text)) if trims_spaces && text.ends_with(' ') => {
-                Some("a text conflict key ending in spaces (MySQL compares text ignoring them)")
-            }
-            _ => None,
-        }
+        self.0.iter().find_map(|value| refusal(value, trims_spaces))
     }
 
-    /// A total order on keys of one column, for writing rows in the same order every time;
-    /// values of kinds it does not know are left in the order given.
+    /// A total order on keys of the same columns, column by column, for writing rows in
+    /// the same order every time.
     fn order(&self, other: &Key) -> std::cmp::Ordering {
-        use sea_query::Value as V;
-        use std::cmp::Ordering::Equal;
-        match (&self.0, &other.0) {
-            (V::Int(a), V::Int(b)) => a.cmp(b),
-            (V::BigInt(a), V::BigInt(b)) => a.cmp(b),
-            (V::String(a), V::String(b)) => a.cmp(b),
-            (V::Uuid(a), V::Uuid(b)) => a.cmp(b),
-            (V::Decimal(a), V::Decimal(b)) => a.cmp(b),
-            (V::ChronoDate(a), V::ChronoDate(b)) => a.cmp(b),
-            (V::ChronoDateTimeUtc(a), V::ChronoDateTimeUtc(b)) => a.cmp(b),
-            (V::Bool(a), V::Bool(b)) => a.cmp(b),
-            (V::Double(a), V::Double(b)) => a.partial_cmp(b).unwrap_or(Equal),
-            _ => Equal,
-        }
+        self.0
+            .iter()
+            .zip(&other.0)
+            .map(|(a, b)| order(a, b))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
     }
+}
 
-    fn is_null(&self) -> bool {
-        use sea_query::Value as V;
-        matches!(
-            self.0,
-            V::Int(None)
-                | V::BigInt(None)
-                | V::String(None)
-                | V::Uuid(None)
-                | V::Decimal(None)
-                | V::ChronoDate(None)
-                | V::ChronoDateTimeUtc(None)
-                | V::Bool(None)
-                | V::Double(None)
-                | V::Json(None)
-        )
+/// Why one key value cannot be upserted (see [`Key::refusal`]).
+fn refusal(value: &sea_query::Value, trims_spaces: bool) -> Option<&'static str> {
+    use chrono::Timelike;
+    use sea_query::Value as V;
+    match value {
+        _ if is_null(value) => Some("a row whose conflict key is NULL (it never conflicts)"),
+        V::Double(Some(f)) if f.is_nan() => Some("a NaN conflict key (it equals nothing)"),
+        V::Float(Some(f)) if f.is_nan() => Some("a NaN conflict key (it equals nothing)"),
+        V::ChronoDateTimeUtc(Some(at)) if at.nanosecond() % 1_000 != 0 => {
+            Some("a timestamp conflict key finer than the microseconds the database keeps")
+        }
+        V::ChronoDateTime(Some(at)) if at.nanosecond() % 1_000 != 0 => {
+            Some("a timestamp conflict key finer than the microseconds the database keeps")
+        }
+        V::ChronoTime(Some(at)) if at.nanosecond() % 1_000 != 0 => {
+            Some("a timestamp conflict key finer than the microseconds the database keeps")
+        }
+        V::String(Some(text)) if trims_spaces && text.ends_with(' ') => {
+            Some("a text conflict key ending in spaces (MySQL compares text ignoring them)")
+        }
+        _ => None,
     }
+}
+
+/// A total order on values of one column; values of kinds it does not know are left in the
+/// order given.
+fn order(a: &sea_query::Value, b: &sea_query::Value) -> std::cmp::Ordering {
+    use sea_query::Value as V;
+    use std::cmp::Ordering::Equal;
+    match (a, b) {
+        (V::Int(a), V::Int(b)) => a.cmp(b),
+        (V::BigInt(a), V::BigInt(b)) => a.cmp(b),
+        (V::String(a), V::String(b)) => a.cmp(b),
+        (V::Uuid(a), V::Uuid(b)) => a.cmp(b),
+        (V::Decimal(a), V::Decimal(b)) => a.cmp(b),
+        (V::ChronoDate(a), V::ChronoDate(b)) => a.cmp(b),
+        (V::ChronoDateTimeUtc(a), V::ChronoDateTimeUtc(b)) => a.cmp(b),
+        (V::Bool(a), V::Bool(b)) => a.cmp(b),
+        (V::SmallInt(a), V::SmallInt(b)) => a.cmp(b),
+        (V::ChronoDateTime(a), V::ChronoDateTime(b)) => a.cmp(b),
+        (V::ChronoTime(a), V::ChronoTime(b)) => a.cmp(b),
+        (V::Bytes(a), V::Bytes(b)) => a.cmp(b),
+        (V::Double(a), V::Double(b)) => a.partial_cmp(b).unwrap_or(Equal),
+        _ => Equal,
+    }
+}
+
+fn is_null(value: &sea_query::Value) -> bool {
+    use sea_query::Value as V;
+    matches!(
+        value,
+        V::Int(None)
+            | V::BigInt(None)
+            | V::String(None)
+            | V::Uuid(None)
+            | V::Decimal(None)
+            | V::ChronoDate(None)
+            | V::ChronoDateTimeUtc(None)
+            | V::Bool(None)
+            | V::Double(None)
+            | V::Json(None)
+            | V::SmallInt(None)
+            | V::Float(None)
+            | V::Bytes(None)
+            | V::ChronoDateTime(None)
+            | V::ChronoTime(None)
+    )
 }
 
 impl PartialEq for Key {
@@ -578,20 +656,31 @@ impl Eq for Key {}
 
 impl std::hash::Hash for Key {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        use sea_query::Value as V;
-        std::mem::discriminant(&self.0).hash(state);
-        // Equal values hash alike: `Decimal`'s hash ignores trailing zeros, as its `==`
-        // does; variants not listed hash by variant only, which is still consistent.
-        match &self.0 {
-            V::Int(v) => v.hash(state),
-            V::BigInt(v) => v.hash(state),
-            V::String(v) => v.hash(state),
-            V::Uuid(v) => v.hash(state),
-            V::Decimal(v) => v.hash(state),
-            V::ChronoDate(v) => v.hash(state),
-            V::ChronoDateTimeUtc(v) => v.hash(state),
-            V::Bool(v) => v.hash(state),
-            _ => {}
+        for value in &self.0 {
+            hash_value(value, state);
         }
+    }
+}
+
+fn hash_value<H: std::hash::Hasher>(value: &sea_query::Value, state: &mut H) {
+    use sea_query::Value as V;
+    use std::hash::Hash;
+    std::mem::discriminant(value).hash(state);
+    // Equal values hash alike: `Decimal`'s hash ignores trailing zeros, as its `==`
+    // does; variants not listed hash by variant only, which is still consistent.
+    match value {
+        V::Int(v) => v.hash(state),
+        V::BigInt(v) => v.hash(state),
+        V::String(v) => v.hash(state),
+        V::Uuid(v) => v.hash(state),
+        V::Decimal(v) => v.hash(state),
+        V::ChronoDate(v) => v.hash(state),
+        V::ChronoDateTimeUtc(v) => v.hash(state),
+        V::Bool(v) => v.hash(state),
+        V::SmallInt(v) => v.hash(state),
+        V::ChronoDateTime(v) => v.hash(state),
+        V::ChronoTime(v) => v.hash(state),
+        V::Bytes(v) => v.hash(state),
+        _ => {}
     }
 }

@@ -141,7 +141,7 @@ impl Schemas<'_> {
             }
         };
         let tables = if should_create_tables {
-            ddl::create_statements(self.database, Some(schema), models)
+            ddl::create_statements(self.database, Some(schema), models)?
         } else {
             Vec::new()
         };
@@ -223,7 +223,7 @@ impl Schemas<'_> {
     ) -> Result<()> {
         refuse_reserved(schema)?;
         let models: Vec<&'static ModelMeta> = self.registry.tenant_models().collect();
-        let tables = ddl::create_statements(self.database, Some(schema), &models);
+        let tables = ddl::create_statements(self.database, Some(schema), &models)?;
         let stamp = self.stamp_for(schema, true, if_not_exists).await?;
         let span =
             tracing::info_span!("tenantry.create_schema", schema = %schema, tables = tables.len());
@@ -243,7 +243,7 @@ impl Schemas<'_> {
         refuse_reserved(schema)?;
         self.database.check_schema(schema)?;
         let models: Vec<&'static ModelMeta> = self.registry.tenant_models().collect();
-        let tables = ddl::create_statements(self.database, Some(schema), &models);
+        let tables = ddl::create_statements(self.database, Some(schema), &models)?;
         let stamp = self.stamp_for(schema, true, false).await?;
         let span =
             tracing::info_span!("tenantry.create_schema", schema = %schema, tables = tables.len());
