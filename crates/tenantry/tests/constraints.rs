@@ -480,7 +480,10 @@ backend_test!(
         let changes = diff(&Snapshot::default(), &models, &Renames::default()).unwrap();
         let initial = Migration::file_text(MigrationScope::Tenant, false, &changes.operations);
         assert!(initial.contains("cx_seats_price_ok"), "{initial}");
-        assert!(initial.contains("uq_cx_seats_event_row_number"), "{initial}");
+        assert!(
+            initial.contains("uq_cx_seats_event_row_number"),
+            "{initial}"
+        );
         let (built, migrated) = (t.schema("tbuilt"), t.schema("tmigrated"));
         create_schema(&registry, &built, None, false, true)
             .await

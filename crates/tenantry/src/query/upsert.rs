@@ -271,7 +271,9 @@ impl<M: Model> Plan<M> {
     ) -> Result<(Vec<M>, Vec<Key>, Vec<usize>)> {
         let keys = checked_keys(self, target, &models)?;
         let mut order: Vec<usize> = (0..models.len()).collect();
-        order.sort_by(|&a, &b| keys[a].order(&keys[b]));
+        // Keys are distinct (below), so an unstable sort gives one order.
+        order.sort_unstable_by(|&a, &b| keys[a].order(&keys[b]));
+        refuse_repeats(&keys, &order)?;
         let mut slots: Vec<Option<(M, Key)>> = models.into_iter().zip(keys).map(Some).collect();
         let (models, keys) = order.iter().filter_map(|&i| slots[i].take()).unzip();
         Ok((models, keys, order))
@@ -515,26 +517,38 @@ fn refuse_other_unique_keys(
     Ok(())
 }
 
-/// Each model's key, in order. Refused: a NULL or NaN key, a repeated key, and keys the
-/// database would take for another (see [`Upsert::bulk_create`]).
+/// Each model's key, in order. Refused: a NULL or NaN key, and keys the database would
+/// take for another (see [`Upsert::bulk_create`]).
 fn checked_keys<M: Model>(plan: &Plan<M>, target: &Target, models: &[M]) -> Result<Vec<Key>> {
     let keys: Vec<Key> = models.iter().map(|model| plan.key_of(model)).collect();
-    let refuse = |reason| Error::InvalidArgument {
+    let trims_spaces = !target.backend().capabilities().conflict_target;
+    if let Some(reason) = keys.iter().find_map(|key| key.refusal(trims_spaces)) {
+        return Err(repeated_or_refused(reason));
+    }
+    Ok(keys)
+}
+
+/// Refuses two models with the same key. `order` is the keys sorted: where every key
+/// value is of a kind [`Key::order`] ranks, equal keys are neighbours there; otherwise
+/// they are found with a hash set.
+fn refuse_repeats(keys: &[Key], order: &[usize]) -> Result<()> {
+    let repeated = if keys.iter().all(Key::is_ranked) {
+        order.windows(2).any(|pair| keys[pair[0]] == keys[pair[1]])
+    } else {
+        let mut seen: HashSet<&Key> = HashSet::with_capacity(keys.len());
+        !keys.iter().all(|key| seen.insert(key))
+    };
+    if repeated {
+        return Err(repeated_or_refused("two rows with the same conflict key"));
+    }
+    Ok(())
+}
+
+fn repeated_or_refused(reason: &'static str) -> Error {
+    Error::InvalidArgument {
         argument: "bulk_create",
         reason,
-    };
-    let trims_spaces = !target.backend().capabilities().conflict_target;
-    let mut seen: HashSet<&Key> = HashSet::with_capacity(keys.len());
-    for key in &keys {
-        if let Some(reason) = key.refusal(trims_spaces) {
-            return Err(refuse(reason));
-        }
-        if !seen.insert(key) {
-            return Err(refuse("two rows with the same conflict key"));
-        }
     }
-    drop(seen);
-    Ok(keys)
 }
 
 /// A key an upsert wrote but could not read back.
@@ -563,6 +577,32 @@ impl Key {
     /// never conflicts either.
     fn refusal(&self, trims_spaces: bool) -> Option<&'static str> {
         self.0.iter().find_map(|value| refusal(value, trims_spaces))
+    }
+
+    /// Whether [`order`](Self::order) ranks every value of this key (equal keys compare
+    /// `Equal` and only they do).
+    fn is_ranked(&self) -> bool {
+        use sea_query::Value as V;
+        self.0.iter().all(|value| {
+            matches!(
+                value,
+                V::Int(_)
+                    | V::BigInt(_)
+                    | V::SmallInt(_)
+                    | V::String(_)
+                    | V::Uuid(_)
+                    | V::Decimal(_)
+                    | V::ChronoDate(_)
+                    | V::ChronoDateTimeUtc(_)
+                    | V::ChronoDateTime(_)
+                    | V::ChronoTime(_)
+                    | V::Bool(_)
+                    | V::Bytes(_)
+                    // NaN is refused before this.
+                    | V::Double(_)
+                    | V::Float(_)
+            )
+        })
     }
 
     /// A total order on keys of the same columns, column by column, for writing rows in
@@ -620,6 +660,7 @@ fn order(a: &sea_query::Value, b: &sea_query::Value) -> std::cmp::Ordering {
         (V::ChronoTime(a), V::ChronoTime(b)) => a.cmp(b),
         (V::Bytes(a), V::Bytes(b)) => a.cmp(b),
         (V::Double(a), V::Double(b)) => a.partial_cmp(b).unwrap_or(Equal),
+        (V::Float(a), V::Float(b)) => a.partial_cmp(b).unwrap_or(Equal),
         _ => Equal,
     }
 }
