@@ -29,6 +29,13 @@ mod migrations;
 ///   fields or more, named `uq_<table>_<columns>` / `ix_<table>_<columns>` unless
 ///   `name = "..."` is in the list (at most 63 characters). A composite unique key is an
 ///   upsert's conflict key. Repeatable.
+/// - `many_to_many(labels, to = Label, table = "...")`: a many-to-many relation whose
+///   junction the derive writes: a model `<Model><Name>` (`ArticleLabels`) in table
+///   `<table>_<name>` unless given, with `id`, a cascading foreign key to each side (named
+///   after the two models; `from_<m>` / `to_<m>` for a model related to itself) and a
+///   unique key over the pair; shared or tenant-only like this model. It is registered
+///   with this model, so `create_all`, `create_schema` and `makemigrations` build it, and
+///   `Model::labels()` returns the `tenantry::ManyToMany` relation. Repeatable.
 /// - `check(name = "...", condition = <filter>)`: a check constraint; the condition is a
 ///   `tenantry::Filter` on the model's own columns (`Seat::price().gte(0)`), rendered in the
 ///   table's DDL. Repeatable.

@@ -21,6 +21,23 @@ pub struct Model {
     pub indexes: Vec<Index>,
     /// The check constraints.
     pub checks: Vec<Check>,
+    /// The generated many-to-many relations.
+    pub many: Vec<Many>,
+    pub vis: syn::Visibility,
+}
+
+/// A generated many-to-many relation: its junction model and the method that returns it.
+pub struct Many {
+    /// The method on the model.
+    pub name: Ident,
+    /// The other model.
+    pub to: Type,
+    /// The junction model's type and table.
+    pub junction: Ident,
+    pub table: String,
+    /// The junction's foreign keys to this model and to `to`.
+    pub left: Ident,
+    pub right: Ident,
 }
 
 /// A checked composite index.
@@ -144,6 +161,7 @@ impl Model {
             .collect();
         let indexes = distinct_indexes(indexes, &table, &columns, &mut errors);
         let checks = checks(&parsed.checks, &mut errors);
+        let many = many(&parsed, &table, &mut errors);
         errors.finish(Model {
             ident: parsed.ident,
             table,
@@ -155,8 +173,92 @@ impl Model {
             hooks: parsed.hooks,
             indexes,
             checks,
+            many,
+            vis: parsed.vis,
         })
     }
+}
+
+/// Each `many_to_many(name, to = Model, table = "...")`: a name no field or other relation
+/// of the model has, and the junction `<Model><Name>` with foreign keys named after the
+/// two models (`from_<m>` / `to_<m>` when they are one).
+fn many(parsed: &Parsed, table: &str, errors: &mut Errors) -> Vec<Many> {
+    let mut out: Vec<Many> = Vec::new();
+    let own = snake(&parsed.ident.to_string());
+    for written in &parsed.many {
+        let (Some(name), Some(to)) = (&written.name, &written.to) else {
+            errors.push(syn::Error::new(
+                written.keyword.span(),
+                "many_to_many needs the relation's name and `to = Model`: many_to_many(tags, to = Tag)",
+            ));
+            continue;
+        };
+        let taken = parsed.fields.iter().any(|f| unraw(&f.ident) == unraw(name))
+            || out.iter().any(|m| m.name == *name);
+        if taken {
+            errors.push(syn::Error::new(
+                name.span(),
+                format!("`{name}` is already a field or relation of this model"),
+            ));
+        }
+        let other = last_segment(to)
+            .map(|s| snake(&s.to_string()))
+            .unwrap_or_default();
+        let (left, right) = if other == own {
+            (format!("from_{own}"), format!("to_{own}"))
+        } else {
+            (own.clone(), other)
+        };
+        let junction_table = written
+            .table
+            .as_ref()
+            .map_or_else(|| format!("{table}_{}", unraw(name)), |t| t.value());
+        if let Err(reason) = check_identifier(&junction_table) {
+            let span = written.table.as_ref().map_or(name.span(), |t| t.span());
+            errors.push(syn::Error::new(
+                span,
+                format!("junction table `{junction_table}` {reason}"),
+            ));
+        }
+        out.push(Many {
+            name: name.clone(),
+            to: to.clone(),
+            junction: quote::format_ident!("{}{}", parsed.ident, camel(&unraw(name))),
+            table: junction_table,
+            left: Ident::new(&left, name.span()),
+            right: Ident::new(&right, name.span()),
+        });
+    }
+    out
+}
+
+/// `TenantUser` → `tenant_user`.
+fn snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(ch.to_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// `best_tags` → `BestTags`.
+fn camel(name: &str) -> String {
+    name.split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// A composite index's columns and name: at least two distinct fields of the model.
@@ -530,17 +632,5 @@ fn is_integer(ty: &Type) -> bool {
 
 /// `TenantUser` → `tenant_users`.
 fn default_table(name: &str) -> String {
-    let mut out = String::new();
-    for (i, ch) in name.chars().enumerate() {
-        if ch.is_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.extend(ch.to_lowercase());
-        } else {
-            out.push(ch);
-        }
-    }
-    out.push('s');
-    out
+    snake(name) + "s"
 }

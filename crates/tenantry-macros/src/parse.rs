@@ -5,6 +5,7 @@ use syn::{spanned::Spanned, Data, DeriveInput, Expr, Fields, Ident, LitInt, LitS
 /// The struct as written.
 pub struct Parsed {
     pub ident: Ident,
+    pub vis: syn::Visibility,
     pub table: Option<LitStr>,
     /// The `shared` path, where it was written.
     pub shared: Option<syn::Path>,
@@ -16,6 +17,8 @@ pub struct Parsed {
     pub indexes: Vec<ParsedIndex>,
     /// `check(name = "...", condition = ...)`, in order.
     pub checks: Vec<ParsedCheck>,
+    /// `many_to_many(name, to = Type, table = "...")`, in order.
+    pub many: Vec<ParsedMany>,
     pub fields: Vec<ParsedField>,
 }
 
@@ -26,6 +29,18 @@ pub struct ParsedIndex {
     pub unique: bool,
     pub fields: Vec<Ident>,
     pub name: Option<LitStr>,
+}
+
+/// A generated many-to-many relation as written.
+pub struct ParsedMany {
+    /// The `many_to_many` word.
+    pub keyword: syn::Path,
+    /// The relation's name (its method on the model).
+    pub name: Option<Ident>,
+    /// The other model.
+    pub to: Option<Type>,
+    /// The junction table.
+    pub table: Option<LitStr>,
 }
 
 /// A check constraint as written.
@@ -102,12 +117,14 @@ pub fn parse(input: &DeriveInput) -> syn::Result<Parsed> {
     }
     let mut parsed = Parsed {
         ident: input.ident.clone(),
+        vis: input.vis.clone(),
         table: None,
         shared: None,
         tenant: None,
         hooks: false,
         indexes: Vec::new(),
         checks: Vec::new(),
+        many: Vec::new(),
         fields: Vec::new(),
     };
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("model")) {
@@ -124,9 +141,11 @@ pub fn parse(input: &DeriveInput) -> syn::Result<Parsed> {
                 parsed.indexes.push(parse_index(&meta)?);
             } else if meta.path.is_ident("check") {
                 parsed.checks.push(parse_check(&meta)?);
+            } else if meta.path.is_ident("many_to_many") {
+                parsed.many.push(parse_many(&meta)?);
             } else {
                 return Err(meta.error(
-                    "unknown model attribute; expected `table = \"...\"`, `shared`, `tenant`, `hooks`, `unique(..)`, `index(..)` or `check(..)`",
+                    "unknown model attribute; expected `table = \"...\"`, `shared`, `tenant`, `hooks`, `unique(..)`, `index(..)`, `check(..)` or `many_to_many(..)`",
                 ));
             }
             Ok(())
@@ -161,6 +180,31 @@ fn parse_index(meta: &syn::meta::ParseNestedMeta) -> syn::Result<ParsedIndex> {
         Ok(())
     })?;
     Ok(index)
+}
+
+/// `many_to_many(tags, to = Tag, table = "product_tags")`.
+fn parse_many(meta: &syn::meta::ParseNestedMeta) -> syn::Result<ParsedMany> {
+    let mut many = ParsedMany {
+        keyword: meta.path.clone(),
+        name: None,
+        to: None,
+        table: None,
+    };
+    meta.parse_nested_meta(|inner| {
+        if inner.path.is_ident("to") {
+            many.to = Some(inner.value()?.parse()?);
+        } else if inner.path.is_ident("table") {
+            many.table = Some(inner.value()?.parse()?);
+        } else if let (Some(name), None) = (inner.path.get_ident(), &many.name) {
+            many.name = Some(name.clone());
+        } else {
+            return Err(inner.error(
+                "expected the relation's name, then `to = Model` and optionally `table = \"...\"`",
+            ));
+        }
+        Ok(())
+    })?;
+    Ok(many)
 }
 
 /// `check(name = "...", condition = <filter expression>)`.

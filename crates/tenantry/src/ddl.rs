@@ -287,12 +287,66 @@ pub(crate) fn check_text(
     let select = sea_query::Query::select()
         .expr(sea_query::Expr::from(condition))
         .to_owned();
+    let (_, values) = crate::target::render(backend, &select);
+    if let Some(kind) = values.0 .0.iter().find_map(unwritable_constant) {
+        return Err(crate::Error::InvalidArgument {
+            argument: "check",
+            reason: kind,
+        });
+    }
     let sql = match backend {
         Backend::Postgres => select.to_string(PostgresQueryBuilder),
         Backend::MySql => select.to_string(MysqlQueryBuilder),
         Backend::Sqlite => select.to_string(SqliteQueryBuilder),
     };
     Ok(sql.strip_prefix("SELECT ").unwrap_or(&sql).to_owned())
+}
+
+/// Why a check cannot hold `value` as a constant, if it cannot: the DDL writes constants as
+/// SQL text, which for these types is not what tenantry stores (a UUID is bytes on SQLite
+/// and MySQL, a timestamp or time is text of another form on SQLite and a DATETIME that
+/// MariaDB refuses an offset in), so the check would compare unlike values.
+fn unwritable_constant(value: &Value) -> Option<&'static str> {
+    match value {
+        Value::Uuid(_) => Some("a UUID constant in a check (stored as bytes on SQLite and MySQL, it would compare as text)"),
+        Value::ChronoDateTimeUtc(_) | Value::ChronoDateTime(_) | Value::ChronoTime(_) => Some(
+            "a timestamp or time constant in a check (its text differs from the stored one on SQLite and MySQL)",
+        ),
+        Value::Bytes(_) | Value::Json(_) => Some("a bytes or JSON constant in a check"),
+        _ => None,
+    }
+}
+
+/// Refuses two indexes of `models` with one name, or an index named like a table: on
+/// PostgreSQL and SQLite an index name is the schema's, and `CREATE INDEX IF NOT EXISTS`
+/// would skip the second index without a word (its table then holds duplicates).
+fn refuse_shared_index_names(models: &[&'static ModelMeta]) -> Result<()> {
+    let mut seen: Vec<String> = models.iter().map(|m| m.table.to_owned()).collect();
+    let mut checked: Vec<&ModelMeta> = Vec::new();
+    for meta in models {
+        if checked.contains(meta) {
+            continue;
+        }
+        checked.push(meta);
+        // (the index's name, what the model calls it: its column or its declared name)
+        let own = meta
+            .columns
+            .iter()
+            .filter(|c| c.index && !c.unique && !c.primary_key)
+            .map(|c| (index_name(meta.table, c.name), c.name));
+        let composite = meta.indexes.iter().map(|ix| (ix.name.to_owned(), ix.name));
+        for (name, label) in own.chain(composite) {
+            if seen.contains(&name) {
+                return Err(crate::Error::InvalidRelation {
+                    model: meta.table,
+                    column: label,
+                    reason: "an index named like another index or a table of the models (PostgreSQL and SQLite name indexes per schema): give it another name with name = \"...\"",
+                });
+            }
+            seen.push(name);
+        }
+    }
+    Ok(())
 }
 
 /// The model's indexes, unnamed of table: each indexed column's own (a unique column's is
@@ -375,6 +429,7 @@ pub(crate) fn create_statements(
     models: &[&'static ModelMeta],
 ) -> Result<Vec<String>> {
     let backend = database.backend();
+    refuse_shared_index_names(models)?;
     let mut statements = Vec::new();
     // A tenant-only model has no table in the shared schema.
     for meta in creation_order(models)

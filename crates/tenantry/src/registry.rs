@@ -86,8 +86,11 @@ impl Registry {
     /// Registering a model twice has no further effect.
     pub fn register<M: Model>(self) -> Registry {
         self.edit(|inner| {
-            if !inner.models.iter().any(|m| **m == *M::META) {
-                inner.models.push(M::META);
+            let junctions = M::META.junctions.iter().map(|junction| junction());
+            for meta in std::iter::once(M::META).chain(junctions) {
+                if !inner.models.iter().any(|m| **m == *meta) {
+                    inner.models.push(meta);
+                }
             }
         })
     }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use sea_query::{Alias, Expr, ExprTrait, Func, JoinType, LikeExpr, Order, Query};
+use sea_query::{Alias, Condition, Expr, ExprTrait, Func, JoinType, LikeExpr, Order, Query};
 use tracing::Instrument;
 
 use super::history::{HISTORY_TABLE, LEDGER_TABLE};
@@ -842,8 +842,8 @@ async fn mysql(database: &Database, schema: Option<&SchemaName>) -> Result<LiveS
         .from(("information_schema", info("REFERENTIAL_CONSTRAINTS")))
         .and_where(schema_is("CONSTRAINT_SCHEMA"))
         .to_owned();
-    // MariaDB's column-level checks (its JSON columns' `json_valid`) are named after their
-    // column: the column join leaves them out.
+    // MariaDB's own check of a JSON column is named after the column and reads
+    // `json_valid(`col`)`: left out; a user's check named like a column is kept.
     let checks = Query::select()
         .columns([
             ("tc", "CONSTRAINT_SCHEMA"),
@@ -860,9 +860,22 @@ async fn mysql(database: &Database, schema: Option<&SchemaName>) -> Result<LiveS
                 .and(Expr::col(("col", "TABLE_NAME")).equals(("tc", "TABLE_NAME")))
                 .and(Expr::col(("col", "COLUMN_NAME")).equals(("tc", "CONSTRAINT_NAME"))),
         )
+        .join_as(
+            JoinType::LeftJoin,
+            ("information_schema", info("CHECK_CONSTRAINTS")),
+            "cc",
+            Expr::col(("cc", "CONSTRAINT_SCHEMA"))
+                .equals(("tc", "CONSTRAINT_SCHEMA"))
+                .and(Expr::col(("cc", "CONSTRAINT_NAME")).equals(("tc", "CONSTRAINT_NAME"))),
+        )
         .and_where(Expr::col(("tc", "CONSTRAINT_SCHEMA")).eq(name.as_str()))
         .and_where(Expr::col(("tc", "CONSTRAINT_TYPE")).eq("CHECK"))
-        .and_where(Expr::col(("col", "COLUMN_NAME")).is_null())
+        .cond_where(
+            Condition::any()
+                .add(Expr::col(("col", "COLUMN_NAME")).is_null())
+                .add(Expr::col(("cc", "CHECK_CLAUSE")).is_null())
+                .add(Expr::col(("cc", "CHECK_CLAUSE")).not_like("json_valid(%")),
+        )
         .to_owned();
     let (tables, columns, indexes, keys, rules, checks) = tokio::join!(
         target.fetch_unchecked(&tables),

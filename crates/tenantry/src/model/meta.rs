@@ -141,7 +141,11 @@ pub struct CheckMeta {
     /// with the table's).
     pub name: &'static str,
     /// The condition every row must meet, on the model's own columns only (a lookup across
-    /// a relation or a subquery is refused when the table is built).
+    /// a relation or a subquery is refused when the table is built, and so are UUID,
+    /// timestamp, time, bytes and JSON constants, which DDL text cannot write as tenantry
+    /// stores them). Its constants are written in the DDL in the order the filter lists
+    /// them: an `is_in` over a `HashSet` would change the text on every run. A NULL in a
+    /// column passes, as in SQL.
     pub condition: fn() -> crate::model::Filter,
 }
 
@@ -177,6 +181,10 @@ pub struct ModelMeta {
     pub indexes: &'static [IndexMeta],
     /// The check constraints, in declaration order.
     pub checks: &'static [CheckMeta],
+    /// The junction models the derive generated for this model's
+    /// `#[model(many_to_many(..))]` relations;
+    /// [`Registry::register`](crate::Registry::register) registers them with it.
+    pub junctions: &'static [fn() -> &'static ModelMeta],
 }
 
 impl ModelMeta {

@@ -435,13 +435,11 @@ fn conflict_key(meta: &'static ModelMeta, key: &[&'static str]) -> Result<Vec<us
         }
         indexes.push(index);
     }
-    if let [index] = indexes[..] {
-        let column = &meta.columns[index];
-        if column.primary_key && column.auto_increment {
-            return Err(refuse(
-                "an auto-increment primary key is assigned by the database and never conflicts",
-            ));
-        }
+    // Alone or in a composite key: the database assigns it anew on every insert.
+    if indexes.iter().any(|&i| meta.columns[i].auto_increment) {
+        return Err(refuse(
+            "an auto-increment primary key is assigned by the database and never conflicts",
+        ));
     }
     if key.is_empty() || !meta.is_unique_key(key) {
         return Err(refuse(

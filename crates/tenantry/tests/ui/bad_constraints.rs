@@ -36,4 +36,16 @@ struct Wrong {
     id: i64,
 }
 
+// A relation without its model, one named like a field, a junction table name too long.
+#[derive(Model)]
+#[model(
+    many_to_many(tags),
+    many_to_many(owner, to = Wrong),
+    many_to_many(others, to = Wrong, table = "a_junction_table_name_far_longer_than_the_sixty_three_characters")
+)]
+struct Linked {
+    id: i64,
+    owner: String,
+}
+
 fn main() {}
