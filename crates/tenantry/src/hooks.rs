@@ -116,7 +116,7 @@ impl<M: Model> HookContext<M> {
             .is_ok_and(|target| matches!(target.conn, Conn::Database(_)));
         if outside {
             query.defer(Error::Unsupported {
-                backend: self.origin.database.backend().name(),
+                backend: self.origin.database().backend().name(),
                 what: "a hook's query outside the write's transaction (SQLite keeps each schema in its own file)",
             });
         }
@@ -130,7 +130,7 @@ impl<M: Model> HookContext<M> {
 
     /// The instance's schema (`None`: the default schema).
     pub fn schema(&self) -> Option<&SchemaName> {
-        self.origin.schema.as_ref()
+        self.origin.schema()
     }
 }
 

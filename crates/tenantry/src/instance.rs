@@ -73,7 +73,7 @@ impl<M: Model> Instance<M> {
     fn target(&self) -> Target {
         Target {
             conn: self.origin.conn(),
-            schema: self.origin.schema.clone(),
+            schema: self.origin.schema().cloned(),
         }
     }
 
@@ -182,10 +182,7 @@ impl<M: Model> Instance<M> {
                 (Some(tx.clone()), tx)
             }
         };
-        let origin = Origin {
-            transaction: Some(tx.downgrade()),
-            ..self.origin.clone()
-        };
+        let origin = self.origin.in_transaction(tx.downgrade());
         let before = std::mem::replace(&mut self.origin, origin.clone());
         let context = HookContext::new(origin, tx.clone());
         let work = self.between_hooks(hooks, op, &context);
@@ -442,9 +439,7 @@ enum Hooked<'a> {
 
 pub(crate) fn related_query<M: Model, R: Model>(origin: &Origin) -> QuerySet<R> {
     let source = if R::META.shared {
-        let mut origin = origin.clone();
-        origin.schema = None;
-        Source::Origin(origin)
+        Source::Origin(origin.in_shared_schema())
     } else if M::META.shared {
         Source::OriginDatabase(origin.clone())
     } else {
@@ -490,7 +485,7 @@ impl<M: serde::Serialize> serde::Serialize for Instance<M> {
 impl<M: PartialEq> PartialEq for Instance<M> {
     fn eq(&self, other: &Self) -> bool {
         self.model == other.model
-            && self.origin.database.same_as(&other.origin.database)
-            && self.origin.schema == other.origin.schema
+            && self.origin.database().same_as(other.origin.database())
+            && self.origin.schema() == other.origin.schema()
     }
 }

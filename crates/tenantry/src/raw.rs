@@ -126,10 +126,10 @@ impl RawSql {
         let (target, sql, values) = self.prepare()?;
         let mut origin = target.origin();
         if M::META.shared {
-            origin.schema = None;
+            origin = origin.in_shared_schema();
         }
         // Instances of a tenant-only model never belong to the shared schema.
-        M::META.check_schema(origin.schema.as_ref())?;
+        M::META.check_schema(origin.schema())?;
         let rows = target.fetch_raw(&sql, &values).await?;
         if let Some(first) = rows.first() {
             check_columns(first, M::META)?;

@@ -1,5 +1,7 @@
 //! Where a statement runs (a database or a transaction, and a schema) and how it gets there.
 
+use std::sync::Arc;
+
 use sea_query::{MysqlQueryBuilder, PostgresQueryBuilder, SqliteQueryBuilder, TableName};
 use sea_query_sqlx::{SqlxBinder, SqlxValues};
 use tracing::Instrument;
@@ -18,8 +20,15 @@ use crate::{
 /// database's default schema), and the transaction it was read or written in, if any. Saves,
 /// deletes, refreshes and relation loads go back here: into that transaction while it is
 /// open, to the database once it is finished.
+///
+/// Shared by every instance a statement returns: cloning it is one reference count, not one
+/// per part (1,100 instances of a prefetch cloned three counts each).
 #[derive(Clone, Debug)]
-pub struct Origin {
+pub struct Origin(Arc<OriginParts>);
+
+/// What an [`Origin`] holds.
+#[derive(Debug)]
+struct OriginParts {
     pub(crate) database: Database,
     pub(crate) schema: Option<SchemaName>,
     /// Held weakly: an instance does not keep its transaction (and connection) alive.
@@ -27,28 +36,54 @@ pub struct Origin {
 }
 
 impl Origin {
+    pub(crate) fn new(
+        database: Database,
+        schema: Option<SchemaName>,
+        transaction: Option<WeakTransaction>,
+    ) -> Origin {
+        Origin(Arc::new(OriginParts {
+            database,
+            schema,
+            transaction,
+        }))
+    }
+
+    /// This origin in the database's shared (default) schema.
+    pub(crate) fn in_shared_schema(&self) -> Origin {
+        Origin::new(self.0.database.clone(), None, self.0.transaction.clone())
+    }
+
+    /// This origin inside `transaction`.
+    pub(crate) fn in_transaction(&self, transaction: WeakTransaction) -> Origin {
+        Origin::new(
+            self.0.database.clone(),
+            self.0.schema.clone(),
+            Some(transaction),
+        )
+    }
+
     /// The database.
     pub fn database(&self) -> &Database {
-        &self.database
+        &self.0.database
     }
 
     /// The schema, `None` for the default one.
     pub fn schema(&self) -> Option<&SchemaName> {
-        self.schema.as_ref()
+        self.0.schema.as_ref()
     }
 
     /// The connection to go back through: the transaction while it is open (and can reach
     /// the schema), else the database.
     pub(crate) fn conn(&self) -> Conn {
-        self.conn_in(self.schema.as_ref())
+        self.conn_in(self.0.schema.as_ref())
     }
 
     /// The connection to reach `schema` of this origin's database: the transaction while it
     /// is open and can reach that schema, else the database.
     pub(crate) fn conn_in(&self, schema: Option<&SchemaName>) -> Conn {
-        match self.transaction.as_ref().and_then(WeakTransaction::open) {
+        match self.0.transaction.as_ref().and_then(WeakTransaction::open) {
             Some(tx) if tx.serves(schema) => Conn::Transaction(tx),
-            _ => Conn::Database(self.database.clone()),
+            _ => Conn::Database(self.0.database.clone()),
         }
     }
 }
@@ -126,14 +161,14 @@ impl Target {
     }
 
     pub(crate) fn origin(&self) -> Origin {
-        Origin {
-            database: self.database().clone(),
-            schema: self.schema.clone(),
-            transaction: match &self.conn {
+        Origin::new(
+            self.database().clone(),
+            self.schema.clone(),
+            match &self.conn {
                 Conn::Transaction(tx) => Some(tx.downgrade()),
                 Conn::Database(_) => None,
             },
-        }
+        )
     }
 
     /// Runs a statement and returns its rows.

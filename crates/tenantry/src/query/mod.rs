@@ -424,7 +424,7 @@ impl Place {
                     return Err(Error::UnknownDatabase { name: name.clone() });
                 }
                 let pinned = match source {
-                    Source::Origin(_) => Some(origin.schema.clone()),
+                    Source::Origin(_) => Some(origin.schema().cloned()),
                     _ => None,
                 };
                 (Via::Origin(origin.clone()), pinned)
@@ -483,7 +483,9 @@ impl Place {
             )),
             Via::Conn(Conn::Transaction(tx)) => Ok(Conn::Transaction(tx)),
             Via::Conn(Conn::Database(_)) => Ok(Conn::Database(database)),
-            Via::Origin(origin) if origin.database.same_as(&database) => Ok(origin.conn_in(schema)),
+            Via::Origin(origin) if origin.database().same_as(&database) => {
+                Ok(origin.conn_in(schema))
+            }
             Via::Origin(_) => Ok(Conn::Database(database)),
         }
     }

@@ -125,7 +125,7 @@ pub(super) fn parent_keys<M: Model>(parents: &[Instance<M>]) -> Vec<sea_query::V
 /// The most parent keys one prefetch statement binds.
 pub(super) fn per_query(origin: &Origin) -> usize {
     origin
-        .database
+        .database()
         .backend()
         .capabilities()
         .max_bind_params
