@@ -124,9 +124,16 @@ mod v3 {
     }
 
     /// v2's customer: `city` longer and required, `email` unique, `score` a big integer
-    /// with another default, `full_name` indexed.
+    /// with another default, `full_name` indexed; a composite unique key, a composite
+    /// index, a check and a generated junction (customers following customers).
     #[derive(Model, Debug, Clone)]
-    #[model(table = "customers")]
+    #[model(
+        table = "customers",
+        unique(full_name, city),
+        index(city, score),
+        check(name = "customers_score_ok", condition = Customer::score().gte(0)),
+        many_to_many(followers, to = Customer, table = "customer_followers")
+    )]
     pub struct Customer {
         pub id: i64,
         #[model(max_length = 80, index)]
@@ -181,6 +188,7 @@ fn models_v3() -> Vec<&'static tenantry::ModelMeta> {
         v3::Customer::META,
         v3::Label::META,
         v3::Order::META,
+        v3::CustomerFollowers::META,
     ]
 }
 
