@@ -605,7 +605,13 @@ impl Key {
 
     /// A total order on keys of the same columns, column by column, for writing rows in
     /// the same order every time.
+    #[inline]
     fn order(&self, other: &Key) -> std::cmp::Ordering {
+        // One column: the common key, compared without the iterator (a 1,000-row batch
+        // sorts with about 10,000 comparisons).
+        if let ([a], [b]) = (&self.0[..], &other.0[..]) {
+            return order(a, b);
+        }
         self.0
             .iter()
             .zip(&other.0)
@@ -641,6 +647,7 @@ fn refusal(value: &sea_query::Value, trims_spaces: bool) -> Option<&'static str>
 
 /// A total order on values of one column; values of kinds it does not know are left in the
 /// order given.
+#[inline]
 fn order(a: &sea_query::Value, b: &sea_query::Value) -> std::cmp::Ordering {
     use sea_query::Value as V;
     use std::cmp::Ordering::Equal;
