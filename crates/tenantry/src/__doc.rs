@@ -35,6 +35,21 @@ pub struct Counter {
     pub hits: i64,
 }
 
+/// The doctests' sample model with a composite unique key and a check.
+#[derive(crate::Model, Debug, Clone)]
+#[model(
+    table = "seats",
+    unique(event, number),
+    check(name = "seats_price_ok", condition = Seat::price().gte(0))
+)]
+pub struct Seat {
+    pub id: i64,
+    #[model(max_length = 40)]
+    pub event: String,
+    pub number: i32,
+    pub price: i64,
+}
+
 /// One statement as each backend's query builder renders it.
 #[derive(Debug)]
 pub struct Rendered {
@@ -148,6 +163,15 @@ pub fn render_update<M: Model, const N: usize>(
         build(registry)
             .update_sql(assignments.clone())
             .expect("a renderable update")
+    })
+}
+
+/// The DDL `create_all` sends for `meta` in the shared schema, one statement a line.
+pub fn render_create(meta: &'static crate::ModelMeta) -> Rendered {
+    on_each_backend(|registry| {
+        crate::ddl::create_statements(registry.database(), None, &[meta])
+            .expect("renderable DDL")
+            .join("\n")
     })
 }
 

@@ -70,6 +70,11 @@ impl<M: Model> QuerySet<M> {
     /// assert_eq!(sql.mysql, r#"INSERT INTO `app`.`counters` (`key`, `hits`) VALUES (?, ?) ON DUPLICATE KEY UPDATE `hits` = `counters`.`hits` + ?"#);
     /// // SQLite, whose columns take any value, checks the result against the column's range.
     /// assert_eq!(sql.sqlite, r#"INSERT INTO "counters" ("key", "hits") VALUES (?, ?) ON CONFLICT ("key") DO UPDATE SET "hits" = (CASE WHEN (typeof("counters"."hits" + ?) = ? AND ("counters"."hits" + ? BETWEEN ? AND ?)) THEN "counters"."hits" + ? ELSE ABS(?) END) RETURNING "id", "key", "hits""#);
+    ///
+    /// // A composite unique key (`#[model(unique(event, number))]`), its columns in any order.
+    /// let seat = Seat { id: 0, event: "gala".into(), number: 7, price: 50 };
+    /// let sql = render_upsert(|r| Seat::query(r).on_conflict((Seat::number(), Seat::event())).do_update(Seat::price()), seat);
+    /// assert_eq!(sql.postgres, r#"INSERT INTO "public"."seats" ("event", "number", "price") VALUES ($1, $2, $3) ON CONFLICT ("number", "event") DO UPDATE SET "price" = "excluded"."price" RETURNING "id", "event", "number", "price""#);
     /// ```
     pub fn on_conflict<K: Columns<M>>(self, key: K) -> Conflict<M> {
         Conflict {
