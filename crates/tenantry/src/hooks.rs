@@ -4,13 +4,8 @@
 use std::{future::Future, pin::Pin};
 
 use crate::{
-    error::{Error, Result},
-    instance::related_query,
-    model::Model,
-    query::QuerySet,
-    schema_name::SchemaName,
-    target::{Conn, Origin},
-    transaction::Transaction,
+    error::Result, instance::related_query, model::Model, query::QuerySet, schema_name::SchemaName,
+    target::Origin, transaction::Transaction,
 };
 
 /// Hooks of a model declared `#[model(hooks)]`; every method defaults to doing nothing.
@@ -109,18 +104,13 @@ impl<M: Model> HookContext<M> {
     /// A query over `R` in the write's transaction: in the instance's schema for a tenant
     /// model, in the shared schema for a shared one (as [`Instance::related`](crate::Instance::related)
     /// places it).
+    ///
+    /// The query stays in that transaction: where it would run on the database instead
+    /// (after the write ended, or on SQLite in a schema kept in another file, including one
+    /// chosen with `using(..)`), it is [`Error::Unsupported`](crate::Error::Unsupported),
+    /// so nothing a hook writes outlives a rolled-back write.
     pub fn query<R: Model>(&self) -> QuerySet<R> {
-        let mut query = related_query::<M, R>(&self.origin);
-        let outside = query
-            .target()
-            .is_ok_and(|target| matches!(target.conn, Conn::Database(_)));
-        if outside {
-            query.defer(Error::Unsupported {
-                backend: self.origin.database().backend().name(),
-                what: "a hook's query outside the write's transaction (SQLite keeps each schema in its own file)",
-            });
-        }
-        query
+        related_query::<M, R>(&self.origin).bound_to_write()
     }
 
     /// The write's transaction (a handle that cannot commit or roll it back).

@@ -894,3 +894,74 @@ backend_test!(
         assert_eq!(jobs().get(Job::title().eq("k")).await.unwrap().version, 7);
     }
 );
+
+/// A hooked model whose hook writes into the schema named by `target` with `using(..)`.
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "ah_memos", hooks)]
+struct Memo {
+    id: i64,
+    #[model(max_length = 60)]
+    target: String,
+    #[model(max_length = 20)]
+    name: String,
+}
+
+impl Hooks for Memo {
+    async fn post_save(&self, hook: &HookContext<Self>) -> tenantry::Result<()> {
+        hook.query::<Log>()
+            .using(self.target.as_str())
+            .create(Log {
+                id: 0,
+                what: format!("memo {}", self.name),
+            })
+            .await?;
+        if self.name == "fail" {
+            return Err(Error::InvalidArgument {
+                argument: "name",
+                reason: "fail",
+            });
+        }
+        Ok(())
+    }
+}
+
+// 12. `using(..)` on a hook's query must not take it out of the write's transaction: on
+// SQLite (another file) it is refused; elsewhere it stays in the transaction, so a failing
+// write rolls it back. Two tenants at once, inside one task.
+backend_test!(
+    a_hook_s_query_moved_with_using_stays_in_the_write_s_transaction,
+    |t: common::TestDb| async move {
+        let r = &t.registry;
+        let (a, b, other) = (t.schema("ua"), t.schema("ub"), t.schema("uo"));
+        for schema in [&a, &b, &other] {
+            create_schema(r, schema, Some(&[Memo::META, Log::META]), false, true)
+                .await
+                .unwrap();
+        }
+        let memo = |name: &str| Memo {
+            id: 0,
+            target: other.as_str().to_owned(),
+            name: name.into(),
+        };
+        let (failed, saved) = tokio::join!(
+            with_tenant(Some(a.clone()), Memo::query(r).create(memo("fail"))),
+            with_tenant(Some(b.clone()), Memo::query(r).create(memo("ok"))),
+        );
+        assert!(failed.is_err(), "{failed:?}");
+        let logs: Vec<String> = Log::query(r)
+            .using(&other)
+            .values_list(Log::what())
+            .await
+            .unwrap();
+        if t.backend == tenantry::Backend::Sqlite {
+            assert!(matches!(saved, Err(Error::Unsupported { .. })), "{saved:?}");
+            assert!(logs.is_empty(), "{logs:?}");
+            assert_eq!(Memo::query(r).using(&b).count().await.unwrap(), 0);
+        } else {
+            saved.unwrap();
+            // The failed write's log rolled back with it; the other one committed.
+            assert_eq!(logs, vec!["memo ok".to_owned()]);
+        }
+        assert_eq!(Memo::query(r).using(&a).count().await.unwrap(), 0);
+    }
+);

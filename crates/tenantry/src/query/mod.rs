@@ -131,6 +131,9 @@ pub struct QuerySet<M: Model> {
     prefetch: Vec<Arc<dyn prefetch::Prefetch<M>>>,
     /// The row lock a read of rows takes (`for_update`).
     lock: Option<lock::RowLock>,
+    /// A hook's query: it runs in the write's transaction or not at all, wherever
+    /// `using(..)` sends it (see [`HookContext::query`](crate::HookContext::query)).
+    write_bound: bool,
     _model: PhantomData<fn() -> M>,
 }
 
@@ -149,8 +152,17 @@ impl<M: Model> QuerySet<M> {
             related: Vec::new(),
             prefetch: Vec::new(),
             lock: None,
+            write_bound: false,
             _model: PhantomData,
         }
+    }
+
+    /// Binds the query to the transaction its origin holds: where it would run on the
+    /// database instead (the transaction finished, or on SQLite a schema in another file),
+    /// every operation is [`Error::Unsupported`].
+    pub(crate) fn bound_to_write(mut self) -> Self {
+        self.write_bound = true;
+        self
     }
 
     /// Queries `schema` instead of the one the context would choose (Edgy's `using`).
@@ -226,6 +238,12 @@ impl<M: Model> QuerySet<M> {
     pub(crate) fn target(&self) -> Result<Target> {
         let place = self.place.as_ref().map_err(Deferred::error)?;
         let target = place.resolve::<M>(&self.source)?;
+        if self.write_bound && matches!(target.conn, Conn::Database(_)) {
+            return Err(Error::Unsupported {
+                backend: target.backend().name(),
+                what: "a hook's query outside the write's transaction (it finished, or SQLite keeps that schema in another file)",
+            });
+        }
         if !self.related.is_empty() || !self.prefetch.is_empty() {
             self.check_relations(&target)?;
         }
@@ -348,6 +366,7 @@ impl<M: Model> Clone for QuerySet<M> {
             related: self.related.clone(),
             prefetch: self.prefetch.clone(),
             lock: self.lock,
+            write_bound: self.write_bound,
             _model: PhantomData,
         }
     }
