@@ -186,10 +186,11 @@ impl<M: Model> Instance<M> {
         let before = std::mem::replace(&mut self.origin, origin.clone());
         let context = HookContext::new(origin, tx.clone());
         let work = self.between_hooks(hooks, op, &context);
-        let result = if own.is_none() && tx.allows_savepoints() {
-            tx.savepoint(|_| work).await
-        } else {
-            work.await
+        let result = match &own {
+            None if tx.allows_savepoints() => tx.savepoint(|_| work).await,
+            // A migration's data step: cancelled half way, the migration cannot commit.
+            None => tx.abandoned_if_dropped(work).await,
+            Some(_) => work.await,
         };
         if let (None, Err(error)) = (&own, &result) {
             if !tx.allows_savepoints() {

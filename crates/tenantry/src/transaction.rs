@@ -190,6 +190,11 @@ async fn end<DB: Driver>(conn: &mut Checkout<DB>, commit: bool) -> Result<()> {
 const ABANDONED_SAVEPOINT: &str =
     "a savepoint's work was dropped before it ended; roll the transaction back";
 
+/// Why a lent transaction (a migration's data step) whose hooked write was dropped half way
+/// cannot commit.
+const ABANDONED_WRITE: &str = "a hooked write was dropped (cancelled) before it ended, and \
+     nothing could undo its half-done work; the migration rolls back";
+
 /// Marks the transaction as abandoned when a savepoint's future is dropped before its end.
 struct Abandoned<'a>(Option<&'a Arc<Inner>>);
 
@@ -522,7 +527,12 @@ impl Transaction {
         // Disarm the rollback on drop: the lender ends the transaction.
         tx.open = false;
         let conn = with_checkout!(&mut tx.conn, |c| PoolConn::from(c.take()));
-        Ok((conn, tx.aborted.take()))
+        let abandoned = self.inner.abandoned.load(Ordering::Acquire);
+        let aborted = tx
+            .aborted
+            .take()
+            .or_else(|| abandoned.then(|| ABANDONED_WRITE.to_owned()));
+        Ok((conn, aborted))
     }
 
     /// A handle on this transaction that runs statements but cannot commit or roll back
@@ -619,6 +629,16 @@ impl Transaction {
         if let Some(tx) = self.inner.conn.lock().await.as_mut() {
             tx.aborted.get_or_insert(cause);
         }
+    }
+
+    /// Runs `work`, whose half-done writes nothing could undo (a hooked write in a
+    /// migration's data step): dropped before it ends (a `select!` or timeout cancelling
+    /// it), the transaction is marked abandoned and can only roll back.
+    pub(crate) async fn abandoned_if_dropped<T>(&self, work: impl Future<Output = T>) -> T {
+        let abandoned = Abandoned(Some(&self.inner));
+        let out = work.await;
+        abandoned.disarm();
+        out
     }
 
     /// Whether [`savepoint`](Self::savepoint) may be used (not in a migration's data step).

@@ -574,6 +574,10 @@ impl Hooks for MJob {
                 what: format!("saved {}", self.name),
             })
             .await?;
+        if self.name == "slow" {
+            // Cancelled here by the step's timeout, its two rows written.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
         if self.name == "fail" {
             return Err(Error::InvalidArgument {
                 argument: "name",
@@ -963,5 +967,43 @@ backend_test!(
             assert_eq!(logs, vec!["memo ok".to_owned()]);
         }
         assert_eq!(Memo::query(r).using(&a).count().await.unwrap(), 0);
+    }
+);
+
+/// A data step that cancels a hooked save half way (a timeout), then goes on and returns Ok.
+async fn cancel_half_way(tx: tenantry::Transaction) -> tenantry::Result<()> {
+    let slow = MJob::query(&tx).create(MJob {
+        id: 0,
+        name: "slow".into(),
+    });
+    let cancelled = tokio::time::timeout(Duration::from_millis(300), slow).await;
+    assert!(cancelled.is_err(), "the save was meant to be cancelled");
+    Ok(())
+}
+
+// 13. A hooked save cancelled half way in a data step (no savepoint to undo it) must not
+// be committed with the migration: the migration fails and leaves nothing of the step.
+backend_test!(
+    a_hooked_save_cancelled_in_a_data_step_fails_the_migration,
+    |t: common::TestDb| async move {
+        use tenantry::migrate::{Migrations, Migrator, RunOptions};
+        let registry = Registry::new(t.registry.database().clone())
+            .register::<MJob>()
+            .register::<MLog>();
+        let a = t.schema("mc");
+        create_schema(&registry, &a, Some(&[]), false, false)
+            .await
+            .unwrap();
+        let set = Migrations::from_files(&[("0001_t", MTABLES), ("0002_seed", MSTEP)]).unwrap();
+        let run = Migrator::new(&registry, set)
+            .data_step("seed", |tx| Box::pin(cancel_half_way(tx)))
+            .run(RunOptions::default())
+            .await
+            .unwrap();
+        assert!(!run.is_complete(), "{run:?}");
+        assert!(format!("{run:?}").contains("cancelled"), "{run:?}");
+        let jobs = MJob::query(&registry).using(&a).count().await.unwrap_or(0);
+        let logs = MLog::query(&registry).using(&a).count().await.unwrap_or(0);
+        assert_eq!((jobs, logs), (0, 0));
     }
 );
