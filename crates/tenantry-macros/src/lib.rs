@@ -31,11 +31,16 @@ mod migrations;
 ///   upsert's conflict key. Repeatable.
 /// - `many_to_many(labels, to = Label, table = "...")`: a many-to-many relation whose
 ///   junction the derive writes: a model `<Model><Name>` (`ArticleLabels`) in table
-///   `<table>_<name>` unless given, with `id`, a cascading foreign key to each side (named
-///   after the two models; `from_<m>` / `to_<m>` for a model related to itself) and a
-///   unique key over the pair; shared or tenant-only like this model. It is registered
-///   with this model, so `create_all`, `create_schema` and `makemigrations` build it, and
-///   `Model::labels()` returns the `tenantry::ManyToMany` relation. Repeatable.
+///   `<table>_<name>` unless given (at most 60 characters), with `id`, a cascading foreign
+///   key to each side (named after the two models; `from_<m>` / `to_<m>` for a model
+///   related to itself, `to = Self` included) and a unique key `uq_<table>` over the pair.
+///   The junction is shared when both sides are, tenant-only when either is, and
+///   otherwise in the shared schema and every tenant schema like any model: a shared
+///   model's links to tenant rows are each tenant's own. It is registered with this
+///   model, and built with it by `create_all`, `create_schema` (a list naming the model
+///   builds its junctions) and `makemigrations`; `Model::labels()` returns the
+///   `tenantry::ManyToMany` relation. A link to a shared row is not deleted with that row
+///   on MySQL and SQLite, which leave out cross-schema foreign keys. Repeatable.
 /// - `check(name = "...", condition = <filter>)`: a check constraint; the condition is a
 ///   `tenantry::Filter` on the model's own columns (`Seat::price().gte(0)`), rendered in the
 ///   table's DDL. Repeatable.

@@ -24,6 +24,8 @@ pub struct Model {
     /// The generated many-to-many relations.
     pub many: Vec<Many>,
     pub vis: syn::Visibility,
+    /// A generated junction's two sides, whose flags decide its own.
+    pub sharing_of: Option<(syn::Path, syn::Path)>,
 }
 
 /// A generated many-to-many relation: its junction model and the method that returns it.
@@ -175,6 +177,7 @@ impl Model {
             checks,
             many,
             vis: parsed.vis,
+            sharing_of: parsed.sharing_of,
         })
     }
 }
@@ -184,6 +187,7 @@ impl Model {
 /// two models (`from_<m>` / `to_<m>` when they are one).
 fn many(parsed: &Parsed, table: &str, errors: &mut Errors) -> Vec<Many> {
     let mut out: Vec<Many> = Vec::new();
+    let ident_of_model = &parsed.ident;
     let own = snake(&parsed.ident.to_string());
     for written in &parsed.many {
         let (Some(name), Some(to)) = (&written.name, &written.to) else {
@@ -194,14 +198,20 @@ fn many(parsed: &Parsed, table: &str, errors: &mut Errors) -> Vec<Many> {
             continue;
         };
         let taken = parsed.fields.iter().any(|f| unraw(&f.ident) == unraw(name))
-            || out.iter().any(|m| m.name == *name);
+            || out.iter().any(|m| m.name == *name)
+            || unraw(name) == "query";
         if taken {
             errors.push(syn::Error::new(
                 name.span(),
                 format!("`{name}` is already a field or relation of this model"),
             ));
         }
-        let other = last_segment(to)
+        // `to = Self` is this model.
+        let to: Type = match last_segment(to) {
+            Some(s) if s == "Self" => syn::parse_quote!(#ident_of_model),
+            _ => to.clone(),
+        };
+        let other = last_segment(&to)
             .map(|s| snake(&s.to_string()))
             .unwrap_or_default();
         let (left, right) = if other == own {
@@ -213,23 +223,36 @@ fn many(parsed: &Parsed, table: &str, errors: &mut Errors) -> Vec<Many> {
             .table
             .as_ref()
             .map_or_else(|| format!("{table}_{}", unraw(name)), |t| t.value());
-        if let Err(reason) = check_identifier(&junction_table) {
+        // The junction's unique key is `uq_<table>`: the table's name leaves room for it.
+        if let Err(reason) = check_identifier(&format!("uq_{junction_table}")) {
             let span = written.table.as_ref().map_or(name.span(), |t| t.span());
             errors.push(syn::Error::new(
                 span,
-                format!("junction table `{junction_table}` {reason}"),
+                format!("junction table `{junction_table}` (with its unique key `uq_{junction_table}`) {reason}: give a shorter table = \"...\" (at most 60 characters)"),
             ));
         }
         out.push(Many {
             name: name.clone(),
-            to: to.clone(),
+            to,
             junction: quote::format_ident!("{}{}", parsed.ident, camel(&unraw(name))),
             table: junction_table,
-            left: Ident::new(&left, name.span()),
-            right: Ident::new(&right, name.span()),
+            left: field_ident(&left, name.span()),
+            right: field_ident(&right, name.span()),
         });
     }
     out
+}
+
+/// A junction's field named `name`: a raw identifier for a keyword (`r#type`), `name_`
+/// for the ones that cannot be raw (`self`, `super`, `crate`).
+fn field_ident(name: &str, span: proc_macro2::Span) -> Ident {
+    if syn::parse_str::<Ident>(name).is_ok() {
+        Ident::new(name, span)
+    } else if matches!(name, "self" | "super" | "crate") {
+        Ident::new(&format!("{name}_"), span)
+    } else {
+        Ident::new_raw(name, span)
+    }
 }
 
 /// `TenantUser` → `tenant_user`.

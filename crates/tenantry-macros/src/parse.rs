@@ -19,6 +19,9 @@ pub struct Parsed {
     pub checks: Vec<ParsedCheck>,
     /// `many_to_many(name, to = Type, table = "...")`, in order.
     pub many: Vec<ParsedMany>,
+    /// `__sharing_of(A, B)`, written by the derive on a junction it generates: shared when
+    /// both are, tenant-only when either is.
+    pub sharing_of: Option<(syn::Path, syn::Path)>,
     pub fields: Vec<ParsedField>,
 }
 
@@ -125,6 +128,7 @@ pub fn parse(input: &DeriveInput) -> syn::Result<Parsed> {
         indexes: Vec::new(),
         checks: Vec::new(),
         many: Vec::new(),
+        sharing_of: None,
         fields: Vec::new(),
     };
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("model")) {
@@ -143,6 +147,15 @@ pub fn parse(input: &DeriveInput) -> syn::Result<Parsed> {
                 parsed.checks.push(parse_check(&meta)?);
             } else if meta.path.is_ident("many_to_many") {
                 parsed.many.push(parse_many(&meta)?);
+            } else if meta.path.is_ident("__sharing_of") {
+                let mut sides = Vec::new();
+                meta.parse_nested_meta(|inner| {
+                    sides.push(inner.path.clone());
+                    Ok(())
+                })?;
+                if let [a, b] = &sides[..] {
+                    parsed.sharing_of = Some((a.clone(), b.clone()));
+                }
             } else {
                 return Err(meta.error(
                     "unknown model attribute; expected `table = \"...\"`, `shared`, `tenant`, `hooks`, `unique(..)`, `index(..)`, `check(..)` or `many_to_many(..)`",

@@ -317,17 +317,47 @@ fn unwritable_constant(value: &Value) -> Option<&'static str> {
     }
 }
 
-/// Refuses two indexes of `models` with one name, or an index named like a table: on
-/// PostgreSQL and SQLite an index name is the schema's, and `CREATE INDEX IF NOT EXISTS`
-/// would skip the second index without a word (its table then holds duplicates).
-fn refuse_shared_index_names(models: &[&'static ModelMeta]) -> Result<()> {
+/// `models` and the junctions generated for their `many_to_many` relations, each once: a
+/// list naming a model builds its junction too.
+fn with_junctions(models: &[&'static ModelMeta]) -> Vec<&'static ModelMeta> {
+    let mut out: Vec<&'static ModelMeta> = Vec::with_capacity(models.len());
+    let junctions = models
+        .iter()
+        .flat_map(|meta| meta.junctions.iter().map(|junction| junction()));
+    for meta in models.iter().copied().chain(junctions) {
+        if !out.contains(&meta) {
+            out.push(meta);
+        }
+    }
+    out
+}
+
+/// Refuses two models with one table and different columns (`CREATE TABLE IF NOT EXISTS`
+/// would build only the first; two views of one table, with the same columns, are
+/// allowed), two indexes with one name, or an index named like a table: on PostgreSQL and
+/// SQLite an index name is the schema's, and `CREATE INDEX IF NOT EXISTS` would skip the
+/// second index without a word (its table then holds duplicates). `models` are distinct.
+fn refuse_name_clashes(models: &[&'static ModelMeta]) -> Result<()> {
+    for (i, meta) in models.iter().enumerate() {
+        let clash = models[..i]
+            .iter()
+            .any(|other| other.table == meta.table && other.column_names != meta.column_names);
+        if clash {
+            return Err(crate::Error::InvalidRelation {
+                model: meta.table,
+                column: "",
+                reason: "two models of one schema with this table and different columns (a generated junction's is <table>_<relation> unless given with table = \"...\")",
+            });
+        }
+    }
     let mut seen: Vec<String> = models.iter().map(|m| m.table.to_owned()).collect();
-    let mut checked: Vec<&ModelMeta> = Vec::new();
+    let mut checked: Vec<&str> = Vec::new();
     for meta in models {
-        if checked.contains(meta) {
+        // Two views of one table have its indexes once.
+        if checked.contains(&meta.table) {
             continue;
         }
-        checked.push(meta);
+        checked.push(meta.table);
         // (the index's name, what the model calls it: its column or its declared name)
         let own = meta
             .columns
@@ -429,7 +459,8 @@ pub(crate) fn create_statements(
     models: &[&'static ModelMeta],
 ) -> Result<Vec<String>> {
     let backend = database.backend();
-    refuse_shared_index_names(models)?;
+    let models = &with_junctions(models);
+    refuse_name_clashes(models)?;
     let mut statements = Vec::new();
     // A tenant-only model has no table in the shared schema.
     for meta in creation_order(models)
@@ -453,7 +484,7 @@ pub(crate) fn drop_statements(
     models: &[&'static ModelMeta],
 ) -> Vec<String> {
     let backend = database.backend();
-    let mut order = creation_order(models);
+    let mut order = creation_order(&with_junctions(models));
     order.reverse();
     order
         .into_iter()

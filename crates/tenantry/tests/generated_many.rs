@@ -34,6 +34,26 @@ struct Person {
     name: String,
 }
 
+/// A model named like a keyword, and relations to it and to `Self`: the junctions' keys
+/// are `r#type` and `from_node` / `to_node` (they must compile and build).
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "gm_types")]
+struct Type {
+    id: i64,
+    rank: i32,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(
+    table = "gm_nodes",
+    many_to_many(types, to = Type),
+    many_to_many(links, to = Self, table = "gm_node_links")
+)]
+struct Node {
+    id: i64,
+    rank: i32,
+}
+
 fn registry(base: &Registry) -> Registry {
     base.clone()
         .register::<Label>()
@@ -214,6 +234,44 @@ backend_test!(
             .await
             .unwrap();
         assert_eq!(of_bob, vec!["ann".to_owned()]);
+    }
+);
+
+backend_test!(
+    keyword_and_self_relations_build_and_link,
+    |t: common::TestDb| async move {
+        let r = &t.registry.clone().register::<Type>().register::<Node>();
+        let a = t.schema("kw");
+        tenant(r, &a).await;
+        let kind = Type::query(r)
+            .using(&a)
+            .create(Type { id: 0, rank: 1 })
+            .await
+            .unwrap();
+        let nodes = Node::query(r)
+            .using(&a)
+            .bulk_create([Node { id: 0, rank: 1 }, Node { id: 0, rank: 2 }])
+            .await
+            .unwrap();
+        Node::types().of(&nodes[0]).add(&[&kind]).await.unwrap();
+        Node::links().of(&nodes[0]).add(&[&nodes[1]]).await.unwrap();
+        let typed = NodeTypes::query(r)
+            .using(&a)
+            .first()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(*typed.r#type.key(), kind.id);
+        let link = NodeLinks::query(r)
+            .using(&a)
+            .first()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (*link.from_node.key(), *link.to_node.key()),
+            (nodes[0].id, nodes[1].id)
+        );
     }
 );
 

@@ -41,7 +41,8 @@ struct Wrong {
 #[model(
     many_to_many(tags),
     many_to_many(owner, to = Wrong),
-    many_to_many(others, to = Wrong, table = "a_junction_table_name_far_longer_than_the_sixty_three_characters")
+    many_to_many(others, to = Wrong, table = "a_junction_table_name_of_sixty_one_characters_which_is_too_long"),
+    many_to_many(query, to = Wrong)
 )]
 struct Linked {
     id: i64,
