@@ -283,3 +283,54 @@ backend_test!(
         r.disconnect().await;
     }
 );
+
+/// A model of an auto-increment key alone (a ticket counter).
+#[derive(tenantry::Model, Debug, Clone, PartialEq)]
+#[model(table = "bk_tickets")]
+struct Ticket {
+    id: i64,
+}
+
+async fn tickets(registry: &tenantry::Registry, n: usize) -> Vec<i64> {
+    let first = Ticket::query(registry)
+        .create(Ticket { id: 0 })
+        .await
+        .unwrap();
+    let mut ids = vec![first.id];
+    let made = Ticket::query(registry)
+        .bulk_create((0..n).map(|_| Ticket { id: 0 }))
+        .await
+        .unwrap();
+    ids.extend(made.iter().map(|t| t.id));
+    ids
+}
+
+// Rows of a key alone: `VALUES (DEFAULT), …` (SQLite: one `DEFAULT VALUES` a row), keys
+// returned, in two tenants at once inside one task.
+backend_test!(
+    a_model_of_its_key_alone_is_created_in_bulk,
+    |t: common::TestDb| async move {
+        let r = &t.registry;
+        let (a, b) = (t.schema("ka"), t.schema("kb"));
+        for schema in [&a, &b] {
+            tenantry::create_schema(r, schema, Some(&[Ticket::META]), false, true)
+                .await
+                .unwrap();
+        }
+        let (in_a, in_b) = tokio::join!(
+            tenantry::with_tenant(Some(a.clone()), tickets(r, 5)),
+            tenantry::with_tenant(Some(b.clone()), tickets(r, 2)),
+        );
+        assert_eq!(in_a, (1..=6).collect::<Vec<i64>>());
+        assert_eq!(in_b, (1..=3).collect::<Vec<i64>>());
+        for (schema, n) in [(&a, 6), (&b, 3)] {
+            let mut stored: Vec<i64> = Ticket::query(r)
+                .using(schema)
+                .values_list(Ticket::id())
+                .await
+                .unwrap();
+            stored.sort_unstable();
+            assert_eq!(stored, (1..=n).collect::<Vec<i64>>());
+        }
+    }
+);

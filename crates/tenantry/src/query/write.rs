@@ -78,8 +78,12 @@ impl<M: Model> QuerySet<M> {
     ) -> Result<Vec<Instance<M>>> {
         let target = self.target()?;
         let mut models: Vec<M> = models.into_iter().collect();
-        let width = M::META.insert_columns().count().max(1);
-        let per_batch = (target.backend().capabilities().max_bind_params / width).max(1);
+        let width = M::META.insert_columns().count();
+        let per_batch = match width {
+            // Only an auto-increment key: SQLite's `DEFAULT VALUES` makes one row a statement.
+            0 if target.backend() == crate::Backend::Sqlite => 1,
+            _ => (target.backend().capabilities().max_bind_params / width.max(1)).max(1),
+        };
         let batches = models.len().div_ceil(per_batch);
         let derived_keys = derives_keys::<M>(&target) && models.len() > 1;
         let own = matches!(target.conn, Conn::Database(_)) && (batches > 1 || derived_keys);
@@ -284,6 +288,16 @@ pub(crate) fn insert_values<M: Model>(target: &Target, models: &[M]) -> Result<I
     insert
         .into_table(target.table(meta)?)
         .columns(meta.insert_columns().map(|(_, c)| c.name));
+    if meta.insert_columns().next().is_none() {
+        // A model of an auto-increment key alone: `VALUES (DEFAULT), …` (MySQL `()`, SQLite
+        // `DEFAULT VALUES`, one row).
+        let rows = u32::try_from(models.len()).map_err(|_| Error::InvalidArgument {
+            argument: "bulk_create",
+            reason: "more rows than one statement holds",
+        })?;
+        insert.or_default_values_many(rows);
+        return Ok(insert);
+    }
     for model in models {
         let row = meta
             .insert_columns()
