@@ -555,6 +555,12 @@ async fn postgres(database: &Database, schema: Option<&SchemaName>) -> Result<Li
 
 /// `(table, constraint)` of every check constraint of the schema's tables.
 fn pg_checks(schema: &str) -> sea_query::SelectStatement {
+    pg_constraints(schema, "c")
+}
+
+/// `(table, constraint, …)` of the schema's tables' constraints of `kind` (`pg_constraint`'s
+/// `contype`: `c` check, `f` foreign key), as `con`, for more columns and joins.
+fn pg_constraints(schema: &str, kind: &'static str) -> sea_query::SelectStatement {
     pg_tables(schema)
         .column(("c", "relname"))
         .expr(Func::cast_as(Expr::col(("con", "conname")), "text"))
@@ -564,7 +570,7 @@ fn pg_checks(schema: &str) -> sea_query::SelectStatement {
             "con",
             Expr::col(("con", "conrelid"))
                 .equals(("c", "oid"))
-                .and(Expr::col(("con", "contype")).eq("c")),
+                .and(Expr::col(("con", "contype")).eq(kind)),
         )
         .to_owned()
 }
@@ -724,22 +730,12 @@ fn pg_foreign_keys(schema: &str) -> sea_query::SelectStatement {
     let referenced_position = Func::cust("array_position")
         .arg(Expr::col(("con", "confkey")))
         .arg(Expr::col(("ra", "attnum")));
-    pg_tables(schema)
-        .column(("c", "relname"))
-        .expr(Func::cast_as(Expr::col(("con", "conname")), "text"))
+    pg_constraints(schema, "f")
         .column(("a", "attname"))
         .expr(Func::cast_as(Expr::col(("rn", "nspname")), "text"))
         .column(("rc", "relname"))
         .column(("ra", "attname"))
         .expr(Func::cast_as(Expr::col(("con", "confdeltype")), "text"))
-        .join_as(
-            JoinType::InnerJoin,
-            ("pg_catalog", "pg_constraint"),
-            "con",
-            Expr::col(("con", "conrelid"))
-                .equals(("c", "oid"))
-                .and(Expr::col(("con", "contype")).eq("f")),
-        )
         .join_as(
             JoinType::InnerJoin,
             ("pg_catalog", "pg_class"),
