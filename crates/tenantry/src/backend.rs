@@ -62,6 +62,10 @@ pub struct Capabilities {
     /// Any column may hold any value (SQLite): an integer column keeps a 64-bit result,
     /// a division by zero is NULL; a computed write is checked in the statement itself.
     pub loose_column_types: bool,
+    /// A division by zero in a read (a filter, a computed column) is NULL rather than an
+    /// error (SQLite, MySQL): tenantry checks the divisor in the statement, so that it is
+    /// [`Error::OutOfRange`](crate::Error::OutOfRange) on every backend.
+    pub division_by_zero_is_null: bool,
 }
 
 /// Which failed statements end a transaction on the server (after which a `COMMIT` would
@@ -102,6 +106,7 @@ const POSTGRES: Capabilities = Capabilities {
     conflict_target: true,
     assignments_in_order: false,
     loose_column_types: false,
+    division_by_zero_is_null: false,
 };
 
 const MYSQL: Capabilities = Capabilities {
@@ -119,6 +124,7 @@ const MYSQL: Capabilities = Capabilities {
     conflict_target: false,
     assignments_in_order: true,
     loose_column_types: false,
+    division_by_zero_is_null: true,
 };
 
 const SQLITE: Capabilities = Capabilities {
@@ -135,6 +141,7 @@ const SQLITE: Capabilities = Capabilities {
     conflict_target: true,
     assignments_in_order: false,
     loose_column_types: true,
+    division_by_zero_is_null: true,
 };
 
 impl Backend {

@@ -279,10 +279,12 @@ pub enum Error {
     },
     /// The database refused a value that does not fit its column: an expression's result
     /// outside the column's integer range (PostgreSQL 22003, MySQL 1264 and 1690; on SQLite
-    /// checked by the statement, as is a NOT NULL column's NULL result, such as a division
-    /// by zero), or text
-    /// too long for it (22001, MySQL 1406) written by other means than a model field (which
-    /// is checked first: [`Error::ValueOutOfRange`]). Nothing was written by the statement.
+    /// checked by the statement, as is a NOT NULL column's NULL result), or text too long
+    /// for it (22001, MySQL 1406) written by other means than a model field (which is
+    /// checked first: [`Error::ValueOutOfRange`]); and a division by zero in an expression,
+    /// in a write, a filter or a computed column alike (PostgreSQL 22012, MySQL 1365; where
+    /// the backend would give NULL, SQLite and MySQL reads, the statement checks the
+    /// divisor). Nothing was written by the statement.
     #[error("the database refused a value out of its column's range: {message}")]
     OutOfRange {
         /// The database's message (it names the column or the type, not the value).
@@ -334,13 +336,14 @@ fn is_sqlite_restrict(db: &dyn sqlx::error::DatabaseError) -> bool {
 }
 
 /// A value refused for not fitting its column: PostgreSQL's SQLSTATE 22003 (numeric value
-/// out of range) and 22001 (string data right truncation); MySQL's 1264 (out of range
-/// value), 1690 (value out of range in an expression) and 1406 (data too long).
+/// out of range), 22001 (string data right truncation) and 22012 (division by zero);
+/// MySQL's 1264 (out of range value), 1690 (value out of range in an expression), 1365
+/// (division by 0) and 1406 (data too long).
 fn is_out_of_range(db: &dyn sqlx::error::DatabaseError) -> bool {
     let code = db.code();
     if db
         .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-        .is_some_and(|e| matches!(e.number(), 1264 | 1406 | 1690))
+        .is_some_and(|e| matches!(e.number(), 1264 | 1365 | 1406 | 1690))
     {
         return true;
     }
@@ -350,7 +353,7 @@ fn is_out_of_range(db: &dyn sqlx::error::DatabaseError) -> bool {
     }
     db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
         .is_some()
-        && matches!(code.as_deref(), Some("22003" | "22001"))
+        && matches!(code.as_deref(), Some("22003" | "22001" | "22012"))
 }
 
 struct Message<'a>(&'a sqlx::Error);

@@ -457,9 +457,56 @@ backend_test!(
         let updated = q().update([Ratio::y().set_expr(Ratio::y() / 0.0)]).await;
         let y: Vec<Option<f64>> = q().all().await.unwrap().into_iter().map(|r| r.y).collect();
         assert!(
-            updated.is_err() && y == vec![Some(3.0)],
+            matches!(updated, Err(Error::OutOfRange { .. })) && y == vec![Some(3.0)],
             "y = y / 0: {updated:?}, y now {y:?}"
         );
+    }
+);
+
+// 9b. The same division by zero in a filter and in a computed column is OutOfRange on every
+//     backend (SQLite and MySQL reads would give NULL: a filter dropping the row, a column
+//     reading None), in two tenants at once.
+backend_test!(
+    f64_division_by_zero_in_a_read_is_refused_on_every_backend,
+    |t: common::TestDb| async move {
+        let (a, b) = (t.schema("da"), t.schema("db"));
+        for (schema, y) in [(&a, 0.0), (&b, 2.0)] {
+            more(&t.registry, schema).await;
+            Ratio::query(&t.registry)
+                .using(schema)
+                .create(Ratio {
+                    id: 0,
+                    x: 1.0,
+                    y: Some(y),
+                })
+                .await
+                .unwrap();
+        }
+        let r = &t.registry;
+        let (filtered, computed) = tokio::join!(
+            Ratio::query(r)
+                .using(&a)
+                .filter(Ratio::x().expr().gt(Ratio::x() / Ratio::y()))
+                .count(),
+            Ratio::query(r)
+                .using(&a)
+                .values_list(Ratio::x() / Ratio::y()),
+        );
+        assert!(
+            matches!(filtered, Err(Error::OutOfRange { .. })),
+            "{filtered:?}"
+        );
+        assert!(
+            matches!(computed, Err(Error::OutOfRange { .. })),
+            "{computed:?}"
+        );
+        // The other tenant, whose divisor is not zero, reads its answer.
+        let halves: Vec<f64> = Ratio::query(r)
+            .using(&b)
+            .values_list(Ratio::x() / Ratio::y())
+            .await
+            .unwrap();
+        assert_eq!(halves, vec![0.5]);
     }
 );
 

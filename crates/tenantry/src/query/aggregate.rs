@@ -530,11 +530,11 @@ impl<M: Model, K: Columns<M>> Grouped<M, K> {
             });
         }
         let mut select = sea_query::Query::select();
-        self.keys.select(&mut select)?;
+        self.keys.select(&mut select, target.backend())?;
         aggregates.select(target.backend(), &mut select)?;
         select.from(target.table(M::META)?);
         self.query.add_filter(target, &mut select)?;
-        self.keys.group_and_order(&mut select);
+        self.keys.group_and_order(&mut select, target.backend());
         Ok(select)
     }
 

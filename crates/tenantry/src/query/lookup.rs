@@ -98,7 +98,7 @@ fn compare(
 ) -> Result<Condition> {
     refuse_decimal_arithmetic_on(backend, decimal, &[&left, &right])?;
     let keep = |value| Ok(value);
-    let checked = backend.capabilities().loose_column_types;
+    let checked = backend.capabilities().division_by_zero_is_null;
     let left = left
         .render(crate::model::Scope::plain(checked), &keep)
         .map_err(|e| on_model(e, model))?;

@@ -17,9 +17,9 @@ pub trait Columns<M: Model> {
     /// The decoded values, in the same shape: `T` for a `Column<M, T>`, a tuple for a tuple.
     type Output;
     #[doc(hidden)]
-    fn select(&self, select: &mut SelectStatement) -> Result<()>;
+    fn select(&self, select: &mut SelectStatement, backend: crate::Backend) -> Result<()>;
     #[doc(hidden)]
-    fn group_and_order(&self, select: &mut SelectStatement);
+    fn group_and_order(&self, select: &mut SelectStatement, backend: crate::Backend);
     #[doc(hidden)]
     fn decode(&self, row: &Row, index: &mut usize) -> Result<Self::Output>;
     /// Computes on decimals (refused where that is not exact).
@@ -41,13 +41,13 @@ pub trait Columns<M: Model> {
 /// A computed column: `values_list((Product::name(), Product::stock() * 2))`.
 impl<M: Model, T: FieldType> Columns<M> for Expression<M, T> {
     type Output = T;
-    fn select(&self, select: &mut SelectStatement) -> Result<()> {
-        select.expr(self.render()?);
+    fn select(&self, select: &mut SelectStatement, backend: crate::Backend) -> Result<()> {
+        select.expr(self.render(backend)?);
         Ok(())
     }
-    fn group_and_order(&self, select: &mut SelectStatement) {
+    fn group_and_order(&self, select: &mut SelectStatement, backend: crate::Backend) {
         // A term that does not render was refused by `select`, which runs first.
-        if let Ok(expr) = self.render() {
+        if let Ok(expr) = self.render(backend) {
             select
                 .add_group_by([expr.clone()])
                 .order_by_expr_with_nulls(expr, Order::Asc, NullOrdering::First);
@@ -71,23 +71,24 @@ impl<M: Model, T: FieldType> Columns<M> for Expression<M, T> {
 }
 
 impl<M: Model, T: FieldType> Expression<M, T> {
-    fn render(&self) -> Result<sea_query::Expr> {
+    fn render(&self, backend: crate::Backend) -> Result<sea_query::Expr> {
+        let checked = backend.capabilities().division_by_zero_is_null;
         self.term
-            .render(crate::model::Scope::plain(false), &Ok)
+            .render(crate::model::Scope::plain(checked), &Ok)
             .map_err(|e| super::lookup::on_model(e, M::META))
     }
 }
 
 impl<M: Model, T: FieldType> Columns<M> for Column<M, T> {
     type Output = T;
-    fn select(&self, select: &mut SelectStatement) -> Result<()> {
+    fn select(&self, select: &mut SelectStatement, _: crate::Backend) -> Result<()> {
         if self.through_relation() {
             return Err(super::write::through_relation::<M>(self.name()));
         }
         select.column(self.name());
         Ok(())
     }
-    fn group_and_order(&self, select: &mut SelectStatement) {
+    fn group_and_order(&self, select: &mut SelectStatement, _: crate::Backend) {
         // NULL first on every backend (PostgreSQL's own default puts it last).
         select.group_by_col(self.name()).order_by_with_nulls(
             self.name(),
@@ -149,11 +150,11 @@ impl<M: Model, T: FieldType> Column<M, T> {
 
 impl<M: Model, T: FieldType> Columns<M> for Optional<M, T> {
     type Output = Option<T>;
-    fn select(&self, select: &mut SelectStatement) -> Result<()> {
-        self.0.select(select)
+    fn select(&self, select: &mut SelectStatement, backend: crate::Backend) -> Result<()> {
+        self.0.select(select, backend)
     }
-    fn group_and_order(&self, select: &mut SelectStatement) {
-        self.0.group_and_order(select);
+    fn group_and_order(&self, select: &mut SelectStatement, backend: crate::Backend) {
+        self.0.group_and_order(select, backend);
     }
     fn decode(&self, row: &Row, index: &mut usize) -> Result<Option<T>> {
         decode_next(row, index, M::META.table, self.0.name())
@@ -183,15 +184,15 @@ macro_rules! columns_tuple {
         impl<M: Model, $($name: Columns<M>),+> Columns<M> for ($($name,)+) {
             type Output = ($($name::Output,)+);
             #[allow(non_snake_case)]
-            fn select(&self, select: &mut SelectStatement) -> Result<()> {
+            fn select(&self, select: &mut SelectStatement, backend: crate::Backend) -> Result<()> {
                 let ($($name,)+) = self;
-                $($name.select(select)?;)+
+                $($name.select(select, backend)?;)+
                 Ok(())
             }
             #[allow(non_snake_case)]
-            fn group_and_order(&self, select: &mut SelectStatement) {
+            fn group_and_order(&self, select: &mut SelectStatement, backend: crate::Backend) {
                 let ($($name,)+) = self;
-                $($name.group_and_order(select);)+
+                $($name.group_and_order(select, backend);)+
             }
             #[allow(non_snake_case)]
             fn decode(&self, row: &Row, index: &mut usize) -> Result<Self::Output> {
@@ -261,7 +262,7 @@ impl<M: Model> QuerySet<M> {
         super::lookup::refuse_decimal_arithmetic(target, columns.decimal_arithmetic(), &[])?;
         let mut select = self.select(target)?;
         select.clear_selects();
-        columns.select(&mut select)?;
+        columns.select(&mut select, target.backend())?;
         Ok(select)
     }
 
