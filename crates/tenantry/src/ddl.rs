@@ -262,8 +262,8 @@ pub(crate) fn create_table(
         );
     }
     if dialect.inline_indexes() {
-        for index in indexes(meta) {
-            create.index(&mut index.clone());
+        for mut index in indexes(meta) {
+            create.index(&mut index);
         }
     }
     for check in meta.checks {
@@ -359,11 +359,7 @@ fn refuse_name_clashes(models: &[&'static ModelMeta]) -> Result<()> {
         }
         checked.push(meta.table);
         // (the index's name, what the model calls it: its column or its declared name)
-        let own = meta
-            .columns
-            .iter()
-            .filter(|c| c.index && !c.unique && !c.primary_key)
-            .map(|c| (index_name(meta.table, c.name), c.name));
+        let own = indexed(meta).map(|c| (index_name(meta.table, c.name), c.name));
         let composite = meta.indexes.iter().map(|ix| (ix.name.to_owned(), ix.name));
         for (name, label) in own.chain(composite) {
             if seen.contains(&name) {
@@ -379,19 +375,23 @@ fn refuse_name_clashes(models: &[&'static ModelMeta]) -> Result<()> {
     Ok(())
 }
 
+/// The columns with an index of their own: `index`, not `unique` (whose constraint is its
+/// index) nor the primary key.
+pub(crate) fn indexed(meta: &ModelMeta) -> impl Iterator<Item = &'static ColumnMeta> + '_ {
+    meta.columns
+        .iter()
+        .filter(|c| c.index && !c.unique && !c.primary_key)
+}
+
 /// The model's indexes, unnamed of table: each indexed column's own (a unique column's is
 /// its constraint), then the composite ones.
 fn indexes(meta: &ModelMeta) -> impl Iterator<Item = sea_query::IndexCreateStatement> + '_ {
-    let own = meta
-        .columns
-        .iter()
-        .filter(|c| c.index && !c.unique && !c.primary_key)
-        .map(|c| {
-            Index::create()
-                .name(index_name(meta.table, c.name))
-                .col(c.name)
-                .to_owned()
-        });
+    let own = indexed(meta).map(|c| {
+        Index::create()
+            .name(index_name(meta.table, c.name))
+            .col(c.name)
+            .to_owned()
+    });
     let composite = meta.indexes.iter().map(|ix| {
         let mut index = Index::create();
         index.name(ix.name);

@@ -305,14 +305,14 @@ fn table_of_model(
                 on_delete: fk.on_delete,
             });
         }
-        if column.index && !column.unique && !column.primary_key {
-            table.indexes.push(IndexSpec {
-                name: index_name(meta.table, column.name),
-                columns: vec![column.name.to_owned()],
-                unique: false,
-            });
-        }
     }
+    table
+        .indexes
+        .extend(crate::ddl::indexed(meta).map(|column| IndexSpec {
+            name: index_name(meta.table, column.name),
+            columns: vec![column.name.to_owned()],
+            unique: false,
+        }));
     for check in meta.checks {
         let text = |backend| {
             crate::ddl::check_text(meta, check, backend)

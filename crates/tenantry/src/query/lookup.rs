@@ -22,12 +22,60 @@ use crate::{
     target::Target,
 };
 
+/// Where a condition is rendered: in a statement at a target (lookups across relations
+/// and subqueries name their tables there), or in a check constraint, which sees one row.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Statement(&'a Target),
+    Row(crate::Backend),
+}
+
+impl At<'_> {
+    fn backend(self) -> crate::Backend {
+        match self {
+            At::Statement(target) => target.backend(),
+            At::Row(backend) => backend,
+        }
+    }
+}
+
 /// `node` as a condition on rows of `model` at `target`.
 pub(crate) fn condition(
     node: Node,
     model: &'static ModelMeta,
     target: &Target,
 ) -> Result<Condition> {
+    render(node, model, At::Statement(target))
+}
+
+/// `node` as a check constraint of `model` on `backend`: a condition on the row itself.
+/// A lookup across a relation, a subquery or another model's columns is
+/// [`Error::InvalidRelation`] (a check sees one row).
+pub(crate) fn row_condition(
+    node: Node,
+    model: &'static ModelMeta,
+    backend: crate::Backend,
+) -> Result<Condition> {
+    render(node, model, At::Row(backend))
+}
+
+fn render(node: Node, model: &'static ModelMeta, at: At) -> Result<Condition> {
+    let fold = |nodes: Vec<Node>, start: Condition| {
+        nodes.into_iter().try_fold(start, |all, node| {
+            Ok::<_, Error>(all.add(render(node, model, at)?))
+        })
+    };
+    // What only a statement can render.
+    let statement = || {
+        match at {
+        At::Statement(target) => Ok(target),
+        At::Row(_) => Err(invalid(
+            model,
+            "",
+            "a check constraint across a relation or with a subquery (a check sees only its own row)",
+        )),
+    }
+    };
     Ok(match node {
         Node::Condition {
             model: built_on,
@@ -42,23 +90,19 @@ pub(crate) fn condition(
             }
             condition
         }
-        Node::All(nodes) => nodes.into_iter().try_fold(Condition::all(), |all, node| {
-            Ok::<_, Error>(all.add(condition(node, model, target)?))
-        })?,
-        Node::Any(nodes) => nodes.into_iter().try_fold(Condition::any(), |any, node| {
-            Ok::<_, Error>(any.add(condition(node, model, target)?))
-        })?,
-        Node::Not(node) => condition(*node, model, target)?.not(),
+        Node::All(nodes) => fold(nodes, Condition::all())?,
+        Node::Any(nodes) => fold(nodes, Condition::any())?,
+        Node::Not(node) => render(*node, model, at)?.not(),
         Node::Forward { from, path, inner } => {
             let hops = walk(from(), model, &path)?;
-            forward(&hops, *inner, target)?
+            forward(&hops, *inner, statement()?)?
         }
         Node::Reverse {
             child,
             column,
             path,
             inner,
-        } => reverse(child(), column, &path, *inner, model, target)?,
+        } => reverse(child(), column, &path, *inner, model, statement()?)?,
         Node::InQuery {
             model: built_on,
             column,
@@ -67,9 +111,9 @@ pub(crate) fn condition(
             if built_on() != model {
                 return Err(invalid(model, column, "a column of another model"));
             }
-            Condition::all().add(Expr::col(column).in_subquery(inner.select(target)?))
+            Condition::all().add(Expr::col(column).in_subquery(inner.select(statement()?)?))
         }
-        Node::Exists(inner) => Condition::all().add(Expr::exists(inner.select(target)?)),
+        Node::Exists(inner) => Condition::all().add(Expr::exists(inner.select(statement()?)?)),
         Node::Compare {
             model: built_on,
             left,
@@ -84,7 +128,7 @@ pub(crate) fn condition(
                     "an expression over another model's columns",
                 ));
             }
-            compare(model, target.backend(), (left, op, right), decimal)?
+            compare(model, at.backend(), (left, op, right), decimal)?
         }
     })
 }
@@ -106,44 +150,6 @@ fn compare(
         .render(crate::model::Scope::plain(checked), &keep)
         .map_err(|e| on_model(e, model))?;
     Ok(Condition::all().add(op.apply(left, right)))
-}
-
-/// `node` as a check constraint of `model` on `backend`: a condition on the row itself.
-/// A lookup across a relation, a subquery or another model's columns is
-/// [`Error::InvalidRelation`] (a check sees one row).
-pub(crate) fn row_condition(
-    node: Node,
-    model: &'static ModelMeta,
-    backend: crate::Backend,
-) -> Result<Condition> {
-    let fold = |nodes: Vec<Node>, start: Condition| {
-        nodes.into_iter().try_fold(start, |all, node| {
-            Ok::<_, Error>(all.add(row_condition(node, model, backend)?))
-        })
-    };
-    Ok(match node {
-        Node::Condition {
-            model: built_on,
-            condition,
-        } if built_on.is_none_or(|built_on| built_on() == model) => condition,
-        Node::All(nodes) => fold(nodes, Condition::all())?,
-        Node::Any(nodes) => fold(nodes, Condition::any())?,
-        Node::Not(node) => row_condition(*node, model, backend)?.not(),
-        Node::Compare {
-            model: built_on,
-            left,
-            op,
-            right,
-            decimal,
-        } if built_on() == model => compare(model, backend, (left, op, right), decimal)?,
-        _ => {
-            return Err(invalid(
-                model,
-                "",
-                "a check constraint on another model's columns, across a relation or with a subquery (a check sees only its own row)",
-            ))
-        }
-    })
 }
 
 /// Arithmetic on decimals is floating point on SQLite (which stores them as text):

@@ -212,8 +212,7 @@ impl<M: Model> Upsert<M> {
 
 /// A checked upsert: its key's columns and what a conflict does.
 struct Plan<M> {
-    key: Vec<&'static str>,
-    /// The key's columns' indexes in the model, in the order of `key`.
+    /// The key's columns' indexes in the model, in the order the key was given.
     key_indexes: Vec<usize>,
     action: Action<M>,
 }
@@ -240,7 +239,6 @@ impl<M: Model> Plan<M> {
             });
         }
         Ok(Plan {
-            key,
             key_indexes,
             action,
         })
@@ -347,6 +345,11 @@ impl<M: Model> Plan<M> {
             .collect()
     }
 
+    /// The key's column names, in the order the key was given.
+    fn key_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.key_indexes.iter().map(|&i| M::META.columns[i].name)
+    }
+
     /// `model`'s key values, in key order.
     fn key_of(&self, model: &M) -> Key {
         Key(self
@@ -359,10 +362,10 @@ impl<M: Model> Plan<M> {
     fn statement(&self, target: &Target, models: &[M]) -> Result<sea_query::InsertStatement> {
         let meta = M::META;
         let mut insert = insert_values(target, models)?;
-        let mut on_conflict = OnConflict::columns(self.key.iter().copied());
+        let mut on_conflict = OnConflict::columns(self.key_names());
         match &self.action {
             // MySQL has no DO NOTHING; sea-query writes `key = key` there.
-            Action::Nothing => on_conflict.do_nothing_on(self.key.first().copied()),
+            Action::Nothing => on_conflict.do_nothing_on(self.key_names().take(1)),
             Action::Update {
                 columns,
                 assignments,
@@ -393,12 +396,13 @@ impl<M: Model> Plan<M> {
     /// The rows of `models` by key, locked (`FOR UPDATE`, which also reads the latest
     /// rows rather than the transaction's snapshot; SQLite's transaction holds the file).
     fn read_back_select(&self, target: &Target, models: &[M]) -> Result<SelectStatement> {
-        let by_key = match self.key.as_slice() {
+        let by_key = match self.key_indexes[..] {
             [one] => {
-                Expr::col(*one).is_in(models.iter().map(|m| m.column_value(self.key_indexes[0])))
+                let name = M::META.columns[one].name;
+                Expr::col(name).is_in(models.iter().map(|m| m.column_value(one)))
             }
             // `(a, b) IN ((?, ?), …)`: row values, on every backend tenantry supports.
-            columns => Expr::tuple(columns.iter().map(|c| Expr::col(*c))).binary(
+            _ => Expr::tuple(self.key_names().map(Expr::col)).binary(
                 sea_query::BinOper::In,
                 Expr::Tuple(
                     models
@@ -526,7 +530,7 @@ fn checked_keys<M: Model>(plan: &Plan<M>, target: &Target, models: &[M]) -> Resu
     let keys: Vec<Key> = models.iter().map(|model| plan.key_of(model)).collect();
     let trims_spaces = !target.backend().capabilities().conflict_target;
     if let Some(reason) = keys.iter().find_map(|key| key.refusal(trims_spaces)) {
-        return Err(repeated_or_refused(reason));
+        return Err(refused_keys(reason));
     }
     Ok(keys)
 }
@@ -542,12 +546,13 @@ fn refuse_repeats(keys: &[Key], order: &[usize]) -> Result<()> {
         !keys.iter().all(|key| seen.insert(key))
     };
     if repeated {
-        return Err(repeated_or_refused("two rows with the same conflict key"));
+        return Err(refused_keys("two rows with the same conflict key"));
     }
     Ok(())
 }
 
-fn repeated_or_refused(reason: &'static str) -> Error {
+/// A `bulk_create` refused for its keys.
+fn refused_keys(reason: &'static str) -> Error {
     Error::InvalidArgument {
         argument: "bulk_create",
         reason,
@@ -585,27 +590,7 @@ impl Key {
     /// Whether [`order`](Self::order) ranks every value of this key (equal keys compare
     /// `Equal` and only they do).
     fn is_ranked(&self) -> bool {
-        use sea_query::Value as V;
-        self.0.iter().all(|value| {
-            matches!(
-                value,
-                V::Int(_)
-                    | V::BigInt(_)
-                    | V::SmallInt(_)
-                    | V::String(_)
-                    | V::Uuid(_)
-                    | V::Decimal(_)
-                    | V::ChronoDate(_)
-                    | V::ChronoDateTimeUtc(_)
-                    | V::ChronoDateTime(_)
-                    | V::ChronoTime(_)
-                    | V::Bool(_)
-                    | V::Bytes(_)
-                    // NaN is refused before this.
-                    | V::Double(_)
-                    | V::Float(_)
-            )
-        })
+        self.0.iter().all(|value| rank(value, value).is_some())
     }
 
     /// A total order on keys of the same columns, column by column, for writing rows in
@@ -626,21 +611,26 @@ impl Key {
     }
 }
 
+/// The nanoseconds of a timestamp or time value.
+fn nanosecond(value: &sea_query::Value) -> Option<u32> {
+    use chrono::Timelike;
+    use sea_query::Value as V;
+    match value {
+        V::ChronoDateTimeUtc(Some(at)) => Some(at.nanosecond()),
+        V::ChronoDateTime(Some(at)) => Some(at.nanosecond()),
+        V::ChronoTime(Some(at)) => Some(at.nanosecond()),
+        _ => None,
+    }
+}
+
 /// Why one key value cannot be upserted (see [`Key::refusal`]).
 fn refusal(value: &sea_query::Value, trims_spaces: bool) -> Option<&'static str> {
-    use chrono::Timelike;
     use sea_query::Value as V;
     match value {
         _ if is_null(value) => Some("a row whose conflict key is NULL (it never conflicts)"),
         V::Double(Some(f)) if f.is_nan() => Some("a NaN conflict key (it equals nothing)"),
         V::Float(Some(f)) if f.is_nan() => Some("a NaN conflict key (it equals nothing)"),
-        V::ChronoDateTimeUtc(Some(at)) if at.nanosecond() % 1_000 != 0 => {
-            Some("a timestamp conflict key finer than the microseconds the database keeps")
-        }
-        V::ChronoDateTime(Some(at)) if at.nanosecond() % 1_000 != 0 => {
-            Some("a timestamp conflict key finer than the microseconds the database keeps")
-        }
-        V::ChronoTime(Some(at)) if at.nanosecond() % 1_000 != 0 => {
+        _ if nanosecond(value).is_some_and(|n| n % 1_000 != 0) => {
             Some("a timestamp conflict key finer than the microseconds the database keeps")
         }
         V::String(Some(text)) if trims_spaces && text.ends_with(' ') => {
@@ -650,13 +640,19 @@ fn refusal(value: &sea_query::Value, trims_spaces: bool) -> Option<&'static str>
     }
 }
 
-/// A total order on values of one column; values of kinds it does not know are left in the
+/// A total order on values of one column; values of kinds it does not rank are left in the
 /// order given.
 #[inline]
 fn order(a: &sea_query::Value, b: &sea_query::Value) -> std::cmp::Ordering {
+    rank(a, b).unwrap_or(std::cmp::Ordering::Equal)
+}
+
+/// The order of two values of one column, `None` for kinds it does not rank (JSON; a NaN,
+/// which is refused before the order is asked).
+#[inline]
+fn rank(a: &sea_query::Value, b: &sea_query::Value) -> Option<std::cmp::Ordering> {
     use sea_query::Value as V;
-    use std::cmp::Ordering::Equal;
-    match (a, b) {
+    Some(match (a, b) {
         (V::Int(a), V::Int(b)) => a.cmp(b),
         (V::BigInt(a), V::BigInt(b)) => a.cmp(b),
         (V::String(a), V::String(b)) => a.cmp(b),
@@ -669,10 +665,10 @@ fn order(a: &sea_query::Value, b: &sea_query::Value) -> std::cmp::Ordering {
         (V::ChronoDateTime(a), V::ChronoDateTime(b)) => a.cmp(b),
         (V::ChronoTime(a), V::ChronoTime(b)) => a.cmp(b),
         (V::Bytes(a), V::Bytes(b)) => a.cmp(b),
-        (V::Double(a), V::Double(b)) => a.partial_cmp(b).unwrap_or(Equal),
-        (V::Float(a), V::Float(b)) => a.partial_cmp(b).unwrap_or(Equal),
-        _ => Equal,
-    }
+        (V::Double(a), V::Double(b)) => a.partial_cmp(b)?,
+        (V::Float(a), V::Float(b)) => a.partial_cmp(b)?,
+        _ => return None,
+    })
 }
 
 fn is_null(value: &sea_query::Value) -> bool {
