@@ -1,5 +1,6 @@
-//! `#[derive(Enum)]`: a unit-only enum stored as its variants' names, as text. Parse →
-//! check → expand, every misuse reported at once.
+//! `#[derive(Enum)]`: a unit-only enum stored as its variants' names, as text, or on
+//! PostgreSQL as an enum type (`#[model(type_name = "...")]`). Parse → check → expand,
+//! every misuse reported at once.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -13,9 +14,58 @@ struct Variant {
     text: String,
 }
 
+/// The longest enum label PostgreSQL keeps (`NAMEDATALEN - 1` bytes).
+const MAX_LABEL: usize = 63;
+
 pub fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
-    let variants = variants(input)?;
-    Ok(expand(&input.ident, &variants))
+    let mut errors = Errors::default();
+    let type_name = type_name(input, &mut errors);
+    let variants = match variants(input) {
+        Ok(variants) => variants,
+        Err(error) => {
+            errors.push(error);
+            Vec::new()
+        }
+    };
+    if let Some(type_name) = &type_name {
+        for variant in variants.iter().filter(|v| v.text.len() > MAX_LABEL) {
+            errors.push(syn::Error::new(
+                variant.ident.span(),
+                format!(
+                    "enum type `{}` cannot hold the label {:?}: PostgreSQL keeps at most {MAX_LABEL} bytes",
+                    type_name.value(),
+                    variant.text
+                ),
+            ));
+        }
+    }
+    let variants = errors.finish(variants)?;
+    Ok(expand(&input.ident, &variants, type_name.as_ref()))
+}
+
+/// `#[model(type_name = "...")]` on the enum: the PostgreSQL enum type to store it as.
+fn type_name(input: &DeriveInput, errors: &mut Errors) -> Option<LitStr> {
+    let mut name = None;
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("model")) {
+        let result = attr.parse_nested_meta(|meta| {
+            if !meta.path.is_ident("type_name") {
+                return Err(meta.error("unknown enum attribute; expected `type_name = \"...\"`"));
+            }
+            let lit: LitStr = meta.value()?.parse()?;
+            if let Err(reason) = crate::model::check_identifier(&lit.value()) {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!("an enum type name {reason}"),
+                ));
+            }
+            name = Some(lit);
+            Ok(())
+        });
+        if let Err(error) = result {
+            errors.push(error);
+        }
+    }
+    name
 }
 
 fn variants(input: &DeriveInput) -> syn::Result<Vec<Variant>> {
@@ -84,7 +134,7 @@ fn rename(variant: &syn::Variant, errors: &mut Errors) -> Option<String> {
     text
 }
 
-fn expand(ident: &Ident, variants: &[Variant]) -> TokenStream {
+fn expand(ident: &Ident, variants: &[Variant], type_name: Option<&LitStr>) -> TokenStream {
     let names = variants.iter().map(|v| {
         let (variant, text) = (&v.ident, &v.text);
         quote!(#ident::#variant => #text)
@@ -94,6 +144,16 @@ fn expand(ident: &Ident, variants: &[Variant]) -> TokenStream {
         quote!(#text => ::core::result::Result::Ok(#ident::#variant))
     });
     let unknown = format!("stored text is no variant of {ident}");
+    let enum_type = type_name.map(|name| {
+        let texts = variants.iter().map(|v| &v.text);
+        quote! {
+            const ENUM_TYPE: ::core::option::Option<&'static ::tenantry::EnumType> =
+                ::core::option::Option::Some(&::tenantry::EnumType {
+                    name: #name,
+                    variants: &[#(#texts),*],
+                });
+        }
+    });
     quote! {
         impl #ident {
             /// The text this variant is stored as.
@@ -106,6 +166,7 @@ fn expand(ident: &Ident, variants: &[Variant]) -> TokenStream {
 
         impl ::tenantry::FieldType for #ident {
             const SQL_TYPE: ::tenantry::SqlType = ::tenantry::SqlType::Varchar;
+            #enum_type
 
             fn to_value(&self) -> ::tenantry::__private::Value {
                 ::tenantry::__private::Value::String(::core::option::Option::Some(
@@ -121,7 +182,7 @@ fn expand(ident: &Ident, variants: &[Variant]) -> TokenStream {
                 row: &::tenantry::Row,
                 index: usize,
             ) -> ::core::result::Result<Self, ::tenantry::__private::sqlx::Error> {
-                let text = <::std::string::String as ::tenantry::FieldType>::decode(row, index)?;
+                let text = ::tenantry::__private::decode_enum_text(row, index)?;
                 match text.as_str() {
                     #(#parses,)*
                     _ => ::core::result::Result::Err(

@@ -359,6 +359,7 @@ fn column_meta(column: &Column) -> TokenStream {
             field: #field,
             name: #name,
             sql_type: #sql_type,
+            enum_type: <#ty as ::tenantry::FieldType>::ENUM_TYPE,
             nullable: #nullable,
             primary_key: #primary_key,
             auto_increment: #auto_increment,

@@ -401,7 +401,7 @@ fn checks(written: &[ParsedCheck], errors: &mut Errors) -> Vec<Check> {
 
 /// The rule migrations hold names to (`tenantry::migrate`): a letter or `_`, then letters,
 /// digits and `_`, at most 63 characters (PostgreSQL's limit).
-fn check_identifier(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_identifier(name: &str) -> Result<(), &'static str> {
     let mut bytes = name.bytes();
     match bytes.next() {
         Some(b) if b.is_ascii_alphabetic() || b == b'_' => {}

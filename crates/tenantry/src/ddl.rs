@@ -184,9 +184,13 @@ pub(crate) fn dialect(backend: Backend) -> &'static dyn Dialect {
     }
 }
 
-fn column_def(dialect: &dyn Dialect, column: &ColumnMeta) -> ColumnDef {
+fn column_def(database: &Database, schema: Option<&SchemaName>, column: &ColumnMeta) -> ColumnDef {
+    let dialect = dialect(database.backend());
     let mut def = ColumnDef::new(column.name);
     dialect.column_type(column.into(), &mut def);
+    if let Some(ty) = column.enum_type {
+        enum_column(database, schema, ty.name, &mut def);
+    }
     if column.nullable {
         def.null();
     } else {
@@ -205,6 +209,23 @@ fn column_def(dialect: &dyn Dialect, column: &ColumnMeta) -> ColumnDef {
         def.default(dialect.default_value(column.into(), default()));
     }
     def
+}
+
+/// On PostgreSQL a column of an enum type has the type of its table's schema; elsewhere
+/// it stays the `VARCHAR` its storage class gives.
+pub(crate) fn enum_column(
+    database: &Database,
+    schema: Option<&SchemaName>,
+    ty: &str,
+    def: &mut ColumnDef,
+) {
+    if database.backend() == Backend::Postgres {
+        def.custom(Alias::new(crate::enum_types::column_type(
+            database,
+            schema,
+            ty.to_owned(),
+        )));
+    }
 }
 
 pub(crate) fn on_delete(rule: OnDelete) -> ForeignKeyAction {
@@ -234,7 +255,7 @@ pub(crate) fn create_table(
     create.table(table.clone()).if_not_exists();
     dialect.table_options(&mut create);
     for column in meta.columns {
-        create.col(column_def(dialect, column));
+        create.col(column_def(database, schema, column));
         let Some(fk) = column.foreign_key else {
             continue;
         };
@@ -319,7 +340,7 @@ fn unwritable_constant(value: &Value) -> Option<&'static str> {
 
 /// `models` and the junctions generated for their `many_to_many` relations, each once: a
 /// list naming a model builds its junction too.
-fn with_junctions(models: &[&'static ModelMeta]) -> Vec<&'static ModelMeta> {
+pub(crate) fn with_junctions(models: &[&'static ModelMeta]) -> Vec<&'static ModelMeta> {
     let mut out: Vec<&'static ModelMeta> = Vec::with_capacity(models.len());
     let junctions = models
         .iter()
@@ -461,6 +482,7 @@ pub(crate) fn create_statements(
     let backend = database.backend();
     let models = &with_junctions(models);
     refuse_name_clashes(models)?;
+    crate::enum_types::of_models(models)?;
     let mut statements = Vec::new();
     // A tenant-only model has no table in the shared schema.
     for meta in creation_order(models)
@@ -508,12 +530,13 @@ pub(crate) async fn create_tables(
     schema: Option<&SchemaName>,
     models: &[&'static ModelMeta],
 ) -> Result<()> {
-    run(
-        database,
-        schema,
-        create_statements(database, schema, models)?,
-    )
-    .await
+    let statements = create_statements(database, schema, models)?;
+    let target = Target {
+        conn: Conn::Database(database.clone()),
+        schema: schema.cloned(),
+    };
+    crate::enum_types::ensure(&target, schema, models).await?;
+    run(database, schema, statements).await
 }
 
 pub(crate) async fn drop_tables(

@@ -54,6 +54,27 @@ pub enum SqlType {
     Decimal,
 }
 
+/// A PostgreSQL enum type a `#[derive(Enum)]` type is stored as, declared with
+/// `#[model(type_name = "...")]` on the enum.
+///
+/// On PostgreSQL the type is created in each schema that holds a table using it (every
+/// tenant schema has its own, as it has its own tables), before the tables, by `create_all`
+/// and tenant schema creation; values are bound as text and cast to the schema's type where
+/// they meet the column. MySQL, MariaDB and SQLite store the variant's text in a
+/// `VARCHAR` column, as for an enum without `type_name`.
+///
+/// A PostgreSQL enum orders by its variants' declaration order (`order_by`, `gt`, keyset
+/// pages), where text orders by the text: declare the variants in the order you want them
+/// sorted, or sort on another column where backends must agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EnumType {
+    /// The type's name in each schema: lowercase ASCII letters, digits and `_`, starting
+    /// with a letter or `_`, at most 63 characters (checked by the derive).
+    pub name: &'static str,
+    /// The stored text of each variant, in declaration order.
+    pub variants: &'static [&'static str],
+}
+
 /// A Rust type that can be a model field.
 ///
 /// Implemented for `i16`, `i32`, `i64`, `String`, `bool`, `f32`, `f64`, `Vec<u8>`,
@@ -67,6 +88,9 @@ pub trait FieldType: Sized + Send + Sync + 'static {
     const SQL_TYPE: SqlType;
     /// Whether the column accepts NULL.
     const NULLABLE: bool = false;
+    /// The PostgreSQL enum type the column has, for a `#[derive(Enum)]` type declared with
+    /// `type_name` (and an `Option` of one, or a foreign key to such a key).
+    const ENUM_TYPE: Option<&'static EnumType> = None;
     /// The value bound as a statement parameter.
     fn to_value(&self) -> Value;
     /// A NULL of this type.
@@ -212,6 +236,7 @@ impl FieldType for Decimal {
 impl<T: FieldType> FieldType for Option<T> {
     const SQL_TYPE: SqlType = T::SQL_TYPE;
     const NULLABLE: bool = true;
+    const ENUM_TYPE: Option<&'static EnumType> = T::ENUM_TYPE;
     fn to_value(&self) -> Value {
         match self {
             Some(v) => v.to_value(),
@@ -233,6 +258,17 @@ impl<T: FieldType> FieldType for Option<T> {
         } else {
             T::decode(row, index).map(Some)
         }
+    }
+}
+
+/// The text of an enum variant in column `index` of `row`, whether the column is text or
+/// (on PostgreSQL) an enum type, whose values travel as their text: the derive's decoder.
+#[doc(hidden)]
+pub fn decode_enum_text(row: &Row, index: usize) -> Result<String, sqlx::Error> {
+    match row {
+        // sqlx's type check accepts only text types; an enum's binary form is its label.
+        Row::Postgres(r) => r.try_get_unchecked(index),
+        _ => String::decode(row, index),
     }
 }
 

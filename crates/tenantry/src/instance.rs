@@ -262,7 +262,10 @@ impl<M: Model> Instance<M> {
                     && Some(*i) != meta.version
                     && only.is_none_or(|names| names.contains(&c.name))
             })
-            .map(|(i, c)| Ok((c.name, Expr::val(c.bind(meta, self.model.column_value(i))?))))
+            .map(|(i, c)| {
+                let value = self.model.column_value(i);
+                Ok((c.name, crate::enum_types::bind(&target, meta, c, value)?))
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut update = Query::update();
         update

@@ -35,6 +35,7 @@ pub mod contrib;
 mod database;
 mod ddl;
 mod decimal;
+mod enum_types;
 mod error;
 mod field;
 mod hooks;
@@ -62,7 +63,7 @@ pub use database::{
     ConnectionBudget, Database, DatabaseOptions, PoolSettings, PoolStatus, PooledConnection,
 };
 pub use error::{Error, Result};
-pub use field::{FieldType, Fractional, Json, Numeric, SqlType};
+pub use field::{EnumType, FieldType, Fractional, Json, Numeric, SqlType};
 pub use hooks::{HookContext, Hooks};
 pub use instance::Instance;
 pub use model::{
@@ -95,6 +96,7 @@ pub use transaction_options::{is_retryable, IsolationLevel, TransactionOptions};
 /// Re-exports the derive's expansion relies on.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::field::decode_enum_text;
     pub use crate::hooks::HookFns;
     pub use sea_query::Value;
     pub use sqlx;

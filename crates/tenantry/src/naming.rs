@@ -238,6 +238,15 @@ pub(crate) fn table_name(
     schema: Option<&SchemaName>,
     table: &'static str,
 ) -> TableName {
+    TableName(namespace(database, schema), table.into())
+}
+
+/// How a statement qualifies a name in `schema` on `database` (a table's, a type's): the
+/// schema on PostgreSQL, the database on MySQL, nothing on SQLite.
+pub(crate) fn namespace(
+    database: &Database,
+    schema: Option<&SchemaName>,
+) -> Option<sea_query::SchemaName> {
     let namespace: Option<DynIden> = match database.backend().capabilities().schema_kind {
         SchemaKind::File => None,
         SchemaKind::Schema | SchemaKind::Database => match schema {
@@ -247,10 +256,7 @@ pub(crate) fn table_name(
                 .map(|ns| DynIden::from(ns.to_string())),
         },
     };
-    TableName(
-        namespace.map(|ns| sea_query::SchemaName(None, ns)),
-        table.into(),
-    )
+    namespace.map(|ns| sea_query::SchemaName(None, ns))
 }
 
 /// SQLite: the name under which a connection to a tenant's file reaches the main file (the

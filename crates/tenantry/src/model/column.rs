@@ -6,7 +6,7 @@ use sea_query::{Expr, ExprTrait, Func, LikeExpr, Order};
 
 use super::{
     expression::Term,
-    filter::Node,
+    filter::{Node, TypedTest},
     path::{Hop, Path},
     Expression, Filter, Model, ModelMeta,
 };
@@ -91,8 +91,22 @@ impl<M: Model, T: FieldType> Column<M, T> {
         })
     }
 
-    fn compare(&self, value: impl Into<T>, op: fn(Expr, sea_query::Value) -> Expr) -> Filter {
-        self.filtered(op(self.sql(), value.into().to_value()))
+    fn compare(&self, value: impl Into<T>, op: fn(Expr, Expr) -> Expr) -> Filter {
+        let value = value.into().to_value();
+        match T::ENUM_TYPE {
+            Some(ty) => self.typed(ty, TypedTest::Compare(op, value)),
+            None => self.filtered(op(self.sql(), Expr::val(value))),
+        }
+    }
+
+    /// `test` on this enum-typed column, its values typed when the statement is rendered.
+    fn typed(&self, ty: &'static crate::EnumType, test: TypedTest) -> Filter {
+        self.wrap(Node::Typed {
+            model: self.model_at_end(),
+            ty,
+            column: self.name,
+            test,
+        })
     }
 
     /// `column = value`.
@@ -129,7 +143,10 @@ impl<M: Model, T: FieldType> Column<M, T> {
     pub fn is_in<V: Into<T>>(&self, values: impl IntoIterator<Item = V>) -> Filter {
         let values: Vec<sea_query::Value> =
             values.into_iter().map(|v| v.into().to_value()).collect();
-        self.filtered(self.sql().is_in(values))
+        match T::ENUM_TYPE {
+            Some(ty) => self.typed(ty, TypedTest::In(values)),
+            None => self.filtered(self.sql().is_in(values)),
+        }
     }
 
     /// `column IS NULL` when `null` is true, `IS NOT NULL` otherwise.

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use sea_query::{Condition, IntoCondition};
+use sea_query::{Condition, Expr, IntoCondition, Value};
 
 use super::{path::Path, Comparison, ModelMeta, Term};
-use crate::query::Inner;
+use crate::{field::EnumType, query::Inner};
 
 /// A WHERE condition. Build one from a column lookup such as `User::email().icontains("x")`
 /// or, across a foreign key, `Product::user().to(User::name()).icontains("x")`; combine with
@@ -61,6 +61,15 @@ pub(crate) enum Node {
     },
     /// `EXISTS (subquery)`.
     Exists(Arc<dyn Inner>),
+    /// Enum-typed `column` of `model` tested against values, which are cast to the column's
+    /// type once the statement's schema is known (PostgreSQL compares an enum only with
+    /// its own type, and each schema has its own).
+    Typed {
+        model: fn() -> &'static ModelMeta,
+        ty: &'static EnumType,
+        column: &'static str,
+        test: TypedTest,
+    },
     /// Two expressions over `model`'s columns compared (`decimal`: of decimals, whose
     /// arithmetic SQLite cannot do exactly).
     Compare {
@@ -70,6 +79,15 @@ pub(crate) enum Node {
         right: Term,
         decimal: bool,
     },
+}
+
+/// What a [`Node::Typed`] tests its column with.
+#[derive(Clone, Debug)]
+pub(crate) enum TypedTest {
+    /// `op(column, value)`.
+    Compare(fn(Expr, Expr) -> Expr, Value),
+    /// `column IN (values…)`.
+    In(Vec<Value>),
 }
 
 impl std::fmt::Debug for dyn Inner {

@@ -31,6 +31,9 @@ pub struct ColumnMeta {
     pub name: &'static str,
     /// The storage class.
     pub sql_type: SqlType,
+    /// The PostgreSQL enum type of the column, if its field type declares one
+    /// ([`FieldType::ENUM_TYPE`](crate::FieldType::ENUM_TYPE)).
+    pub enum_type: Option<&'static crate::EnumType>,
     /// Accepts NULL (the field is an `Option`).
     pub nullable: bool,
     /// Is the primary key.

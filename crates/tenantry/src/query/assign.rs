@@ -30,7 +30,10 @@ pub(crate) fn assigned_expr<M: Model>(
         None => Ok(value),
     };
     match &a.value {
-        Assigned::Value(value) => Ok(Expr::val(bind(value.clone())?)),
+        Assigned::Value(value) => match M::META.column(a.column) {
+            Some(column) => crate::enum_types::bind(target, M::META, column, value.clone()),
+            None => Ok(Expr::val(value.clone())),
+        },
         Assigned::Expression { term, decimal } => {
             let capabilities = target.backend().capabilities();
             // A qualifying table is given for an upsert's update only, where the proposed

@@ -77,7 +77,7 @@ impl<M: Model> QuerySet<M> {
         query.order = columns.iter().map(|(_, o)| o.clone()).collect();
         if let Some(cursor) = cursor {
             let values = open(&key, cursor, &binding, &columns)?;
-            query = query.filter(after(&columns, values));
+            query = query.filter(after::<M>(&target, &columns, values));
         }
         let mut items = query.limit(per_page + 1).all().await?;
         let next = if items.len() as u64 > per_page {
@@ -183,15 +183,22 @@ fn binding<M: Model>(
 
 /// The rows after `values` in the ordering of `columns`:
 /// `c1 > v1 OR (c1 = v1 AND c2 > v2) OR …` (`<` for a descending column).
-fn after(columns: &[(&'static ColumnMeta, Ordering)], values: Vec<Value>) -> Filter {
+fn after<M: Model>(
+    target: &crate::target::Target,
+    columns: &[(&'static ColumnMeta, Ordering)],
+    values: Vec<Value>,
+) -> Filter {
+    let typed = |column: &ColumnMeta, value: &Value| {
+        crate::enum_types::typed(target, M::META, column.enum_type, value.clone())
+    };
     let mut any = Condition::any();
     for i in 0..columns.len() {
         let mut all = Condition::all();
         for ((column, _), value) in columns.iter().zip(&values).take(i) {
-            all = all.add(Expr::col(column.name).eq(value.clone()));
+            all = all.add(Expr::col(column.name).eq(typed(column, value)));
         }
         let (column, ordering) = &columns[i];
-        let value = values[i].clone();
+        let value = typed(column, &values[i]);
         all = all.add(match ordering.order {
             Order::Desc => Expr::col(column.name).lt(value),
             _ => Expr::col(column.name).gt(value),

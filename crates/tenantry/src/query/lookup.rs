@@ -18,7 +18,7 @@ use sea_query::{Alias, Condition, Expr, ExprTrait, Query, SelectStatement, SubQu
 
 use crate::{
     error::{Error, Result},
-    model::{path::Path, ModelMeta, Node, Ordering, Term, MAX_HOPS},
+    model::{path::Path, ModelMeta, Node, Ordering, Term, TypedTest, MAX_HOPS},
     target::Target,
 };
 
@@ -114,6 +114,26 @@ fn render(node: Node, model: &'static ModelMeta, at: At) -> Result<Condition> {
             Condition::all().add(Expr::col(column).in_subquery(inner.select(statement()?)?))
         }
         Node::Exists(inner) => Condition::all().add(Expr::exists(inner.select(statement()?)?)),
+        Node::Typed {
+            model: built_on,
+            ty,
+            column,
+            test,
+        } => {
+            if built_on() != model {
+                return Err(invalid(model, column, "a column of another model"));
+            }
+            // A check constraint writes its constants as literals, which take the
+            // column's type without a cast.
+            let typed = |value| match at {
+                At::Statement(target) => crate::enum_types::typed(target, model, Some(ty), value),
+                At::Row(_) => Expr::val(value),
+            };
+            Condition::all().add(match test {
+                TypedTest::Compare(op, value) => op(Expr::col(column), typed(value)),
+                TypedTest::In(values) => Expr::col(column).is_in(values.into_iter().map(typed)),
+            })
+        }
         Node::Compare {
             model: built_on,
             left,

@@ -350,6 +350,12 @@ impl<M: Model> Plan<M> {
         self.key_indexes.iter().map(|&i| M::META.columns[i].name)
     }
 
+    /// Key column `index` of `model`, as the read-back compares it at `target`.
+    fn key_value(&self, target: &Target, model: &M, index: usize) -> Expr {
+        let ty = M::META.columns[index].enum_type;
+        crate::enum_types::typed(target, M::META, ty, model.column_value(index))
+    }
+
     /// `model`'s key values, in key order.
     fn key_of(&self, model: &M) -> Key {
         Key(self
@@ -399,7 +405,7 @@ impl<M: Model> Plan<M> {
         let by_key = match self.key_indexes[..] {
             [one] => {
                 let name = M::META.columns[one].name;
-                Expr::col(name).is_in(models.iter().map(|m| m.column_value(one)))
+                Expr::col(name).is_in(models.iter().map(|m| self.key_value(target, m, one)))
             }
             // `(a, b) IN ((?, ?), …)`: row values, on every backend tenantry supports.
             _ => Expr::tuple(self.key_names().map(Expr::col)).binary(
@@ -407,7 +413,10 @@ impl<M: Model> Plan<M> {
                 Expr::Tuple(
                     models
                         .iter()
-                        .map(|m| Expr::Values(self.key_of(m).0.into_vec()))
+                        .map(|m| {
+                            let key = self.key_indexes.iter();
+                            Expr::Tuple(key.map(|&i| self.key_value(target, m, i)).collect())
+                        })
                         .collect(),
                 ),
             ),

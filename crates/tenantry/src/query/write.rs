@@ -301,7 +301,7 @@ pub(crate) fn insert_values<M: Model>(target: &Target, models: &[M]) -> Result<I
     for model in models {
         let row = meta
             .insert_columns()
-            .map(|(i, c)| c.bind(meta, model.column_value(i)).map(Expr::val))
+            .map(|(i, c)| crate::enum_types::bind(target, meta, c, model.column_value(i)))
             .collect::<Result<Vec<_>>>()?;
         insert.values(row).map_err(|e| Error::Unsupported {
             backend: target.backend().name(),

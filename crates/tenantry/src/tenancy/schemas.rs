@@ -155,7 +155,7 @@ impl Schemas<'_> {
         async {
             match self.database.pools() {
                 Pools::Postgres(_) => {
-                    self.create_in_transaction(schema, if_not_exists, &tables, stamp)
+                    self.create_in_transaction(schema, models, if_not_exists, &tables, stamp)
                         .await
                 }
                 Pools::MySql(_) | Pools::Sqlite(_) => {
@@ -202,12 +202,13 @@ impl Schemas<'_> {
     async fn create_in_transaction(
         &self,
         schema: &SchemaName,
+        models: &[&'static ModelMeta],
         if_not_exists: bool,
         tables: &[String],
         stamp: Option<&Migrations>,
     ) -> Result<()> {
         let tx = self.registry.begin_on(self.database).await?;
-        create_in(&tx, schema, if_not_exists, tables, stamp).await?;
+        create_in(&tx, schema, models, if_not_exists, tables, stamp).await?;
         tx.commit().await
     }
 
@@ -227,7 +228,7 @@ impl Schemas<'_> {
         let stamp = self.stamp_for(schema, true, if_not_exists).await?;
         let span =
             tracing::info_span!("tenantry.create_schema", schema = %schema, tables = tables.len());
-        create_in(tx, schema, if_not_exists, &tables, stamp)
+        create_in(tx, schema, &models, if_not_exists, &tables, stamp)
             .instrument(span)
             .await
     }
@@ -437,6 +438,7 @@ impl Schemas<'_> {
 async fn create_in(
     tx: &Transaction,
     schema: &SchemaName,
+    models: &[&'static ModelMeta],
     if_not_exists: bool,
     tables: &[String],
     stamp: Option<&Migrations>,
@@ -450,6 +452,7 @@ async fn create_in(
         .execute_ddl(create.sql())
         .await
         .map_err(|e| already_exists(e, schema))?;
+    crate::enum_types::ensure(&target, Some(schema), models).await?;
     for sql in tables {
         target.execute_ddl(sql).await?;
     }
