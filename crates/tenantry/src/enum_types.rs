@@ -38,8 +38,13 @@ pub(crate) fn column_type(
     schema: Option<&SchemaName>,
     ty: impl IntoIden,
 ) -> String {
+    quoted(&type_ref(database, schema, ty))
+}
+
+/// `ty` as PostgreSQL names it, quoted by sea-query: `"schema"."type"`.
+pub(crate) fn quoted(ty: &TypeRef) -> String {
     let mut sql = String::new();
-    PostgresQueryBuilder.prepare_type_ref(&type_ref(database, schema, ty), &mut sql);
+    PostgresQueryBuilder.prepare_type_ref(ty, &mut sql);
     sql
 }
 

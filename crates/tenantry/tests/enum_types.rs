@@ -284,3 +284,313 @@ backend_test!(
         assert_eq!(shared[0].mood, Mood::Happy);
     }
 );
+
+/// `Mood` a release later: two labels more, one between the old ones.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[model(type_name = "et_mood")]
+enum MoodV2 {
+    #[model(rename = "sad")]
+    Sad,
+    #[model(rename = "meh")]
+    Meh,
+    #[model(rename = "so-so")]
+    SoSo,
+    #[model(rename = "happy")]
+    Happy,
+    #[model(rename = "elated")]
+    Elated,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "et_entries", unique(person, mood))]
+struct EntryV2 {
+    id: i64,
+    #[model(max_length = 40)]
+    person: String,
+    #[model(index)]
+    mood: MoodV2,
+    previous: Option<MoodV2>,
+    score: i32,
+}
+
+mod generated {
+    use super::*;
+    use tenantry::migrate::{
+        diff, introspect, LiveSchema, Migration, MigrationScope, Migrations, Migrator, Renames,
+        RunOptions, Snapshot,
+    };
+
+    /// The migration files `makemigrations` writes for the models of `Entry`, then of
+    /// `EntryV2`.
+    pub fn files() -> Vec<(String, String)> {
+        let snapshot = |meta| Snapshot::of_models(&[meta], MigrationScope::Tenant).unwrap();
+        let (v1, v2) = (snapshot(Entry::META), snapshot(EntryV2::META));
+        let mut out = Vec::new();
+        for (id, from, to) in [
+            ("0001_entries", &Snapshot::default(), &v1),
+            ("0002_more_moods", &v1, &v2),
+        ] {
+            let changes = diff(from, to, &Renames::default()).unwrap();
+            assert!(changes.warnings.is_empty(), "{:?}", changes.warnings);
+            let text = Migration::file_text(MigrationScope::Tenant, false, &changes.operations);
+            out.push((id.to_owned(), text));
+        }
+        assert!(out[0].1.contains(r#""op":"create_enum""#), "{}", out[0].1);
+        assert!(
+            out[1].1.contains(r#""op":"add_enum_value""#),
+            "{}",
+            out[1].1
+        );
+        out
+    }
+
+    pub fn migrations(files: &[(String, String)], upto: usize) -> Migrations {
+        let files: Vec<(&str, &str)> = files[..upto]
+            .iter()
+            .map(|(id, text)| (id.as_str(), text.as_str()))
+            .collect();
+        Migrations::from_files(&files).unwrap()
+    }
+
+    pub async fn migrate(registry: &Registry, schema: &SchemaName, set: Migrations) {
+        let report = Migrator::new(registry, set)
+            .run(RunOptions {
+                tenant: Some(schema.clone()),
+                ..RunOptions::default()
+            })
+            .await
+            .unwrap();
+        assert!(report.is_complete(), "{report:?}");
+    }
+
+    pub async fn live(t: &common::TestDb, schema: &SchemaName) -> LiveSchema {
+        introspect(t.registry.database(), Some(schema))
+            .await
+            .unwrap()
+    }
+}
+
+backend_test!(
+    generated_enum_migrations_replay_to_what_the_models_build_and_add_a_label,
+    |t: common::TestDb| async move {
+        let files = generated::files();
+        let r = &t.registry;
+        // Two tenants replayed at v1, each holding its own rows.
+        let (a, b) = (t.schema("etma"), t.schema("etmb"));
+        for (schema, person) in [(&a, "ann"), (&b, "bob")] {
+            create_schema(r, schema, Some(&[]), false, false)
+                .await
+                .unwrap();
+            generated::migrate(r, schema, generated::migrations(&files, 1)).await;
+            Entry::query(r)
+                .using(schema)
+                .bulk_create([entry(person, Mood::Sad, 1), entry(person, Mood::Happy, 2)])
+                .await
+                .unwrap();
+        }
+        let built_v1 = t.schema("etm1");
+        tenant(r, &built_v1).await;
+        let differences = generated::live(&t, &built_v1)
+            .await
+            .differences(&generated::live(&t, &a).await);
+        assert!(differences.is_empty(), "v1: {differences:?}");
+        // Both move to v2 at once; each keeps its rows and writes a new label.
+        let v2 = || generated::migrations(&files, 2);
+        tokio::join!(
+            generated::migrate(r, &a, v2()),
+            generated::migrate(r, &b, v2())
+        );
+        let built_v2 = t.schema("etm2");
+        create_schema(r, &built_v2, Some(&[EntryV2::META]), false, true)
+            .await
+            .unwrap();
+        let (replayed, built) = (
+            generated::live(&t, &a).await,
+            generated::live(&t, &built_v2).await,
+        );
+        assert!(
+            replayed.differences(&built).is_empty(),
+            "v2: {:?}",
+            replayed.differences(&built)
+        );
+        if t.backend == tenantry::Backend::Postgres {
+            let labels = ["sad", "meh", "so-so", "happy", "elated"].map(String::from);
+            assert_eq!(replayed.enums["et_mood"], labels);
+            let column = replayed.tables["et_entries"].column("mood").unwrap();
+            assert_eq!(column.data_type, "et_mood");
+        }
+        let write = |schema: SchemaName, person: &'static str| {
+            let r = r.clone();
+            with_tenant(Some(schema), async move {
+                EntryV2::query(&r)
+                    .create(EntryV2 {
+                        id: 0,
+                        person: person.into(),
+                        mood: MoodV2::Meh,
+                        previous: Some(MoodV2::Elated),
+                        score: 3,
+                    })
+                    .await
+                    .unwrap();
+                EntryV2::query(&r)
+                    .order_by([EntryV2::id().asc()])
+                    .values_list((EntryV2::person(), EntryV2::mood()))
+                    .await
+                    .unwrap()
+            })
+        };
+        let (in_a, in_b) = tokio::join!(write(a.clone(), "ann"), write(b.clone(), "bob"));
+        let rows = |p: &str| {
+            vec![
+                (p.to_owned(), MoodV2::Sad),
+                (p.to_owned(), MoodV2::Happy),
+                (p.to_owned(), MoodV2::Meh),
+            ]
+        };
+        assert_eq!(in_a, rows("ann"));
+        assert_eq!(in_b, rows("bob"));
+        // The release before reads a label it lacks as an error, never a default.
+        let old = Entry::query(r).using(&a).all().await;
+        assert!(
+            matches!(old, Err(Error::Decode { column: "mood", .. })),
+            "{old:?}"
+        );
+        let older_rows = Entry::query(r)
+            .using(&a)
+            .filter(Entry::mood().is_in([Mood::Sad, Mood::Happy]))
+            .count()
+            .await
+            .unwrap();
+        assert_eq!(older_rows, 2);
+    }
+);
+
+/// `Mood` as it was before it had a type: text.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PlainMood {
+    #[model(rename = "sad")]
+    Sad,
+    #[model(rename = "so-so")]
+    SoSo,
+    #[model(rename = "happy")]
+    Happy,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "et_retyped")]
+struct Plain {
+    id: i64,
+    #[model(default = PlainMood::SoSo)]
+    mood: PlainMood,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "et_retyped")]
+struct Typed {
+    id: i64,
+    #[model(default = Mood::SoSo)]
+    mood: Mood,
+}
+
+backend_test!(
+    a_text_column_becomes_an_enum_type_with_its_rows_and_default,
+    |t: common::TestDb| async move {
+        use tenantry::migrate::{
+            diff, introspect, Migration, MigrationScope, Migrations, Migrator, Renames, RunOptions,
+            Snapshot,
+        };
+        let snapshot = |meta| Snapshot::of_models(&[meta], MigrationScope::Tenant).unwrap();
+        let (v1, v2) = (snapshot(Plain::META), snapshot(Typed::META));
+        let first = diff(&Snapshot::default(), &v1, &Renames::default()).unwrap();
+        let second = diff(&v1, &v2, &Renames::default()).unwrap();
+        assert!(
+            matches!(
+                &second.operations[..],
+                [
+                    tenantry::migrate::Operation::CreateEnum { .. },
+                    tenantry::migrate::Operation::AlterColumn { .. }
+                ]
+            ),
+            "{:?}",
+            second.operations
+        );
+        let files = [
+            Migration::file_text(MigrationScope::Tenant, false, &first.operations),
+            Migration::file_text(MigrationScope::Tenant, true, &second.operations),
+        ];
+        let r = &t.registry;
+        let a = t.schema("etx");
+        create_schema(r, &a, Some(&[]), false, false).await.unwrap();
+        let run = |upto: usize| {
+            let ids = ["0001_plain", "0002_typed"];
+            let files: Vec<(&str, &str)> = ids
+                .iter()
+                .zip(&files)
+                .take(upto)
+                .map(|(i, f)| (*i, f.as_str()))
+                .collect();
+            let migrations = Migrations::from_files(&files).unwrap();
+            let tenant = a.clone();
+            async move {
+                Migrator::new(r, migrations)
+                    .run(RunOptions {
+                        tenant: Some(tenant),
+                        ..RunOptions::default()
+                    })
+                    .await
+            }
+        };
+        assert!(run(1).await.unwrap().is_complete());
+        Plain::query(r)
+            .using(&a)
+            .bulk_create([
+                Plain {
+                    id: 0,
+                    mood: PlainMood::Happy,
+                },
+                Plain {
+                    id: 0,
+                    mood: PlainMood::Sad,
+                },
+            ])
+            .await
+            .unwrap();
+        assert!(run(2).await.unwrap().is_complete());
+        let moods: Vec<Mood> = Typed::query(r)
+            .using(&a)
+            .order_by([Typed::id().asc()])
+            .values_list(Typed::mood())
+            .await
+            .unwrap();
+        assert_eq!(moods, vec![Mood::Happy, Mood::Sad]);
+        let happy = Typed::query(r)
+            .using(&a)
+            .filter(Typed::mood().eq(Mood::Happy))
+            .count()
+            .await
+            .unwrap();
+        assert_eq!(happy, 1);
+        let built = t.schema("etxb");
+        create_schema(r, &built, Some(&[Typed::META]), false, true)
+            .await
+            .unwrap();
+        let db = r.database();
+        let (replayed, built) = (
+            introspect(db, Some(&a)).await.unwrap(),
+            introspect(db, Some(&built)).await.unwrap(),
+        );
+        assert!(
+            replayed.differences(&built).is_empty(),
+            "{:?}",
+            replayed.differences(&built)
+        );
+        let column = built.tables["et_retyped"].column("mood").unwrap().clone();
+        if t.backend == tenantry::Backend::Postgres {
+            assert_eq!(column.data_type, "et_mood");
+        }
+        assert_eq!(
+            column.default.as_deref().map(|d| d.trim_matches('\'')),
+            Some("so-so")
+        );
+    }
+);

@@ -116,10 +116,13 @@ pub fn diff(old: &Snapshot, new: &Snapshot, renames: &Renames) -> Result<Changes
     let mut warnings = Vec::new();
     changes.possible_renames = possible_renames(&current, new);
     let hints = &changes.possible_renames;
+    let enums = enum_changes(&current, new, &mut warnings);
     let created = create_tables(&current, new);
     let altered = alter_tables(&current, new, hints, &mut warnings);
     let dropped = drop_tables(&current, new, hints, &mut warnings);
-    for op in created.into_iter().chain(altered).chain(dropped) {
+    let unused_enums = drop_enums(&current, new);
+    let ops = enums.into_iter().chain(created).chain(altered);
+    for op in ops.chain(dropped).chain(unused_enums) {
         apply(op, &mut current)?;
     }
     changes.warnings = warnings;
@@ -131,6 +134,53 @@ pub fn diff(old: &Snapshot, new: &Snapshot, renames: &Renames) -> Result<Changes
         ));
     }
     Ok(changes)
+}
+
+/// The enum types `new` has and `old` has not, and the labels added to the others, each
+/// placed where `new` lists it (before the tables that use them). Labels removed or
+/// reordered are a warning: PostgreSQL cannot drop or reorder an enum's labels.
+fn enum_changes(old: &Snapshot, new: &Snapshot, warnings: &mut Vec<String>) -> Vec<Operation> {
+    let mut out = Vec::new();
+    for (name, labels) in &new.enums {
+        let Some(was) = old.enums.get(name) else {
+            out.push(Operation::CreateEnum {
+                name: name.clone(),
+                variants: labels.clone(),
+            });
+            continue;
+        };
+        let kept: Vec<&String> = labels.iter().filter(|l| was.contains(l)).collect();
+        if kept.len() != was.len() || !kept.iter().zip(was).all(|(k, w)| *k == w) {
+            warnings.push(format!(
+                "enum type {name}: labels removed or reordered ({was:?} to {labels:?});                  PostgreSQL cannot drop or reorder an enum's labels, so no operation is                  written for it: make a new type and convert its columns with a raw step"
+            ));
+            continue;
+        }
+        for (i, label) in labels.iter().enumerate().filter(|(_, l)| !was.contains(l)) {
+            // The label before it is in the type by now (the old ones, and the new ones
+            // added in order); the first label goes before the old first.
+            let (before, after) = match i {
+                0 => (was.first().cloned(), None),
+                _ => (None, Some(labels[i - 1].clone())),
+            };
+            out.push(Operation::AddEnumValue {
+                name: name.clone(),
+                value: label.clone(),
+                before,
+                after,
+            });
+        }
+    }
+    out
+}
+
+/// The enum types `old` has and `new` has not, dropped once no column has them.
+fn drop_enums(old: &Snapshot, new: &Snapshot) -> Vec<Operation> {
+    old.enums
+        .keys()
+        .filter(|name| !new.enums.contains_key(*name))
+        .map(|name| Operation::DropEnum { name: name.clone() })
+        .collect()
 }
 
 fn possible_renames(old: &Snapshot, new: &Snapshot) -> Vec<PossibleRename> {
@@ -613,5 +663,94 @@ mod tests {
         let back = diff(&new, &Snapshot::default(), &Renames::default()).unwrap();
         let order: Vec<String> = back.operations.iter().map(|o| o.describe()).collect();
         assert_eq!(order, ["drop_table a_posts", "drop_table users"]);
+    }
+
+    const MOODS: &str = r#"{ "op": "create_enum", "name": "mood", "variants": ["sad", "happy"] },
+      { "op": "create_table", "table": "days", "columns": [
+        { "name": "id", "type": "big_integer", "primary_key": true, "auto_increment": true },
+        { "name": "mood", "type": "varchar", "enum_type": "mood" } ] }"#;
+
+    fn labels(s: &Snapshot) -> Vec<String> {
+        s.enums["mood"].clone()
+    }
+
+    #[test]
+    fn an_enum_is_made_before_its_table_and_dropped_after_it() {
+        let new = snapshot(MOODS);
+        let changes = diff(&Snapshot::default(), &new, &Renames::default()).unwrap();
+        assert!(matches!(
+            &changes.operations[..],
+            [Operation::CreateEnum { .. }, Operation::CreateTable { .. }]
+        ));
+        let back = diff(&new, &Snapshot::default(), &Renames::default()).unwrap();
+        assert!(matches!(
+            &back.operations[..],
+            [Operation::DropTable { .. }, Operation::DropEnum { .. }]
+        ));
+    }
+
+    #[test]
+    fn new_labels_are_added_where_the_enum_lists_them() {
+        let old = snapshot(MOODS);
+        for wanted in [
+            vec!["glum", "sad", "happy"],
+            vec!["sad", "meh", "happy"],
+            vec!["sad", "happy", "elated"],
+            vec!["awful", "glum", "sad", "meh", "ok", "happy", "elated"],
+        ] {
+            let list = wanted
+                .iter()
+                .map(|l| format!("{l:?}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let new = snapshot(&MOODS.replace(r#""sad", "happy""#, &list));
+            let changes = diff(&old, &new, &Renames::default()).unwrap();
+            assert!(changes
+                .operations
+                .iter()
+                .all(|op| matches!(op, Operation::AddEnumValue { .. })));
+            let mut replayed = old.clone();
+            for op in &changes.operations {
+                replayed.apply(op).unwrap();
+            }
+            assert_eq!(labels(&replayed), wanted, "{:?}", changes.operations);
+            assert!(diff(&replayed, &new, &Renames::default())
+                .unwrap()
+                .is_empty());
+        }
+    }
+
+    #[test]
+    fn removed_or_reordered_labels_are_a_warning_not_an_operation() {
+        let old = snapshot(MOODS);
+        for list in [r#""happy", "sad""#, r#""sad""#, r#""sad", "glad""#] {
+            let new = snapshot(&MOODS.replace(r#""sad", "happy""#, list));
+            let changes = diff(&old, &new, &Renames::default()).unwrap();
+            assert!(changes.is_empty(), "{:?}", changes.operations);
+            assert!(
+                changes
+                    .warnings
+                    .iter()
+                    .any(|w| w.contains("enum type mood")),
+                "{:?}",
+                changes.warnings
+            );
+        }
+    }
+
+    #[test]
+    fn replay_refuses_a_column_of_an_unknown_enum_and_a_drop_of_a_used_one() {
+        let text = MOODS.replace(r#""enum_type": "mood""#, r#""enum_type": "nope""#);
+        let file = format!(r#"{{ "scope": "tenant", "operations": [{text}] }}"#);
+        let migrations = Migrations::from_files(&[("0001_x", file.as_str())]).unwrap();
+        let error = Snapshot::of_migrations(&migrations, MigrationScope::Tenant).unwrap_err();
+        assert!(error.contains("no create_enum made"), "{error}");
+        let mut s = snapshot(MOODS);
+        let error = s
+            .apply(&Operation::DropEnum {
+                name: "mood".into(),
+            })
+            .unwrap_err();
+        assert!(error.contains("still the type of days.mood"), "{error}");
     }
 }

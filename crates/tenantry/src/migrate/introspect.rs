@@ -26,6 +26,9 @@ use crate::{
 pub struct LiveSchema {
     /// Every table, by name (tenantry's history and ledger left out).
     pub tables: BTreeMap<String, LiveTable>,
+    /// PostgreSQL: the schema's enum types by name, each with its labels in order. A
+    /// column of one has the type's bare name as its `data_type` (the schema left out).
+    pub enums: BTreeMap<String, Vec<String>>,
 }
 
 /// One table of a [`LiveSchema`].
@@ -106,6 +109,17 @@ impl LiveSchema {
     pub(crate) fn compare(&self, other: &LiveSchema, left: &str, right: &str) -> Vec<String> {
         let sides = Sides { left, right };
         let mut out = Vec::new();
+        let types: BTreeSet<&String> = self.enums.keys().chain(other.enums.keys()).collect();
+        for name in types {
+            match (self.enums.get(name), other.enums.get(name)) {
+                (Some(l), Some(r)) if l != r => out.push(format!(
+                    "enum type {name}: labels {l:?} in {left}, {r:?} in {right}"
+                )),
+                (Some(_), None) => out.push(format!("enum type {name}: only in {left}")),
+                (None, Some(_)) => out.push(format!("enum type {name}: only in {right}")),
+                _ => {}
+            }
+        }
         let names: BTreeSet<&String> = self.tables.keys().chain(other.tables.keys()).collect();
         for name in names {
             match (self.tables.get(name), other.tables.get(name)) {
@@ -379,6 +393,7 @@ impl Builder {
     fn finish(self) -> LiveSchema {
         LiveSchema {
             tables: self.tables,
+            enums: BTreeMap::new(),
         }
     }
 }
@@ -439,19 +454,22 @@ fn shared_target(database: &Database) -> Target {
 async fn postgres(database: &Database, schema: Option<&SchemaName>) -> Result<LiveSchema> {
     let name = server_name(database, schema)?;
     let target = shared_target(database);
-    let (columns, indexes, foreign_keys, checks) = (
+    let (columns, indexes, foreign_keys, checks, enums) = (
         pg_columns(&name),
         pg_indexes(&name),
         pg_foreign_keys(&name),
         pg_checks(&name),
+        pg_enums(&name),
     );
-    let (columns, indexes, foreign_keys, checks) = tokio::join!(
+    let (columns, indexes, foreign_keys, checks, enums) = tokio::join!(
         target.fetch_unchecked(&columns),
         target.fetch_unchecked(&indexes),
         target.fetch_unchecked(&foreign_keys),
         target.fetch_unchecked(&checks),
+        target.fetch_unchecked(&enums),
     );
-    let (columns, indexes, foreign_keys, checks) = (columns?, indexes?, foreign_keys?, checks?);
+    let (columns, indexes, foreign_keys, checks, enums) =
+        (columns?, indexes?, foreign_keys?, checks?, enums?);
 
     let mut tables = Vec::new();
     for row in &columns {
@@ -550,7 +568,36 @@ async fn postgres(database: &Database, schema: Option<&SchemaName>) -> Result<Li
             entry.checks.insert(row.get(1)?);
         }
     }
-    Ok(live.finish())
+    let mut live = live.finish();
+    for row in &enums {
+        let labels = live.enums.entry(row.get(0)?).or_default();
+        labels.push(row.get(1)?);
+    }
+    Ok(live)
+}
+
+/// `(type, label)` of every enum type of the schema, by type and label order.
+fn pg_enums(schema: &str) -> sea_query::SelectStatement {
+    Query::select()
+        .column(("t", "typname"))
+        .expr(Func::cast_as(Expr::col(("e", "enumlabel")), "text"))
+        .from_as(("pg_catalog", "pg_type"), "t")
+        .join_as(
+            JoinType::InnerJoin,
+            ("pg_catalog", "pg_namespace"),
+            "n",
+            Expr::col(("n", "oid")).equals(("t", "typnamespace")),
+        )
+        .join_as(
+            JoinType::InnerJoin,
+            ("pg_catalog", "pg_enum"),
+            "e",
+            Expr::col(("e", "enumtypid")).equals(("t", "oid")),
+        )
+        .and_where(Expr::col(("n", "nspname")).eq(schema))
+        .order_by(("t", "typname"), Order::Asc)
+        .order_by(("e", "enumsortorder"), Order::Asc)
+        .to_owned()
 }
 
 /// `(table, constraint)` of every check constraint of the schema's tables.
@@ -630,10 +677,18 @@ fn pg_columns(schema: &str) -> sea_query::SelectStatement {
     pg_tables(schema)
         .column(("c", "relname"))
         .column(("a", "attname"))
+        // An enum type by its bare name: format_type qualifies it with its schema, which
+        // differs between two schemas built alike.
         .expr(
-            Func::cust("format_type")
-                .arg(Expr::col(("a", "atttypid")))
-                .arg(Expr::col(("a", "atttypmod"))),
+            Expr::case(
+                Expr::col(("t", "typtype")).eq("e"),
+                Func::cast_as(Expr::col(("t", "typname")), "text"),
+            )
+            .finally(
+                Func::cust("format_type")
+                    .arg(Expr::col(("a", "atttypid")))
+                    .arg(Expr::col(("a", "atttypmod"))),
+            ),
         )
         .column(("a", "attnotnull"))
         .expr(

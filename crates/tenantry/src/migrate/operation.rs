@@ -134,6 +134,36 @@ pub enum Operation {
         /// The constraint's name.
         name: String,
     },
+    /// `CREATE TYPE .. AS ENUM` on PostgreSQL, in the migrated schema; nothing elsewhere
+    /// (MySQL and SQLite keep an enum's text in a `VARCHAR` column). Comes before the
+    /// columns of the type (a column names it with `"enum_type"`).
+    CreateEnum {
+        /// The type's name.
+        name: String,
+        /// Its labels, in order (the order PostgreSQL sorts by).
+        variants: Vec<String>,
+    },
+    /// `ALTER TYPE .. ADD VALUE` on PostgreSQL, placed `before` or `after` a label (at the
+    /// end when neither is given); nothing elsewhere. PostgreSQL cannot use the new label
+    /// in the transaction that adds it: a data step writing it goes in a later migration.
+    /// PostgreSQL cannot drop or reorder labels: that needs a new type (a `raw` step).
+    AddEnumValue {
+        /// The type's name.
+        name: String,
+        /// The new label.
+        value: String,
+        /// The label it goes before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+        /// The label it goes after.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+    },
+    /// `DROP TYPE` on PostgreSQL (no column may still have it); nothing elsewhere.
+    DropEnum {
+        /// The type's name.
+        name: String,
+    },
     /// A data step: the async Rust function registered under `name` with
     /// [`Migrator::data_step`](super::Migrator::data_step), given a
     /// [`Transaction`](crate::Transaction) inside the tenant's migration transaction
@@ -194,6 +224,10 @@ pub struct ColumnSpec {
     /// The default value: a JSON number, string or boolean, bound as a constant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<serde_json::Value>,
+    /// On PostgreSQL the column has this enum type (made by `create_enum`) instead of its
+    /// `type` (`"varchar"`), which the other backends keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enum_type: Option<String>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -449,8 +483,16 @@ impl Operation {
                 &foreign_key.references_column,
             ]),
             Operation::Data { name } => out.push(name),
+            Operation::CreateEnum { name, .. }
+            | Operation::AddEnumValue { name, .. }
+            | Operation::DropEnum { name } => out.push(name),
             Operation::Raw { .. } => {}
         }
+        out.extend(
+            self.columns()
+                .into_iter()
+                .filter_map(|c| c.enum_type.as_deref()),
+        );
         out
     }
 
@@ -477,6 +519,11 @@ impl Operation {
             Operation::AddCheck { table, check } => format!("add_check {table}.{}", check.name),
             Operation::DropCheck { table, name } => format!("drop_check {table}.{name}"),
             Operation::Data { name } => format!("data {name}"),
+            Operation::CreateEnum { name, .. } => format!("create_enum {name}"),
+            Operation::AddEnumValue { name, value, .. } => {
+                format!("add_enum_value {name} {value:?}")
+            }
+            Operation::DropEnum { name } => format!("drop_enum {name}"),
             Operation::Raw { .. } => "raw".to_owned(),
         }
     }

@@ -7,9 +7,9 @@
 //! MySQL, and a SQLite file is its own `main`).
 
 use sea_query::{
-    Alias, ColumnDef, Expr, ExprTrait, ForeignKey, Index, IntoIden, MysqlQueryBuilder,
-    PostgresQueryBuilder, Query, QueryBuilder, SqliteQueryBuilder, Table, TableName, TableRef,
-    Value,
+    extension::postgres::Type, Alias, ColumnDef, Expr, ExprTrait, ForeignKey, Index, IntoIden,
+    MysqlQueryBuilder, PostgresQueryBuilder, Query, QueryBuilder, SqliteQueryBuilder, Table,
+    TableName, TableRef, TypeRef, Value,
 };
 
 use std::collections::BTreeMap;
@@ -56,6 +56,19 @@ fn qualified(namespace: Option<&str>, table: &str) -> TableName {
 impl Renderer<'_> {
     fn table(&self, table: &str) -> TableName {
         qualified(self.namespace, table)
+    }
+
+    /// Enum type `name` of the migrated schema.
+    fn type_ref(&self, name: &str) -> TypeRef {
+        let TableName(namespace, name) = qualified(self.namespace, name);
+        TypeRef(namespace, name)
+    }
+
+    /// On PostgreSQL, a column of an enum type has that type of the migrated schema.
+    fn enum_column(&self, spec: &ColumnSpec, def: &mut ColumnDef) {
+        if let (Some(ty), Backend::Postgres) = (&spec.enum_type, self.backend) {
+            def.custom(Alias::new(crate::enum_types::quoted(&self.type_ref(ty))));
+        }
     }
 
     fn unsupported(&self, op: &Operation, why: &str) -> Error {
@@ -109,6 +122,38 @@ impl Renderer<'_> {
             }
             // Run by the runner, not rendered.
             Operation::Data { .. } => Ok(Vec::new()),
+            // MySQL and SQLite keep an enum's text: no type to make.
+            Operation::CreateEnum { .. }
+            | Operation::AddEnumValue { .. }
+            | Operation::DropEnum { .. }
+                if self.backend != Backend::Postgres =>
+            {
+                Ok(Vec::new())
+            }
+            Operation::CreateEnum { name, variants } => one(Type::create()
+                .as_enum(self.type_ref(name))
+                .values(variants.iter().map(|v| iden(v)))
+                .to_string(PostgresQueryBuilder)),
+            Operation::AddEnumValue {
+                name,
+                value,
+                before,
+                after,
+            } => {
+                let mut alter = Type::alter()
+                    .name(self.type_ref(name))
+                    .add_value(iden(value));
+                if let Some(label) = before {
+                    alter = alter.before(iden(label));
+                }
+                if let Some(label) = after {
+                    alter = alter.after(iden(label));
+                }
+                one(alter.to_string(PostgresQueryBuilder))
+            }
+            Operation::DropEnum { name } => one(Type::drop()
+                .name(self.type_ref(name))
+                .to_string(PostgresQueryBuilder)),
             Operation::DropTable { table } => {
                 let drop = Table::drop().table(self.table(table)).to_owned();
                 one(self.build(|b| b.table_drop(&drop)))
@@ -348,13 +393,24 @@ impl Renderer<'_> {
             Backend::Postgres | Backend::Sqlite => {
                 let mut def = ColumnDef::new(iden(&column.name));
                 let mut changed = false;
+                let mut old_default = old.and_then(|o| o.default.as_ref());
                 let type_changed = old.is_none_or(|o| {
                     o.column_type != column.column_type
                         || o.max_length != column.max_length
                         || o.precision != column.precision
                         || o.scale != column.scale
+                        || o.enum_type != column.enum_type
                 });
-                if type_changed {
+                // PostgreSQL casts nothing to an enum implicitly: the column (and its
+                // default, dropped first and set again below) is converted by its text.
+                let enum_type = column.enum_type.as_deref();
+                if let (true, Some(ty), Backend::Postgres) = (type_changed, enum_type, self.backend)
+                {
+                    if old_default.take().is_some() {
+                        out.push(self.drop_default(table, &column.name));
+                    }
+                    out.push(self.retype_to_enum(table, &column.name, ty));
+                } else if type_changed {
                     let shape = ColumnShape {
                         sql_type: column.column_type.sql_type(),
                         max_length: column.max_length,
@@ -372,9 +428,8 @@ impl Renderer<'_> {
                     }
                     changed = true;
                 }
-                let old_default = old.and_then(|o| o.default.as_ref());
                 if let Some(default) = &column.default {
-                    if old.is_none() || old_default != Some(default) {
+                    if old_default != Some(default) {
                         def.default(json_value(column.column_type, default));
                         changed = true;
                     }
@@ -405,6 +460,26 @@ impl Renderer<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// PostgreSQL: `ALTER TABLE t ALTER COLUMN c TYPE "schema"."enum" USING
+    /// c::text::"schema"."enum"`. sea-query's column changes write no `USING`: every
+    /// identifier is quoted by the builder, the keywords are fixed text.
+    fn retype_to_enum(&self, table: &str, column: &str, ty: &str) -> String {
+        let ty = crate::enum_types::quoted(&self.type_ref(ty));
+        let column = iden(column);
+        let mut out = String::from("ALTER TABLE ");
+        let table = TableRef::Table(self.table(table), None);
+        PostgresQueryBuilder.prepare_table_ref(&table, &mut out);
+        out.push_str(" ALTER COLUMN ");
+        sea_query::QuotedBuilder::prepare_iden(&PostgresQueryBuilder, &column, &mut out);
+        out.push_str(" TYPE ");
+        out.push_str(&ty);
+        out.push_str(" USING ");
+        sea_query::QuotedBuilder::prepare_iden(&PostgresQueryBuilder, &column, &mut out);
+        out.push_str("::text::");
+        out.push_str(&ty);
+        out
     }
 
     /// PostgreSQL: `ALTER TABLE t ALTER COLUMN c DROP DEFAULT`. sea-query's column changes
@@ -553,6 +628,7 @@ impl Renderer<'_> {
             numeric: spec.precision.zip(spec.scale),
         };
         ddl::dialect(self.backend).column_type(shape, &mut def);
+        self.enum_column(spec, &mut def);
         if spec.null {
             def.null();
         } else {

@@ -22,6 +22,9 @@ use crate::{
 pub struct Snapshot {
     /// Every table by name.
     pub tables: BTreeMap<String, TableSnapshot>,
+    /// Every enum type (PostgreSQL's; the other backends keep the text) by name: its
+    /// labels in order.
+    pub enums: BTreeMap<String, Vec<String>>,
     /// The `raw` operations replayed: their effect is not known, so a generator built on
     /// this snapshot warns about them.
     pub raw_operations: usize,
@@ -102,6 +105,21 @@ impl Snapshot {
             snapshot
                 .tables
                 .insert(meta.table.to_owned(), table_of_model(meta, scope)?);
+            for ty in meta.columns.iter().filter_map(|c| c.enum_type) {
+                let variants: Vec<String> = ty.variants.iter().map(|v| (*v).to_owned()).collect();
+                match snapshot.enums.get(ty.name) {
+                    Some(known) if *known != variants => {
+                        return Err(format!(
+                            "enum type {}: two Rust enums declare it with different variants",
+                            ty.name
+                        ))
+                    }
+                    Some(_) => {}
+                    None => {
+                        snapshot.enums.insert(ty.name.to_owned(), variants);
+                    }
+                }
+            }
         }
         Ok(snapshot)
     }
@@ -120,6 +138,16 @@ impl Snapshot {
     /// Applies one operation; fails when it cannot apply (a table that exists already, a
     /// column that does not, …): the migrations disagree with themselves.
     pub fn apply(&mut self, op: &Operation) -> Result<(), String> {
+        for column in op.columns() {
+            if let Some(ty) = column.enum_type.as_deref() {
+                if !self.enums.contains_key(ty) {
+                    return Err(format!(
+                        "column {} has enum type {ty}, which no create_enum made",
+                        column.name
+                    ));
+                }
+            }
+        }
         match op {
             Operation::CreateTable {
                 table,
@@ -238,10 +266,77 @@ impl Snapshot {
                     return Err(format!("table {table} has no check {name}"));
                 }
             }
+            Operation::CreateEnum { name, variants } => {
+                if self.enums.contains_key(name) {
+                    return Err(format!("enum type {name} exists already"));
+                }
+                if let Some(repeated) = variants
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, v)| variants[..i].contains(v).then_some(v))
+                {
+                    return Err(format!("enum type {name} lists {repeated:?} twice"));
+                }
+                self.enums.insert(name.clone(), variants.clone());
+            }
+            Operation::AddEnumValue {
+                name,
+                value,
+                before,
+                after,
+            } => self.add_enum_value(name, value, before.as_deref(), after.as_deref())?,
+            Operation::DropEnum { name } => {
+                let used = self.tables.iter().find_map(|(table, t)| {
+                    t.columns
+                        .iter()
+                        .find(|c| c.enum_type.as_ref() == Some(name))
+                        .map(|c| format!("{table}.{}", c.name))
+                });
+                if let Some(column) = used {
+                    return Err(format!("enum type {name} is still the type of {column}"));
+                }
+                self.enums
+                    .remove(name)
+                    .ok_or_else(|| format!("no enum type {name}"))?;
+            }
             // Rows, not tables.
             Operation::Data { .. } => {}
             Operation::Raw { .. } => self.raw_operations += 1,
         }
+        Ok(())
+    }
+
+    fn add_enum_value(
+        &mut self,
+        name: &str,
+        value: &str,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<(), String> {
+        let labels = self
+            .enums
+            .get_mut(name)
+            .ok_or_else(|| format!("no enum type {name}"))?;
+        if labels.iter().any(|l| l == value) {
+            return Err(format!("enum type {name} has the label {value:?} already"));
+        }
+        let at = |label: &str| {
+            labels
+                .iter()
+                .position(|l| l == label)
+                .ok_or_else(|| format!("enum type {name} has no label {label:?}"))
+        };
+        let index = match (before, after) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "add_enum_value {name}: give before or after, not both"
+                ))
+            }
+            (Some(label), None) => at(label)?,
+            (None, Some(label)) => at(label)? + 1,
+            (None, None) => labels.len(),
+        };
+        labels.insert(index, value.to_owned());
         Ok(())
     }
 
@@ -353,6 +448,7 @@ pub(crate) fn column_spec(column: &ColumnMeta) -> Result<ColumnSpec, String> {
         auto_increment: column.auto_increment,
         unique: column.unique && !column.primary_key,
         default: None,
+        enum_type: column.enum_type.map(|ty| ty.name.to_owned()),
     };
     if let Some(default) = column.default {
         spec.default = Some(json_default(default())?);
@@ -513,6 +609,7 @@ mod tests {
             auto_increment: false,
             unique: false,
             default: Some(default),
+            enum_type: None,
         };
         let decimal = |d: Json| canonical_default(&spec(ColumnType::Decimal, d));
         assert_eq!(decimal(Json::from("0")), decimal(Json::from("0.00")));
