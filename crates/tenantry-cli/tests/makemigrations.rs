@@ -146,7 +146,17 @@ mod v3 {
         pub score: i64,
     }
 
-    /// v2's order: its customer key now restricts deletes; a plan key added.
+    /// An order's state: a PostgreSQL enum type in each tenant schema.
+    #[derive(tenantry::Enum, Debug, Clone, Copy, PartialEq)]
+    #[model(type_name = "order_status")]
+    pub enum Status {
+        #[model(rename = "open")]
+        Open,
+        #[model(rename = "shipped")]
+        Shipped,
+    }
+
+    /// v2's order: its customer key now restricts deletes; a plan key and a status added.
     #[derive(Model, Debug, Clone)]
     #[model(table = "orders")]
     pub struct Order {
@@ -156,6 +166,8 @@ mod v3 {
         pub quantity: i32,
         #[model(on_delete = "set_null")]
         pub plan: Option<ForeignKey<Plan>>,
+        #[model(default = Status::Open)]
+        pub status: Status,
     }
 
     /// v2's tenant label, now shared: dropped from every tenant.
@@ -165,6 +177,113 @@ mod v3 {
         pub id: i64,
         #[model(max_length = 20)]
         pub text: String,
+    }
+}
+
+mod v4 {
+    use tenantry::{ForeignKey, Model};
+
+    pub use super::v3::{Customer, CustomerFollowers, Label, Plan};
+
+    /// v3's status with a label between the two.
+    #[derive(tenantry::Enum, Debug, Clone, Copy, PartialEq)]
+    #[model(type_name = "order_status")]
+    pub enum Status {
+        #[model(rename = "open")]
+        Open,
+        #[model(rename = "packed")]
+        Packed,
+        #[model(rename = "shipped")]
+        Shipped,
+    }
+
+    /// v3's order, its status gaining a label.
+    #[derive(Model, Debug, Clone)]
+    #[model(table = "orders")]
+    pub struct Order {
+        pub id: i64,
+        #[model(on_delete = "restrict")]
+        pub customer: ForeignKey<Customer>,
+        pub quantity: i32,
+        #[model(on_delete = "set_null")]
+        pub plan: Option<ForeignKey<Plan>>,
+        #[model(default = Status::Open)]
+        pub status: Status,
+    }
+}
+
+fn models_v4() -> Vec<&'static tenantry::ModelMeta> {
+    vec![
+        v4::Plan::META,
+        v4::Customer::META,
+        v4::Label::META,
+        v4::Order::META,
+        v4::CustomerFollowers::META,
+    ]
+}
+
+fn registry_v4(database: &tenantry::Database, dir: &Path) -> Registry {
+    Registry::new(database.clone())
+        .register::<v4::Plan>()
+        .register::<v4::Customer>()
+        .register::<v4::Label>()
+        .register::<v4::Order>()
+        .migrations(read_migrations_dir(dir).unwrap())
+}
+
+/// v4: the order status gains a label; every tenant is migrated, matches one built from
+/// the v4 models, and writes the new label in its own schema.
+async fn upgrade_to_v4(t: &TestDb, dir: &Path, tenants: &[SchemaName]) {
+    assert_eq!(check(&models_v4(), dir), Made::Disagree);
+    let (made, out, _) = generate(&models_v4(), dir, named("v4"));
+    assert!(matches!(made, Made::Written(_)), "{out}");
+    let migrations = read_migrations_dir(dir).unwrap();
+    let last = migrations.last(MigrationScope::Tenant).unwrap();
+    assert!(
+        matches!(last.operations(), [Operation::AddEnumValue { value, after: Some(after), .. }] if value == "packed" && after == "open"),
+        "{:?}",
+        last.operations()
+    );
+    let r4 = registry_v4(t.registry.database(), dir);
+    let report = Migrator::new(&r4, migrations)
+        .run(RunOptions::default())
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    let fresh4 = t.schema("fresh4");
+    create_schema(&r4, &fresh4, None, false, true)
+        .await
+        .unwrap();
+    let writes = tenants.iter().enumerate().map(|(i, tenant)| {
+        let r4 = r4.clone();
+        with_tenant(Some(tenant.clone()), async move {
+            let customer = v4::Customer::query(&r4)
+                .order_by([v4::Customer::id().asc()])
+                .all()
+                .await
+                .unwrap()
+                .remove(0);
+            v4::Order::query(&r4)
+                .create(v4::Order {
+                    id: 0,
+                    customer: tenantry::ForeignKey::new(customer.id),
+                    quantity: i as i32,
+                    plan: None,
+                    status: v4::Status::Packed,
+                })
+                .await
+                .unwrap();
+            v4::Order::query(&r4)
+                .filter(v4::Order::status().eq(v4::Status::Packed))
+                .values_list(v4::Order::quantity())
+                .await
+                .unwrap()
+        })
+    });
+    let packed = futures_util::future::join_all(writes).await;
+    for (i, (tenant, quantities)) in tenants.iter().zip(packed).enumerate() {
+        assert_eq!(quantities, vec![i as i32], "{tenant}: its own order only");
+        assert_same_tables(&r4, tenant, &fresh4).await;
     }
 }
 
@@ -455,6 +574,7 @@ backend_test!(generate_then_migrate_a_fleet, |t: TestDb| async move {
         "shared schema"
     );
     other.disconnect().await;
+    upgrade_to_v4(&t, &dir, &tenants).await;
     // r1 and r2 share the test's database, which the harness closes and drops.
     std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
 });

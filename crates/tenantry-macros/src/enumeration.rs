@@ -20,13 +20,7 @@ const MAX_LABEL: usize = 63;
 pub fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
     let type_name = type_name(input, &mut errors);
-    let variants = match variants(input) {
-        Ok(variants) => variants,
-        Err(error) => {
-            errors.push(error);
-            Vec::new()
-        }
-    };
+    let variants = variants(input, &mut errors)?;
     if let Some(type_name) = &type_name {
         for variant in variants.iter().filter(|v| v.text.len() > MAX_LABEL) {
             errors.push(syn::Error::new(
@@ -68,8 +62,8 @@ fn type_name(input: &DeriveInput, errors: &mut Errors) -> Option<LitStr> {
     name
 }
 
-fn variants(input: &DeriveInput) -> syn::Result<Vec<Variant>> {
-    let mut errors = Errors::default();
+/// The variants, each misuse pushed to `errors`; `Err` only for an input that is no enum.
+fn variants(input: &DeriveInput, errors: &mut Errors) -> syn::Result<Vec<Variant>> {
     let Data::Enum(data) = &input.data else {
         return Err(syn::Error::new(
             input.ident.span(),
@@ -90,7 +84,7 @@ fn variants(input: &DeriveInput) -> syn::Result<Vec<Variant>> {
                 "a stored enum's variants have no fields",
             ));
         }
-        let text = rename(variant, &mut errors).unwrap_or_else(|| variant.ident.to_string());
+        let text = rename(variant, errors).unwrap_or_else(|| variant.ident.to_string());
         if variants.iter().any(|v| v.text == text) {
             errors.push(syn::Error::new(
                 variant.ident.span(),
@@ -108,7 +102,7 @@ fn variants(input: &DeriveInput) -> syn::Result<Vec<Variant>> {
             "a stored enum needs at least one variant",
         ));
     }
-    errors.finish(variants)
+    Ok(variants)
 }
 
 /// `#[model(rename = "text")]` on a variant.

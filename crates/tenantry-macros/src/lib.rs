@@ -71,8 +71,13 @@ pub fn derive_model(input: TokenStream) -> TokenStream {
 /// instead. A stored text that is no variant's is `Error::Decode` when read, never a
 /// default. Filters compare with a variant: `Ticket::status().eq(Status::Open)`.
 ///
+/// `#[model(type_name = "ticket_status")]` on the enum stores it on PostgreSQL as an enum
+/// type of that name in each schema holding a table that uses it (see
+/// `tenantry::EnumType`); MySQL and SQLite keep the text. A label is at most 63 bytes.
+///
 /// ```text
 /// #[derive(tenantry::Enum, Debug, Clone, Copy, PartialEq)]
+/// #[model(type_name = "ticket_status")]
 /// enum Status { Open, #[model(rename = "in-progress")] InProgress, Closed }
 /// ```
 #[proc_macro_derive(Enum, attributes(model))]
