@@ -34,6 +34,10 @@ pub struct Instance<M> {
     stored: bool,
     /// Rows loaded by `prefetch_related`, per relation (empty, and unallocated, otherwise).
     prefetched: Vec<(RelationKey, Children)>,
+    /// The column values as stored, kept at the first change made through the instance
+    /// since it was read or written (`None` until then, so that reading costs nothing):
+    /// what [`save`](Self::save) compares with to write only the changed fields.
+    read: Option<Box<[sea_query::Value]>>,
 }
 
 impl<M: Model> Instance<M> {
@@ -43,6 +47,7 @@ impl<M: Model> Instance<M> {
             origin,
             stored: true,
             prefetched: Vec::new(),
+            read: None,
         }
     }
 
@@ -52,6 +57,7 @@ impl<M: Model> Instance<M> {
             origin,
             stored: false,
             prefetched: Vec::new(),
+            read: None,
         }
     }
 
@@ -94,8 +100,20 @@ impl<M: Model> Instance<M> {
     }
 
     /// Inserts the row if it is not stored yet (the database assigns an auto-increment key),
-    /// else updates every non-key column of it. An update that finds no row is
-    /// [`Error::NotFound`].
+    /// else updates the fields changed through the instance since it was read or last
+    /// written (`lamp.stock = 7` writes `stock` alone, so a concurrent change to another
+    /// field is kept), compared after the `pre_save` hooks ran; when none was changed that
+    /// way, every non-key field. An update that finds no row is [`Error::NotFound`].
+    ///
+    /// ```no_run
+    /// # use tenantry::{Model, Registry};
+    /// # #[derive(Model, Debug, Clone)] struct Product { id: i64, #[model(max_length = 40)] name: String, stock: i32 }
+    /// # async fn demo(registry: Registry) -> tenantry::Result<()> {
+    /// let mut lamp = Product::query(&registry).get_pk(1).await?;
+    /// lamp.stock = 7;
+    /// lamp.save().await?; // UPDATE … SET "stock" = $1 WHERE "id" = $2
+    /// # Ok(()) }
+    /// ```
     ///
     /// With a `#[model(version)]` column (optimistic locking) the update is
     /// `… SET …, "version" = "version" + 1 WHERE <key> AND "version" = <the version read>`:
@@ -167,7 +185,25 @@ impl<M: Model> Instance<M> {
         if written.bumped {
             self.model.bump_version();
         }
+        // The row now holds what the instance holds.
+        self.read = None;
         Ok(())
+    }
+
+    /// The fields changed through the instance since it was read or written, when some
+    /// were: the key and the version column left out.
+    fn changed(&self) -> Option<Vec<&'static str>> {
+        let read = self.read.as_deref()?;
+        let meta = M::META;
+        let changed: Vec<&'static str> = meta
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| !c.primary_key && Some(*i) != meta.version)
+            .filter(|(i, _)| read.get(*i) != Some(&self.model.column_value(*i)))
+            .map(|(_, c)| c.name)
+            .collect();
+        (!changed.is_empty()).then_some(changed)
     }
 
     /// `op` between its hooks, in one transaction: the instance's own (inside a savepoint,
@@ -233,7 +269,11 @@ impl<M: Model> Instance<M> {
     /// version was bumped.
     async fn store(&mut self, only: Option<&[&'static str]>) -> Result<Written> {
         if self.stored {
-            let bumped = self.update(only).await?;
+            let changed = match only {
+                None => self.changed(),
+                Some(_) => None,
+            };
+            let bumped = self.update(changed.as_deref().or(only)).await?;
             return Ok(Written {
                 inserted: false,
                 bumped,
@@ -331,6 +371,7 @@ impl<M: Model> Instance<M> {
         let key = self.model.primary_key().clone();
         let fresh = self.here().get_pk(key).await?;
         self.model = fresh.model;
+        self.read = None;
         Ok(())
     }
 
@@ -463,8 +504,14 @@ impl<M> std::ops::Deref for Instance<M> {
     }
 }
 
-impl<M> std::ops::DerefMut for Instance<M> {
+/// The first change through a stored instance keeps its stored values (see
+/// [`Instance::save`]).
+impl<M: Model> std::ops::DerefMut for Instance<M> {
     fn deref_mut(&mut self) -> &mut M {
+        if self.stored && self.read.is_none() {
+            let columns = 0..M::META.columns.len();
+            self.read = Some(columns.map(|i| self.model.column_value(i)).collect());
+        }
         &mut self.model
     }
 }
