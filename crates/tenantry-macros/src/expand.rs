@@ -104,6 +104,7 @@ pub fn expand(model: &Model) -> TokenStream {
         }
     });
     let numeric_checks = model.columns.iter().map(numeric_check);
+    let enum_key_check = enum_key_check(pk_column);
     let tenant_checks = model
         .columns
         .iter()
@@ -179,6 +180,7 @@ pub fn expand(model: &Model) -> TokenStream {
 
         #(#numeric_checks)*
         #(#tenant_checks)*
+        #enum_key_check
         #(#junctions)*
     }
 }
@@ -239,6 +241,24 @@ fn tenant_only_check(model: &syn::Ident, column: &Column) -> TokenStream {
             if !<#model as ::tenantry::Model>::META.tenant_only
                 && <#target as ::tenantry::Model>::META.tenant_only
             {
+                ::core::panic!(#message);
+            }
+        };
+    }
+}
+
+/// A compile-time check that the primary key is no PostgreSQL enum type: each schema has its
+/// own copy of the type, so a key of one could not be referenced from another schema, and
+/// keys are compared untyped where rows are found by key.
+fn enum_key_check(column: &Column) -> TokenStream {
+    let ty = &column.ty;
+    let message = format!(
+        "field `{}`: a primary key cannot be a PostgreSQL enum type (a #[derive(Enum)] with type_name); key the model by an integer, or store the enum as text (no type_name)",
+        column.field
+    );
+    quote::quote_spanned! {ty.span()=>
+        const _: () = {
+            if <#ty as ::tenantry::FieldType>::ENUM_TYPE.is_some() {
                 ::core::panic!(#message);
             }
         };

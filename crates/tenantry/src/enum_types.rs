@@ -48,6 +48,17 @@ pub(crate) fn quoted(ty: &TypeRef) -> String {
     sql
 }
 
+/// `ty` in the schema of `model`'s table at `target`: the shared schema for a shared model,
+/// else the target's.
+pub(crate) fn of_model_at(target: &Target, model: &'static ModelMeta, ty: &EnumType) -> TypeRef {
+    let schema = if model.shared {
+        None
+    } else {
+        target.schema.as_ref()
+    };
+    type_ref(target.database(), schema, ty.name)
+}
+
 /// `value` bound for `column` of `model` at `target`: on PostgreSQL, cast to the column's
 /// enum type in the schema of the model's table; elsewhere (and for every other column)
 /// the bare parameter.
@@ -59,13 +70,7 @@ pub(crate) fn typed(
 ) -> Expr {
     match ty {
         Some(ty) if target.backend() == Backend::Postgres => {
-            let schema = if model.shared {
-                None
-            } else {
-                target.schema.as_ref()
-            };
-            let ty = type_ref(target.database(), schema, ty.name);
-            Func::cast_as_quoted(Expr::val(value), ty).into()
+            Func::cast_as_quoted(Expr::val(value), of_model_at(target, model, ty)).into()
         }
         _ => Expr::val(value),
     }
@@ -126,12 +131,14 @@ pub(crate) fn create_statement(
         .to_string(PostgresQueryBuilder)
 }
 
-/// The names of the enum types `schema` already holds, read at `target`.
-async fn present(target: &Target, schema: Option<&SchemaName>) -> Result<Vec<String>> {
+/// The enum types `schema` already holds, read at `target`: `(name, label)` by type and
+/// label order.
+async fn present(target: &Target, schema: Option<&SchemaName>) -> Result<Vec<(String, String)>> {
     let namespace = namespace(target.database(), schema)
         .map_or_else(|| "public".to_owned(), |ns| ns.1.to_string());
     let select = sea_query::Query::select()
         .column(("t", "typname"))
+        .expr(Func::cast_as(Expr::col(("e", "enumlabel")), "text"))
         .from_as(("pg_catalog", "pg_type"), "t")
         .join_as(
             JoinType::InnerJoin,
@@ -139,13 +146,21 @@ async fn present(target: &Target, schema: Option<&SchemaName>) -> Result<Vec<Str
             "n",
             Expr::col(("n", "oid")).equals(("t", "typnamespace")),
         )
+        .join_as(
+            JoinType::InnerJoin,
+            ("pg_catalog", "pg_enum"),
+            "e",
+            Expr::col(("e", "enumtypid")).equals(("t", "oid")),
+        )
         .and_where(Expr::col(("n", "nspname")).eq(namespace))
-        .and_where(Expr::col(("t", "typtype")).eq("e"))
+        .order_by(("t", "typname"), sea_query::Order::Asc)
+        .order_by(("e", "enumsortorder"), sea_query::Order::Asc)
         .to_owned();
     let rows = target.fetch_all(&select).await?;
     rows.iter()
-        .map(|row| row.get::<String>(0).map_err(Error::from))
-        .collect()
+        .map(|row| Ok((row.get::<String>(0)?, row.get::<String>(1)?)))
+        .collect::<std::result::Result<_, sqlx::Error>>()
+        .map_err(Error::from)
 }
 
 /// Creates, at `target` (PostgreSQL only), the enum types of `models` that `schema` lacks.
@@ -166,13 +181,23 @@ pub(crate) async fn ensure(
         return Ok(());
     }
     let present = present(target, schema).await?;
-    for ty in types
-        .iter()
-        .filter(|ty| !present.iter().any(|p| p == ty.name))
-    {
-        target
-            .execute_ddl(&create_statement(target.database(), schema, ty))
-            .await?;
+    for ty in types {
+        let labels: Vec<&str> = present
+            .iter()
+            .filter(|(name, _)| name == ty.name)
+            .map(|(_, label)| label.as_str())
+            .collect();
+        if labels.is_empty() {
+            target
+                .execute_ddl(&create_statement(target.database(), schema, ty))
+                .await?;
+        } else if ty.variants.iter().any(|v| !labels.contains(v)) {
+            // A type made by another release or registry: writing that variant would fail.
+            return Err(Error::InvalidArgument {
+                argument: ty.name,
+                reason: "the schema's enum type of this name lacks a variant of the Rust enum (made by another registry or release): add the label with a migration (add_enum_value)",
+            });
+        }
     }
     Ok(())
 }

@@ -71,6 +71,11 @@ impl<M: Model> Instance<M> {
         self.stored
     }
 
+    /// Forgets the changes made through the instance: its next save writes every field.
+    pub(crate) fn untrack(&mut self) {
+        self.read = None;
+    }
+
     /// The model value, without its origin.
     pub fn into_inner(self) -> M {
         self.model
@@ -102,8 +107,13 @@ impl<M: Model> Instance<M> {
     /// Inserts the row if it is not stored yet (the database assigns an auto-increment key),
     /// else updates the fields changed through the instance since it was read or last
     /// written (`lamp.stock = 7` writes `stock` alone, so a concurrent change to another
-    /// field is kept), compared after the `pre_save` hooks ran; when none was changed that
-    /// way, every non-key field. An update that finds no row is [`Error::NotFound`].
+    /// field is kept), compared after the `pre_save` hooks ran. A field set back to its
+    /// stored value is not written (no field at all when every change was set back: the
+    /// row is still looked for, and its version checked and bumped); an
+    /// instance never changed through itself writes every non-key field. Inside a
+    /// transaction each save writes every field changed since the instance was read, since
+    /// a rollback there would undo an earlier save unseen. An update that finds no row is
+    /// [`Error::NotFound`].
     ///
     /// ```no_run
     /// # use tenantry::{Model, Registry};
@@ -185,15 +195,37 @@ impl<M: Model> Instance<M> {
         if written.bumped {
             self.model.bump_version();
         }
-        // The row now holds what the instance holds.
-        self.read = None;
+        self.written(only);
         Ok(())
     }
 
-    /// The fields changed through the instance since it was read or written, when some
-    /// were: the key and the version column left out.
-    fn changed(&self) -> Option<Vec<&'static str>> {
-        let read = self.read.as_deref()?;
+    /// After a write of `only` (every field for `None`): the row holds what the instance
+    /// holds there. Inside a transaction the stored values are kept as they were read: a
+    /// rollback of the transaction (or of a savepoint around the write) would undo the
+    /// write unseen, and the next save writes those fields again.
+    fn written(&mut self, only: Option<&[&'static str]>) {
+        if matches!(self.origin.conn(), Conn::Transaction(_)) {
+            return;
+        }
+        match (only, self.read.as_deref_mut()) {
+            (None, _) => self.read = None,
+            (Some(names), Some(read)) => {
+                for (i, column) in M::META.columns.iter().enumerate() {
+                    if names.contains(&column.name) {
+                        read[i] = self.model.column_value(i);
+                    }
+                }
+            }
+            (Some(_), None) => {}
+        }
+    }
+
+    /// What a `save` of the stored row writes: the fields changed through the instance
+    /// since it was read or written (the key and the version column left out).
+    fn changes(&self) -> Changes {
+        let Some(read) = self.read.as_deref() else {
+            return Changes::Untracked;
+        };
         let meta = M::META;
         let changed: Vec<&'static str> = meta
             .columns
@@ -203,7 +235,11 @@ impl<M: Model> Instance<M> {
             .filter(|(i, _)| read.get(*i) != Some(&self.model.column_value(*i)))
             .map(|(_, c)| c.name)
             .collect();
-        (!changed.is_empty()).then_some(changed)
+        if changed.is_empty() {
+            Changes::None
+        } else {
+            Changes::Fields(changed)
+        }
     }
 
     /// `op` between its hooks, in one transaction: the instance's own (inside a savepoint,
@@ -269,9 +305,12 @@ impl<M: Model> Instance<M> {
     /// version was bumped.
     async fn store(&mut self, only: Option<&[&'static str]>) -> Result<Written> {
         if self.stored {
-            let changed = match only {
-                None => self.changed(),
-                Some(_) => None,
+            let changed = match (only, self.changes()) {
+                (Some(_), _) | (None, Changes::Untracked) => None,
+                (None, Changes::Fields(fields)) => Some(fields),
+                // Every field changed was set back: none is written, but the row is still
+                // found (and its version checked and bumped).
+                (None, Changes::None) => Some(Vec::new()),
             };
             let bumped = self.update(changed.as_deref().or(only)).await?;
             return Ok(Written {
@@ -308,6 +347,11 @@ impl<M: Model> Instance<M> {
             })
             .collect::<Result<Vec<_>>>()?;
         let mut update = Query::update();
+        if values.is_empty() && version.is_none() {
+            // No field to write: `SET key = key` still finds the row.
+            let pk = meta.primary_key_column().name;
+            update.value(pk, Expr::col(pk));
+        }
         update
             .table(target.table(meta)?)
             .values(values)
@@ -451,21 +495,6 @@ impl<M: Model> Instance<M> {
     }
 }
 
-/// A QuerySet over model `R` (a foreign key's target, or a reverse relation's model)
-/// where `R`'s rows related to a row of `M` from `origin` live, always on that database
-/// (and in its transaction while that is open and reaches the schema):
-///
-/// - `R` shared: the shared (default) schema, wherever the row lives; a tenant row's
-///   foreign key to a shared model resolves there (DESIGN 4.5).
-/// - `R` tenant-capable, `M` shared: the schema by the usual precedence (explicit `using` >
-///   tenant > `activate_schema` > default), as for a query from the registry. A shared row
-///   (a plan) is the same row for every tenant, so the children it has are the current
-///   tenant's; pinning them to the shared schema read (and wrote) the default schema's rows
-///   inside a tenant scope.
-/// - both tenant-capable: the row's schema, pinned (DESIGN 4.2 and 4.4: the schema an
-///   instance came from outranks the context).
-///
-/// An explicit [`using`](QuerySet::using) on the returned QuerySet outranks all three.
 /// What a save did, to be recorded on the instance once it is committed.
 #[derive(Default)]
 struct Written {
@@ -482,6 +511,21 @@ enum Hooked<'a> {
     Delete,
 }
 
+/// A QuerySet over model `R` (a foreign key's target, or a reverse relation's model)
+/// where `R`'s rows related to a row of `M` from `origin` live, always on that database
+/// (and in its transaction while that is open and reaches the schema):
+///
+/// - `R` shared: the shared (default) schema, wherever the row lives; a tenant row's
+///   foreign key to a shared model resolves there (DESIGN 4.5).
+/// - `R` tenant-capable, `M` shared: the schema by the usual precedence (explicit `using` >
+///   tenant > `activate_schema` > default), as for a query from the registry. A shared row
+///   (a plan) is the same row for every tenant, so the children it has are the current
+///   tenant's; pinning them to the shared schema read (and wrote) the default schema's rows
+///   inside a tenant scope.
+/// - both tenant-capable: the row's schema, pinned (DESIGN 4.2 and 4.4: the schema an
+///   instance came from outranks the context).
+///
+/// An explicit [`using`](QuerySet::using) on the returned QuerySet outranks all three.
 pub(crate) fn related_query<M: Model, R: Model>(origin: &Origin) -> QuerySet<R> {
     let source = if R::META.shared {
         Source::Origin(origin.in_shared_schema())
@@ -502,6 +546,16 @@ impl<M> std::ops::Deref for Instance<M> {
     fn deref(&self) -> &M {
         &self.model
     }
+}
+
+/// What changed through an instance since its row was read or written.
+enum Changes {
+    /// Nothing was changed through it (or it was never stored): every field is written.
+    Untracked,
+    /// Changes were made and every changed field set back.
+    None,
+    /// These fields differ from the stored ones.
+    Fields(Vec<&'static str>),
 }
 
 /// The first change through a stored instance keeps its stored values (see

@@ -309,6 +309,9 @@ impl Attempt<'_> {
                 .await
                 .map_err(|e| failed(None, e))?;
         }
+        if conn.backend() == Backend::Postgres {
+            self.add_enum_labels_first(conn).await?;
+        }
         if let Err(error) = conn.ddl(begin).await {
             self.foreign_keys_on(conn).await;
             let kind = if code(&error).as_deref() == Some("5") {
@@ -675,6 +678,44 @@ impl Attempt<'_> {
     /// `foreign_keys` off before `BEGIN` (and checks every key before `COMMIT`).
     fn foreign_keys_off(&self) -> bool {
         self.renderer.backend == Backend::Sqlite && self.replays.rebuilds
+    }
+
+    /// PostgreSQL cannot use an enum label in the transaction that adds it (unless it made
+    /// the type too), and a schema's pending migrations run in one transaction: the labels
+    /// they add to types that exist already are added first, outside it, each by its own
+    /// `ADD VALUE IF NOT EXISTS` (the migration's own statement then finds it made). A
+    /// label added by a run that then fails stays, and is the one the next run adds.
+    async fn add_enum_labels_first(&self, conn: &mut RunnerConn) -> Step<()> {
+        let adds = |m: &&Migration| {
+            m.operations()
+                .iter()
+                .any(|op| matches!(op, Operation::AddEnumValue { .. }))
+        };
+        if !self.migrations.iter().any(adds) {
+            return Ok(());
+        }
+        let recorded = self.history(conn).await?;
+        let mut made_here: Vec<&str> = Vec::new();
+        for (migration, replay) in self.pending(&recorded) {
+            for op in migration.operations() {
+                match op {
+                    Operation::CreateEnum { name, .. } => made_here.push(name),
+                    Operation::AddEnumValue { name, .. } if !made_here.contains(&name.as_str()) => {
+                        let statements = self
+                            .renderer
+                            .render_at(op, &replay)
+                            .map_err(|e| unsupported(migration.id(), e))?;
+                        for sql in statements {
+                            conn.ddl(&sql)
+                                .await
+                                .map_err(|e| failed(Some(migration.id()), e))?;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The migrations not completed here, in order, each with the tables the scope's

@@ -108,6 +108,7 @@ fn type_differs(old: &ColumnSpec, new: &ColumnSpec) -> bool {
         || old.max_length != new.max_length
         || old.precision != new.precision
         || old.scale != new.scale
+        || old.enum_type != new.enum_type
 }
 
 /// Whether `column` of `table` is indexed, unique, a primary key or in a foreign key, as
@@ -221,12 +222,14 @@ pub(crate) fn operation_hazards(
             _ => {}
         },
         Backend::MySql => match op {
-            Operation::AlterColumn { .. } => push(
-                HazardKind::Copy,
-                "MODIFY COLUMN copies the table (ALGORITHM=COPY) and blocks writes until done"
-                    .into(),
-                EXPAND_CONTRACT,
-            ),
+            Operation::AlterColumn { .. } if !super::render::alters_only_enum_type(op, before) => {
+                push(
+                    HazardKind::Copy,
+                    "MODIFY COLUMN copies the table (ALGORITHM=COPY) and blocks writes until done"
+                        .into(),
+                    EXPAND_CONTRACT,
+                )
+            }
             Operation::AddColumn { column, .. }
                 if column.unique || column.primary_key || column.auto_increment =>
             {

@@ -144,9 +144,11 @@ pub enum Operation {
         variants: Vec<String>,
     },
     /// `ALTER TYPE .. ADD VALUE` on PostgreSQL, placed `before` or `after` a label (at the
-    /// end when neither is given); nothing elsewhere. PostgreSQL cannot use the new label
-    /// in the transaction that adds it: a data step writing it goes in a later migration.
-    /// PostgreSQL cannot drop or reorder labels: that needs a new type (a `raw` step).
+    /// end when neither is given; `IF NOT EXISTS`); nothing elsewhere. PostgreSQL cannot use
+    /// a label in the transaction that adds it, so the runner adds the labels of types that
+    /// exist already before the schema's migration transaction: later operations and data
+    /// steps may use them. PostgreSQL cannot drop or reorder labels: that needs a new type
+    /// (a `raw` step).
     AddEnumValue {
         /// The type's name.
         name: String,

@@ -101,6 +101,9 @@ impl Renderer<'_> {
     /// `ALGORITHM=INSTANT`.
     pub(crate) fn render_at(&self, op: &Operation, replay: &Replay) -> Result<Vec<String>> {
         let before = replay.snapshot();
+        if self.backend != Backend::Postgres && alters_only_enum_type(op, before) {
+            return Ok(Vec::new());
+        }
         if self.backend == Backend::Sqlite && sqlite_rebuilds(op, before, self.tenant) {
             return self.rebuild(op, before);
         }
@@ -140,9 +143,11 @@ impl Renderer<'_> {
                 before,
                 after,
             } => {
+                // Idempotent: the runner adds a label before the migration's transaction.
                 let mut alter = Type::alter()
                     .name(self.type_ref(name))
-                    .add_value(iden(value));
+                    .add_value(iden(value))
+                    .if_not_exists();
                 if let Some(label) = before {
                     alter = alter.before(iden(label));
                 }
@@ -802,6 +807,24 @@ fn postgres_constraint_name(table: &str, column: &str, label: &str) -> String {
     [&table[..t], "_", &column[..c], "_", label].concat()
 }
 
+/// Whether `op` is an `alter_column` that changes nothing but the column's PostgreSQL enum
+/// type, judged against `before`: nothing to do on the backends that keep the text.
+pub(crate) fn alters_only_enum_type(op: &Operation, before: Option<&Snapshot>) -> bool {
+    let Operation::AlterColumn { table, column } = op else {
+        return false;
+    };
+    let old = before
+        .and_then(|s| s.table(table))
+        .and_then(|t| t.column(&column.name));
+    old.is_some_and(|old| {
+        old.enum_type != column.enum_type
+            && ColumnSpec {
+                enum_type: column.enum_type.clone(),
+                ..old.clone()
+            } == *column
+    })
+}
+
 /// SQLite's table of AUTOINCREMENT counters.
 const SQLITE_SEQUENCE: &str = "sqlite_sequence";
 
@@ -842,9 +865,8 @@ pub(crate) fn op_table(op: &Operation) -> Option<&str> {
 pub(crate) fn sqlite_rebuilds(op: &Operation, before: Option<&Snapshot>, tenant: bool) -> bool {
     let left_out = |fk: &ForeignKeySpec| fk.shared && tenant;
     match op {
-        Operation::AlterColumn { .. }
-        | Operation::AddCheck { .. }
-        | Operation::DropCheck { .. } => true,
+        Operation::AlterColumn { .. } => !alters_only_enum_type(op, before),
+        Operation::AddCheck { .. } | Operation::DropCheck { .. } => true,
         Operation::AddForeignKey { foreign_key, .. } => !left_out(foreign_key),
         Operation::DropForeignKey { table, name } => before
             .and_then(|s| s.table(table))

@@ -111,9 +111,21 @@ fn render(node: Node, model: &'static ModelMeta, at: At) -> Result<Condition> {
             if built_on() != model {
                 return Err(invalid(model, column, "a column of another model"));
             }
-            Condition::all().add(Expr::col(column).in_subquery(inner.select(statement()?)?))
+            let target = statement()?;
+            let typed = match (
+                target.backend(),
+                model.column(column).and_then(|c| c.enum_type),
+            ) {
+                (crate::Backend::Postgres, Some(ty)) => {
+                    Some(crate::enum_types::of_model_at(target, model, ty))
+                }
+                _ => None,
+            };
+            Condition::all().add(Expr::col(column).in_subquery(inner.select(target, typed)?))
         }
-        Node::Exists(inner) => Condition::all().add(Expr::exists(inner.select(statement()?)?)),
+        Node::Exists(inner) => {
+            Condition::all().add(Expr::exists(inner.select(statement()?, None)?))
+        }
         Node::Typed {
             model: built_on,
             ty,

@@ -28,8 +28,10 @@ pub struct Subquery<R: Model, T> {
 
 /// A subquery seen without its model, as a filter holds it.
 pub(crate) trait Inner: Send + Sync {
-    /// The SELECT in the schema of `outer`, the query the subquery is used in.
-    fn select(&self, outer: &Target) -> Result<SelectStatement>;
+    /// The SELECT in the schema of `outer`, the query the subquery is used in; its column
+    /// converted to enum type `typed` (PostgreSQL's, of the outer column's schema) when
+    /// its own table is in another schema, whose copy of the type is another type.
+    fn select(&self, outer: &Target, typed: Option<sea_query::TypeRef>) -> Result<SelectStatement>;
 }
 
 impl<R: Model> QuerySet<R> {
@@ -63,7 +65,7 @@ impl<R: Model, T> Subquery<R, T> {
 }
 
 impl<R: Model, T> Inner for Subquery<R, T> {
-    fn select(&self, outer: &Target) -> Result<SelectStatement> {
+    fn select(&self, outer: &Target, typed: Option<sea_query::TypeRef>) -> Result<SelectStatement> {
         let mut query = self.query.clone();
         query.refuse_lock("a subquery locks nothing of its own; lock the outer query's rows")?;
         let place = query.place.as_ref().map_err(|e| e.error())?;
@@ -123,9 +125,17 @@ impl<R: Model, T> Inner for Subquery<R, T> {
             select.from_clear().from(table);
         }
         select.clear_selects();
-        match self.column {
-            Some(column) => select.column(column),
-            None => select.expr(Expr::val(1)),
+        let typed = match typed {
+            Some(ty) if target.table(R::META)?.0 != ty.0 => Some(ty),
+            _ => None,
+        };
+        match (self.column, typed) {
+            (Some(column), Some(ty)) => {
+                let text = sea_query::Func::cast_as(Expr::col(column), "text");
+                select.expr(sea_query::Func::cast_as_quoted(text, ty))
+            }
+            (Some(column), None) => select.column(column),
+            (None, _) => select.expr(Expr::val(1)),
         };
         Ok(select)
     }

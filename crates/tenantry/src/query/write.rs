@@ -244,6 +244,8 @@ async fn overwrite<M: Model>(
         let read = std::mem::replace(&mut *found, values);
         found.set_primary_key(key);
         found.copy_version(&read);
+        // Every field of `values` is written, whether or not it differs from the row.
+        found.untrack();
         match found.save().await {
             Ok(()) => return Ok(found),
             Err(Error::VersionConflict { .. }) if retry && attempt < VERSION_ATTEMPTS => {

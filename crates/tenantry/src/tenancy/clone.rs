@@ -170,7 +170,11 @@ async fn copy_rows(
     for meta in models {
         let source = table_name(database, Some(from), meta.table);
         let destination = table_name(database, Some(to), meta.table);
-        target.execute(&copy(meta, source, destination)?).await?;
+        let copy = copy(meta, source, destination, |ty| {
+            (database.backend() == Backend::Postgres)
+                .then(|| crate::enum_types::type_ref(database, Some(to), ty))
+        })?;
+        target.execute(&copy).await?;
     }
     if database.backend() == Backend::Postgres {
         for meta in models {
@@ -182,15 +186,27 @@ async fn copy_rows(
     Ok(())
 }
 
-/// `INSERT INTO destination (columns) SELECT columns FROM source ORDER BY key`.
+/// `INSERT INTO destination (columns) SELECT columns FROM source ORDER BY key`. On
+/// PostgreSQL each schema has its own copy of an enum type: such a column is converted by
+/// its text to the destination's type (`type_in_destination`, `None` elsewhere).
 fn copy(
     meta: &'static ModelMeta,
     source: sea_query::TableName,
     destination: sea_query::TableName,
+    type_in_destination: impl Fn(&'static str) -> Option<sea_query::TypeRef>,
 ) -> Result<InsertStatement> {
     let columns = meta.column_names.iter().copied();
-    let select = Query::select()
-        .columns(columns.clone())
+    let mut select = Query::select();
+    for column in meta.columns {
+        match column.enum_type.and_then(|ty| type_in_destination(ty.name)) {
+            Some(ty) => {
+                let text = sea_query::Func::cast_as(sea_query::Expr::col(column.name), "text");
+                select.expr(sea_query::Func::cast_as_quoted(text, ty))
+            }
+            None => select.column(column.name),
+        };
+    }
+    let select = select
         .from(source)
         .order_by(meta.primary_key_column().name, Order::Asc)
         .to_owned();
@@ -294,7 +310,7 @@ async fn copy_sqlite_pinned(
             );
             // The connection's own file is the clone.
             let destination = sea_query::TableName(None, meta.table.into());
-            let copy = copy(meta, source, destination)?;
+            let copy = copy(meta, source, destination, |_| None)?;
             let (sql, values) = crate::target::render(Backend::Sqlite, &copy);
             sqlx::query_with(&sql, values).execute(&mut *tx).await?;
         }

@@ -447,6 +447,10 @@ async fn create_in(
         conn: Conn::Transaction(tx.clone()),
         schema: Some(schema.clone()),
     };
+    // Two creations of one schema at once would both find its objects missing and collide
+    // in the catalog (a unique violation): the second waits here for the first to end,
+    // then finds them made.
+    target.fetch_all(&creation_lock(schema)).await?;
     let create = NamespaceStatement::create(tx.database(), schema, if_not_exists)?;
     target
         .execute_ddl(create.sql())
@@ -465,6 +469,24 @@ async fn create_in(
         crate::migrate::record_ledger(&shared, schema, migrations).await?;
     }
     Ok(())
+}
+
+/// The advisory-lock space of schema creation on PostgreSQL: the first key of the
+/// two-key form (a key space apart from the migrations' one-key locks).
+const PG_CREATION_LOCK_SPACE: i32 = 0x7465_6e63;
+
+/// PostgreSQL: `SELECT pg_advisory_xact_lock(<space>, hashtext('<schema>'))`, held until
+/// the creating transaction ends.
+fn creation_lock(schema: &SchemaName) -> sea_query::SelectStatement {
+    use sea_query::{Expr, Func, Query};
+    let key = Func::cust("hashtext").arg(Expr::val(schema.as_str()));
+    Query::select()
+        .expr(
+            Func::cust("pg_advisory_xact_lock")
+                .arg(Expr::val(PG_CREATION_LOCK_SPACE))
+                .arg(key),
+        )
+        .to_owned()
 }
 
 /// PostgreSQL 42P06 / MySQL 1007 become [`Error::SchemaAlreadyExists`].
