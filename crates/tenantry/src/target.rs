@@ -196,6 +196,23 @@ impl Target {
         Ok(rows(self.run_raw(sql, values, Returns::Rows).await?))
     }
 
+    /// Runs `sql`, a statement sea-query rendered earlier, with `values` bound, and returns
+    /// its rows; `again` binds them anew if the statement must run twice.
+    pub(crate) async fn fetch_sql(
+        &self,
+        sql: &str,
+        values: Vec<sea_query::Value>,
+        again: impl FnOnce() -> Vec<sea_query::Value>,
+    ) -> Result<Vec<Row>> {
+        let again = || SqlxValues(sea_query::Values(again()));
+        let values = SqlxValues(sea_query::Values(values));
+        Ok(rows(
+            self.run_sql(sql, values, Returns::Rows, again)
+                .instrument(self.span())
+                .await?,
+        ))
+    }
+
     /// Runs a raw statement that returns no rows.
     pub(crate) async fn execute_raw(&self, sql: &str, values: &[sea_query::Value]) -> Result<Done> {
         Ok(done(self.run_raw(sql, values, Returns::Nothing).await?))

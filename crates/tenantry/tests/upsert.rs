@@ -537,3 +537,90 @@ async fn proposed_values(t: common::TestDb) {
 }
 
 backend_pool_test!(upserts_add_the_proposed_value, proposed_values);
+
+/// Upserts of one shape in two tenants at once and in the shared schema (on SQLite the
+/// statement's text is kept per shape and reused): each writes and returns only its own
+/// rows, in the order given; batches of other sizes and a repeated key in one batch too.
+async fn same_shapes(t: common::TestDb) {
+    let (a, b) = (t.schema("usa"), t.schema("usb"));
+    tenant(&t.registry, &a).await;
+    tenant(&t.registry, &b).await;
+    let r = t.registry.clone().register::<Counter>();
+    r.create_all().await.unwrap();
+    let batch = |label: &str, n: usize, round: i64| -> Vec<Counter> {
+        (0..n)
+            .map(|k| counter(&format!("{label}-{}", k % 4 + (k / 4) * 10), round, label))
+            .collect()
+    };
+    let upsert = |schema: Option<SchemaName>, label: &'static str| {
+        let r = r.clone();
+        async move {
+            let q = || match &schema {
+                Some(s) => Counter::query(&r).using(s),
+                None => Counter::query(&r),
+            };
+            let mut returned = Vec::new();
+            for (round, n) in [(1, 6), (2, 6), (3, 3), (4, 6)] {
+                let stored = q()
+                    .on_conflict(Counter::key())
+                    .do_update(Counter::hits())
+                    .bulk_create(batch(label, n, round))
+                    .await
+                    .unwrap();
+                let keys: Vec<String> = stored.iter().map(|c| c.key.clone()).collect();
+                let wanted: Vec<String> =
+                    batch(label, n, round).into_iter().map(|c| c.key).collect();
+                assert_eq!(keys, wanted, "{label}: returned in the order given");
+                assert!(stored.iter().all(|c| c.hits == round && c.note == label));
+                returned.push(stored.len());
+                tokio::task::yield_now().await;
+            }
+            let repeated = q()
+                .on_conflict(Counter::key())
+                .do_update(Counter::hits())
+                .bulk_create([counter("x", 1, label), counter("x", 2, label)])
+                .await;
+            assert!(
+                matches!(repeated, Err(Error::InvalidArgument { .. })),
+                "{repeated:?}"
+            );
+            let all = q().order_by([Counter::key().asc()]).all().await.unwrap();
+            (
+                returned,
+                all.into_iter()
+                    .map(|c| (c.key.clone(), c.hits, c.note.clone()))
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    let (in_a, in_b, shared) = tokio::join!(
+        with_tenant(Some(a.clone()), upsert(Some(a.clone()), "a")),
+        upsert(Some(b.clone()), "b"),
+        upsert(None, "s"),
+    );
+    for ((returned, rows), label) in [(in_a, "a"), (in_b, "b"), (shared, "s")] {
+        assert_eq!(returned, vec![6, 6, 3, 6]);
+        let keys: Vec<&str> = rows.iter().map(|(k, _, _)| k.as_str()).collect();
+        let mut wanted: Vec<String> = (0..6)
+            .map(|k| format!("{label}-{}", k % 4 + (k / 4) * 10))
+            .collect();
+        wanted.sort();
+        assert_eq!(keys, wanted, "{label}: only its own rows");
+        assert!(
+            rows.iter().all(|(_, _, note)| note == label),
+            "{label}: {rows:?}"
+        );
+        let hits: Vec<i64> = rows.iter().map(|(_, h, _)| *h).collect();
+        // The last round wrote all six keys (the 3-row one only three).
+        assert_eq!(
+            hits.iter().filter(|h| **h == 4).count(),
+            6,
+            "{label}: {rows:?}"
+        );
+    }
+}
+
+backend_pool_test!(
+    upserts_of_one_shape_in_two_tenants_and_the_shared_schema,
+    same_shapes
+);

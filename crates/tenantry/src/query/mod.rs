@@ -31,6 +31,7 @@ mod prefetch;
 mod projection;
 mod read;
 mod related;
+mod rendered;
 mod stream;
 mod subquery;
 mod upsert;

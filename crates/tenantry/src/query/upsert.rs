@@ -12,6 +12,7 @@ use super::{
         assigned_expr, checked_in_statement, refuse_reads_of_earlier_assignments,
         unassigned_version,
     },
+    rendered::{Shape, SQLITE_UPSERTS},
     write::{insert_values, own_transaction},
     Columns, QuerySet,
 };
@@ -19,6 +20,7 @@ use crate::{
     error::{Error, Result},
     instance::Instance,
     model::{Assignment, Model, ModelMeta},
+    row::Row,
     target::{Conn, Target},
     transaction_options::{backoff, is_retryable},
 };
@@ -265,8 +267,8 @@ impl<M: Model> Plan<M> {
         (limit.saturating_sub(constants) / width).max(1)
     }
 
-    /// `models` checked ([`checked_keys`]) and sorted by key, with their keys and each
-    /// one's position in the order given.
+    /// `models` checked ([`checked_keys`]) and sorted by key (on SQLite: as given), with
+    /// their keys and each one's position in the order given.
     fn in_key_order(
         &self,
         target: &Target,
@@ -274,12 +276,27 @@ impl<M: Model> Plan<M> {
     ) -> Result<(Vec<M>, Vec<Key>, Vec<usize>)> {
         let keys = checked_keys(self, target, &models)?;
         let mut order: Vec<usize> = (0..models.len()).collect();
-        // Keys are distinct (below), so an unstable sort gives one order.
-        order.sort_unstable_by(|&a, &b| keys[a].order(&keys[b]));
-        refuse_repeats(&keys, &order)?;
+        // The key order is the order rows lock in, so that two upserts cannot deadlock;
+        // SQLite's writer holds the whole file, and the rows stay as given.
+        let sorted = target.backend() != crate::Backend::Sqlite;
+        if sorted {
+            // Keys are distinct (below), so an unstable sort gives one order.
+            order.sort_unstable_by(|&a, &b| keys[a].order(&keys[b]));
+        }
+        refuse_repeats(&keys, &order, sorted)?;
+        if !sorted {
+            return Ok((models, keys, order));
+        }
         let mut slots: Vec<Option<(M, Key)>> = models.into_iter().zip(keys).map(Some).collect();
-        let (models, keys) = order.iter().filter_map(|&i| slots[i].take()).unzip();
-        Ok((models, keys, order))
+        let (mut in_order, mut in_order_keys) = (
+            Vec::with_capacity(order.len()),
+            Vec::with_capacity(order.len()),
+        );
+        for (model, key) in order.iter().filter_map(|&i| slots[i].take()) {
+            in_order.push(model);
+            in_order_keys.push(key);
+        }
+        Ok((in_order, in_order_keys, order))
     }
 
     /// One attempt of an upsert on a database: in a transaction of its own when it takes
@@ -311,6 +328,12 @@ impl<M: Model> Plan<M> {
     ) -> Result<Vec<M>> {
         let mut stored = Vec::with_capacity(models.len());
         for (chunk, chunk_keys) in models.chunks(per_batch).zip(keys.chunks(per_batch)) {
+            if let Some(shape) = self.shape(target, chunk)? {
+                let rows = self.run_rendered(target, chunk, shape).await?;
+                let rows = rows.iter().map(M::from_row).collect::<Result<Vec<M>>>()?;
+                stored.extend(self.matched(target, chunk_keys, rows)?);
+                continue;
+            }
             let insert = self.statement(target, chunk)?;
             let rows = if self.read_back(target) {
                 target.execute(&insert).await?;
@@ -323,6 +346,61 @@ impl<M: Model> Plan<M> {
             stored.extend(self.matched(target, chunk_keys, rows)?);
         }
         Ok(stored)
+    }
+
+    /// The shape of `chunk`'s statement when its text can be kept (see
+    /// [`rendered`](super::rendered)): on SQLite, an upsert returning its rows whose
+    /// conflict clause binds no value.
+    fn shape(&self, target: &Target, chunk: &[M]) -> Result<Option<Shape>> {
+        let updated = match &self.action {
+            Action::Update {
+                columns,
+                assignments,
+            } if assignments.is_empty() => columns,
+            _ => return Ok(None),
+        };
+        let meta = M::META;
+        if target.backend() != crate::Backend::Sqlite
+            || self.read_back(target)
+            || meta.version.is_some()
+            || meta.insert_columns().next().is_none()
+        {
+            return Ok(None);
+        }
+        Ok(Some(Shape {
+            model: std::ptr::from_ref(meta) as usize,
+            table: target.table(meta)?,
+            rows: chunk.len(),
+            conflict: (
+                self.key_indexes.iter().copied().collect(),
+                Some(updated.clone()),
+            ),
+        }))
+    }
+
+    /// Runs `chunk`'s statement by its kept text (rendered by sea-query the first time),
+    /// its values bound in the text's order: each row's insert columns.
+    async fn run_rendered(&self, target: &Target, chunk: &[M], shape: Shape) -> Result<Vec<Row>> {
+        let text = match SQLITE_UPSERTS.get(&shape) {
+            Some(text) => text,
+            None => {
+                let (sql, values) =
+                    crate::target::render(target.backend(), &self.statement(target, chunk)?);
+                let text: std::sync::Arc<str> = sql.into();
+                // The values of the text are the rows' cells, in order, or it is not kept.
+                if values.0 .0 == row_values(chunk)? {
+                    SQLITE_UPSERTS.insert(shape, text.clone());
+                }
+                return target
+                    .fetch_sql(&text, values.0 .0, || row_values(chunk).unwrap_or_default())
+                    .await;
+            }
+        };
+        target
+            .fetch_sql(&text, row_values(chunk)?, || {
+                row_values(chunk).unwrap_or_default()
+            })
+            .await
     }
 
     /// `rows` in the order of `keys`: as returned when they match (a multi-row INSERT
@@ -544,11 +622,11 @@ fn checked_keys<M: Model>(plan: &Plan<M>, target: &Target, models: &[M]) -> Resu
     Ok(keys)
 }
 
-/// Refuses two models with the same key. `order` is the keys sorted: where every key
-/// value is of a kind [`Key::order`] ranks, equal keys are neighbours there; otherwise
-/// they are found with a hash set.
-fn refuse_repeats(keys: &[Key], order: &[usize]) -> Result<()> {
-    let repeated = if keys.iter().all(Key::is_ranked) {
+/// Refuses two models with the same key. When `sorted`, `order` is the keys sorted: where
+/// every key value is of a kind [`Key::order`] ranks, equal keys are neighbours there;
+/// otherwise they are found with a hash set.
+fn refuse_repeats(keys: &[Key], order: &[usize], sorted: bool) -> Result<()> {
+    let repeated = if sorted && keys.iter().all(Key::is_ranked) {
         order.windows(2).any(|pair| keys[pair[0]] == keys[pair[1]])
     } else {
         let mut seen: HashSet<&Key> = HashSet::with_capacity(keys.len());
@@ -739,4 +817,18 @@ fn hash_value<H: std::hash::Hasher>(value: &sea_query::Value, state: &mut H) {
         V::Bytes(v) => v.hash(state),
         _ => {}
     }
+}
+
+/// The insert columns' values of `models`, row by row, checked against their columns as an
+/// INSERT binds them.
+fn row_values<M: Model>(models: &[M]) -> Result<Vec<sea_query::Value>> {
+    let meta = M::META;
+    let columns = meta.insert_columns().count();
+    let mut values = Vec::with_capacity(models.len() * columns);
+    for model in models {
+        for (i, column) in meta.insert_columns() {
+            values.push(column.bind(meta, model.column_value(i))?);
+        }
+    }
+    Ok(values)
 }
