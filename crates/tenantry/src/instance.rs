@@ -71,6 +71,12 @@ impl<M: Model> Instance<M> {
         self.stored
     }
 
+    /// The model, for tenantry's own changes that are no field's (a related row attached
+    /// to a foreign key): not tracked as a change, so costing no copy of the stored values.
+    pub(crate) fn model_untracked(&mut self) -> &mut M {
+        &mut self.model
+    }
+
     /// Forgets the changes made through the instance: its next save writes every field.
     pub(crate) fn untrack(&mut self) {
         self.read = None;

@@ -170,7 +170,7 @@ impl<M: Model> QuerySet<M> {
             let parent = (fk.target)();
             let mut related = None;
             for instance in instances.iter_mut() {
-                if let Some(slot) = instance.foreign_key_mut(index) {
+                if let Some(slot) = instance.model_untracked().foreign_key_mut(index) {
                     slot.collect_key(&mut related);
                 }
             }
@@ -187,7 +187,7 @@ impl<M: Model> QuerySet<M> {
             }
             let origin = parent_target.origin();
             for instance in instances.iter_mut() {
-                if let Some(slot) = instance.foreign_key_mut(index) {
+                if let Some(slot) = instance.model_untracked().foreign_key_mut(index) {
                     slot.attach(&related, &origin)?;
                 }
             }
