@@ -1,6 +1,10 @@
 //! A model value that knows where it lives.
 
+mod tracking;
+
 use sea_query::{Expr, ExprTrait, Query};
+
+use tracking::{Changes, Tracked};
 
 use crate::{
     error::{Error, Result},
@@ -34,10 +38,9 @@ pub struct Instance<M> {
     stored: bool,
     /// Rows loaded by `prefetch_related`, per relation (empty, and unallocated, otherwise).
     prefetched: Vec<(RelationKey, Children)>,
-    /// The column values as stored, kept at the first change made through the instance
-    /// since it was read or written (`None` until then, so that reading costs nothing):
-    /// what [`save`](Self::save) compares with to write only the changed fields.
-    read: Option<Box<[sea_query::Value]>>,
+    /// What changed through the instance since it was read or written (`None` until the
+    /// first change: reading costs nothing); see [`tracking`].
+    tracked: Option<Box<Tracked>>,
 }
 
 impl<M: Model> Instance<M> {
@@ -47,7 +50,7 @@ impl<M: Model> Instance<M> {
             origin,
             stored: true,
             prefetched: Vec::new(),
-            read: None,
+            tracked: None,
         }
     }
 
@@ -57,7 +60,7 @@ impl<M: Model> Instance<M> {
             origin,
             stored: false,
             prefetched: Vec::new(),
-            read: None,
+            tracked: None,
         }
     }
 
@@ -79,7 +82,13 @@ impl<M: Model> Instance<M> {
 
     /// Forgets the changes made through the instance: its next save writes every field.
     pub(crate) fn untrack(&mut self) {
-        self.read = None;
+        self.tracked = None;
+    }
+
+    /// Whether the instance's statements go through an open transaction, whose writes a
+    /// rollback may undo unseen.
+    fn in_transaction(&self) -> bool {
+        matches!(self.origin.conn(), Conn::Transaction(_))
     }
 
     /// The model value, without its origin.
@@ -205,46 +214,30 @@ impl<M: Model> Instance<M> {
         Ok(())
     }
 
-    /// After a write of `only` (every field for `None`): the row holds what the instance
-    /// holds there. Inside a transaction the stored values are kept as they were read: a
-    /// rollback of the transaction (or of a savepoint around the write) would undo the
-    /// write unseen, and the next save writes those fields again.
+    /// After a write of `only` (every field for `None`): outside a transaction the row
+    /// holds what the instance holds there; inside one those fields are unsure (see
+    /// [`tracking`]).
     fn written(&mut self, only: Option<&[&'static str]>) {
-        if matches!(self.origin.conn(), Conn::Transaction(_)) {
+        if self.in_transaction() {
+            let model = &self.model;
+            let tracked = self
+                .tracked
+                .get_or_insert_with(|| Box::new(Tracked::of(model)));
+            tracked.written_in_transaction::<M>(only);
             return;
         }
-        match (only, self.read.as_deref_mut()) {
-            (None, _) => self.read = None,
-            (Some(names), Some(read)) => {
-                for (i, column) in M::META.columns.iter().enumerate() {
-                    if names.contains(&column.name) {
-                        read[i] = self.model.column_value(i);
-                    }
-                }
-            }
+        match (only, self.tracked.as_deref_mut()) {
+            (None, _) => self.tracked = None,
+            (Some(names), Some(tracked)) => tracked.written(&self.model, names),
             (Some(_), None) => {}
         }
     }
 
-    /// What a `save` of the stored row writes: the fields changed through the instance
-    /// since it was read or written (the key and the version column left out).
+    /// What a `save` of the stored row writes.
     fn changes(&self) -> Changes {
-        let Some(read) = self.read.as_deref() else {
-            return Changes::Untracked;
-        };
-        let meta = M::META;
-        let changed: Vec<&'static str> = meta
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(i, c)| !c.primary_key && Some(*i) != meta.version)
-            .filter(|(i, _)| read.get(*i) != Some(&self.model.column_value(*i)))
-            .map(|(_, c)| c.name)
-            .collect();
-        if changed.is_empty() {
-            Changes::None
-        } else {
-            Changes::Fields(changed)
+        match &self.tracked {
+            Some(tracked) => tracked.changes(&self.model),
+            None => Changes::Untracked,
         }
     }
 
@@ -421,7 +414,11 @@ impl<M: Model> Instance<M> {
         let key = self.model.primary_key().clone();
         let fresh = self.here().get_pk(key).await?;
         self.model = fresh.model;
-        self.read = None;
+        // Inside a transaction the refreshed values may be rolled back unseen: what was
+        // read before is kept (see `tracking`).
+        if !self.in_transaction() {
+            self.tracked = None;
+        }
         Ok(())
     }
 
@@ -554,23 +551,12 @@ impl<M> std::ops::Deref for Instance<M> {
     }
 }
 
-/// What changed through an instance since its row was read or written.
-enum Changes {
-    /// Nothing was changed through it (or it was never stored): every field is written.
-    Untracked,
-    /// Changes were made and every changed field set back.
-    None,
-    /// These fields differ from the stored ones.
-    Fields(Vec<&'static str>),
-}
-
 /// The first change through a stored instance keeps its stored values (see
 /// [`Instance::save`]).
 impl<M: Model> std::ops::DerefMut for Instance<M> {
     fn deref_mut(&mut self) -> &mut M {
-        if self.stored && self.read.is_none() {
-            let columns = 0..M::META.columns.len();
-            self.read = Some(columns.map(|i| self.model.column_value(i)).collect());
+        if self.stored && self.tracked.is_none() {
+            self.tracked = Some(Box::new(Tracked::of(&self.model)));
         }
         &mut self.model
     }
