@@ -125,10 +125,10 @@ impl<M: Model> Instance<M> {
     /// field is kept), compared after the `pre_save` hooks ran. A field set back to its
     /// stored value is not written (no field at all when every change was set back: the
     /// row is still looked for, and its version checked and bumped); an
-    /// instance never changed through itself writes every non-key field. Inside a
-    /// transaction each save writes every field changed since the instance was read, since
-    /// a rollback there would undo an earlier save unseen. An update that finds no row is
-    /// [`Error::NotFound`].
+    /// instance never changed through itself writes every non-key field. A field a save
+    /// inside a transaction wrote is written again by every later save until one outside a
+    /// transaction, since a rollback there would undo it unseen. An update that finds no
+    /// row is [`Error::NotFound`].
     ///
     /// ```no_run
     /// # use tenantry::{Model, Registry};
