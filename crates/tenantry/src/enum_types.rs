@@ -8,8 +8,8 @@
 //! as it is.
 
 use sea_query::{
-    extension::postgres::Type, Expr, ExprTrait, Func, IntoIden, JoinType, PostgresQueryBuilder,
-    QueryBuilder, TypeRef, Value,
+    extension::postgres::Type, Expr, Func, IntoIden, PostgresQueryBuilder, QueryBuilder, TypeRef,
+    Value,
 };
 
 use crate::{
@@ -136,26 +136,7 @@ pub(crate) fn create_statement(
 async fn present(target: &Target, schema: Option<&SchemaName>) -> Result<Vec<(String, String)>> {
     let namespace = namespace(target.database(), schema)
         .map_or_else(|| "public".to_owned(), |ns| ns.1.to_string());
-    let select = sea_query::Query::select()
-        .column(("t", "typname"))
-        .expr(Func::cast_as(Expr::col(("e", "enumlabel")), "text"))
-        .from_as(("pg_catalog", "pg_type"), "t")
-        .join_as(
-            JoinType::InnerJoin,
-            ("pg_catalog", "pg_namespace"),
-            "n",
-            Expr::col(("n", "oid")).equals(("t", "typnamespace")),
-        )
-        .join_as(
-            JoinType::InnerJoin,
-            ("pg_catalog", "pg_enum"),
-            "e",
-            Expr::col(("e", "enumtypid")).equals(("t", "oid")),
-        )
-        .and_where(Expr::col(("n", "nspname")).eq(namespace))
-        .order_by(("t", "typname"), sea_query::Order::Asc)
-        .order_by(("e", "enumsortorder"), sea_query::Order::Asc)
-        .to_owned();
+    let select = crate::migrate::pg_enums(&namespace);
     let rows = target.fetch_all(&select).await?;
     rows.iter()
         .map(|row| Ok((row.get::<String>(0)?, row.get::<String>(1)?)))

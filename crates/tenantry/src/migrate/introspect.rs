@@ -577,7 +577,7 @@ async fn postgres(database: &Database, schema: Option<&SchemaName>) -> Result<Li
 }
 
 /// `(type, label)` of every enum type of the schema, by type and label order.
-fn pg_enums(schema: &str) -> sea_query::SelectStatement {
+pub(crate) fn pg_enums(schema: &str) -> sea_query::SelectStatement {
     Query::select()
         .column(("t", "typname"))
         .expr(Func::cast_as(Expr::col(("e", "enumlabel")), "text"))

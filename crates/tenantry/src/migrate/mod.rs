@@ -81,6 +81,7 @@ pub use drift::{TenantDrift, DRIFT_SCHEMA_PREFIX};
 pub use error::{MigrationError, MigrationErrorKind};
 pub use hazard::{Hazard, HazardKind};
 pub use history::{LedgerState, HISTORY_TABLE, LEDGER_TABLE};
+pub(crate) use introspect::pg_enums;
 pub use introspect::{introspect, LiveColumn, LiveForeignKey, LiveIndex, LiveSchema, LiveTable};
 pub use ledger::LedgerRow;
 pub use migration::{Migration, MigrationScope, Migrations};
