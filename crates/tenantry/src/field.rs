@@ -89,7 +89,8 @@ pub trait FieldType: Sized + Send + Sync + 'static {
     /// Whether the column accepts NULL.
     const NULLABLE: bool = false;
     /// The PostgreSQL enum type the column has, for a `#[derive(Enum)]` type declared with
-    /// `type_name` (and an `Option` of one, or a foreign key to such a key).
+    /// `type_name` (and an `Option` of one). A primary key never has one (the derive
+    /// refuses it), so neither does a foreign key.
     const ENUM_TYPE: Option<&'static EnumType> = None;
     /// The value bound as a statement parameter.
     fn to_value(&self) -> Value;

@@ -73,7 +73,6 @@ impl<M: Model> PartialEq for ForeignKey<M> {
 
 impl<M: Model> FieldType for ForeignKey<M> {
     const SQL_TYPE: crate::SqlType = <M::PrimaryKey as FieldType>::SQL_TYPE;
-    const ENUM_TYPE: Option<&'static crate::EnumType> = <M::PrimaryKey as FieldType>::ENUM_TYPE;
     fn to_value(&self) -> sea_query::Value {
         self.key.to_value()
     }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use sea_query::TableName;
 
-/// The most shapes kept per database: an application upserting batches of every size
+/// The most shapes kept in the process: an application upserting batches of every size
 /// keeps the last ones rather than growing without bound.
 const CAPACITY: usize = 64;
 
@@ -25,8 +25,8 @@ pub(crate) struct Shape {
     pub(crate) model: usize,
     pub(crate) table: TableName,
     pub(crate) rows: usize,
-    /// The conflict key's and the updated columns' indexes, `None` for `DO NOTHING`.
-    pub(crate) conflict: (smallvec::SmallVec<[usize; 2]>, Option<Vec<&'static str>>),
+    /// The conflict key's column indexes and the updated columns, in order.
+    pub(crate) conflict: (smallvec::SmallVec<[usize; 2]>, Vec<&'static str>),
 }
 
 /// The rendered texts, for every SQLite database of the process (the text does not depend

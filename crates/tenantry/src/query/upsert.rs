@@ -371,10 +371,7 @@ impl<M: Model> Plan<M> {
             model: std::ptr::from_ref(meta) as usize,
             table: target.table(meta)?,
             rows: chunk.len(),
-            conflict: (
-                self.key_indexes.iter().copied().collect(),
-                Some(updated.clone()),
-            ),
+            conflict: (self.key_indexes.iter().copied().collect(), updated.clone()),
         }))
     }
 
