@@ -48,9 +48,10 @@ impl From<Error> for ApiError {
             Error::TenantSuspended { .. } => StatusCode::FORBIDDEN,
             // Busy or unreachable for now (a tenant's server down, every connection of the
             // budget in use): worth retrying later.
-            Error::ConnectionBudgetExhausted { .. } | Error::PoolTimedOut { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            // A Citus worker holding the tenant is down: its tenants only.
+            Error::ConnectionBudgetExhausted { .. }
+            | Error::PoolTimedOut { .. }
+            | Error::NodeUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -66,6 +66,11 @@ pub struct Capabilities {
     /// error (SQLite, MySQL): tenantry checks the divisor in the statement, so that it is
     /// [`Error::OutOfRange`](crate::Error::OutOfRange) on every backend.
     pub division_by_zero_is_null: bool,
+    /// Tenant schemas are distributed schemas, each placed on one worker of a Citus cluster
+    /// (PostgreSQL with the `citus` extension, detected at connect): shared models are
+    /// reference tables, and foreign keys and statements stay within one tenant (see
+    /// [`Deployment::Citus`](crate::Deployment::Citus)).
+    pub distributed_schemas: bool,
 }
 
 /// Which failed statements end a transaction on the server (after which a `COMMIT` would
@@ -107,6 +112,13 @@ const POSTGRES: Capabilities = Capabilities {
     assignments_in_order: false,
     loose_column_types: false,
     division_by_zero_is_null: false,
+    distributed_schemas: false,
+};
+
+/// PostgreSQL as a Citus coordinator: the same SQL, tenant schemas distributed.
+const POSTGRES_CITUS: Capabilities = Capabilities {
+    distributed_schemas: true,
+    ..POSTGRES
 };
 
 const MYSQL: Capabilities = Capabilities {
@@ -125,6 +137,7 @@ const MYSQL: Capabilities = Capabilities {
     assignments_in_order: true,
     loose_column_types: false,
     division_by_zero_is_null: true,
+    distributed_schemas: false,
 };
 
 const SQLITE: Capabilities = Capabilities {
@@ -142,6 +155,7 @@ const SQLITE: Capabilities = Capabilities {
     assignments_in_order: false,
     loose_column_types: true,
     division_by_zero_is_null: true,
+    distributed_schemas: false,
 };
 
 impl Backend {
@@ -151,6 +165,15 @@ impl Backend {
             Backend::Postgres => &POSTGRES,
             Backend::MySql => &MYSQL,
             Backend::Sqlite => &SQLITE,
+        }
+    }
+
+    /// The capabilities of this backend deployed as `deployment`: a Citus coordinator
+    /// distributes tenant schemas.
+    pub const fn capabilities_in(self, deployment: &crate::Deployment) -> &'static Capabilities {
+        match (self, deployment) {
+            (Backend::Postgres, crate::Deployment::Citus { .. }) => &POSTGRES_CITUS,
+            _ => self.capabilities(),
         }
     }
 

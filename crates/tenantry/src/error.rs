@@ -290,6 +290,23 @@ pub enum Error {
         /// The database's message (it names the column or the type, not the value).
         message: String,
     },
+    /// A model or a statement breaks a rule of the deployment (a Citus cluster: see
+    /// [`DistributionRule`](crate::DistributionRule)); refused before any SQL was sent.
+    #[error("model {model:?}: {rule}")]
+    Distribution {
+        /// The model's table.
+        model: &'static str,
+        /// The rule it broke.
+        rule: crate::DistributionRule,
+    },
+    /// A node of the cluster the database relies on did not answer (a Citus worker that
+    /// holds the tenant's schema is down or unreachable: SQLSTATE class 08 reported by the
+    /// coordinator). Only the statements that need that node fail; retry when it is back.
+    #[error("a database node is unavailable: {message}")]
+    NodeUnavailable {
+        /// The coordinator's message (it names the node, not the tenant).
+        message: String,
+    },
     /// Any other database or driver error (connection refused, dropped connection, timeout…).
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
@@ -313,6 +330,11 @@ fn classify(error: sqlx::Error) -> Error {
                 message: db.message().to_owned(),
             };
         }
+        sqlx::Error::Database(db) if is_node_unavailable(db.as_ref()) => {
+            return Error::NodeUnavailable {
+                message: db.message().to_owned(),
+            };
+        }
         sqlx::Error::Database(db) => db.kind(),
         _ => return Error::Database(error),
     };
@@ -329,6 +351,14 @@ fn classify(error: sqlx::Error) -> Error {
 /// SQLite refuses a delete under `ON DELETE RESTRICT` with `SQLITE_CONSTRAINT_TRIGGER`
 /// (1811) rather than `SQLITE_CONSTRAINT_FOREIGNKEY`, which sqlx leaves unclassified; the
 /// message is SQLite's foreign key one (a user trigger's `RAISE` carries its own message).
+/// A connection error the PostgreSQL server itself reports (SQLSTATE class 08): a Citus
+/// coordinator that could not reach a worker. (A failure of tenantry's own connection is
+/// an I/O error, not a server's report.)
+fn is_node_unavailable(db: &dyn sqlx::error::DatabaseError) -> bool {
+    db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some_and(|pg| pg.code().starts_with("08"))
+}
+
 fn is_sqlite_restrict(db: &dyn sqlx::error::DatabaseError) -> bool {
     db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
         && db.code().as_deref() == Some("1811")
@@ -498,6 +528,13 @@ impl Error {
             Error::WorkPanicked { message } => Error::WorkPanicked {
                 message: message.clone(),
             },
+            Error::Distribution { model, rule } => Error::Distribution {
+                model,
+                rule: rule.clone(),
+            },
+            Error::NodeUnavailable { message } => Error::NodeUnavailable {
+                message: message.clone(),
+            },
             Error::Database(source) => Error::Database(driver(source)),
         }
     }
@@ -513,6 +550,7 @@ impl Error {
                 | Error::NotNullViolation { .. }
                 | Error::CheckViolation { .. }
                 | Error::SchemaNotFound { .. }
+                | Error::NodeUnavailable { .. }
                 | Error::Database(sqlx::Error::Database(_))
         )
     }

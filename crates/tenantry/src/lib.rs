@@ -31,6 +31,7 @@
 extern crate self as tenantry;
 
 mod backend;
+mod citus;
 pub mod contrib;
 mod database;
 mod ddl;
@@ -59,6 +60,9 @@ mod transaction_options;
 pub mod __doc;
 
 pub use backend::{Backend, Capabilities, SchemaKind, TransactionAbort};
+pub use citus::{
+    Citus, Deployment, DistributionRule, MoveProgress, Node, Placement, Rebalance, TenantMove,
+};
 pub use database::{
     ConnectionBudget, Database, DatabaseOptions, PoolSettings, PoolStatus, PooledConnection,
 };

@@ -218,7 +218,14 @@ impl Registry {
             None => false,
         };
         for db in self.databases() {
+            let citus = db.deployment().await?.is_citus();
+            if citus {
+                crate::citus::check_models(self.models())?;
+            }
             ddl::create_tables(db, None, self.models()).await?;
+            if citus {
+                crate::citus::make_reference_tables(db, self.models()).await?;
+            }
         }
         if let Some(migrations) = &self.inner.migrations {
             crate::migrate::ensure_ledger(self.database()).await?;

@@ -20,10 +20,12 @@ pub(crate) use pool::{Checkout, ConnPool};
 pub(crate) use sqlite::{file_set, SqliteStore};
 
 use crate::{
-    backend::Backend,
+    backend::{Backend, Capabilities},
+    citus::Deployment,
     error::{Error, Result},
     naming::TenantNamespace,
     schema_name::SchemaName,
+    target::{Conn, Target},
 };
 
 /// One database: a URL, its backend and its connection pool(s). Cheap to clone.
@@ -67,6 +69,8 @@ struct Inner {
     /// The database's name on its server (SQLite: the main file's path), to tell whether a
     /// directory entry names it.
     name: Option<Arc<str>>,
+    /// Detected at connect (or at the first use of a lazily connected database).
+    deployment: std::sync::OnceLock<Deployment>,
 }
 
 /// The next [`Database`] id.
@@ -153,10 +157,12 @@ impl Database {
                 directory,
                 id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 name,
+                deployment: std::sync::OnceLock::new(),
             }),
         };
         if eager {
             db.ping().await?;
+            db.deployment().await?;
         }
         Ok(db)
     }
@@ -167,6 +173,36 @@ impl Database {
             Pools::Postgres(_) => Backend::Postgres,
             Pools::MySql(_) => Backend::MySql,
             Pools::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// How the database is deployed: [`Deployment::Citus`] on a Citus coordinator, else
+    /// [`Deployment::Single`]. Read once, when the database connects (a lazily connected one
+    /// reads it at its first call), then kept.
+    pub async fn deployment(&self) -> Result<&Deployment> {
+        let target = Target {
+            conn: Conn::Database(self.clone()),
+            schema: None,
+        };
+        self.deployment_via(&target).await
+    }
+
+    /// [`deployment`](Self::deployment), read through `target` if not known yet (inside a
+    /// transaction: on its connection).
+    pub(crate) async fn deployment_via(&self, target: &Target) -> Result<&Deployment> {
+        if let Some(known) = self.inner.deployment.get() {
+            return Ok(known);
+        }
+        let detected = crate::citus::detect(target).await?;
+        Ok(self.inner.deployment.get_or_init(|| detected))
+    }
+
+    /// What this database can do: its backend's [`Capabilities`], those of a Citus
+    /// coordinator once the [`deployment`](Self::deployment) is known to be one.
+    pub fn capabilities(&self) -> &'static Capabilities {
+        match self.inner.deployment.get() {
+            Some(deployment) => self.backend().capabilities_in(deployment),
+            None => self.backend().capabilities(),
         }
     }
 

@@ -83,7 +83,14 @@ impl<R: Model, T> Inner for Subquery<R, T> {
                     what: "a subquery over rows of another database (a many-to-many whose junction is in a directory tenant's database and whose targets are shared)",
                 })
             }
-            Some((_, pinned)) => pinned.clone(),
+            Some((_, pinned)) => {
+                crate::citus::refuse_across_tenants(
+                    R::META,
+                    outer.schema.as_ref(),
+                    pinned.as_ref(),
+                )?;
+                pinned.clone()
+            }
             None if R::META.shared => None,
             None => outer.schema.clone(),
         };

@@ -140,6 +140,9 @@ impl Schemas<'_> {
                 &tenant_models
             }
         };
+        if self.database.deployment().await?.is_citus() {
+            crate::citus::check_models(models)?;
+        }
         let tables = if should_create_tables {
             ddl::create_statements(self.database, Some(schema), models)?
         } else {
@@ -224,6 +227,13 @@ impl Schemas<'_> {
     ) -> Result<()> {
         refuse_reserved(schema)?;
         let models: Vec<&'static ModelMeta> = self.registry.tenant_models().collect();
+        let in_tx = Target {
+            conn: Conn::Transaction(tx.clone()),
+            schema: None,
+        };
+        if self.database.deployment_via(&in_tx).await?.is_citus() {
+            crate::citus::check_models(&models)?;
+        }
         let tables = ddl::create_statements(self.database, Some(schema), &models)?;
         let stamp = self.stamp_for(schema, true, if_not_exists).await?;
         let span =
@@ -451,6 +461,10 @@ async fn create_in(
     // in the catalog (a unique violation): the second waits here for the first to end,
     // then finds them made.
     target.fetch_all(&creation_lock(schema)).await?;
+    if tx.database().deployment_via(&target).await?.is_citus() {
+        // Only for this transaction: a pooled session never keeps the setting.
+        crate::citus::distribute_in_transaction(&target).await?;
+    }
     let create = NamespaceStatement::create(tx.database(), schema, if_not_exists)?;
     target
         .execute_ddl(create.sql())

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cancel;
+pub mod citus;
 pub mod directory;
 mod harness;
 pub mod hostile;

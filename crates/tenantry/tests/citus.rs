@@ -1,0 +1,602 @@
+//! Citus: tenants as distributed schemas of a live cluster (`TENANTRY_TEST_CITUS_URL`, the
+//! coordinator of the 3-node cluster `.ci/run` starts), shared models as reference tables,
+//! the rules refused before any SQL, tenant moves and rebalancing. Each test has a database
+//! of its own on the cluster (`common::citus`).
+
+mod common;
+
+use std::{
+    collections::BTreeSet,
+    sync::{atomic::Ordering, Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use common::{citus::CitusDb, statements::CountStatements};
+use futures_util::{stream, StreamExt};
+use sqlx::{Connection as _, Row as _};
+use tenantry::{
+    create_schema, Database, Deployment, DistributionRule, Error, ForeignKey, ManyToMany, Model,
+    Registry, SchemaName,
+};
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(shared)]
+struct Plan {
+    id: i64,
+    #[model(max_length = 50)]
+    title: String,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+struct Account {
+    id: i64,
+    #[model(max_length = 80)]
+    name: String,
+    plan: ForeignKey<Plan>,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(tenant)]
+struct Note {
+    id: i64,
+    #[model(max_length = 80)]
+    body: String,
+    #[model(on_delete = "cascade")]
+    account: ForeignKey<Account>,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+struct Label {
+    id: i64,
+    #[model(max_length = 40)]
+    name: String,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+struct AccountLabel {
+    id: i64,
+    #[model(on_delete = "cascade")]
+    account: ForeignKey<Account>,
+    #[model(on_delete = "cascade")]
+    label: ForeignKey<Label>,
+}
+
+const LABELS: ManyToMany<AccountLabel, Account, Label> =
+    ManyToMany::new(AccountLabel::account(), AccountLabel::label());
+
+/// Breaks the key rule: a database-assigned 32-bit key.
+#[derive(Model, Debug, Clone, PartialEq)]
+struct SmallKey {
+    id: i32,
+    #[model(max_length = 10)]
+    code: String,
+}
+
+/// Breaks the reference rule: a shared model pointing at a tenant model.
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(shared)]
+struct SharedToTenant {
+    id: i64,
+    account: ForeignKey<Account>,
+}
+
+fn registry(db: Database) -> Registry {
+    Registry::new(db)
+        .register::<Plan>()
+        .register::<Account>()
+        .register::<Note>()
+        .register::<Label>()
+        .register::<AccountLabel>()
+}
+
+fn schema(name: &str) -> SchemaName {
+    SchemaName::parse(name).unwrap()
+}
+
+/// Creates `n` tenants `t0..` with one account each, named after its tenant, on plan
+/// `gold`, with `notes` notes.
+async fn tenants(r: &Registry, n: usize, notes: usize) -> Vec<SchemaName> {
+    let gold = Plan::query(r)
+        .create(Plan {
+            id: 0,
+            title: "gold".into(),
+        })
+        .await
+        .unwrap();
+    let names: Vec<SchemaName> = (0..n).map(|i| schema(&format!("t{i}"))).collect();
+    stream::iter(names.clone())
+        .for_each_concurrent(4, |s| {
+            let (r, gold) = (r.clone(), gold.clone());
+            async move {
+                create_schema(&r, &s, None, false, true).await.unwrap();
+                let account = Account::query(&r)
+                    .using(&s)
+                    .create(Account {
+                        id: 0,
+                        name: s.to_string(),
+                        plan: ForeignKey::from(&gold),
+                    })
+                    .await
+                    .unwrap();
+                Note::query(&r)
+                    .using(&s)
+                    .bulk_create((0..notes).map(|i| Note {
+                        id: 0,
+                        body: format!("{s}-{i}"),
+                        account: ForeignKey::from(&account),
+                    }))
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    names
+}
+
+/// The accounts and notes `s` reads: every name must carry its own tag.
+async fn assert_reads_its_own(r: &Registry, s: &SchemaName, notes: usize) {
+    // Across the foreign key into the reference table, in the tenant's schema.
+    let accounts = Account::query(r)
+        .using(s)
+        .filter(Account::plan().to(Plan::title()).eq("gold"))
+        .all()
+        .await
+        .unwrap();
+    let names: Vec<_> = accounts.iter().map(|a| a.name.clone()).collect();
+    assert_eq!(
+        names,
+        vec![s.to_string()],
+        "tenant {s} read another's accounts"
+    );
+    let bodies = Note::query(r).using(s).all().await.unwrap();
+    assert_eq!(bodies.len(), notes, "tenant {s}");
+    assert!(
+        bodies.iter().all(|n| n.body.starts_with(&format!("{s}-"))),
+        "tenant {s} read another's notes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_tenants_are_distributed_schemas_on_both_workers_and_read_only_their_rows() {
+    let Some(cluster) = CitusDb::create("fifty").await else {
+        return;
+    };
+    let db = cluster.connect(16).await;
+    assert!(matches!(
+        db.deployment().await.unwrap(),
+        Deployment::Citus { .. }
+    ));
+    assert!(db.capabilities().distributed_schemas);
+    let r = registry(db.clone());
+    r.create_all().await.unwrap();
+    let names = tenants(&r, 50, 3).await;
+
+    // The shared model is a reference table; the tenants' tables are in their schemas.
+    let mut admin = cluster.admin().await;
+    let kinds: Vec<(String, String)> =
+        sqlx::query("SELECT logicalrelid::text, repmodel::text FROM pg_dist_partition ORDER BY 1")
+            .fetch_all(&mut admin)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+    assert!(kinds.contains(&("plans".into(), "t".into())), "{kinds:?}");
+    let distributed: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_dist_schema")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(distributed, 50);
+
+    // Spread over both workers, each tenant where the placement says.
+    let citus = db.citus().await.unwrap();
+    let nodes = citus.nodes().await.unwrap();
+    assert_eq!(nodes.len(), 2);
+    for node in &nodes {
+        assert!(
+            !node.tenants.is_empty(),
+            "{}:{} holds no tenant",
+            node.host,
+            node.port
+        );
+    }
+    let placed: BTreeSet<_> = citus
+        .placements()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.schema)
+        .collect();
+    assert_eq!(placed, names.iter().cloned().collect());
+
+    // 32 requests at once, each tenant read many times, several tenants in one task too.
+    let reads: Vec<SchemaName> = (0..400).map(|i| names[(i * 7) % 50].clone()).collect();
+    stream::iter(reads)
+        .for_each_concurrent(32, |s| {
+            let r = r.clone();
+            let other = names[(s.as_str()[1..].parse::<usize>().unwrap() + 1) % 50].clone();
+            async move {
+                tokio::join!(
+                    assert_reads_its_own(&r, &s, 3),
+                    assert_reads_its_own(&r, &other, 3)
+                );
+            }
+        })
+        .await;
+    admin.close().await.unwrap();
+    db.disconnect().await;
+    cluster.drop().await;
+}
+
+#[test]
+fn each_rule_is_refused_with_its_error_before_any_sql() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let Some(cluster) = CitusDb::create("rules").await else {
+            return;
+        };
+        let db = cluster.connect(2).await;
+        let r = registry(db.clone());
+        r.create_all().await.unwrap();
+        let (a, b) = (schema("rule_a"), schema("rule_b"));
+        tenants_named(&r, &[&a, &b]).await;
+        let account = Account::query(&r).using(&a).get_pk(1_i64).await.unwrap();
+
+        let (count, counter) = CountStatements::new();
+        let _counting = tracing::subscriber::set_default(counter);
+        let small = Registry::new(db.clone()).register::<SmallKey>();
+        let refused = small.create_all().await.unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                Error::Distribution {
+                    model: "small_keys",
+                    rule: DistributionRule::KeyNotBigint { column: "id" }
+                }
+            ),
+            "{refused:?}"
+        );
+        let refused = create_schema(&small, &schema("rule_c"), None, false, true)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                Error::Distribution {
+                    rule: DistributionRule::KeyNotBigint { .. },
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+        let shared = registry(db.clone()).register::<SharedToTenant>();
+        let refused = shared.create_all().await.unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                Error::Distribution {
+                    model: "shared_to_tenants",
+                    rule: DistributionRule::SharedReferencesTenant {
+                        column: "account_id",
+                        target: "accounts"
+                    }
+                }
+            ),
+            "{refused:?}"
+        );
+        // One statement over tenant b's labels chosen by tenant a's links.
+        let refused = LABELS.of(&account).all().using(&b).all().await.unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                Error::Distribution {
+                    model: "account_labels",
+                    rule: DistributionRule::AcrossTenants { .. }
+                }
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            0,
+            "a refused operation sent SQL"
+        );
+        drop(_counting);
+
+        // Nothing was made: no table of the refused models, no schema rule_c.
+        let mut admin = cluster.admin().await;
+        let made: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_class WHERE relname IN ('small_keys', 'shared_to_tenants')",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(made, 0);
+        admin.close().await.unwrap();
+        db.disconnect().await;
+        cluster.drop().await;
+    });
+}
+
+async fn tenants_named(r: &Registry, names: &[&SchemaName]) {
+    let gold = Plan::query(r)
+        .create(Plan {
+            id: 0,
+            title: "gold".into(),
+        })
+        .await
+        .unwrap();
+    for &s in names {
+        create_schema(r, s, None, false, true).await.unwrap();
+        let account = Account::query(r)
+            .using(s)
+            .create(Account {
+                id: 0,
+                name: s.to_string(),
+                plan: ForeignKey::from(&gold),
+            })
+            .await
+            .unwrap();
+        let label = Label::query(r)
+            .using(s)
+            .create(Label {
+                id: 0,
+                name: format!("{s}-label"),
+            })
+            .await
+            .unwrap();
+        LABELS.of(&account).add(&[&label]).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_registry_runs_unchanged_on_plain_postgres() {
+    let Some(url) = std::env::var("TENANTRY_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            !common::servers::required(),
+            "TENANTRY_TEST_POSTGRES_URL is not set"
+        );
+        return;
+    };
+    let test_db = tenantry::testing::TestDatabase::create(&url).await.unwrap();
+    let db = test_db.database().clone();
+    assert_eq!(db.deployment().await.unwrap(), &Deployment::Single);
+    assert!(!db.capabilities().distributed_schemas);
+    assert!(matches!(db.citus().await, Err(Error::Unsupported { .. })));
+    // What Citus refuses is allowed here.
+    let r = registry(db.clone())
+        .register::<SmallKey>()
+        .register::<SharedToTenant>();
+    r.create_all().await.unwrap();
+    let names = tenants(&r, 2, 2).await;
+    for s in &names {
+        assert_reads_its_own(&r, s, 2).await;
+    }
+    test_db.drop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_moves_while_it_is_written_and_loses_no_acknowledged_write() {
+    let Some(cluster) = CitusDb::create("move").await else {
+        return;
+    };
+    let db = cluster.connect(8).await;
+    let r = registry(db.clone());
+    r.create_all().await.unwrap();
+    let names = tenants(&r, 2, 500).await;
+    let citus = db.citus().await.unwrap();
+    let (moving, other) = (&names[0], &names[1]);
+    let from = citus.placement(moving).await.unwrap();
+    let to = citus
+        .nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|n| n.host != from.host || n.port != from.port)
+        .unwrap();
+    let account = Account::query(&r)
+        .using(moving)
+        .get_pk(1_i64)
+        .await
+        .unwrap();
+
+    // Four writers into the moving tenant and one into the other, until the move is done.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let longest = Arc::new(Mutex::new(Duration::ZERO));
+    let writers: Vec<_> = (0..5)
+        .map(|w| {
+            let (r, done, acked, longest) = (
+                r.clone(),
+                done.clone(),
+                acknowledged.clone(),
+                longest.clone(),
+            );
+            let s = if w < 4 { moving.clone() } else { other.clone() };
+            let account = ForeignKey::from(&account);
+            tokio::spawn(async move {
+                let mut i = 0;
+                let mut errors = 0;
+                while !done.load(Ordering::SeqCst) {
+                    let body = format!("w{w}-{i}");
+                    let started = Instant::now();
+                    let written = if w < 4 {
+                        Note::query(&r)
+                            .using(&s)
+                            .create(Note {
+                                id: 0,
+                                body: body.clone(),
+                                account: account.clone(),
+                            })
+                            .await
+                            .map(drop)
+                    } else {
+                        Label::query(&r)
+                            .using(&s)
+                            .create(Label {
+                                id: 0,
+                                name: body.clone(),
+                            })
+                            .await
+                            .map(drop)
+                    };
+                    let took = started.elapsed();
+                    let mut l = longest.lock().unwrap();
+                    *l = (*l).max(took);
+                    drop(l);
+                    match written {
+                        Ok(()) if w < 4 => acked.lock().unwrap().push(body),
+                        Ok(()) => {}
+                        Err(error) => {
+                            errors += 1;
+                            eprintln!("write {body} failed: {error}");
+                        }
+                    }
+                    i += 1;
+                }
+                (i, errors)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let seen = reports.clone();
+    let moved = citus
+        .move_tenant_with(moving, &to.host, to.port, move |p| {
+            seen.lock().unwrap().push(p)
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    done.store(true, Ordering::SeqCst);
+    let mut writes = 0;
+    for writer in writers {
+        let (n, errors) = writer.await.unwrap();
+        assert_eq!(errors, 0, "a write failed during the move");
+        writes += n;
+    }
+    assert_eq!(moved.mode, "logical");
+    assert_eq!(moved.to, format!("{}:{}", to.host, to.port));
+    let now = citus.placement(moving).await.unwrap();
+    assert_eq!((now.host.as_str(), now.port), (to.host.as_str(), to.port));
+
+    // Every acknowledged write is there, once; the other tenant saw none of them.
+    let acked: BTreeSet<String> = acknowledged.lock().unwrap().iter().cloned().collect();
+    let stored: Vec<String> = Note::query(&r)
+        .using(moving)
+        .filter(Note::body().startswith("w"))
+        .all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.body.clone())
+        .collect();
+    assert_eq!(stored.len(), acked.len(), "a write was lost or doubled");
+    assert_eq!(stored.into_iter().collect::<BTreeSet<_>>(), acked);
+    assert_eq!(
+        Note::query(&r)
+            .using(other)
+            .filter(Note::body().startswith("w"))
+            .count()
+            .await
+            .unwrap(),
+        0
+    );
+    assert_reads_its_own(&r, other, 500).await;
+
+    // The move's ledger entry.
+    let mut admin = cluster.admin().await;
+    let row = sqlx::query("SELECT tenant, to_node, mode, error FROM tenantry_tenant_moves")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>(0), moving.as_str());
+    assert_eq!(row.get::<String, _>(1), moved.to);
+    assert_eq!(row.get::<String, _>(2), "logical");
+    assert_eq!(row.get::<Option<String>, _>(3), None);
+    admin.close().await.unwrap();
+    eprintln!(
+        "moved {} bytes in {:?}; {writes} writes, {} acknowledged in the moving tenant, longest write {:?}, {} progress reports",
+        moved.bytes,
+        moved.duration,
+        acked.len(),
+        *longest.lock().unwrap(),
+        reports.lock().unwrap().len()
+    );
+    assert!(
+        *longest.lock().unwrap() < Duration::from_secs(1),
+        "a write paused a second or more"
+    );
+    db.disconnect().await;
+    cluster.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalance_spreads_twenty_tenants_made_on_one_worker() {
+    let Some(cluster) = CitusDb::create("rebalance").await else {
+        return;
+    };
+    let db = cluster.connect(8).await;
+    let r = registry(db.clone());
+    r.create_all().await.unwrap();
+    let citus = db.citus().await.unwrap();
+    let nodes = citus.nodes().await.unwrap();
+    let (full, empty) = (&nodes[0], &nodes[1]);
+    let mut admin = cluster.admin().await;
+    let set = "SELECT citus_set_node_property($1, $2, 'shouldhaveshards', $3)";
+    sqlx::query(set)
+        .bind(&empty.host)
+        .bind(i32::from(empty.port))
+        .bind(false)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let names = tenants(&r, 20, 2).await;
+    sqlx::query(set)
+        .bind(&empty.host)
+        .bind(i32::from(empty.port))
+        .bind(true)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let before = citus.nodes().await.unwrap();
+    assert_eq!(
+        before
+            .iter()
+            .find(|n| n.port == full.port)
+            .unwrap()
+            .tenants
+            .len(),
+        20
+    );
+
+    let done = citus.rebalance().await.unwrap();
+    for node in &done.nodes {
+        assert!(
+            node.tenants.len() <= 12,
+            "{}:{} holds {} of 20",
+            node.host,
+            node.port,
+            node.tenants.len()
+        );
+    }
+    assert!(!done.moves.is_empty());
+    let after = citus.rebalance().await.unwrap();
+    assert!(
+        after.moves.is_empty(),
+        "a second rebalance moved {:?}",
+        after.moves
+    );
+    for s in &names {
+        assert_reads_its_own(&r, s, 2).await;
+    }
+    admin.close().await.unwrap();
+    db.disconnect().await;
+    cluster.drop().await;
+}

@@ -1,0 +1,175 @@
+//! A database of its own on the Citus cluster of `TENANTRY_TEST_CITUS_URL` for each test:
+//! created on the coordinator and its workers (`citus.enable_create_database_propagation`),
+//! with the extension in each and the workers registered, dropped everywhere afterwards.
+//! The cluster is the one `.ci/run` starts with `../shared/citus/cluster.sh`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::{Connection, PgConnection, Row};
+use tenantry::Database;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The coordinator's URL, or `None` when Citus is not configured (and not required:
+/// `TENANTRY_TEST_REQUIRE_ALL=1` makes a missing URL fail the test).
+pub fn url() -> Option<String> {
+    match std::env::var("TENANTRY_TEST_CITUS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if super::servers::required() => {
+            panic!("TENANTRY_TEST_CITUS_URL is not set but TENANTRY_TEST_REQUIRE_ALL=1")
+        }
+        _ => None,
+    }
+}
+
+/// One test's database on the cluster.
+pub struct CitusDb {
+    /// Its name on every node.
+    pub name: String,
+    admin_url: String,
+    workers: Vec<(String, i32)>,
+}
+
+/// `url` with its path (the database) replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{name}")
+}
+
+impl CitusDb {
+    /// A new database on the cluster, or `None` when Citus is not configured.
+    pub async fn create(test: &str) -> Option<CitusDb> {
+        let admin_url = url()?;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let short: String = test
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(16)
+            .collect();
+        let name = format!(
+            "tc{}_{}_{n}",
+            std::process::id() % 100_000,
+            short.to_lowercase()
+        );
+        let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::raw_sql("SET citus.enable_create_database_propagation = on")
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let workers: Vec<(String, i32)> = sqlx::query(
+            "SELECT nodename, nodeport FROM pg_dist_node WHERE groupid <> 0 ORDER BY nodeport",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+        let coordinator =
+            sqlx::query("SELECT nodename, nodeport FROM pg_dist_node WHERE groupid = 0")
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+        let (coordinator_host, coordinator_port): (String, i32) =
+            (coordinator.get(0), coordinator.get(1));
+        admin.close().await.unwrap();
+        for (host, port) in &workers {
+            let url = format!("postgres://postgres@{host}:{port}/{name}");
+            let mut worker = PgConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql("CREATE EXTENSION IF NOT EXISTS citus")
+                .execute(&mut worker)
+                .await
+                .unwrap();
+            worker.close().await.unwrap();
+        }
+        let mut db = PgConnection::connect(&with_database(&admin_url, &name))
+            .await
+            .unwrap();
+        sqlx::raw_sql("CREATE EXTENSION IF NOT EXISTS citus")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        sqlx::query("SELECT citus_set_coordinator_host($1, $2)")
+            .bind(&coordinator_host)
+            .bind(coordinator_port)
+            .execute(&mut db)
+            .await
+            .unwrap();
+        for (host, port) in &workers {
+            sqlx::query("SELECT citus_add_node($1, $2)")
+                .bind(host)
+                .bind(port)
+                .execute(&mut db)
+                .await
+                .unwrap();
+        }
+        db.close().await.unwrap();
+        Some(CitusDb {
+            name,
+            admin_url,
+            workers,
+        })
+    }
+
+    /// The database's URL on the coordinator.
+    pub fn url(&self) -> String {
+        with_database(&self.admin_url, &self.name)
+    }
+
+    /// A tenantry database over it, with a pool of `max_connections`.
+    pub async fn connect(&self, max_connections: u32) -> Database {
+        Database::options(&self.url())
+            .max_connections(max_connections)
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// A raw connection to it on the coordinator, for the tests' catalog checks.
+    pub async fn admin(&self) -> PgConnection {
+        PgConnection::connect(&self.url()).await.unwrap()
+    }
+
+    /// Drops it on every node. The coordinator's cached connections to the workers may
+    /// outlive the test's pool for a moment: they are ended on each worker first, and the
+    /// drop is tried again while a worker still reports the database in use.
+    pub async fn drop(self) {
+        let mut last = None;
+        for _ in 0..20 {
+            for (host, port) in &self.workers {
+                let url = format!("postgres://postgres@{host}:{port}/postgres");
+                let mut worker = PgConnection::connect(&url).await.unwrap();
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                )
+                .bind(&self.name)
+                .execute(&mut worker)
+                .await
+                .unwrap();
+                worker.close().await.unwrap();
+            }
+            let mut admin = PgConnection::connect(&self.admin_url).await.unwrap();
+            sqlx::raw_sql("SET citus.enable_create_database_propagation = on")
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let dropped = sqlx::raw_sql(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin)
+            .await;
+            admin.close().await.unwrap();
+            match dropped {
+                Ok(_) => return,
+                Err(error) => last = Some(error),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        panic!("could not drop {}: {last:?}", self.name);
+    }
+}
