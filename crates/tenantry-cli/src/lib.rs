@@ -63,6 +63,7 @@
 //! Progress bars for long runs (migrations, fleet sweeps) will come with the commands that
 //! need them; the tenants commands are single statements and print one line.
 
+mod citus;
 mod makemigrations;
 mod migrate;
 mod tenants;
@@ -72,6 +73,7 @@ use std::{ffi::OsString, num::NonZeroUsize};
 use clap::{error::ErrorKind, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tenantry::SchemaName;
 
+pub use citus::NodeAddress;
 pub use makemigrations::{makemigrations, read_migrations_dir, run_makemigrations, Made};
 pub use migrate::{migrate, run_migrate};
 pub use tenants::{run_tenants, tenants, CommandError};
@@ -277,7 +279,7 @@ pub enum MigrateAction {
     Plan,
 }
 
-/// `tenants <list|create|drop>`.
+/// `tenants <list|create|drop|nodes|move|rebalance>`.
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
 pub struct TenantsArgs {
     /// The tenants command.
@@ -315,6 +317,21 @@ pub enum TenantsCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Citus: print each worker (`host:port`, its tenant count and size) and the tenants on
+    /// it, largest first.
+    Nodes,
+    /// Citus: move a tenant to another worker, by logical replication (writes pause only for
+    /// the switch; blocking writes if the cluster refuses it), recorded in
+    /// `tenantry_tenant_moves`.
+    Move {
+        /// The tenant's name.
+        name: SchemaName,
+        /// The worker to move it to, as the coordinator knows it.
+        #[arg(long, value_name = "HOST:PORT")]
+        to: NodeAddress,
+    },
+    /// Citus: spread the tenants over the workers by size.
+    Rebalance,
 }
 
 impl<S: Args> Cli<S> {

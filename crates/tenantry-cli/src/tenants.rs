@@ -98,7 +98,9 @@ pub async fn run_tenants(registry: &Registry, args: TenantsArgs) -> ExitCode {
 ///   `<TAB>suspended` for a suspended tenant;
 /// - `create`: [`contrib::create_tenant`] (the display name defaults to the name), then
 ///   `created tenant NAME (DISPLAY)`;
-/// - `drop`: [`contrib::drop_tenant`] with its data, then `dropped tenant NAME and its data`.
+/// - `drop`: [`contrib::drop_tenant`] with its data, then `dropped tenant NAME and its data`;
+/// - on a Citus coordinator, `nodes`, `move` and `rebalance` (see [`tenantry::Citus`]):
+///   the workers and their tenants, a tenant moved, the tenants spread by size.
 ///
 /// Names are schema names, validated when the line is parsed. Errors are sentences naming the
 /// tenant given on the command line, never another tenant's data.
@@ -131,6 +133,9 @@ pub async fn tenants(
             }
             drop_one(registry, name, out).await
         }
+        TenantsCommand::Nodes => crate::citus::nodes(registry, out).await,
+        TenantsCommand::Move { name, to } => crate::citus::move_one(registry, name, to, out).await,
+        TenantsCommand::Rebalance => crate::citus::rebalance(registry, out).await,
     }
 }
 
@@ -360,11 +365,11 @@ async fn drop_failed(registry: &Registry, name: &SchemaName, error: Error) -> Co
 }
 
 /// `what: error`, exit code 1.
-fn failed(what: &str, error: Error) -> CommandError {
+pub(crate) fn failed(what: &str, error: Error) -> CommandError {
     CommandError::failed(format!("{what}: {error}")).caused_by(error)
 }
 
-fn write_failed(error: std::io::Error) -> CommandError {
+pub(crate) fn write_failed(error: std::io::Error) -> CommandError {
     CommandError::failed(format!("could not write the output: {error}"))
 }
 

@@ -2,6 +2,9 @@
 //! with no models.
 #![allow(dead_code)]
 
+/// A database of its own on the Citus cluster, shared with crates/tenantry/tests.
+#[path = "../../../tenantry/tests/common/citus.rs"]
+pub mod citus;
 #[path = "../../../tenantry/tests/common/harness.rs"]
 mod harness;
 /// The hostile corpus shared with crates/tenantry/tests.
@@ -9,6 +12,8 @@ mod harness;
 pub mod hostile;
 pub mod http;
 
+// A test file on Citus only (tests/citus.rs) uses none of the harness.
+#[allow(unused_imports)]
 pub use harness::*;
 
 use tenantry::Registry;

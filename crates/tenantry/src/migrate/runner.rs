@@ -292,6 +292,11 @@ impl Migrator {
             let result = self.migrate_shared(&mut shared, &options).await;
             shared.close().await;
             (report.shared_applied, report.shared_adopted) = result?;
+            // A shared table a migration created must be a reference table before a tenant
+            // table may reference it.
+            if self.database.deployment().await?.is_citus() {
+                crate::citus::make_reference_tables(&self.database, self.registry.models()).await?;
+            }
         }
 
         let mut done: HashSet<SchemaName> = HashSet::new();
