@@ -292,18 +292,21 @@ pub enum Error {
     },
     /// A model or a statement breaks a rule of the deployment (a Citus cluster: see
     /// [`DistributionRule`](crate::DistributionRule)); refused before any SQL was sent.
-    #[error("model {model:?}: {rule}")]
+    #[error("table {model:?}: {rule}")]
     Distribution {
-        /// The model's table.
-        model: &'static str,
+        /// The model's table (or the table a migration makes).
+        model: String,
         /// The rule it broke.
         rule: crate::DistributionRule,
     },
-    /// A node of the cluster the database relies on did not answer (a Citus worker that
-    /// holds the tenant's schema is down or unreachable: SQLSTATE class 08 reported by the
-    /// coordinator). Only the statements that need that node fail; retry when it is back.
+    /// A node of the cluster the database relies on did not answer: a Citus worker that
+    /// holds the tenant's schema is down or unreachable (the coordinator's SQLSTATE class 08
+    /// error "connection to the remote node …"). Only the statements that need that node
+    /// fail; retry when it is back.
     #[error("a database node is unavailable: {message}")]
     NodeUnavailable {
+        /// The SQLSTATE (`08006`, `08001`).
+        code: String,
         /// The coordinator's message (it names the node, not the tenant).
         message: String,
     },
@@ -332,6 +335,7 @@ fn classify(error: sqlx::Error) -> Error {
         }
         sqlx::Error::Database(db) if is_node_unavailable(db.as_ref()) => {
             return Error::NodeUnavailable {
+                code: db.code().map(|c| c.into_owned()).unwrap_or_default(),
                 message: db.message().to_owned(),
             };
         }
@@ -351,13 +355,19 @@ fn classify(error: sqlx::Error) -> Error {
 /// SQLite refuses a delete under `ON DELETE RESTRICT` with `SQLITE_CONSTRAINT_TRIGGER`
 /// (1811) rather than `SQLITE_CONSTRAINT_FOREIGNKEY`, which sqlx leaves unclassified; the
 /// message is SQLite's foreign key one (a user trigger's `RAISE` carries its own message).
-/// A connection error the PostgreSQL server itself reports (SQLSTATE class 08): a Citus
-/// coordinator that could not reach a worker. (A failure of tenantry's own connection is
-/// an I/O error, not a server's report.)
+/// A Citus coordinator's report that it could not reach a worker: SQLSTATE class 08 and
+/// Citus's own message. Any other class 08 error a server raises (a function's `RAISE …
+/// USING ERRCODE = '08006'`) stays an ordinary database error, with its code. (A failure of
+/// tenantry's own connection is an I/O error, not a server's report.)
 fn is_node_unavailable(db: &dyn sqlx::error::DatabaseError) -> bool {
     db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-        .is_some_and(|pg| pg.code().starts_with("08"))
+        .is_some_and(|pg| {
+            pg.code().starts_with("08") && pg.message().starts_with(CITUS_NODE_UNREACHABLE)
+        })
 }
+
+/// How Citus (13.x, `ReportConnectionError`) begins the message of a worker it cannot reach.
+const CITUS_NODE_UNREACHABLE: &str = "connection to the remote node ";
 
 fn is_sqlite_restrict(db: &dyn sqlx::error::DatabaseError) -> bool {
     db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
@@ -529,10 +539,11 @@ impl Error {
                 message: message.clone(),
             },
             Error::Distribution { model, rule } => Error::Distribution {
-                model,
+                model: model.clone(),
                 rule: rule.clone(),
             },
-            Error::NodeUnavailable { message } => Error::NodeUnavailable {
+            Error::NodeUnavailable { code, message } => Error::NodeUnavailable {
+                code: code.clone(),
                 message: message.clone(),
             },
             Error::Database(source) => Error::Database(driver(source)),
@@ -562,6 +573,7 @@ impl Error {
     pub fn database_code(&self) -> Option<String> {
         match self {
             Error::Database(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
+            Error::NodeUnavailable { code, .. } => Some(code.clone()),
             _ => None,
         }
     }

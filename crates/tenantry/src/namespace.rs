@@ -172,9 +172,16 @@ pub(crate) async fn list(database: &Database) -> Result<Vec<SchemaName>> {
     let (table, column) = catalog(database.backend());
     let mut select = Query::select();
     select.column(column).from(table);
-    if database.backend() == Backend::MySql {
-        let pattern = database.tenant_namespace_rules().like_pattern()?;
-        select.and_where(Expr::col(column).like(LikeExpr::new(pattern).escape('\\')));
+    match database.backend() {
+        Backend::MySql => {
+            let pattern = database.tenant_namespace_rules().like_pattern()?;
+            select.and_where(Expr::col(column).like(LikeExpr::new(pattern).escape('\\')));
+        }
+        // An extension's own schema (Citus's `citus` and `citus_internal`, pg_cron's `cron`)
+        // is no tenant.
+        _ => {
+            select.and_where(Expr::exists(extension_member()).not());
+        }
     }
     let target = Target {
         conn: Conn::Database(database.clone()),
@@ -191,6 +198,22 @@ pub(crate) async fn list(database: &Database) -> Result<Vec<SchemaName>> {
     names.sort();
     names.dedup();
     Ok(names)
+}
+
+/// PostgreSQL: `SELECT 1 FROM pg_depend WHERE classid = 'pg_namespace'::regclass AND objid =
+/// pg_namespace.oid AND deptype = 'e'`, a row when the schema belongs to an extension.
+fn extension_member() -> sea_query::SelectStatement {
+    use sea_query::Func;
+    Query::select()
+        .expr(Expr::val(1))
+        .from(("pg_catalog", "pg_depend"))
+        .and_where(Expr::col(("pg_depend", "classid")).eq(Func::cast_as(
+            Expr::val("pg_catalog.pg_namespace"),
+            "regclass",
+        )))
+        .and_where(Expr::col(("pg_depend", "objid")).equals(("pg_namespace", "oid")))
+        .and_where(Expr::col(("pg_depend", "deptype")).eq("e"))
+        .to_owned()
 }
 
 fn catalog(backend: Backend) -> ((&'static str, &'static str), &'static str) {

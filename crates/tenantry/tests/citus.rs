@@ -253,9 +253,9 @@ fn each_rule_is_refused_with_its_error_before_any_sql() {
             matches!(
                 refused,
                 Error::Distribution {
-                    model: "small_keys",
-                    rule: DistributionRule::KeyNotBigint { column: "id" }
-                }
+                    ref model,
+                    rule: DistributionRule::KeyNotBigint { ref column }
+                } if model == "small_keys" && column == "id"
             ),
             "{refused:?}"
         );
@@ -278,12 +278,9 @@ fn each_rule_is_refused_with_its_error_before_any_sql() {
             matches!(
                 refused,
                 Error::Distribution {
-                    model: "shared_to_tenants",
-                    rule: DistributionRule::SharedReferencesTenant {
-                        column: "account_id",
-                        target: "accounts"
-                    }
-                }
+                    ref model,
+                    rule: DistributionRule::SharedReferencesTenant { ref column, ref target }
+                } if model == "shared_to_tenants" && column == "account_id" && target == "accounts"
             ),
             "{refused:?}"
         );
@@ -293,9 +290,9 @@ fn each_rule_is_refused_with_its_error_before_any_sql() {
             matches!(
                 refused,
                 Error::Distribution {
-                    model: "account_labels",
+                    ref model,
                     rule: DistributionRule::AcrossTenants { .. }
-                }
+                } if model == "account_labels"
             ),
             "{refused:?}"
         );
@@ -595,6 +592,160 @@ async fn rebalance_spreads_twenty_tenants_made_on_one_worker() {
     );
     for s in &names {
         assert_reads_its_own(&r, s, 2).await;
+    }
+    admin.close().await.unwrap();
+    db.disconnect().await;
+    cluster.drop().await;
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(shared, table = "c_plans")]
+struct CPlan {
+    id: i64,
+    #[model(max_length = 100)]
+    name: String,
+}
+
+/// `c_items` before migration 0003.
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "c_items")]
+struct CItemV2 {
+    id: i64,
+    #[model(max_length = 50)]
+    name: String,
+}
+
+/// `c_items` after migration 0003.
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "c_items")]
+struct CItemV3 {
+    id: i64,
+    #[model(max_length = 50)]
+    name: String,
+    stock: i32,
+}
+
+const C_SHARED: &str = r#"{ "scope": "shared", "operations": [
+  { "op": "create_table", "table": "c_plans", "columns": [
+    { "name": "id", "type": "big_integer", "primary_key": true, "auto_increment": true },
+    { "name": "name", "type": "varchar", "max_length": 100 } ] } ] }"#;
+
+const C_ITEMS: &str = r#"{ "scope": "tenant", "operations": [
+  { "op": "create_table", "table": "c_items", "columns": [
+    { "name": "id", "type": "big_integer", "primary_key": true, "auto_increment": true },
+    { "name": "name", "type": "varchar", "max_length": 50 } ] } ] }"#;
+
+const C_STOCK: &str = r#"{ "scope": "tenant", "operations": [
+  { "op": "add_column", "table": "c_items",
+    "column": { "name": "stock", "type": "integer", "default": 0 } } ] }"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_migrates_distributed_schemas_through_the_coordinator_while_they_are_read() {
+    use tenantry::migrate::{Migrations, Migrator, RunOptions};
+    let Some(cluster) = CitusDb::create("migrate").await else {
+        return;
+    };
+    let db = cluster.connect(8).await;
+    let v2 = Registry::new(db.clone())
+        .register::<CPlan>()
+        .register::<CItemV2>();
+    let names: Vec<SchemaName> = (0..6).map(|i| schema(&format!("m{i}"))).collect();
+    for s in &names {
+        create_schema(&v2, s, Some(&[]), false, false)
+            .await
+            .unwrap();
+    }
+    // Extension schemas (citus, citus_internal) are no tenants.
+    assert_eq!(v2.schema().list().await.unwrap(), names);
+    let first =
+        Migrations::from_files(&[("0001_shared", C_SHARED), ("0002_items", C_ITEMS)]).unwrap();
+    let options = || RunOptions {
+        concurrency: 3,
+        ..RunOptions::default()
+    };
+    let report = Migrator::new(&v2, first).run(options()).await.unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.tenants.len(), 6);
+    for s in &names {
+        CItemV2::query(&v2)
+            .using(s)
+            .create(CItemV2 {
+                id: 0,
+                name: format!("{s}-item"),
+            })
+            .await
+            .unwrap();
+    }
+    let mut admin = cluster.admin().await;
+    let kinds: Vec<(String, String, i32)> = sqlx::query(
+        "SELECT logicalrelid::text, repmodel::text, colocationid FROM pg_dist_partition ORDER BY 1",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| (row.get(0), row.get(1), row.get(2)))
+    .collect();
+    assert!(
+        kinds.iter().any(|k| k.0 == "c_plans" && k.1 == "t"),
+        "{kinds:?}"
+    );
+    for s in &names {
+        let table = format!("{s}.c_items");
+        assert!(
+            kinds.iter().any(|k| k.0 == table && k.1 == "s" && k.2 != 0),
+            "{table} is not in a distributed schema: {kinds:?}"
+        );
+    }
+
+    // 0003 over the fleet while two tenants are read.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = names[..2]
+        .iter()
+        .map(|s| {
+            let (r, s, stop) = (v2.clone(), s.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut reads = 0;
+                while !stop.load(Ordering::SeqCst) || reads < 20 {
+                    let rows = CItemV2::query(&r).using(&s).all().await.unwrap();
+                    let got: Vec<_> = rows.iter().map(|i| i.name.clone()).collect();
+                    assert_eq!(got, vec![format!("{s}-item")]);
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let v3 = Registry::new(db.clone())
+        .register::<CPlan>()
+        .register::<CItemV3>();
+    let next = Migrations::from_files(&[
+        ("0001_shared", C_SHARED),
+        ("0002_items", C_ITEMS),
+        ("0003_stock", C_STOCK),
+    ])
+    .unwrap();
+    let report = Migrator::new(&v3, next).run(options()).await.unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for reader in readers {
+        assert!(reader.await.unwrap() >= 20);
+    }
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(
+        report
+            .tenants
+            .iter()
+            .filter(|t| t.applied == ["0003_stock"])
+            .count(),
+        6
+    );
+    for s in &names {
+        let items = CItemV3::query(&v3).using(s).all().await.unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(
+            (items[0].name.as_str(), items[0].stock),
+            (format!("{s}-item").as_str(), 0)
+        );
     }
     admin.close().await.unwrap();
     db.disconnect().await;

@@ -27,4 +27,4 @@ pub use detect::Deployment;
 pub use placement::{Citus, MoveProgress, Node, Placement, Rebalance, TenantMove};
 pub(crate) use reference::{distribute_in_transaction, make_reference_tables};
 pub use rules::DistributionRule;
-pub(crate) use rules::{check_models, refuse_across_tenants};
+pub(crate) use rules::{check_migrations, check_models, refuse_across_tenants};

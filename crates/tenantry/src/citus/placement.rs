@@ -207,13 +207,19 @@ impl Citus {
         mut progress: impl FnMut(MoveProgress) + Send,
     ) -> Result<TenantMove> {
         let nodes = self.nodes().await?;
-        if !nodes.iter().any(|n| n.host == host && n.port == port) {
+        let Some(node) = nodes.iter().find(|n| n.host == host && n.port == port) else {
             return Err(Error::InvalidArgument {
                 argument: "to",
                 reason: "no active worker of the cluster has this host and port",
             });
-        }
+        };
         let from = self.placement(schema).await?;
+        if !node.accepts_tenants && (from.host != host || from.port != port) {
+            return Err(Error::InvalidArgument {
+                argument: "to",
+                reason: "this worker takes no tenants (shouldhaveshards is off)",
+            });
+        }
         let started = Instant::now();
         let mut done = TenantMove {
             schema: schema.clone(),
@@ -229,7 +235,7 @@ impl Citus {
         let span = tracing::info_span!("tenantry.move_tenant", schema = %schema, from = %done.from, to = %done.to);
         let moved = async {
             let copy = self.copy(schema, host, port);
-            let watch = watch_progress(&self.database, &mut progress);
+            let watch = watch_progress(&self.database, schema, &mut progress);
             tokio::select! {
                 moved = copy => moved,
                 never = watch => match never {},
@@ -354,6 +360,7 @@ fn next_move(nodes: &[Node]) -> Option<(SchemaName, (String, u16))> {
 /// Polls `get_rebalance_progress()` on another connection while a move runs; never ends.
 async fn watch_progress(
     database: &Database,
+    schema: &SchemaName,
     progress: &mut (impl FnMut(MoveProgress) + Send),
 ) -> std::convert::Infallible {
     let target = Target {
@@ -363,7 +370,7 @@ async fn watch_progress(
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         // A failed poll (no connection free) skips one report; the move goes on.
-        let Ok(rows) = target.fetch_unchecked(&move_progress()).await else {
+        let Ok(rows) = target.fetch_unchecked(&move_progress(schema)).await else {
             continue;
         };
         let mut report = MoveProgress {
@@ -449,11 +456,22 @@ fn schema_move(schema: &SchemaName, host: &str, port: u16, mode: &str) -> Select
         .to_owned()
 }
 
-/// `SELECT source_shard_size, target_shard_size, status FROM get_rebalance_progress()`.
-fn move_progress() -> SelectStatement {
+/// `SELECT source_shard_size, target_shard_size, status FROM get_rebalance_progress() AS p
+/// WHERE p.table_name IN (SELECT oid FROM pg_class WHERE relnamespace = CAST($1 AS
+/// regnamespace))`: the copies of `schema`'s tables only (the function lists every move
+/// running in the database, another operator's included).
+fn move_progress(schema: &SchemaName) -> SelectStatement {
+    let tables = Query::select()
+        .column("oid")
+        .from(("pg_catalog", "pg_class"))
+        .and_where(
+            Expr::col("relnamespace").eq(Func::cast_as(Expr::val(schema.as_str()), "regnamespace")),
+        )
+        .to_owned();
     Query::select()
         .columns(["source_shard_size", "target_shard_size", "status"])
         .from_function(Func::cust("get_rebalance_progress"), "p")
+        .and_where(Expr::col(("p", "table_name")).in_subquery(tables))
         .to_owned()
 }
 

@@ -3,6 +3,7 @@
 use crate::{
     error::{Error, Result},
     field::SqlType,
+    migrate::{ColumnType, Migrations, Operation},
     model::ModelMeta,
     schema_name::SchemaName,
 };
@@ -16,15 +17,15 @@ pub enum DistributionRule {
     /// of its own above 2^48, which no 32-bit column holds.
     KeyNotBigint {
         /// The key column.
-        column: &'static str,
+        column: String,
     },
     /// A shared model (a reference table, copied to every node) may reference only shared
     /// models: its rows cannot point at one tenant's rows, which live on one worker.
     SharedReferencesTenant {
         /// The foreign key column.
-        column: &'static str,
+        column: String,
         /// The referenced model's table.
-        target: &'static str,
+        target: String,
     },
     /// One statement would read two tenants' schemas, which live on different workers
     /// (and belong to different tenants). The schemas are kept out of the message.
@@ -67,8 +68,10 @@ fn check_model(meta: &'static ModelMeta) -> Result<()> {
     let key = meta.primary_key_column();
     if key.auto_increment && key.sql_type != SqlType::BigInteger {
         return Err(refused(
-            meta,
-            DistributionRule::KeyNotBigint { column: key.name },
+            meta.table,
+            DistributionRule::KeyNotBigint {
+                column: key.name.to_owned(),
+            },
         ));
     }
     if !meta.shared {
@@ -81,10 +84,10 @@ fn check_model(meta: &'static ModelMeta) -> Result<()> {
         let target = (fk.target)();
         if !target.shared {
             return Err(refused(
-                meta,
+                meta.table,
                 DistributionRule::SharedReferencesTenant {
-                    column: column.name,
-                    target: target.table,
+                    column: column.name.to_owned(),
+                    target: target.table.to_owned(),
                 },
             ));
         }
@@ -102,7 +105,7 @@ pub(crate) fn refuse_across_tenants(
 ) -> Result<()> {
     match (outer, inner) {
         (Some(outer), Some(inner)) if outer != inner => Err(refused(
-            model,
+            model.table,
             DistributionRule::AcrossTenants {
                 outer: outer.to_string(),
                 inner: inner.to_string(),
@@ -112,9 +115,36 @@ pub(crate) fn refuse_across_tenants(
     }
 }
 
-fn refused(meta: &'static ModelMeta, rule: DistributionRule) -> Error {
+/// Checks the migrations' tables against the rules: a column a migration creates, adds or
+/// alters as database-assigned must be 64-bit. (A migration's foreign keys stay within its
+/// scope: the shared scope's tables reference shared tables only.)
+pub(crate) fn check_migrations(migrations: &Migrations) -> Result<()> {
+    for migration in migrations.all() {
+        for operation in migration.operations() {
+            let table = match operation {
+                Operation::CreateTable { table, .. }
+                | Operation::AddColumn { table, .. }
+                | Operation::AlterColumn { table, .. } => table,
+                _ => continue,
+            };
+            for column in operation.columns() {
+                if column.auto_increment && column.column_type != ColumnType::BigInteger {
+                    return Err(refused(
+                        table,
+                        DistributionRule::KeyNotBigint {
+                            column: column.name.clone(),
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn refused(table: &str, rule: DistributionRule) -> Error {
     Error::Distribution {
-        model: meta.table,
+        model: table.to_owned(),
         rule,
     }
 }

@@ -284,6 +284,9 @@ impl Migrator {
     pub async fn run(&self, options: RunOptions) -> Result<RunReport> {
         self.check_rewrites()?;
         self.check_data_steps()?;
+        if self.database.deployment().await?.is_citus() {
+            crate::citus::check_migrations(&self.migrations)?;
+        }
         let mut report = RunReport::default();
         if self.tenants_only {
             super::ensure_ledger(&self.database).await?;
