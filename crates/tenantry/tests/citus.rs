@@ -223,6 +223,22 @@ async fn fifty_tenants_are_distributed_schemas_on_both_workers_and_read_only_the
             }
         })
         .await;
+
+    // A dropped tenant leaves the cluster; the others keep their rows.
+    tenantry::drop_schema(&r, names[0].as_str(), true, false)
+        .await
+        .unwrap();
+    let distributed: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_dist_schema")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(distributed, 49);
+    assert!(matches!(
+        citus.placement(&names[0]).await,
+        Err(Error::SchemaNotFound { .. })
+    ));
+    assert!(Note::query(&r).using(&names[0]).count().await.is_err());
+    assert_reads_its_own(&r, &names[1], 3).await;
     admin.close().await.unwrap();
     db.disconnect().await;
     cluster.drop().await;

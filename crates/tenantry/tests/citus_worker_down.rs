@@ -5,12 +5,9 @@
 
 mod common;
 
-use std::{
-    net::TcpListener,
-    path::PathBuf,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
+
+use common::citus::PrivateCluster;
 
 use tenantry::{create_schema, Database, Error, ForeignKey, Model, Registry, SchemaName};
 
@@ -30,83 +27,6 @@ struct Account {
     plan: ForeignKey<Plan>,
 }
 
-/// The cluster script, or `None` when there is none (a failure when every backend is
-/// required).
-fn script() -> Option<PathBuf> {
-    let path = match std::env::var("TENANTRY_TEST_CITUS_SCRIPT") {
-        Ok(path) if !path.is_empty() => PathBuf::from(path),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/citus/cluster.sh"),
-    };
-    if path.is_file() {
-        Some(path)
-    } else if common::servers::required() {
-        panic!(
-            "no Citus cluster script at {} (set TENANTRY_TEST_CITUS_SCRIPT)",
-            path.display()
-        );
-    } else {
-        None
-    }
-}
-
-/// The first of three consecutive free ports.
-fn free_ports() -> u16 {
-    for base in (30_000..40_000).step_by(10) {
-        let bound: Vec<_> = (base..base + 3)
-            .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
-            .collect();
-        if bound.len() == 3 {
-            return base;
-        }
-    }
-    panic!("no three consecutive free ports");
-}
-
-fn run(command: &mut Command) -> String {
-    let output = command.stdin(Stdio::null()).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{command:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-/// `pg_ctl` on one node, as the postgres user when run as root (as cluster.sh does).
-fn pg_ctl(args: &[&str]) {
-    let pg_ctl = "/usr/lib/postgresql/15/bin/pg_ctl";
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.uid() == 0
-    });
-    let mut command = if root {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", pg_ctl]);
-        c
-    } else {
-        Command::new(pg_ctl)
-    };
-    run(command.args(args));
-}
-
-struct Cluster {
-    script: PathBuf,
-    dir: PathBuf,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(&self.script)
-            .arg("stop")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 async fn read(r: &Registry, s: &SchemaName) -> tenantry::Result<Vec<String>> {
     let accounts = Account::query(r)
         .using(s)
@@ -118,22 +38,10 @@ async fn read(r: &Registry, s: &SchemaName) -> tenantry::Result<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_worker_fails_only_its_tenants_and_they_answer_again_when_it_is_back() {
-    let Some(script) = script() else {
+    let Some(cluster) = PrivateCluster::start("down") else {
         return;
     };
-    let port = free_ports();
-    let dir = std::env::temp_dir().join(format!("tenantry-citus-down-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let cluster = Cluster { script, dir };
-    let url = run(Command::new("bash")
-        .arg(&cluster.script)
-        .arg("start")
-        .arg(&cluster.dir)
-        .arg(port.to_string()));
+    let url = cluster.url().to_owned();
     let acquire = Duration::from_secs(5);
     let db = Database::options(&url)
         .max_connections(8)
@@ -168,7 +76,7 @@ async fn a_stopped_worker_fails_only_its_tenants_and_they_answer_again_when_it_i
             .unwrap();
     }
     let citus = db.citus().await.unwrap();
-    let stopped_port = port + 2;
+    let stopped_port = cluster.worker_port(2);
     let (mut down, mut up) = (Vec::new(), Vec::new());
     for placement in citus.placements().await.unwrap() {
         if placement.port == stopped_port {
@@ -183,9 +91,7 @@ async fn a_stopped_worker_fails_only_its_tenants_and_they_answer_again_when_it_i
     );
 
     // Load on every tenant while the worker stops.
-    let node = cluster.dir.join(format!("node-{stopped_port}"));
-    let node = node.to_str().unwrap().to_owned();
-    pg_ctl(&["-D", &node, "-m", "fast", "-w", "stop"]);
+    cluster.stop_worker(2);
     for round in 0..5 {
         let reads = futures_util::future::join_all(names.iter().map(|s| {
             let r = r.clone();
@@ -213,8 +119,7 @@ async fn a_stopped_worker_fails_only_its_tenants_and_they_answer_again_when_it_i
     }
 
     // Back: every tenant answers again through the same Database.
-    let log = format!("{node}.log");
-    pg_ctl(&["-D", &node, "-l", &log, "-w", "start"]);
+    cluster.start_worker(2);
     let deadline = Instant::now() + Duration::from_secs(20);
     for s in &names {
         loop {

@@ -173,3 +173,140 @@ impl CitusDb {
         panic!("could not drop {}: {last:?}", self.name);
     }
 }
+
+/// A private Citus cluster for a test that stops a node (never the shared one): started with
+/// `cluster.sh start` on three free ports in a directory of its own, stopped and removed
+/// when dropped.
+pub struct PrivateCluster {
+    script: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+    url: String,
+}
+
+impl PrivateCluster {
+    /// Starts one, or `None` without the cluster script (`TENANTRY_TEST_CITUS_SCRIPT`, else
+    /// `../shared/citus/cluster.sh` beside the repository); a missing script fails the test
+    /// when every backend is required.
+    pub fn start(name: &str) -> Option<PrivateCluster> {
+        use std::path::PathBuf;
+        let script = match std::env::var("TENANTRY_TEST_CITUS_SCRIPT") {
+            Ok(path) if !path.is_empty() => PathBuf::from(path),
+            _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/citus/cluster.sh"),
+        };
+        if !script.is_file() {
+            assert!(
+                !std::env::var("TENANTRY_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1"),
+                "no Citus cluster script at {} (set TENANTRY_TEST_CITUS_SCRIPT)",
+                script.display()
+            );
+            return None;
+        }
+        let port = free_ports();
+        let dir =
+            std::env::temp_dir().join(format!("tenantry-citus-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut cluster = PrivateCluster {
+            script,
+            dir,
+            port,
+            url: String::new(),
+        };
+        cluster.url = run(std::process::Command::new("bash")
+            .arg(&cluster.script)
+            .arg("start")
+            .arg(&cluster.dir)
+            .arg(port.to_string()));
+        Some(cluster)
+    }
+
+    /// The coordinator's URL (database `postgres`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The port of worker `n` (1 or 2).
+    pub fn worker_port(&self, n: u16) -> u16 {
+        self.port + n
+    }
+
+    /// Stops worker `n` (`pg_ctl stop -m fast`): clients cut, committed work kept.
+    pub fn stop_worker(&self, n: u16) {
+        let node = self.node(n);
+        pg_ctl(&["-D", &node, "-m", "fast", "-w", "stop"]);
+    }
+
+    /// Starts worker `n` again.
+    pub fn start_worker(&self, n: u16) {
+        let node = self.node(n);
+        let log = format!("{node}.log");
+        pg_ctl(&["-D", &node, "-l", &log, "-w", "start"]);
+    }
+
+    fn node(&self, n: u16) -> String {
+        self.dir
+            .join(format!("node-{}", self.worker_port(n)))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(&self.script)
+            .arg("stop")
+            .arg(&self.dir)
+            .stdin(std::process::Stdio::null())
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The first of three consecutive free ports on 127.0.0.1.
+fn free_ports() -> u16 {
+    let start = 30_000 + (std::process::id() % 500) as u16 * 10;
+    for base in (start..40_000)
+        .step_by(10)
+        .chain((30_000..start).step_by(10))
+    {
+        let bound: Vec<_> = (base..base + 3)
+            .map_while(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if bound.len() == 3 {
+            return base;
+        }
+    }
+    panic!("no three consecutive free ports");
+}
+
+fn run(command: &mut std::process::Command) -> String {
+    let output = command.stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// `pg_ctl`, as the postgres user when run as root (as cluster.sh does).
+fn pg_ctl(args: &[&str]) {
+    use std::os::unix::fs::MetadataExt;
+    let pg_ctl = "/usr/lib/postgresql/15/bin/pg_ctl";
+    let mut command = if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--", pg_ctl]);
+        c
+    } else {
+        std::process::Command::new(pg_ctl)
+    };
+    run(command.args(args));
+}
