@@ -10,78 +10,12 @@ use std::{
     time::Duration,
 };
 
-use common::citus::CitusDb;
+use common::{citus::CitusDb, citus_models::*};
 use sqlx::{Connection as _, PgConnection};
 use tenantry::{
-    contrib, create_schema, Database, DistributionRule, Error, ForeignKey, ManyToMany, Model,
-    Registry, SchemaName,
+    contrib, create_schema, Database, DistributionRule, Error, ForeignKey, Model, Registry,
+    SchemaName,
 };
-
-#[derive(Model, Debug, Clone, PartialEq)]
-#[model(shared)]
-struct Plan {
-    id: i64,
-    #[model(max_length = 50)]
-    title: String,
-}
-
-#[derive(Model, Debug, Clone, PartialEq)]
-struct Account {
-    id: i64,
-    #[model(max_length = 80)]
-    name: String,
-    plan: ForeignKey<Plan>,
-}
-
-#[derive(Model, Debug, Clone, PartialEq)]
-#[model(tenant)]
-struct Note {
-    id: i64,
-    #[model(max_length = 600)]
-    body: String,
-    #[model(on_delete = "cascade")]
-    account: ForeignKey<Account>,
-}
-
-#[derive(Model, Debug, Clone, PartialEq)]
-struct Label {
-    id: i64,
-    #[model(max_length = 40)]
-    name: String,
-}
-
-#[derive(Model, Debug, Clone, PartialEq)]
-struct AccountLabel {
-    id: i64,
-    #[model(on_delete = "cascade")]
-    account: ForeignKey<Account>,
-    #[model(on_delete = "cascade")]
-    label: ForeignKey<Label>,
-}
-
-const LABELS: ManyToMany<AccountLabel, Account, Label> =
-    ManyToMany::new(AccountLabel::account(), AccountLabel::label());
-
-/// A database-assigned 32-bit key.
-#[derive(Model, Debug, Clone, PartialEq)]
-struct SmallKey {
-    id: i32,
-    #[model(max_length = 10)]
-    code: String,
-}
-
-fn registry(db: Database) -> Registry {
-    Registry::new(db)
-        .register::<Plan>()
-        .register::<Account>()
-        .register::<Note>()
-        .register::<Label>()
-        .register::<AccountLabel>()
-}
-
-fn schema(name: &str) -> SchemaName {
-    SchemaName::parse(name).unwrap()
-}
 
 /// Creates each tenant with one account named after it and `notes` notes.
 async fn tenants_named(r: &Registry, names: &[&SchemaName], notes: usize) {

@@ -11,87 +11,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{citus::CitusDb, statements::CountStatements};
+use common::{citus::CitusDb, citus_models::*, statements::CountStatements};
 use futures_util::{stream, StreamExt};
 use sqlx::{Connection as _, Row as _};
 use tenantry::{
-    create_schema, Database, Deployment, DistributionRule, Error, ForeignKey, ManyToMany, Model,
-    Registry, SchemaName,
+    create_schema, Deployment, DistributionRule, Error, ForeignKey, Model, Registry, SchemaName,
 };
-
-#[derive(Model, Debug, Clone, PartialEq)]
-#[model(shared)]
-struct Plan {
-    id: i64,
-    #[model(max_length = 50)]
-    title: String,
-}
-
-#[derive(Model, Debug, Clone, PartialEq)]
-struct Account {
-    id: i64,
-    #[model(max_length = 80)]
-    name: String,
-    plan: ForeignKey<Plan>,
-}
-
-#[derive(Model, Debug, Clone, PartialEq)]
-#[model(tenant)]
-struct Note {
-    id: i64,
-    #[model(max_length = 80)]
-    body: String,
-    #[model(on_delete = "cascade")]
-    account: ForeignKey<Account>,
-}
-
-#[derive(Model, Debug, Clone, PartialEq)]
-struct Label {
-    id: i64,
-    #[model(max_length = 40)]
-    name: String,
-}
-
-#[derive(Model, Debug, Clone, PartialEq)]
-struct AccountLabel {
-    id: i64,
-    #[model(on_delete = "cascade")]
-    account: ForeignKey<Account>,
-    #[model(on_delete = "cascade")]
-    label: ForeignKey<Label>,
-}
-
-const LABELS: ManyToMany<AccountLabel, Account, Label> =
-    ManyToMany::new(AccountLabel::account(), AccountLabel::label());
-
-/// Breaks the key rule: a database-assigned 32-bit key.
-#[derive(Model, Debug, Clone, PartialEq)]
-struct SmallKey {
-    id: i32,
-    #[model(max_length = 10)]
-    code: String,
-}
-
-/// Breaks the reference rule: a shared model pointing at a tenant model.
-#[derive(Model, Debug, Clone, PartialEq)]
-#[model(shared)]
-struct SharedToTenant {
-    id: i64,
-    account: ForeignKey<Account>,
-}
-
-fn registry(db: Database) -> Registry {
-    Registry::new(db)
-        .register::<Plan>()
-        .register::<Account>()
-        .register::<Note>()
-        .register::<Label>()
-        .register::<AccountLabel>()
-}
-
-fn schema(name: &str) -> SchemaName {
-    SchemaName::parse(name).unwrap()
-}
 
 /// Creates `n` tenants `t0..` with one account each, named after its tenant, on plan
 /// `gold`, with `notes` notes.

@@ -99,13 +99,27 @@ impl CitusDb {
             .execute(&mut db)
             .await
             .unwrap();
+        // Registering a worker opens a connection to it that the coordinator marks essential;
+        // on a loaded machine (other tests moving tenants) it can fail once: it is idempotent,
+        // so it is tried again.
         for (host, port) in &workers {
-            sqlx::query("SELECT citus_add_node($1, $2)")
-                .bind(host)
-                .bind(port)
-                .execute(&mut db)
-                .await
-                .unwrap();
+            let mut tries = 0;
+            loop {
+                let added = sqlx::query("SELECT citus_add_node($1, $2)")
+                    .bind(host)
+                    .bind(port)
+                    .execute(&mut db)
+                    .await;
+                match added {
+                    Ok(_) => break,
+                    Err(error) if tries < 10 => {
+                        eprintln!("citus_add_node({host}, {port}) failed, trying again: {error}");
+                        tries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                    Err(error) => panic!("citus_add_node({host}, {port}): {error}"),
+                }
+            }
         }
         db.close().await.unwrap();
         Some(CitusDb {

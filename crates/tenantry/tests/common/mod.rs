@@ -4,6 +4,7 @@
 
 pub mod cancel;
 pub mod citus;
+pub mod citus_models;
 pub mod directory;
 mod harness;
 pub mod hostile;
