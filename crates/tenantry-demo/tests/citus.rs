@@ -147,8 +147,8 @@ async fn a_tenant_moves_under_a_thousand_http_writes_a_second_and_loses_none() {
         .find(|n| n.port != from.port || n.host != from.host)
         .unwrap();
 
-    // Sixteen clients, each paced at 62.5 writes a second: 1,000 a second into the moving
-    // tenant when each write takes under 16 ms (a debug build on a loaded machine may not).
+    // Sixteen clients, each paced at 66 writes a second: over 1,000 a second into the moving
+    // tenant when each write takes under 15 ms (a debug build on a loaded machine may not).
     let done = Arc::new(AtomicBool::new(false));
     let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
     let writers: Vec<_> = (0..16)
@@ -156,7 +156,7 @@ async fn a_tenant_moves_under_a_thousand_http_writes_a_second_and_loses_none() {
             let (done, acked) = (done.clone(), acknowledged.clone());
             tokio::spawn(async move {
                 let mut client = Client::connect(addr).await;
-                let mut tick = tokio::time::interval(Duration::from_millis(16));
+                let mut tick = tokio::time::interval(Duration::from_millis(15));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 let (mut longest, mut failed, mut i) = (Duration::ZERO, Vec::new(), 0);
                 while !done.load(Ordering::SeqCst) {
