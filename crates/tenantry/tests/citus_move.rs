@@ -12,72 +12,8 @@ use std::{
 };
 
 use common::{citus::CitusDb, citus_models::*};
-use futures_util::{stream, StreamExt};
 use sqlx::{Connection as _, Row as _};
-use tenantry::{create_schema, ForeignKey, Registry, SchemaName};
-
-/// Creates `n` tenants `t0..` with one account each, named after its tenant, on plan
-/// `gold`, with `notes` notes.
-async fn tenants(r: &Registry, n: usize, notes: usize) -> Vec<SchemaName> {
-    let gold = Plan::query(r)
-        .create(Plan {
-            id: 0,
-            title: "gold".into(),
-        })
-        .await
-        .unwrap();
-    let names: Vec<SchemaName> = (0..n).map(|i| schema(&format!("t{i}"))).collect();
-    stream::iter(names.clone())
-        .for_each_concurrent(4, |s| {
-            let (r, gold) = (r.clone(), gold.clone());
-            async move {
-                create_schema(&r, &s, None, false, true).await.unwrap();
-                let account = Account::query(&r)
-                    .using(&s)
-                    .create(Account {
-                        id: 0,
-                        name: s.to_string(),
-                        plan: ForeignKey::from(&gold),
-                    })
-                    .await
-                    .unwrap();
-                Note::query(&r)
-                    .using(&s)
-                    .bulk_create((0..notes).map(|i| Note {
-                        id: 0,
-                        body: format!("{s}-{i}"),
-                        account: ForeignKey::from(&account),
-                    }))
-                    .await
-                    .unwrap();
-            }
-        })
-        .await;
-    names
-}
-
-/// The accounts and notes `s` reads: every name must carry its own tag.
-async fn assert_reads_its_own(r: &Registry, s: &SchemaName, notes: usize) {
-    // Across the foreign key into the reference table, in the tenant's schema.
-    let accounts = Account::query(r)
-        .using(s)
-        .filter(Account::plan().to(Plan::title()).eq("gold"))
-        .all()
-        .await
-        .unwrap();
-    let names: Vec<_> = accounts.iter().map(|a| a.name.clone()).collect();
-    assert_eq!(
-        names,
-        vec![s.to_string()],
-        "tenant {s} read another's accounts"
-    );
-    let bodies = Note::query(r).using(s).all().await.unwrap();
-    assert_eq!(bodies.len(), notes, "tenant {s}");
-    assert!(
-        bodies.iter().all(|n| n.body.starts_with(&format!("{s}-"))),
-        "tenant {s} read another's notes"
-    );
-}
+use tenantry::ForeignKey;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_moves_while_it_is_written_and_loses_no_acknowledged_write() {

@@ -213,7 +213,15 @@ impl Citus {
                 reason: "no active worker of the cluster has this host and port",
             });
         };
-        let from = self.placement(schema).await?;
+        // The nodes hold every placement already: no second catalog read.
+        let from = nodes
+            .iter()
+            .flat_map(|n| &n.tenants)
+            .find(|p| &p.schema == schema)
+            .cloned()
+            .ok_or_else(|| Error::SchemaNotFound {
+                schema: schema.to_string(),
+            })?;
         if !node.accepts_tenants && (from.host != host || from.port != port) {
             return Err(Error::InvalidArgument {
                 argument: "to",
@@ -285,15 +293,16 @@ impl Citus {
     /// tenants on one worker end 10 and 10.
     pub async fn rebalance(&self) -> Result<Rebalance> {
         let mut moves = Vec::new();
+        let mut nodes = self.nodes().await?;
         // Each round moves one tenant; a cluster of n tenants needs fewer than n rounds.
-        for _ in 0..=self.placements().await?.len() {
-            let nodes = self.nodes().await?;
+        let rounds = nodes.iter().map(|n| n.tenants.len()).sum::<usize>();
+        for _ in 0..=rounds {
             let Some((schema, to)) = next_move(&nodes) else {
-                return Ok(Rebalance { moves, nodes });
+                break;
             };
             moves.push(self.move_tenant(&schema, &to.0, to.1).await?);
+            nodes = self.nodes().await?;
         }
-        let nodes = self.nodes().await?;
         Ok(Rebalance { moves, nodes })
     }
 

@@ -2,7 +2,8 @@
 //! tenant accounts referencing it, notes of tenant-only, labels through a junction, and two
 //! models that break Citus's rules.
 
-use tenantry::{Database, ForeignKey, ManyToMany, Model, Registry, SchemaName};
+use futures_util::{stream, StreamExt};
+use tenantry::{create_schema, Database, ForeignKey, ManyToMany, Model, Registry, SchemaName};
 
 /// Shared: a reference table on Citus.
 #[derive(Model, Debug, Clone, PartialEq)]
@@ -80,4 +81,67 @@ pub fn registry(db: Database) -> Registry {
 
 pub fn schema(name: &str) -> SchemaName {
     SchemaName::parse(name).unwrap()
+}
+
+/// Creates `n` tenants `t0..` with one account each, named after its tenant, on plan
+/// `gold`, with `notes` notes.
+pub async fn tenants(r: &Registry, n: usize, notes: usize) -> Vec<SchemaName> {
+    let gold = Plan::query(r)
+        .create(Plan {
+            id: 0,
+            title: "gold".into(),
+        })
+        .await
+        .unwrap();
+    let names: Vec<SchemaName> = (0..n).map(|i| schema(&format!("t{i}"))).collect();
+    stream::iter(names.clone())
+        .for_each_concurrent(4, |s| {
+            let (r, gold) = (r.clone(), gold.clone());
+            async move {
+                create_schema(&r, &s, None, false, true).await.unwrap();
+                let account = Account::query(&r)
+                    .using(&s)
+                    .create(Account {
+                        id: 0,
+                        name: s.to_string(),
+                        plan: ForeignKey::from(&gold),
+                    })
+                    .await
+                    .unwrap();
+                Note::query(&r)
+                    .using(&s)
+                    .bulk_create((0..notes).map(|i| Note {
+                        id: 0,
+                        body: format!("{s}-{i}"),
+                        account: ForeignKey::from(&account),
+                    }))
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    names
+}
+
+/// The accounts and notes `s` reads: every name must carry its own tag.
+pub async fn assert_reads_its_own(r: &Registry, s: &SchemaName, notes: usize) {
+    // Across the foreign key into the reference table, in the tenant's schema.
+    let accounts = Account::query(r)
+        .using(s)
+        .filter(Account::plan().to(Plan::title()).eq("gold"))
+        .all()
+        .await
+        .unwrap();
+    let names: Vec<_> = accounts.iter().map(|a| a.name.clone()).collect();
+    assert_eq!(
+        names,
+        vec![s.to_string()],
+        "tenant {s} read another's accounts"
+    );
+    let bodies = Note::query(r).using(s).all().await.unwrap();
+    assert_eq!(bodies.len(), notes, "tenant {s}");
+    assert!(
+        bodies.iter().all(|n| n.body.starts_with(&format!("{s}-"))),
+        "tenant {s} read another's notes"
+    );
 }
