@@ -4,7 +4,7 @@
 //! one connection held for the whole loop (`held_ratio`).
 //!
 //! - **W9_join**: `--gets` point reads, round-robin over W2's tenants (W4's keys), each
-//!   filtered by its owner's name across the foreign key (a semi-join) and loading the owner
+//!   filtered by its owner's name across the foreign key (a join) and loading the owner
 //!   with `select_related` (a second statement, `WHERE id IN (..)`): `get_pk` of
 //!   `filter(Product::user().to(User::name()).eq(owner))`. Two statements an operation.
 //! - **W10_aggregate**: `--aggregates` times the count and the sum of `price` per owner
@@ -114,7 +114,7 @@ impl Bench {
         for &t in &tenants {
             let schema = &schemas[&t];
             same_sql(
-                "W9 semi-join",
+                "W9 join",
                 Product::query(&self.registry)
                     .using(schema)
                     .filter(Product::user().to(User::name()).eq("owner"))

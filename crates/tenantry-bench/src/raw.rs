@@ -704,13 +704,16 @@ impl Raw {
             .join(", ")
     }
 
-    /// W9: the product with a key whose owner has a name, a semi-join across the foreign
-    /// key (binds: the name, the key, the LIMIT of `get`).
+    /// W9: the product with a key whose owner has a name, a join across the foreign key to
+    /// a derived table of the matching owners, as the ORM writes it (binds: the name, the
+    /// key, the LIMIT of `get`).
     pub fn join_sql(&self, schema: &SchemaName) -> String {
         let q = self.quote();
+        let j = format!("{q}tenantry_j1{q}");
         format!(
-            "SELECT {} FROM {} WHERE {q}user_id{q} IS NOT NULL AND {q}user_id{q} IN \
-             (SELECT {q}id{q} FROM {} WHERE {q}name{q} = {}) AND {q}id{q} = {} LIMIT {}",
+            "SELECT {} FROM {} INNER JOIN (SELECT {q}users{q}.{q}id{q} AS {j} FROM {} \
+             WHERE {q}name{q} = {}) AS {j} ON {j}.{j} = {q}products{q}.{q}user_id{q} \
+             WHERE {q}id{q} = {} LIMIT {}",
             self.product_columns(),
             self.table(schema),
             self.table_named(schema, "users"),

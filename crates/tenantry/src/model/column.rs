@@ -186,6 +186,10 @@ impl<M: Model, T: FieldType> Column<M, T> {
     /// a shared one; that this column is a foreign key to `R` is checked when the query
     /// runs ([`Error::InvalidRelation`](crate::Error::InvalidRelation) otherwise).
     ///
+    /// A lookup in a SELECT is a JOIN (each table named with its own schema): an INNER JOIN
+    /// where every row must match it, a LEFT JOIN tested with `IS NOT NULL` under `|`, `!`
+    /// or `exclude`. UPDATE and DELETE, and a SELECT that locks its rows, test it with a
+    /// subquery (`"user_id" IN (SELECT "id" FROM …)`) instead; the answers are the same.
     /// Lookups have inner-join semantics: a row whose foreign key is NULL matches no lookup
     /// through it, not even `isnull(true)` (test the foreign key itself:
     /// `Product::user().isnull(true)`); `exclude` of a lookup keeps it. The handle is for
@@ -196,9 +200,13 @@ impl<M: Model, T: FieldType> Column<M, T> {
     /// ```
     /// # use tenantry::__doc::*;
     /// let sql = render_select(|r| Product::query(r).filter(Product::user().to(User::name()).icontains("ann")));
-    /// assert_eq!(sql.postgres, r#"SELECT "id", "name", "user_id", "price", "stock" FROM "public"."products" WHERE "user_id" IS NOT NULL AND "user_id" IN (SELECT "id" FROM "public"."users" WHERE LOWER("name") LIKE $1 ESCAPE E'\\')"#);
-    /// assert_eq!(sql.mysql, r#"SELECT `id`, `name`, `user_id`, `price`, `stock` FROM `app`.`products` WHERE `user_id` IS NOT NULL AND `user_id` IN (SELECT `id` FROM `app`.`users` WHERE LOWER(`name`) LIKE ? ESCAPE '\\')"#);
-    /// assert_eq!(sql.sqlite, r#"SELECT "id", "name", "user_id", "price", "stock" FROM "products" WHERE "user_id" IS NOT NULL AND "user_id" IN (SELECT "id" FROM "users" WHERE LOWER("name") LIKE ? ESCAPE '\')"#);
+    /// assert_eq!(sql.postgres, r#"SELECT "id", "name", "user_id", "price", "stock" FROM "public"."products" INNER JOIN (SELECT "users"."id" AS "tenantry_j1" FROM "public"."users" WHERE LOWER("name") LIKE $1 ESCAPE E'\\') AS "tenantry_j1" ON "tenantry_j1"."tenantry_j1" = "products"."user_id""#);
+    /// assert_eq!(sql.mysql, r#"SELECT `id`, `name`, `user_id`, `price`, `stock` FROM `app`.`products` INNER JOIN (SELECT `users`.`id` AS `tenantry_j1` FROM `app`.`users` WHERE LOWER(`name`) LIKE ? ESCAPE '\\') AS `tenantry_j1` ON `tenantry_j1`.`tenantry_j1` = `products`.`user_id`"#);
+    /// assert_eq!(sql.sqlite, r#"SELECT "id", "name", "user_id", "price", "stock" FROM "products" INNER JOIN (SELECT "users"."id" AS "tenantry_j1" FROM "users" WHERE LOWER("name") LIKE ? ESCAPE '\') AS "tenantry_j1" ON "tenantry_j1"."tenantry_j1" = "products"."user_id""#);
+    ///
+    /// // Under `exclude`, a LEFT JOIN: the products with no owner are kept.
+    /// let sql = render_select(|r| Product::query(r).exclude(Product::user().to(User::name()).eq("ann")));
+    /// assert_eq!(sql.postgres, r#"SELECT "id", "name", "user_id", "price", "stock" FROM "public"."products" LEFT JOIN (SELECT "users"."id" AS "tenantry_j1" FROM "public"."users" WHERE "name" = $1) AS "tenantry_j1" ON "tenantry_j1"."tenantry_j1" = "products"."user_id" WHERE NOT "tenantry_j1"."tenantry_j1" IS NOT NULL"#);
     /// ```
     pub fn to<R: Model, U: FieldType>(self, column: Column<R, U>) -> Column<M, U> {
         let mut path = self.path;
@@ -216,7 +224,18 @@ impl<M: Model, T: FieldType> Column<M, T> {
     /// The rows this foreign key points to that have at least one `M` row pointing at them
     /// matching `filter` (Edgy's reverse lookup): used in a query over the referenced model,
     /// `User::query(r).filter(Product::user().having(Product::name().eq("lamp")))`.
-    /// Rendered as `"id" IN (SELECT "user_id" FROM … WHERE …)`, in the query's schema.
+    /// Rendered as an EXISTS subquery in the query's schema, correlated on the foreign key;
+    /// the `M` rows are aliased (`tenantry_x1`, one alias per level of nesting, at most
+    /// [`MAX_HOPS`](crate::MAX_HOPS) levels), so that a model related to itself (users
+    /// having subordinates) is never confused with the rows around it.
+    ///
+    /// ```
+    /// # use tenantry::__doc::*;
+    /// let sql = render_select(|r| User::query(r).filter(Product::user().having(Product::name().eq("lamp"))));
+    /// assert_eq!(sql.postgres, r#"SELECT "id", "name", "email" FROM "public"."users" WHERE EXISTS(SELECT 1 FROM "public"."products" AS "tenantry_x1" WHERE "tenantry_x1"."user_id" = "users"."id" AND "name" = $1)"#);
+    /// assert_eq!(sql.mysql, r#"SELECT `id`, `name`, `email` FROM `app`.`users` WHERE EXISTS(SELECT 1 FROM `app`.`products` AS `tenantry_x1` WHERE `tenantry_x1`.`user_id` = `users`.`id` AND `name` = ?)"#);
+    /// assert_eq!(sql.sqlite, r#"SELECT "id", "name", "email" FROM "users" WHERE EXISTS(SELECT 1 FROM "products" AS "tenantry_x1" WHERE "tenantry_x1"."user_id" = "users"."id" AND "name" = ?)"#);
+    /// ```
     pub fn having(self, filter: Filter) -> Filter {
         Filter(Node::Reverse {
             child: meta::<M>,

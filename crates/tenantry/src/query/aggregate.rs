@@ -460,7 +460,7 @@ impl<M: Model> QuerySet<M> {
         let mut select = sea_query::Query::select();
         aggregates.select(target.backend(), &mut select)?;
         select.from(target.table(M::META)?);
-        self.add_filter(target, &mut select)?;
+        self.add_select_filter(target, &mut select)?;
         Ok(select)
     }
 
@@ -533,7 +533,7 @@ impl<M: Model, K: Columns<M>> Grouped<M, K> {
         self.keys.select(&mut select, target.backend())?;
         aggregates.select(target.backend(), &mut select)?;
         select.from(target.table(M::META)?);
-        self.query.add_filter(target, &mut select)?;
+        self.query.add_select_filter(target, &mut select)?;
         self.keys.group_and_order(&mut select, target.backend());
         Ok(select)
     }

@@ -1,13 +1,14 @@
 //! Filters and orderings across foreign keys, rendered when the query runs, once its schema
 //! is known.
 //!
-//! A forward lookup (`Product::user().to(User::name()).eq(x)`) becomes a semi-join,
-//! `"user_id" IN (SELECT "id" FROM <users> WHERE "name" = $1)`, and a reverse one
-//! (`Product::user().having(f)` in a query over users) `"id" IN (SELECT "user_id" FROM
-//! <products> WHERE "user_id" IS NOT NULL AND f)`. Neither needs a table alias or a
-//! qualified column of the outer query, so the query's own columns stay unqualified and the
-//! answers are those of a join (a foreign key leads to at most one row). An ordering across
-//! relations is a correlated scalar subquery on the foreign key.
+//! In a SELECT a forward lookup (`Product::user().to(User::name()).eq(x)`) is a JOIN, and
+//! so is an ordering across relations (see `join.rs`). Where a join cannot be written (an
+//! UPDATE, a DELETE, a SELECT that locks its rows) a forward lookup is a semi-join,
+//! `"user_id" IN (SELECT "id" FROM <users> WHERE "name" = $1)`, and an ordering a correlated
+//! scalar subquery; the answers are those of the join (a foreign key leads to at most one
+//! row). A reverse lookup (`Product::user().having(f)` in a query over users) is
+//! `EXISTS (SELECT 1 FROM <products> AS "tenantry_x1" WHERE "tenantry_x1"."user_id" =
+//! "users"."id" AND f)` everywhere. The query's own columns stay unqualified.
 //!
 //! Every table is named with its own schema: the query's for a tenant model, the shared
 //! schema for a shared one. Where one statement cannot reach both (SQLite keeps each schema
@@ -16,6 +17,7 @@
 
 use sea_query::{Alias, Condition, Expr, ExprTrait, Query, SelectStatement, SubQueryStatement};
 
+use super::join::Joining;
 use crate::{
     error::{Error, Result},
     model::{path::Path, ModelMeta, Node, Ordering, Term, TypedTest, MAX_HOPS},
@@ -26,26 +28,63 @@ use crate::{
 /// and subqueries name their tables there), or in a check constraint, which sees one row.
 #[derive(Clone, Copy)]
 enum At<'a> {
-    Statement(&'a Target),
+    /// In a statement at `target`, where the rows being filtered are named `table` (their
+    /// table's name, or the alias of a reverse lookup's rows), `depth` reverse lookups deep.
+    Statement {
+        target: &'a Target,
+        table: &'static str,
+        depth: usize,
+    },
     Row(crate::Backend),
 }
 
-impl At<'_> {
+impl<'a> At<'a> {
+    fn statement(target: &'a Target, model: &'static ModelMeta) -> At<'a> {
+        At::Statement {
+            target,
+            table: model.table,
+            depth: 0,
+        }
+    }
+
     fn backend(self) -> crate::Backend {
         match self {
-            At::Statement(target) => target.backend(),
+            At::Statement { target, .. } => target.backend(),
             At::Row(backend) => backend,
         }
     }
 }
 
-/// `node` as a condition on rows of `model` at `target`.
+/// `node` as a condition on rows of `model` at `target`, lookups across foreign keys as
+/// subqueries (for an UPDATE or a DELETE, or inside a subquery).
 pub(crate) fn condition(
     node: Node,
     model: &'static ModelMeta,
     target: &Target,
 ) -> Result<Condition> {
-    render(node, model, At::Statement(target))
+    plain(node, model, At::statement(target, model))
+}
+
+/// `node` as a condition on rows of `model` at `target`, its forward lookups joined to
+/// `joining`'s SELECT; `None` when the joins are the whole condition.
+pub(crate) fn render_at(
+    node: Node,
+    model: &'static ModelMeta,
+    target: &Target,
+    joining: &mut Joining<'_>,
+) -> Result<Option<Condition>> {
+    render(
+        node,
+        model,
+        At::statement(target, model),
+        Some(joining),
+        true,
+    )
+}
+
+/// A condition rendered with no joins (which is never wholly absorbed by one).
+fn plain(node: Node, model: &'static ModelMeta, at: At) -> Result<Condition> {
+    Ok(render(node, model, at, None, false)?.unwrap_or_else(Condition::all))
 }
 
 /// `node` as a check constraint of `model` on `backend`: a condition on the row itself.
@@ -56,19 +95,23 @@ pub(crate) fn row_condition(
     model: &'static ModelMeta,
     backend: crate::Backend,
 ) -> Result<Condition> {
-    render(node, model, At::Row(backend))
+    plain(node, model, At::Row(backend))
 }
 
-fn render(node: Node, model: &'static ModelMeta, at: At) -> Result<Condition> {
-    let fold = |nodes: Vec<Node>, start: Condition| {
-        nodes.into_iter().try_fold(start, |all, node| {
-            Ok::<_, Error>(all.add(render(node, model, at)?))
-        })
-    };
+/// `node` as a condition on `model`'s rows `at` a place. With `joining`, forward lookups
+/// become joins of its SELECT; one that every row must match (`required`: reached from the
+/// top of the filter through `&` only) is an INNER JOIN and leaves no condition (`None`).
+fn render(
+    node: Node,
+    model: &'static ModelMeta,
+    at: At,
+    mut joining: Option<&mut Joining<'_>>,
+    required: bool,
+) -> Result<Option<Condition>> {
     // What only a statement can render.
     let statement = || {
         match at {
-        At::Statement(target) => Ok(target),
+        At::Statement { target, .. } => Ok(target),
         At::Row(_) => Err(invalid(
             model,
             "",
@@ -76,7 +119,7 @@ fn render(node: Node, model: &'static ModelMeta, at: At) -> Result<Condition> {
         )),
     }
     };
-    Ok(match node {
+    Ok(Some(match node {
         Node::Condition {
             model: built_on,
             condition,
@@ -90,19 +133,68 @@ fn render(node: Node, model: &'static ModelMeta, at: At) -> Result<Condition> {
             }
             condition
         }
-        Node::All(nodes) => fold(nodes, Condition::all())?,
-        Node::Any(nodes) => fold(nodes, Condition::any())?,
-        Node::Not(node) => render(*node, model, at)?.not(),
+        Node::All(nodes) => {
+            let (mut all, mut joined) = (Condition::all(), !nodes.is_empty());
+            for node in nodes {
+                if let Some(condition) = render(node, model, at, joining.as_deref_mut(), required)?
+                {
+                    all = all.add(condition);
+                    joined = false;
+                }
+            }
+            if joined {
+                return Ok(None);
+            }
+            all
+        }
+        Node::Any(nodes) => {
+            let mut any = Condition::any();
+            for node in nodes {
+                any = any.add(must(render(
+                    node,
+                    model,
+                    at,
+                    joining.as_deref_mut(),
+                    false,
+                )?));
+            }
+            any
+        }
+        Node::Not(node) => must(render(*node, model, at, joining, false)?).not(),
         Node::Forward { from, path, inner } => {
-            let hops = walk(from(), model, &path)?;
-            forward(&hops, *inner, statement()?)?
+            let steps = walk(from(), model, &path)?;
+            let target = statement()?;
+            match joining {
+                Some(joining) if joining.has_room() => {
+                    let alias = joining.join(&steps, *inner, target, required)?;
+                    if required {
+                        return Ok(None);
+                    }
+                    Condition::all().add(Expr::col((alias, alias)).is_not_null())
+                }
+                _ => forward(&steps, *inner, target)?,
+            }
         }
         Node::Reverse {
             child,
             column,
             path,
             inner,
-        } => reverse(child(), column, &path, *inner, model, statement()?)?,
+        } => {
+            let target = statement()?;
+            let (table, depth) = match at {
+                At::Statement { table, depth, .. } => (table, depth),
+                At::Row(_) => (model.table, 0),
+            };
+            let reverse = Reverse {
+                child: child(),
+                column,
+                parent: model,
+                parent_named: table,
+                depth,
+            };
+            reverse.exists(&path, *inner, target)?
+        }
         Node::InQuery {
             model: built_on,
             column,
@@ -138,7 +230,9 @@ fn render(node: Node, model: &'static ModelMeta, at: At) -> Result<Condition> {
             // A check constraint writes its constants as literals, which take the
             // column's type without a cast.
             let typed = |value| match at {
-                At::Statement(target) => crate::enum_types::typed(target, model, Some(ty), value),
+                At::Statement { target, .. } => {
+                    crate::enum_types::typed(target, model, Some(ty), value)
+                }
                 At::Row(_) => Expr::val(value),
             };
             Condition::all().add(match test {
@@ -162,7 +256,12 @@ fn render(node: Node, model: &'static ModelMeta, at: At) -> Result<Condition> {
             }
             compare(model, at.backend(), (left, op, right), decimal)?
         }
-    })
+    }))
+}
+
+/// A condition rendered where no join can absorb it.
+fn must(condition: Option<Condition>) -> Condition {
+    condition.unwrap_or_else(Condition::all)
 }
 
 /// Two expressions over `model`'s own columns compared, on `backend`.
@@ -223,15 +322,19 @@ pub(crate) fn on_model(error: Error, model: &'static ModelMeta) -> Error {
 }
 
 /// One foreign key on the way: the model it is a column of, the column, and its target.
-struct Step {
-    model: &'static ModelMeta,
-    column: &'static str,
+pub(crate) struct Step {
+    pub(crate) model: &'static ModelMeta,
+    pub(crate) column: &'static str,
     nullable: bool,
-    target: &'static ModelMeta,
+    pub(crate) target: &'static ModelMeta,
 }
 
 /// The steps of `path` from `model`, each checked against the metadata.
-fn walk(from: &'static ModelMeta, model: &'static ModelMeta, path: &Path) -> Result<Vec<Step>> {
+pub(crate) fn walk(
+    from: &'static ModelMeta,
+    model: &'static ModelMeta,
+    path: &Path,
+) -> Result<Vec<Step>> {
     if from != model {
         return Err(invalid(model, "", "the lookup was built on another model"));
     }
@@ -261,13 +364,18 @@ fn walk(from: &'static ModelMeta, model: &'static ModelMeta, path: &Path) -> Res
     Ok(steps)
 }
 
+/// A relation path with no foreign key on it.
+pub(crate) fn invalid_path() -> Error {
+    Error::InvalidRelation {
+        model: "",
+        column: "",
+        reason: "an empty relation path",
+    }
+}
+
 fn forward(steps: &[Step], inner: Node, target: &Target) -> Result<Condition> {
     let Some(last) = steps.last() else {
-        return Err(Error::InvalidRelation {
-            model: "",
-            column: "",
-            reason: "an empty relation path",
-        });
+        return Err(invalid_path());
     };
     let mut cond = condition(inner, last.target, target)?;
     for step in steps.iter().rev() {
@@ -281,14 +389,62 @@ fn forward(steps: &[Step], inner: Node, target: &Target) -> Result<Condition> {
     Ok(cond)
 }
 
-fn reverse(
+/// The names of a reverse lookup's rows, one per level of nesting: a level's condition
+/// names the level around it, which must not be hidden by its own rows' name.
+const REVERSE: [&str; MAX_HOPS] = ["tenantry_x1", "tenantry_x2", "tenantry_x3", "tenantry_x4"];
+
+/// A reverse lookup: rows of `child` whose foreign key `column` points at a row of
+/// `parent`, named `parent_named` in the statement, `depth` reverse lookups deep.
+struct Reverse {
+    child: &'static ModelMeta,
+    column: &'static str,
+    parent: &'static ModelMeta,
+    parent_named: &'static str,
+    depth: usize,
+}
+
+impl Reverse {
+    /// `EXISTS (SELECT 1 FROM <child> AS x WHERE x.fk = <parent>.pk AND inner)`: the
+    /// child's own conditions name its columns unqualified, which its rows (aliased, so
+    /// that a model related to itself is not confused with the level around it) hold.
+    fn exists(&self, path: &Path, inner: Node, target: &Target) -> Result<Condition> {
+        let fk = check_reverse(self.child, self.column, path, self.parent)?;
+        let Some(&alias) = REVERSE.get(self.depth) else {
+            return Err(invalid(
+                self.child,
+                self.column,
+                "having() nested more than MAX_HOPS deep",
+            ));
+        };
+        let mut select = Query::select();
+        select
+            .expr(Expr::Constant(1.into()))
+            .from_as(table(self.parent, self.child, target)?, alias);
+        let at = At::Statement {
+            target,
+            table: alias,
+            depth: self.depth + 1,
+        };
+        let mut used = 0;
+        let condition = {
+            let mut joining = Joining::new(&mut select, alias, &mut used);
+            render(inner, self.child, at, Some(&mut joining), true)?
+        };
+        let correlated = Expr::col((alias, fk.name))
+            .equals((self.parent_named, self.parent.primary_key_column().name));
+        select.cond_where(Condition::all().add(correlated).add_option(condition));
+        Ok(Condition::all().add(Expr::exists(select)))
+    }
+}
+
+/// The foreign key `column` of `child`, checked to point at `model` and to be usable in a
+/// reverse lookup from it.
+fn check_reverse(
     child: &'static ModelMeta,
     column: &'static str,
     path: &Path,
-    inner: Node,
     model: &'static ModelMeta,
-    target: &Target,
-) -> Result<Condition> {
+) -> Result<&'static crate::model::ColumnMeta> {
     if !path.is_empty() {
         return Err(invalid(
             child,
@@ -318,16 +474,7 @@ fn reverse(
             "a lookup from tenant rows into a shared model's references",
         ));
     }
-    let mut select = Query::select();
-    select
-        .column(fk.name)
-        .from(table(model, child, target)?)
-        .cond_where(
-            Condition::all()
-                .add(Expr::col(fk.name).is_not_null())
-                .add(condition(inner, child, target)?),
-        );
-    Ok(in_subquery(model.primary_key_column().name, false, select))
+    Ok(fk)
 }
 
 /// `column IN (select)`; for a nullable column also `IS NOT NULL`, so that its negation
@@ -345,7 +492,7 @@ fn in_subquery(column: &'static str, nullable: bool, select: SelectStatement) ->
 
 /// The table of `meta`, looked up from a row of `from`, at `target`: in the shared schema for
 /// a shared model, else in the query's.
-fn table(
+pub(crate) fn table(
     from: &'static ModelMeta,
     meta: &'static ModelMeta,
     target: &Target,
@@ -365,8 +512,8 @@ fn table(
     target.table_in(meta, schema)
 }
 
-/// The ORDER BY expression of `ordering` on rows of `model` (of table `outer`): the column
-/// itself, or a correlated subquery along the ordering's foreign keys.
+/// The ORDER BY expression of `ordering` on rows of `model`: the column itself, or a
+/// correlated subquery along the ordering's foreign keys (where no join can be written).
 pub(crate) fn order_expr(
     ordering: &Ordering,
     model: &'static ModelMeta,

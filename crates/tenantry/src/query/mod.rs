@@ -22,6 +22,7 @@
 
 mod aggregate;
 mod assign;
+mod join;
 mod keyset;
 mod lock;
 mod lookup;
@@ -293,6 +294,28 @@ impl<M: Model> QuerySet<M> {
         Ok(())
     }
 
+    /// Adds the filter, if any, to `select`, whose FROM is `M`'s table (unaliased): forward
+    /// lookups as joins, unless the rows are locked (a join would lock the joined rows too).
+    fn add_select_filter(&mut self, target: &Target, select: &mut SelectStatement) -> Result<()> {
+        self.add_select_filter_counted(target, select, &mut 0)
+    }
+
+    /// [`add_select_filter`](Self::add_select_filter), `used` counting the joins.
+    fn add_select_filter_counted(
+        &mut self,
+        target: &Target,
+        select: &mut SelectStatement,
+        used: &mut usize,
+    ) -> Result<()> {
+        if self.lock.is_some() {
+            return self.add_filter(target, select);
+        }
+        match self.filter.take() {
+            Some(node) => join::filter_select(select, node, M::META, target, used),
+            None => Ok(()),
+        }
+    }
+
     fn select(&mut self, target: &Target) -> Result<SelectStatement> {
         let mut select = Query::select();
         select
@@ -301,12 +324,15 @@ impl<M: Model> QuerySet<M> {
         if self.distinct {
             select.distinct();
         }
-        self.add_filter(target, &mut select)?;
+        let mut used = 0;
+        self.add_select_filter_counted(target, &mut select, &mut used)?;
         for ordering in &self.order {
-            select.order_by_expr(
-                lookup::order_expr(ordering, M::META, target)?,
-                ordering.order.clone(),
-            );
+            let value = if self.lock.is_some() {
+                lookup::order_expr(ordering, M::META, target)?
+            } else {
+                join::order_select(&mut select, ordering, M::META, target, &mut used)?
+            };
+            select.order_by_expr(value, ordering.order.clone());
         }
         // Bound to i64::MAX: the drivers bind LIMIT and OFFSET as signed 64-bit integers.
         if let Some(limit) = self.limit {

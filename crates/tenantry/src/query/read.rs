@@ -92,7 +92,7 @@ impl<M: Model> QuerySet<M> {
         select
             .expr(Expr::col(Asterisk).count())
             .from(target.table(M::META)?);
-        self.add_filter(&target, &mut select)?;
+        self.add_select_filter(&target, &mut select)?;
         let rows = target.fetch_all(&select).await?;
         let count: i64 = match rows.first() {
             Some(row) => row.get(0).map_err(Error::Database)?,
@@ -110,7 +110,7 @@ impl<M: Model> QuerySet<M> {
             .expr(Expr::val(1))
             .from(target.table(M::META)?)
             .limit(1);
-        self.add_filter(&target, &mut select)?;
+        self.add_select_filter(&target, &mut select)?;
         Ok(!target.fetch_all(&select).await?.is_empty())
     }
 }
