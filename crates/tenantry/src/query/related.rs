@@ -222,9 +222,10 @@ fn select_in(
     meta: &'static ModelMeta,
     keys: Vec<sea_query::Value>,
 ) -> Result<sea_query::SelectStatement> {
-    Ok(Query::select()
+    let mut select = Query::select();
+    select
         .columns(meta.column_names.iter().copied())
         .from(target.table(meta)?)
-        .and_where(Expr::col(meta.primary_key_column().name).is_in(keys))
-        .to_owned())
+        .and_where(Expr::col(meta.primary_key_column().name).is_in(keys));
+    Ok(select)
 }
