@@ -616,3 +616,59 @@ backend_test!(
         );
     }
 );
+
+backend_pool_test!(
+    select_related_through_a_joined_lookup_reads_each_tenants_own_parents,
+    |t: common::TestDb| async move {
+        let r = &registry(&t).await;
+        let (a, b) = two_tenants(r, &t).await;
+        // (product, owner) pairs: same user ids in both tenants, other names. On SQLite the
+        // parents' statement text is kept per number of keys and shared by every tenant.
+        let pairs = |s: SchemaName, filter: Filter| async move {
+            let mut pairs: Vec<(String, String)> = Product::query(r)
+                .using(&s)
+                .filter(filter)
+                .select_related(Product::user())
+                .all()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|p| {
+                    let owner = p
+                        .user
+                        .as_ref()
+                        .and_then(|fk| fk.get())
+                        .map(|u| u.name.clone());
+                    (p.into_inner().name, owner.unwrap_or_default())
+                })
+                .collect();
+            pairs.sort();
+            pairs
+        };
+        let owner = || Product::user().to(User::name());
+        for _ in 0..3 {
+            let (one_a, one_b, two_a, two_b) = tokio::join!(
+                pairs(a.clone(), owner().eq("ann") | owner().eq("bob")),
+                pairs(b.clone(), owner().eq("ann") | owner().eq("bob")),
+                pairs(a.clone(), Product::user().isnull(false)),
+                pairs(b.clone(), Product::user().isnull(false)),
+            );
+            assert_eq!(one_a, [("lamp-a".into(), "ann".into())]);
+            assert_eq!(one_b, [("lamp-b".into(), "bob".into())]);
+            assert_eq!(
+                two_a,
+                [
+                    ("desk-a".into(), "ben".into()),
+                    ("lamp-a".into(), "ann".into())
+                ]
+            );
+            assert_eq!(
+                two_b,
+                [
+                    ("chair-b".into(), "zed".into()),
+                    ("lamp-b".into(), "bob".into())
+                ]
+            );
+        }
+    }
+);

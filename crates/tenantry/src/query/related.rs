@@ -14,7 +14,10 @@ use std::{any::Any, collections::HashMap};
 
 use sea_query::{Expr, ExprTrait, Query};
 
-use super::{QuerySet, Source};
+use super::{
+    rendered::{Shape, SQLITE_TEXTS},
+    QuerySet, Source,
+};
 use crate::{
     error::{Error, Result},
     field::FieldType,
@@ -181,8 +184,7 @@ impl<M: Model> QuerySet<M> {
             let per_query = target.backend().capabilities().max_bind_params.max(1);
             let keys = related.0.key_values();
             for chunk in keys.chunks(per_query) {
-                let select = select_in(&parent_target, parent, chunk.to_vec())?;
-                let rows = parent_target.fetch_all(&select).await?;
+                let rows = fetch_by_keys(&parent_target, parent, chunk).await?;
                 related.0.add_rows(rows)?;
             }
             let origin = parent_target.origin();
@@ -215,6 +217,39 @@ impl<M: Model> QuerySet<M> {
         };
         Ok(Target { conn, schema: None })
     }
+}
+
+/// The rows of `meta` at `target` whose primary key is among `keys`. On SQLite the
+/// statement's text is the same in every tenant's file: it is rendered once per number of
+/// keys and kept (`rendered.rs`).
+async fn fetch_by_keys(
+    target: &Target,
+    meta: &'static ModelMeta,
+    keys: &[sea_query::Value],
+) -> Result<Vec<Row>> {
+    if target.backend() != crate::Backend::Sqlite {
+        return target
+            .fetch_all(&select_in(target, meta, keys.to_vec())?)
+            .await;
+    }
+    let shape = Shape::ByKeys {
+        model: std::ptr::from_ref(meta) as usize,
+        table: target.table(meta)?,
+        keys: keys.len(),
+    };
+    if let Some(text) = SQLITE_TEXTS.get(&shape) {
+        return target
+            .fetch_sql(&text, keys.to_vec(), || keys.to_vec())
+            .await;
+    }
+    let select = select_in(target, meta, keys.to_vec())?;
+    let (sql, values) = crate::target::render(target.backend(), &select);
+    let text: std::sync::Arc<str> = sql.into();
+    // Kept only if its values are the keys, in order: then any keys can be bound to it.
+    if values.0 .0 == keys {
+        SQLITE_TEXTS.insert(shape, text.clone());
+    }
+    target.fetch_sql(&text, values.0 .0, || keys.to_vec()).await
 }
 
 fn select_in(

@@ -12,7 +12,7 @@ use super::{
         assigned_expr, checked_in_statement, refuse_reads_of_earlier_assignments,
         unassigned_version,
     },
-    rendered::{Shape, SQLITE_UPSERTS},
+    rendered::{Shape, SQLITE_TEXTS},
     write::{insert_values, own_transaction},
     Columns, QuerySet,
 };
@@ -367,7 +367,7 @@ impl<M: Model> Plan<M> {
         {
             return Ok(None);
         }
-        Ok(Some(Shape {
+        Ok(Some(Shape::Upsert {
             model: std::ptr::from_ref(meta) as usize,
             table: target.table(meta)?,
             rows: chunk.len(),
@@ -378,7 +378,7 @@ impl<M: Model> Plan<M> {
     /// Runs `chunk`'s statement by its kept text (rendered by sea-query the first time),
     /// its values bound in the text's order: each row's insert columns.
     async fn run_rendered(&self, target: &Target, chunk: &[M], shape: Shape) -> Result<Vec<Row>> {
-        let text = match SQLITE_UPSERTS.get(&shape) {
+        let text = match SQLITE_TEXTS.get(&shape) {
             Some(text) => text,
             None => {
                 let (sql, values) =
@@ -386,7 +386,7 @@ impl<M: Model> Plan<M> {
                 let text: std::sync::Arc<str> = sql.into();
                 // The values of the text are the rows' cells, in order, or it is not kept.
                 if values.0 .0 == row_values(chunk)? {
-                    SQLITE_UPSERTS.insert(shape, text.clone());
+                    SQLITE_TEXTS.insert(shape, text.clone());
                 }
                 return target
                     .fetch_sql(&text, values.0 .0, || row_values(chunk).unwrap_or_default())
