@@ -226,8 +226,9 @@ impl<M: Model, T: FieldType> Column<M, T> {
     /// `User::query(r).filter(Product::user().having(Product::name().eq("lamp")))`.
     /// Rendered as an EXISTS subquery in the query's schema, correlated on the foreign key;
     /// the `M` rows are aliased (`tenantry_x1`, one alias per level of nesting, at most
-    /// [`MAX_HOPS`](crate::MAX_HOPS) levels), so that a model related to itself (users
-    /// having subordinates) is never confused with the rows around it.
+    /// [`MAX_HOPS`](crate::MAX_HOPS) levels; `tenantry_y1` where the rows around are a table
+    /// of that name), so that a model related to itself (users having subordinates) is
+    /// never confused with the rows around it.
     ///
     /// ```
     /// # use tenantry::__doc::*;

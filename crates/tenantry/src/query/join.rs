@@ -24,8 +24,10 @@
 //!
 //! UPDATE and DELETE keep semi-joins (`"user_id" IN (SELECT "id" FROM …)`): a join in
 //! them is written differently by each backend. So does a SELECT that locks its rows (a
-//! join would lock the joined rows too), and a filter with more lookups than
-//! [`ALIASES`] has names for (the rest are semi-joins).
+//! join would lock the joined rows too), and a filter whose lookups need more derived
+//! tables (one per hop) than [`ALIASES`] has names for (the rest are semi-joins). No name
+//! is reserved from models: an alias that is the name of the rows it is joined to, or one
+//! of their columns (or whose ordering value is), is skipped for the next.
 
 use sea_query::{Condition, Expr, ExprTrait, JoinType, Query, SelectStatement};
 
@@ -66,41 +68,65 @@ const VALUES: [&str; 8] = [
 /// The SELECT that forward lookups are joined to while its filter is rendered.
 pub(crate) struct Joining<'s> {
     select: &'s mut SelectStatement,
-    /// How the statement names its own table in an ON clause: the table's name (its FROM
-    /// item is never aliased).
+    /// The model whose rows the SELECT's FROM holds.
+    model: &'static ModelMeta,
+    /// How the statement names those rows in an ON clause: the table's name (the FROM item
+    /// of a query is never aliased) or a reverse lookup's alias.
     table: &'static str,
-    /// The aliases of the whole statement used so far (derived tables nest).
+    /// The aliases of the whole statement used or skipped so far (derived tables nest).
     used: &'s mut usize,
 }
 
+/// Whether the derived table of alias `index` can be joined to a SELECT over `model`'s rows
+/// named `table`: its alias must not be the name of those rows (PostgreSQL refuses a name
+/// twice), and neither its alias nor its value may be one of their columns, which the
+/// statement names unqualified.
+fn usable(index: usize, model: &'static ModelMeta, table: &'static str) -> bool {
+    let (alias, value) = (ALIASES[index], VALUES[index]);
+    alias != table
+        && alias != model.table
+        && model.column(alias).is_none()
+        && model.column(value).is_none()
+}
+
+/// The first alias index from `from` usable over `model`'s rows named `table`.
+fn usable_from(from: usize, model: &'static ModelMeta, table: &'static str) -> Option<usize> {
+    (from..ALIASES.len()).find(|&index| usable(index, model, table))
+}
+
 impl<'s> Joining<'s> {
+    /// Joins to `select`, whose FROM holds the rows of `model`, named `table` there.
     pub(crate) fn new(
         select: &'s mut SelectStatement,
+        model: &'static ModelMeta,
         table: &'static str,
         used: &'s mut usize,
     ) -> Self {
         Joining {
             select,
+            model,
             table,
             used,
         }
     }
 
-    /// Whether one more lookup can be joined; if not, it is a semi-join.
-    pub(crate) fn has_room(&self) -> bool {
-        self.rooms(1)
+    /// Whether the path `steps` can be joined, one derived table per hop, with the names
+    /// left; if not, it is a semi-join (or a correlated subquery for an ordering).
+    pub(crate) fn has_room_for(&self, steps: &[Step]) -> bool {
+        let mut next = usable_from(*self.used, self.model, self.table);
+        for step in steps.iter().skip(1) {
+            let Some(index) = next else { return false };
+            next = usable_from(index + 1, step.model, step.model.table);
+        }
+        next.is_some()
     }
 
-    /// Whether `n` more derived tables can be named.
-    fn rooms(&self, n: usize) -> bool {
-        *self.used + n <= ALIASES.len()
-    }
-
-    /// The next alias and its value's name.
-    fn next(&mut self) -> (&'static str, &'static str) {
-        let index = *self.used;
-        *self.used += 1;
-        (ALIASES[index], VALUES[index])
+    /// The next usable alias and its value's name; `has_room_for` said there is one.
+    fn next(&mut self) -> Result<(&'static str, &'static str)> {
+        let index = usable_from(*self.used, self.model, self.table)
+            .ok_or_else(super::lookup::invalid_path)?;
+        *self.used = index + 1;
+        Ok((ALIASES[index], VALUES[index]))
     }
 
     /// Joins the rows that `steps`, followed from this statement's table, lead to and that
@@ -113,7 +139,7 @@ impl<'s> Joining<'s> {
         target: &Target,
         required: bool,
     ) -> Result<&'static str> {
-        let (alias, _) = self.next();
+        let (alias, _) = self.next()?;
         let derived = level(steps, inner, target, alias, self.used)?;
         let kind = if required {
             JoinType::InnerJoin
@@ -146,7 +172,7 @@ fn level(
         )
         .from(table(step.model, step.target, target)?);
     let condition = {
-        let mut joining = Joining::new(&mut select, step.target.table, used);
+        let mut joining = Joining::new(&mut select, step.target, step.target.table, used);
         if rest.is_empty() {
             render_at(inner, step.target, target, &mut joining)?
         } else {
@@ -169,10 +195,10 @@ fn order_join(
     column: &'static str,
     target: &Target,
 ) -> Result<Option<Expr>> {
-    if !joining.rooms(steps.len()) {
+    if !joining.has_room_for(steps) {
         return Ok(None);
     }
-    let (alias, value) = joining.next();
+    let (alias, value) = joining.next()?;
     let derived = ordered_level(steps, column, target, (alias, value), joining.used)?;
     let on = Expr::col((alias, alias)).equals((joining.table, steps[0].column));
     joining
@@ -204,7 +230,7 @@ fn ordered_level(
     let found = if rest.is_empty() {
         Expr::col((named, column))
     } else {
-        let mut joining = Joining::new(&mut select, named, used);
+        let mut joining = Joining::new(&mut select, step.target, named, used);
         order_join(&mut joining, rest, column, target)?.ok_or_else(super::lookup::invalid_path)?
     };
     select.expr_as(found, value);
@@ -225,7 +251,7 @@ pub(crate) fn order_select(
         return Ok(Expr::col(ordering.column));
     }
     let steps = walk((ordering.from)(), model, &ordering.path)?;
-    let mut joining = Joining::new(select, model.table, used);
+    let mut joining = Joining::new(select, model, model.table, used);
     match order_join(&mut joining, &steps, ordering.column, target)? {
         Some(value) => Ok(value),
         None => super::lookup::order_expr(ordering, model, target),
@@ -242,7 +268,7 @@ pub(crate) fn filter_select(
     used: &mut usize,
 ) -> Result<()> {
     let condition: Option<Condition> = {
-        let mut joining = Joining::new(select, model.table, used);
+        let mut joining = Joining::new(select, model, model.table, used);
         render_at(node, model, target, &mut joining)?
     };
     if let Some(condition) = condition {

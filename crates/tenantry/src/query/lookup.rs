@@ -165,7 +165,7 @@ fn render(
             let steps = walk(from(), model, &path)?;
             let target = statement()?;
             match joining {
-                Some(joining) if joining.has_room() => {
+                Some(joining) if joining.has_room_for(&steps) => {
                     let alias = joining.join(&steps, *inner, target, required)?;
                     if required {
                         return Ok(None);
@@ -393,6 +393,10 @@ fn forward(steps: &[Step], inner: Node, target: &Target) -> Result<Condition> {
 /// names the level around it, which must not be hidden by its own rows' name.
 const REVERSE: [&str; MAX_HOPS] = ["tenantry_x1", "tenantry_x2", "tenantry_x3", "tenantry_x4"];
 
+/// The names used instead of [`REVERSE`]'s where the rows around are a table of that name
+/// (which the alias would hide from the correlation).
+const REVERSE_ELSE: [&str; MAX_HOPS] = ["tenantry_y1", "tenantry_y2", "tenantry_y3", "tenantry_y4"];
+
 /// A reverse lookup: rows of `child` whose foreign key `column` points at a row of
 /// `parent`, named `parent_named` in the statement, `depth` reverse lookups deep.
 struct Reverse {
@@ -409,12 +413,18 @@ impl Reverse {
     /// that a model related to itself is not confused with the level around it) hold.
     fn exists(&self, path: &Path, inner: Node, target: &Target) -> Result<Condition> {
         let fk = check_reverse(self.child, self.column, path, self.parent)?;
-        let Some(&alias) = REVERSE.get(self.depth) else {
+        let (Some(&alias), Some(&other)) = (REVERSE.get(self.depth), REVERSE_ELSE.get(self.depth))
+        else {
             return Err(invalid(
                 self.child,
                 self.column,
                 "having() nested more than MAX_HOPS deep",
             ));
+        };
+        let alias = if alias == self.parent_named {
+            other
+        } else {
+            alias
         };
         let mut select = Query::select();
         select
@@ -427,7 +437,7 @@ impl Reverse {
         };
         let mut used = 0;
         let condition = {
-            let mut joining = Joining::new(&mut select, alias, &mut used);
+            let mut joining = Joining::new(&mut select, self.child, alias, &mut used);
             render(inner, self.child, at, Some(&mut joining), true)?
         };
         let correlated = Expr::col((alias, fk.name))
