@@ -180,12 +180,41 @@ impl CitusDb {
             admin.close().await.unwrap();
             match dropped {
                 Ok(_) => return,
+                // An earlier attempt dropped a worker's copy before failing elsewhere
+                // (seen once in CI): the propagated drop can never succeed again.
+                Err(error) if missing(&error) => return self.drop_node_by_node().await,
                 Err(error) => last = Some(error),
             }
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
         panic!("could not drop {}: {last:?}", self.name);
     }
+
+    /// Drops the database on each worker, then on the coordinator without propagation.
+    async fn drop_node_by_node(&self) {
+        let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        for (host, port) in &self.workers {
+            let url = format!("postgres://postgres@{host}:{port}/postgres");
+            let mut worker = PgConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(&drop).execute(&mut worker).await.unwrap();
+            worker.close().await.unwrap();
+        }
+        let mut admin = PgConnection::connect(&self.admin_url).await.unwrap();
+        sqlx::raw_sql("SET citus.enable_create_database_propagation = off")
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        sqlx::raw_sql(&drop).execute(&mut admin).await.unwrap();
+        admin.close().await.unwrap();
+    }
+}
+
+/// Whether `error` says a database does not exist (on a worker, through the coordinator).
+fn missing(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "3D000")
 }
 
 /// A private Citus cluster for a test that stops a node (never the shared one): started with
