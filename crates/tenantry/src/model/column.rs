@@ -2,11 +2,11 @@
 
 use std::marker::PhantomData;
 
-use sea_query::{Expr, ExprTrait, Func, LikeExpr, Order};
+use sea_query::Order;
 
 use super::{
     expression::Term,
-    filter::{Node, TypedTest},
+    filter::{Node, Op, Test, TypedTest},
     path::{Hop, Path},
     Expression, Filter, Model, ModelMeta,
 };
@@ -64,13 +64,9 @@ impl<M: Model, T: FieldType> Column<M, T> {
         !self.path.is_empty()
     }
 
-    fn sql(&self) -> Expr {
-        Expr::col(self.name)
-    }
-
-    /// `condition` on this column, reached through the column's foreign keys.
-    fn filtered(&self, condition: Expr) -> Filter {
-        self.wrap(Filter::on(self.model_at_end(), condition).0)
+    /// `test` on this column, reached through the column's foreign keys.
+    fn filtered(&self, test: Test) -> Filter {
+        self.wrap(Filter::on(self.model_at_end(), test).0)
     }
 
     /// The model this column belongs to: `M`, or the model at the end of its path.
@@ -91,11 +87,15 @@ impl<M: Model, T: FieldType> Column<M, T> {
         })
     }
 
-    fn compare(&self, value: impl Into<T>, op: fn(Expr, Expr) -> Expr) -> Filter {
+    fn compare(&self, value: impl Into<T>, op: Op) -> Filter {
         let value = value.into().to_value();
         match T::ENUM_TYPE {
             Some(ty) => self.typed(ty, TypedTest::Compare(op, value)),
-            None => self.filtered(op(self.sql(), Expr::val(value))),
+            None => self.filtered(Test::Compare {
+                column: self.name,
+                op,
+                value,
+            }),
         }
     }
 
@@ -111,32 +111,32 @@ impl<M: Model, T: FieldType> Column<M, T> {
 
     /// `column = value`.
     pub fn eq(&self, value: impl Into<T>) -> Filter {
-        self.compare(value, |c, v| c.eq(v))
+        self.compare(value, Op::Eq)
     }
 
     /// `column <> value`.
     pub fn ne(&self, value: impl Into<T>) -> Filter {
-        self.compare(value, |c, v| c.ne(v))
+        self.compare(value, Op::Ne)
     }
 
     /// `column > value`.
     pub fn gt(&self, value: impl Into<T>) -> Filter {
-        self.compare(value, |c, v| c.gt(v))
+        self.compare(value, Op::Gt)
     }
 
     /// `column >= value`.
     pub fn gte(&self, value: impl Into<T>) -> Filter {
-        self.compare(value, |c, v| c.gte(v))
+        self.compare(value, Op::Gte)
     }
 
     /// `column < value`.
     pub fn lt(&self, value: impl Into<T>) -> Filter {
-        self.compare(value, |c, v| c.lt(v))
+        self.compare(value, Op::Lt)
     }
 
     /// `column <= value`.
     pub fn lte(&self, value: impl Into<T>) -> Filter {
-        self.compare(value, |c, v| c.lte(v))
+        self.compare(value, Op::Lte)
     }
 
     /// `column IN (values…)`; an empty list matches nothing.
@@ -145,16 +145,18 @@ impl<M: Model, T: FieldType> Column<M, T> {
             values.into_iter().map(|v| v.into().to_value()).collect();
         match T::ENUM_TYPE {
             Some(ty) => self.typed(ty, TypedTest::In(values)),
-            None => self.filtered(self.sql().is_in(values)),
+            None => self.filtered(Test::In {
+                column: self.name,
+                values,
+            }),
         }
     }
 
     /// `column IS NULL` when `null` is true, `IS NOT NULL` otherwise.
     pub fn isnull(&self, null: bool) -> Filter {
-        self.filtered(if null {
-            self.sql().is_null()
-        } else {
-            self.sql().is_not_null()
+        self.filtered(Test::Null {
+            column: self.name,
+            null,
         })
     }
 
@@ -300,11 +302,10 @@ impl<M: Model> Column<M, String> {
         if suffix {
             pattern.push('%');
         }
-        let like = LikeExpr::new(pattern).escape('\\');
-        self.filtered(if fold {
-            lower(self.sql()).like(like)
-        } else {
-            self.sql().like(like)
+        self.filtered(Test::Like {
+            column: self.name,
+            pattern,
+            fold,
         })
     }
 
@@ -342,10 +343,6 @@ impl<M: Model> Column<M, String> {
     pub fn iendswith(&self, value: impl AsRef<str>) -> Filter {
         self.like(&fold(value.as_ref()), true, false, true)
     }
-}
-
-fn lower(expr: Expr) -> Expr {
-    Func::lower(expr).into()
 }
 
 fn fold(value: &str) -> String {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use sea_query::{Condition, Expr, IntoCondition, Value};
+use sea_query::{Condition, Expr, ExprTrait, Func, IntoCondition, LikeExpr, Value};
 
 use super::{path::Path, Comparison, ModelMeta, Term};
 use crate::{field::EnumType, query::Inner};
@@ -32,7 +32,7 @@ pub(crate) enum Node {
     /// would read the filtered table's columns of the same names).
     Condition {
         model: Option<fn() -> &'static ModelMeta>,
-        condition: Condition,
+        test: Test,
     },
     All(Vec<Node>),
     Any(Vec<Node>),
@@ -81,11 +81,96 @@ pub(crate) enum Node {
     },
 }
 
+/// What a [`Node::Condition`] tests. The column lookups are described rather than built,
+/// so that a statement's shape and values can be read without rendering it (the SQLite
+/// statement texts kept by `query/kept.rs`); their condition is built when rendered.
+#[derive(Clone, Debug)]
+pub(crate) enum Test {
+    /// `column op value`.
+    Compare {
+        column: &'static str,
+        op: Op,
+        value: Value,
+    },
+    /// `column IN (values…)`.
+    In {
+        column: &'static str,
+        values: Vec<Value>,
+    },
+    /// `column IS NULL` (`null`) or `IS NOT NULL`.
+    Null { column: &'static str, null: bool },
+    /// `column LIKE pattern ESCAPE '\'`, the column lowered first when `fold`.
+    Like {
+        column: &'static str,
+        pattern: String,
+        fold: bool,
+    },
+    /// A condition the crate built otherwise (keyset cursors).
+    Built(Condition),
+}
+
+impl Test {
+    /// The test as a condition.
+    pub(crate) fn into_condition(self) -> Condition {
+        match self {
+            Test::Compare { column, op, value } => op
+                .apply(Expr::col(column), Expr::val(value))
+                .into_condition(),
+            Test::In { column, values } => Expr::col(column).is_in(values).into_condition(),
+            Test::Null { column, null: true } => Expr::col(column).is_null().into_condition(),
+            Test::Null {
+                column,
+                null: false,
+            } => Expr::col(column).is_not_null().into_condition(),
+            Test::Like {
+                column,
+                pattern,
+                fold,
+            } => {
+                let like = LikeExpr::new(pattern).escape('\\');
+                let column = Expr::col(column);
+                let column = if fold {
+                    Func::lower(column).into()
+                } else {
+                    column
+                };
+                column.like(like).into_condition()
+            }
+            Test::Built(condition) => condition,
+        }
+    }
+}
+
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Op {
+    Eq,
+    Ne,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl Op {
+    /// `left op right`.
+    pub(crate) fn apply(self, left: Expr, right: Expr) -> Expr {
+        match self {
+            Op::Eq => left.eq(right),
+            Op::Ne => left.ne(right),
+            Op::Gt => left.gt(right),
+            Op::Gte => left.gte(right),
+            Op::Lt => left.lt(right),
+            Op::Lte => left.lte(right),
+        }
+    }
+}
+
 /// What a [`Node::Typed`] tests its column with.
 #[derive(Clone, Debug)]
 pub(crate) enum TypedTest {
-    /// `op(column, value)`.
-    Compare(fn(Expr, Expr) -> Expr, Value),
+    /// `column op value`.
+    Compare(Op, Value),
     /// `column IN (values…)`.
     In(Vec<Value>),
 }
@@ -97,19 +182,16 @@ impl std::fmt::Debug for dyn Inner {
 }
 
 impl Filter {
-    /// A condition the crate built itself on the filtered model's columns.
-    pub(crate) fn new(expr: sea_query::Expr) -> Filter {
-        Filter(Node::Condition {
-            model: None,
-            condition: expr.into_condition(),
-        })
+    /// A test the crate made itself on the filtered model's columns.
+    pub(crate) fn new(test: Test) -> Filter {
+        Filter(Node::Condition { model: None, test })
     }
 
-    /// A condition on the columns of `model`.
-    pub(crate) fn on(model: fn() -> &'static ModelMeta, expr: sea_query::Expr) -> Filter {
+    /// A test on the columns of `model`.
+    pub(crate) fn on(model: fn() -> &'static ModelMeta, test: Test) -> Filter {
         Filter(Node::Condition {
             model: Some(model),
-            condition: expr.into_condition(),
+            test,
         })
     }
 

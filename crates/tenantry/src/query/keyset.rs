@@ -205,10 +205,7 @@ fn after<M: Model>(
         });
         any = any.add(all);
     }
-    Filter(crate::model::Node::Condition {
-        model: None,
-        condition: any,
-    })
+    Filter::new(crate::model::Test::Built(any))
 }
 
 fn mac(key: &[u8], payload: &[u8]) -> Result<Hmac<Sha256>> {

@@ -122,7 +122,7 @@ fn render(
     Ok(Some(match node {
         Node::Condition {
             model: built_on,
-            condition,
+            test,
         } => {
             if built_on.is_some_and(|built_on| built_on() != model) {
                 return Err(invalid(
@@ -131,7 +131,7 @@ fn render(
                     "a condition on another model's columns (reach them with Column::to or having)",
                 ));
             }
-            condition
+            test.into_condition()
         }
         Node::All(nodes) => {
             let (mut all, mut joined) = (Condition::all(), !nodes.is_empty());
@@ -236,7 +236,7 @@ fn render(
                 At::Row(_) => Expr::val(value),
             };
             Condition::all().add(match test {
-                TypedTest::Compare(op, value) => op(Expr::col(column), typed(value)),
+                TypedTest::Compare(op, value) => op.apply(Expr::col(column), typed(value)),
                 TypedTest::In(values) => Expr::col(column).is_in(values.into_iter().map(typed)),
             })
         }

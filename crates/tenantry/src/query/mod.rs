@@ -23,6 +23,7 @@
 mod aggregate;
 mod assign;
 mod join;
+mod kept;
 mod keyset;
 mod lock;
 mod lookup;

@@ -5,14 +5,14 @@
 use std::{any::Any, collections::HashMap, marker::PhantomData, sync::Arc};
 
 use futures_util::future::BoxFuture;
-use sea_query::{Expr, ExprTrait, Order};
+use sea_query::Order;
 
 use super::QuerySet;
 use crate::{
     error::{Error, Result},
     field::FieldType,
     instance::{related_query, Instance},
-    model::{Column, Filter, Model},
+    model::{Column, Filter, Model, Test},
     target::Origin,
 };
 
@@ -89,9 +89,10 @@ impl<M: Model, C: Model> Prefetch<M> for Reverse<M, C> {
             let keys = parent_keys(parents);
             let mut children: HashMap<M::PrimaryKey, Vec<Instance<C>>> = HashMap::new();
             for chunk in keys.chunks(per_query(origin)) {
-                let mut query = related_query::<M, C>(origin).filter(Filter::new(
-                    Expr::col(self.column).is_in(chunk.iter().cloned()),
-                ));
+                let mut query = related_query::<M, C>(origin).filter(Filter::new(Test::In {
+                    column: self.column,
+                    values: chunk.to_vec(),
+                }));
                 query.order.push(query.pk_order(Order::Asc));
                 let target = query.target()?;
                 let select = query.select(&target)?;
@@ -198,9 +199,10 @@ impl<M: Model> QuerySet<M> {
         keys: &[M::PrimaryKey],
     ) -> Result<String> {
         let target = self.target()?;
-        let mut query = related_query::<M, C>(&target.origin()).filter(Filter::new(
-            Expr::col(column.name()).is_in(keys.iter().map(FieldType::to_value)),
-        ));
+        let mut query = related_query::<M, C>(&target.origin()).filter(Filter::new(Test::In {
+            column: column.name(),
+            values: keys.iter().map(FieldType::to_value).collect(),
+        }));
         query.order.push(query.pk_order(Order::Asc));
         let target = query.target()?;
         let select = query.select(&target)?;

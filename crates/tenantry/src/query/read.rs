@@ -2,12 +2,12 @@
 
 use sea_query::{Asterisk, Expr, ExprTrait, Order, Query};
 
-use super::QuerySet;
+use super::{kept::Statement, QuerySet};
 use crate::{
     error::{Error, Result},
     field::FieldType,
     instance::Instance,
-    model::{Filter, Model},
+    model::{Filter, Model, Op, Test},
     target::Target,
 };
 
@@ -23,9 +23,17 @@ impl<M: Model> QuerySet<M> {
     /// ```
     pub async fn all(mut self) -> Result<Vec<Instance<M>>> {
         let target = self.target()?;
-        let select = self.select(&target)?;
-        self.take_lock(&target).await?;
-        let mut instances = fetch(&target, &select).await?;
+        let rows = match self.statement(&target)? {
+            Statement::Built(select) => {
+                self.take_lock(&target).await?;
+                target.fetch_all(&select).await?
+            }
+            Statement::Text { text, values } => {
+                let again = values.clone();
+                target.fetch_sql(&text, values, move || again).await?
+            }
+        };
+        let mut instances = instances(&target, &rows)?;
         self.load_related(&target, &mut instances).await?;
         self.load_prefetched(&target.origin(), &mut instances)
             .await?;
@@ -59,7 +67,12 @@ impl<M: Model> QuerySet<M> {
     pub async fn get_pk(self, key: impl Into<M::PrimaryKey>) -> Result<Instance<M>> {
         let pk = M::META.primary_key_column().name;
         let value = key.into().to_value();
-        self.get(Filter::new(Expr::col(pk).eq(value))).await
+        self.get(Filter::new(Test::Compare {
+            column: pk,
+            op: Op::Eq,
+            value,
+        }))
+        .await
     }
 
     /// The first row by the ordering (by primary key when none was given), if any.
@@ -120,7 +133,11 @@ pub(crate) async fn fetch<M: Model>(
     target: &Target,
     select: &sea_query::SelectStatement,
 ) -> Result<Vec<Instance<M>>> {
-    let rows = target.fetch_all(select).await?;
+    instances(target, &target.fetch_all(select).await?)
+}
+
+/// `rows`, read at `target`, as instances of `M`.
+fn instances<M: Model>(target: &Target, rows: &[crate::row::Row]) -> Result<Vec<Instance<M>>> {
     let origin = target.origin();
     rows.iter()
         .map(|row| Ok(Instance::stored(M::from_row(row)?, origin.clone())))

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use futures_util::{stream::BoxStream, StreamExt};
-use sea_query::{Expr, ExprTrait, Order};
+use sea_query::Order;
 
 use super::{read::fetch, QuerySet};
 use crate::{
@@ -136,7 +136,11 @@ impl<M: Model> Cursor<M> {
         match self.after.take() {
             Some(last) => {
                 query.offset = None;
-                query = query.filter(crate::model::Filter::new(Expr::col(pk).gt(last)));
+                query = query.filter(crate::model::Filter::new(crate::model::Test::Compare {
+                    column: pk,
+                    op: crate::model::Op::Gt,
+                    value: last,
+                }));
             }
             // The QuerySet's offset applies to the first batch only.
             None => query.offset = self.query.offset,
