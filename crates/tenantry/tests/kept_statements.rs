@@ -1,6 +1,6 @@
 //! A query run again with other values, in another tenant, or in the default schema reads
-//! what it asks for: on SQLite its statement's text is kept per shape and its values are
-//! bound anew (`query/kept.rs`); the other backends build it each time. Two tenants hold
+//! what it asks for: its statement's text is kept per shape (on PostgreSQL and MySQL per
+//! shape and schema) and its values are bound anew (`query/kept.rs`). Two tenants hold
 //! different rows under the same ids and run the same shapes concurrently in one task;
 //! shapes that differ only in an operator, an IN list's length, a NULL test, a case fold, an
 //! ordering's direction, or a LIMIT or OFFSET each read their own answer.
@@ -81,11 +81,7 @@ type Shape = (
 
 /// Each query of `shapes`, in each place, three times, the two tenants concurrently:
 /// `(query, [a's answer, b's answer, the default schema's])`.
-async fn check(
-    r: &Registry,
-    (a, b): (&SchemaName, &SchemaName),
-    shapes: Vec<Shape>,
-) {
+async fn check(r: &Registry, (a, b): (&SchemaName, &SchemaName), shapes: Vec<Shape>) {
     for round in 0..3 {
         for (what, query, [in_a, in_b, in_default]) in &shapes {
             let (got_a, got_b) = tokio::join!(names(query(r, Some(a))), names(query(r, Some(b))));

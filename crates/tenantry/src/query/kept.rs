@@ -1,26 +1,30 @@
-//! SQLite: the text of a QuerySet's SELECT kept per shape, so that a query run again is
-//! neither built nor rendered.
+//! The text of a QuerySet's SELECT kept per shape, so that a query run again is neither
+//! built nor rendered.
 //!
-//! On SQLite, where the database's own work is cheapest, building a SELECT with sea-query,
-//! rendering it and dropping it were two fifths of the ORM's own cost of a W9 read (a
-//! lookup joined across a foreign key, then `select_related`): about 19,000 instructions
-//! of the 47,000 a read took on the calling thread, against 25,000 for bare sqlx's two
-//! statements.
+//! Building a SELECT with sea-query, rendering it and dropping it were two fifths of the
+//! ORM's own cost of a W9 read on SQLite (a lookup joined across a foreign key, then
+//! `select_related`): about 19,000 instructions of the 47,000 a read took on the calling
+//! thread, against 25,000 for bare sqlx's two statements. On PostgreSQL and MySQL the same
+//! work is a smaller share of a slower read, but it is the ORM's own cost all the same.
 //!
-//! A statement's text is decided by the QuerySet's shape: its model and table, the filter
-//! tree's nodes with their columns and operators (not their values), the orderings, and
-//! whether it has a LIMIT, an OFFSET and DISTINCT. Its bound values are the values of the
-//! filter tree, then LIMIT and OFFSET, in an order the shape decides. The first time a
-//! shape is rendered, each value of the rendered statement is found among the tree's; the
-//! text is kept only when every value of the tree was bound exactly once and no two were
-//! equal, so the match is unambiguous (a value the builder wrote into the text would leave
-//! one unmatched). Later queries of the shape take their values from the tree in that
-//! order and send the kept text.
+//! A statement's text is decided by the QuerySet's shape: its database, its model and
+//! table (named with the tenant's schema on PostgreSQL and MySQL), the filter tree's nodes
+//! with their columns and operators (not their values), the orderings, and whether it has
+//! a LIMIT, an OFFSET and DISTINCT. Its bound values are the values of the filter tree,
+//! then LIMIT and OFFSET, in an order the shape decides. The first time a shape is
+//! rendered, each value of the rendered statement is found among the tree's; the text is
+//! kept only when every value of the tree was bound exactly once and no two were equal, so
+//! the match is unambiguous (a value the builder wrote into the text would leave one
+//! unmatched). Later queries of the shape take their values from the tree in that order
+//! and send the kept text.
 //!
-//! Only SQLite keeps texts: there a tenant's table is `"main"."t"` in the tenant's own file,
-//! so one text serves every tenant. On PostgreSQL and MySQL the text names the tenant's
-//! schema and a kept text would be a copy per tenant. Filters with a subquery, a reverse
-//! lookup or an expression comparison, and locked reads, are built each time.
+//! On SQLite a tenant's table is `"main"."t"` in the tenant's own file, so one text serves
+//! every tenant. On PostgreSQL and MySQL the text names the tenant's schema, so each
+//! (shape, tenant) pair that runs has an entry; the cache holds [`CAPACITY`] of them, least
+//! recently used forgotten first, and a query whose entry was forgotten is built and
+//! rendered as before (it costs a copy of its values more). Filters with a subquery, a
+//! reverse lookup or an expression comparison, locked reads and queries of a directory
+//! tenant's database are built each time.
 
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -33,10 +37,11 @@ use crate::{
     error::Result,
     model::{path::Path, Model, ModelMeta, Node, Op, Ordering, Test, TypedTest},
     target::Target,
+    SchemaName,
 };
 
-/// The most shapes kept in the process, least recently used forgotten first.
-const CAPACITY: usize = 256;
+/// The most texts kept in the process.
+const CAPACITY: usize = 1024;
 
 /// The most values a kept statement binds (a bigger one is built each time).
 const MAX_VALUES: usize = 64;
@@ -50,12 +55,19 @@ pub(super) enum Statement {
     Text { text: Arc<str>, values: Vec<Value> },
 }
 
-/// What decides the text of a QuerySet's SELECT on SQLite.
+/// What decides the text of a QuerySet's SELECT.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Shape {
+    /// The database (its shared schema's name and its tenants' namespace are its own).
+    database: u64,
+    /// The schema the statement runs in, on PostgreSQL and MySQL: a lookup may name a
+    /// table there even where the model's own table is shared. `None` on SQLite, where a
+    /// statement runs in the schema's own file and names it `"main"`.
+    schema: Option<SchemaName>,
     /// The model's metadata, by address (one per model in the process).
     model: usize,
-    /// The model's table as the statement names it (`"main"."t"` from a tenant's file).
+    /// The model's table as the statement names it: with the tenant's schema, or
+    /// `"main"."t"` from a tenant's SQLite file.
     table: TableName,
     tokens: SmallVec<[Token; 8]>,
 }
@@ -116,23 +128,23 @@ struct Kept {
     order: Option<Box<[u8]>>,
 }
 
-static SQLITE_SELECTS: LazyLock<Mutex<LruCache<Shape, Arc<Kept>>>> =
+static SELECTS: LazyLock<Mutex<LruCache<Shape, Arc<Kept>>>> =
     LazyLock::new(|| Mutex::new(LruCache::new(CAPACITY)));
 
 fn selects() -> std::sync::MutexGuard<'static, LruCache<Shape, Arc<Kept>>> {
     // A panic elsewhere while holding the lock leaves a cache of whole entries.
-    SQLITE_SELECTS
+    SELECTS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl<M: Model> QuerySet<M> {
-    /// The SELECT of [`all`](Self::all): a kept text on SQLite when this shape was rendered
-    /// before, else built (and on SQLite rendered, and kept if it can be).
+    /// The SELECT of [`all`](Self::all): a kept text when this shape was rendered before,
+    /// else built, rendered, and kept if it can be.
     pub(super) fn statement(&mut self, target: &Target) -> Result<Statement> {
-        let shape = match target.backend() {
-            crate::Backend::Sqlite if self.lock.is_none() => self.shape(target)?,
-            _ => None,
+        let shape = match self.lock {
+            None => self.shape(target)?,
+            Some(_) => None,
         };
         let Some(shape) = shape else {
             return self.select(target).map(Statement::Built);
@@ -181,7 +193,13 @@ impl<M: Model> QuerySet<M> {
         if target.database().is_directory_database() {
             return Ok(None);
         }
+        let schema = match target.backend() {
+            crate::Backend::Sqlite => None,
+            _ => target.schema.clone(),
+        };
         Ok(Some(Shape {
+            database: target.database().id(),
+            schema,
             model: address(M::META),
             table: target.table(M::META)?,
             tokens,
