@@ -43,7 +43,8 @@ use crate::{
 /// The most texts kept in the process.
 const CAPACITY: usize = 1024;
 
-/// The most values a kept statement binds (a bigger one is built each time).
+/// The most values a kept statement binds (a bigger one is built each time). At most 64:
+/// `binding_order` marks the values it has matched in a `u64`.
 const MAX_VALUES: usize = 64;
 
 /// A SELECT to send: built, or a kept text with its values in binding order.
@@ -190,7 +191,8 @@ impl<M: Model> QuerySet<M> {
             (self.offset.is_some(), Token::Offset),
         ];
         tokens.extend(flags.into_iter().filter(|(on, _)| *on).map(|(_, t)| t));
-        if target.database().is_directory_database() {
+        // More values than a kept text binds: not worth the copy that keeping it needs.
+        if target.database().is_directory_database() || bound(&tokens) > MAX_VALUES {
             return Ok(None);
         }
         let schema = match target.backend() {
@@ -274,8 +276,30 @@ fn binding_order(ours: &[Value], rendered: &[Value]) -> Option<Option<Box<[u8]>>
         .map(|value| ours.iter().position(|ours| ours == value))
         .map(|i| i.and_then(|i| u8::try_from(i).ok()))
         .collect::<Option<Box<[u8]>>>()?;
+    // Each of ours bound once: a value rendered twice would leave another unbound.
+    let used = order.iter().fold(0u64, |used, &i| used | (1u64 << i));
+    if used.count_ones() as usize != order.len() {
+        return None;
+    }
     let same = order.iter().enumerate().all(|(i, &j)| usize::from(j) == i);
     Some((!same).then_some(order))
+}
+
+/// The number of values a statement of these tokens binds.
+fn bound(tokens: &[Token]) -> usize {
+    let kind = |kind: &Kind| match kind {
+        Kind::Compare(_) | Kind::Like(_) => 1,
+        Kind::In(n) => *n,
+        Kind::Null(_) => 0,
+    };
+    tokens
+        .iter()
+        .map(|token| match token {
+            Token::Test { kind: k, .. } | Token::Typed { kind: k, .. } => kind(k),
+            Token::Limit | Token::Offset => 1,
+            _ => 0,
+        })
+        .sum()
 }
 
 fn address(meta: &'static ModelMeta) -> usize {
@@ -325,6 +349,7 @@ fn node_tokens(node: &Node, tokens: &mut SmallVec<[Token; 8]>) -> Option<()> {
             column,
             kind: match test {
                 TypedTest::Compare(op, _) => Kind::Compare(*op),
+                TypedTest::In(values) if values.is_empty() => return None,
                 TypedTest::In(values) => Kind::In(values.len()),
             },
         }),
@@ -370,6 +395,8 @@ fn hop_tokens(path: &Path, tokens: &mut SmallVec<[Token; 8]>) {
 fn test_shape(test: &Test) -> Option<(&'static str, Kind)> {
     Some(match test {
         Test::Compare { column, op, .. } => (column, Kind::Compare(*op)),
+        // sea-query writes an empty list as `1 = 2` with both numbers bound.
+        Test::In { values, .. } if values.is_empty() => return None,
         Test::In { column, values } => (column, Kind::In(values.len())),
         Test::Null { column, null } => (column, Kind::Null(*null)),
         Test::Like { column, fold, .. } => (column, Kind::Like(*fold)),
@@ -435,6 +462,7 @@ mod tests {
         assert!(binding_order(&[v(1), v(2)], &[v(1), v(3)]).is_none());
         assert!(binding_order(&[v(1), v(2)], &[v(1)]).is_none());
         assert!(binding_order(&[v(1)], &[v(1), v(1)]).is_none());
+        assert!(binding_order(&[v(1), v(2)], &[v(1), v(1)]).is_none());
         // The same number, of another type: a BIGINT key against an unsigned LIMIT.
         assert!(binding_order(&[v(2), Value::from(2u64)], &[v(2), Value::from(2u64)]).is_some());
     }
