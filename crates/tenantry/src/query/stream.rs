@@ -1,8 +1,6 @@
 //! Streaming: the matching rows as a `Stream`, read in batches by primary key so that
 //! memory stays flat however many rows there are.
 
-use std::collections::VecDeque;
-
 use futures_util::{stream::BoxStream, StreamExt};
 use sea_query::Order;
 
@@ -24,7 +22,8 @@ struct Cursor<M: Model> {
     query: QuerySet<M>,
     target: Target,
     batch: u64,
-    buffer: VecDeque<Instance<M>>,
+    /// The batch being yielded (taken from the Vec the batch was decoded into: no copy).
+    buffer: std::vec::IntoIter<Instance<M>>,
     after: Option<sea_query::Value>,
     /// Rows still to yield under the QuerySet's limit.
     left: Option<u64>,
@@ -62,7 +61,8 @@ impl<M: Model> QuerySet<M> {
     /// # Ok(()) }
     /// ```
     pub fn stream(self) -> BoxStream<'static, Result<Instance<M>>> {
-        let start = self.stream_cursor();
+        // Boxed: `unfold` moves its state in and out of each step, a row at a time.
+        let start = self.stream_cursor().map(Box::new);
         futures_util::stream::unfold(Some(start), |state| async move {
             match state? {
                 Err(error) => Some((Err(error), None)),
@@ -101,7 +101,7 @@ impl<M: Model> QuerySet<M> {
             left: self.limit,
             query: self,
             target,
-            buffer: VecDeque::new(),
+            buffer: Vec::new().into_iter(),
             after: None,
             done: false,
         })
@@ -110,10 +110,10 @@ impl<M: Model> QuerySet<M> {
 
 impl<M: Model> Cursor<M> {
     async fn next(&mut self) -> Result<Option<Instance<M>>> {
-        if self.buffer.is_empty() && !self.done {
+        if self.buffer.len() == 0 && !self.done {
             self.read_batch().await?;
         }
-        let next = self.buffer.pop_front();
+        let next = self.buffer.next();
         if let (Some(left), Some(_)) = (&mut self.left, &next) {
             *left -= 1;
         }
@@ -151,7 +151,7 @@ impl<M: Model> Cursor<M> {
             self.done = true;
         }
         self.after = rows.last().map(|last| last.primary_key().to_value());
-        self.buffer.extend(rows);
+        self.buffer = rows.into_iter();
         Ok(())
     }
 }
