@@ -1,7 +1,12 @@
 //! Streaming: the matching rows as a `Stream`, read in batches by primary key so that
 //! memory stays flat however many rows there are.
 
-use futures_util::{stream::BoxStream, StreamExt};
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use futures_util::{future::BoxFuture, stream::BoxStream, Stream, StreamExt};
 use sea_query::Order;
 
 use super::{read::fetch, QuerySet};
@@ -61,19 +66,11 @@ impl<M: Model> QuerySet<M> {
     /// # Ok(()) }
     /// ```
     pub fn stream(self) -> BoxStream<'static, Result<Instance<M>>> {
-        // Boxed: `unfold` moves its state in and out of each step, a row at a time.
-        let start = self.stream_cursor().map(Box::new);
-        futures_util::stream::unfold(Some(start), |state| async move {
-            match state? {
-                Err(error) => Some((Err(error), None)),
-                Ok(mut cursor) => match cursor.next().await {
-                    Ok(Some(instance)) => Some((Ok(instance), Some(Ok(cursor)))),
-                    Ok(None) => None,
-                    Err(error) => Some((Err(error), None)),
-                },
-            }
-        })
-        .boxed()
+        let state = match self.stream_cursor() {
+            Ok(cursor) => State::Ready(Box::new(cursor)),
+            Err(error) => State::Failed(error),
+        };
+        Rows { state }.boxed()
     }
 
     /// Rows read per statement by [`stream`](Self::stream) (at least 1).
@@ -108,16 +105,62 @@ impl<M: Model> QuerySet<M> {
     }
 }
 
-impl<M: Model> Cursor<M> {
-    async fn next(&mut self) -> Result<Option<Instance<M>>> {
-        if self.buffer.len() == 0 && !self.done {
-            self.read_batch().await?;
+/// The stream [`QuerySet::stream`] returns. A row of the batch in hand is handed out with
+/// no future made for it (a stream built with `unfold` made one per row, a tenth of a
+/// streamed row's cost); a batch is read by a boxed future once the one in hand is used up.
+struct Rows<M: Model> {
+    state: State<M>,
+}
+
+enum State<M: Model> {
+    Ready(Box<Cursor<M>>),
+    Reading(BoxFuture<'static, (Box<Cursor<M>>, Result<()>)>),
+    Failed(Error),
+    Done,
+}
+
+impl<M: Model> Stream for Rows<M> {
+    type Item = Result<Instance<M>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match std::mem::replace(&mut self.state, State::Done) {
+                State::Ready(mut cursor) => {
+                    if let Some(instance) = cursor.take() {
+                        self.state = State::Ready(cursor);
+                        return Poll::Ready(Some(Ok(instance)));
+                    }
+                    if cursor.done {
+                        return Poll::Ready(None);
+                    }
+                    self.state = State::Reading(Box::pin(async move {
+                        let read = cursor.read_batch().await;
+                        (cursor, read)
+                    }));
+                }
+                State::Reading(mut reading) => match reading.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        self.state = State::Reading(reading);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready((cursor, Ok(()))) => self.state = State::Ready(cursor),
+                    Poll::Ready((_, Err(error))) => return Poll::Ready(Some(Err(error))),
+                },
+                State::Failed(error) => return Poll::Ready(Some(Err(error))),
+                State::Done => return Poll::Ready(None),
+            }
         }
-        let next = self.buffer.next();
-        if let (Some(left), Some(_)) = (&mut self.left, &next) {
+    }
+}
+
+impl<M: Model> Cursor<M> {
+    /// The next row of the batch in hand, counted against the limit.
+    fn take(&mut self) -> Option<Instance<M>> {
+        let next = self.buffer.next()?;
+        if let Some(left) = &mut self.left {
             *left -= 1;
         }
-        Ok(next)
+        Some(next)
     }
 
     async fn read_batch(&mut self) -> Result<()> {
