@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 use sea_query::Order;
 
 use super::{
-    expression::Term,
-    filter::{Node, Op, Test, TypedTest},
+    expression::{Comparison, Term},
+    filter::{Node, Test, TypedTest},
     path::{Hop, Path},
     Expression, Filter, Model, ModelMeta,
 };
@@ -87,7 +87,7 @@ impl<M: Model, T: FieldType> Column<M, T> {
         })
     }
 
-    fn compare(&self, value: impl Into<T>, op: Op) -> Filter {
+    fn compare(&self, value: impl Into<T>, op: Comparison) -> Filter {
         let value = value.into().to_value();
         match T::ENUM_TYPE {
             Some(ty) => self.typed(ty, TypedTest::Compare(op, value)),
@@ -111,32 +111,32 @@ impl<M: Model, T: FieldType> Column<M, T> {
 
     /// `column = value`.
     pub fn eq(&self, value: impl Into<T>) -> Filter {
-        self.compare(value, Op::Eq)
+        self.compare(value, Comparison::Eq)
     }
 
     /// `column <> value`.
     pub fn ne(&self, value: impl Into<T>) -> Filter {
-        self.compare(value, Op::Ne)
+        self.compare(value, Comparison::Ne)
     }
 
     /// `column > value`.
     pub fn gt(&self, value: impl Into<T>) -> Filter {
-        self.compare(value, Op::Gt)
+        self.compare(value, Comparison::Gt)
     }
 
     /// `column >= value`.
     pub fn gte(&self, value: impl Into<T>) -> Filter {
-        self.compare(value, Op::Gte)
+        self.compare(value, Comparison::Gte)
     }
 
     /// `column < value`.
     pub fn lt(&self, value: impl Into<T>) -> Filter {
-        self.compare(value, Op::Lt)
+        self.compare(value, Comparison::Lt)
     }
 
     /// `column <= value`.
     pub fn lte(&self, value: impl Into<T>) -> Filter {
-        self.compare(value, Op::Lte)
+        self.compare(value, Comparison::Lte)
     }
 
     /// `column IN (values…)`; an empty list matches nothing.

@@ -266,8 +266,8 @@ fn nonzero(divisor: Expr) -> Expr {
         .into()
 }
 
-/// A comparison of two expressions in a filter.
-#[derive(Clone, Copy, Debug)]
+/// A comparison operator: of two expressions in a filter, or of a column and a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Comparison {
     Eq,
     Ne,

@@ -89,7 +89,7 @@ pub(crate) enum Test {
     /// `column op value`.
     Compare {
         column: &'static str,
-        op: Op,
+        op: Comparison,
         value: Value,
     },
     /// `column IN (values…)`.
@@ -141,36 +141,11 @@ impl Test {
     }
 }
 
-/// A comparison operator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Op {
-    Eq,
-    Ne,
-    Gt,
-    Gte,
-    Lt,
-    Lte,
-}
-
-impl Op {
-    /// `left op right`.
-    pub(crate) fn apply(self, left: Expr, right: Expr) -> Expr {
-        match self {
-            Op::Eq => left.eq(right),
-            Op::Ne => left.ne(right),
-            Op::Gt => left.gt(right),
-            Op::Gte => left.gte(right),
-            Op::Lt => left.lt(right),
-            Op::Lte => left.lte(right),
-        }
-    }
-}
-
 /// What a [`Node::Typed`] tests its column with.
 #[derive(Clone, Debug)]
 pub(crate) enum TypedTest {
     /// `column op value`.
-    Compare(Op, Value),
+    Compare(Comparison, Value),
     /// `column IN (values…)`.
     In(Vec<Value>),
 }

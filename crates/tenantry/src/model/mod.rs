@@ -13,7 +13,7 @@ pub use column::{Assignment, Column, Ordering};
 pub use expression::Expression;
 pub(crate) use expression::{Comparison, Proposed, Scope, Term};
 pub use filter::Filter;
-pub(crate) use filter::{Node, Op, Test, TypedTest};
+pub(crate) use filter::{Node, Test, TypedTest};
 pub use foreign_key::ForeignKey;
 pub use meta::{CheckMeta, ColumnMeta, ForeignKeyMeta, IndexMeta, ModelMeta, OnDelete};
 pub use path::MAX_HOPS;

@@ -35,7 +35,7 @@ use smallvec::SmallVec;
 use super::{QuerySet, MAX_ROWS};
 use crate::{
     error::Result,
-    model::{path::Path, Model, ModelMeta, Node, Op, Ordering, Test, TypedTest},
+    model::{path::Path, Comparison, Model, ModelMeta, Node, Ordering, Test, TypedTest},
     target::Target,
     SchemaName,
 };
@@ -115,7 +115,7 @@ enum Token {
 /// What a test does, without its values.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
-    Compare(Op),
+    Compare(Comparison),
     In(usize),
     Null(bool),
     Like(bool),

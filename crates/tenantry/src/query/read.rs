@@ -7,7 +7,7 @@ use crate::{
     error::{Error, Result},
     field::FieldType,
     instance::Instance,
-    model::{Filter, Model, Op, Test},
+    model::{Comparison, Filter, Model, Test},
     target::Target,
 };
 
@@ -69,7 +69,7 @@ impl<M: Model> QuerySet<M> {
         let value = key.into().to_value();
         self.get(Filter::new(Test::Compare {
             column: pk,
-            op: Op::Eq,
+            op: Comparison::Eq,
             value,
         }))
         .await

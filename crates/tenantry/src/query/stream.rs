@@ -181,7 +181,7 @@ impl<M: Model> Cursor<M> {
                 query.offset = None;
                 query = query.filter(crate::model::Filter::new(crate::model::Test::Compare {
                     column: pk,
-                    op: crate::model::Op::Gt,
+                    op: crate::model::Comparison::Gt,
                     value: last,
                 }));
             }
