@@ -70,16 +70,6 @@ async fn registry(t: &common::TestDb) -> Registry {
 // ---------------------------------------------------------------------------------------
 // Helpers.
 
-async fn names(query: QuerySet<Product>) -> Vec<String> {
-    query
-        .all()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.into_inner().name)
-        .collect()
-}
-
 /// `query` read through `all()` (kept) and through `values_list` (never kept): both
 /// answers, which must be equal.
 async fn both(query: QuerySet<Product>) -> (Vec<String>, Vec<String>) {
@@ -91,19 +81,6 @@ async fn checked(query: QuerySet<Product>, what: impl std::fmt::Display) -> Vec<
     let (got, oracle) = both(query).await;
     assert_eq!(got, oracle, "{what}: all() differs from values_list()");
     got
-}
-
-trait UsingOpt {
-    fn using_opt(self, schema: Option<&SchemaName>) -> Self;
-}
-
-impl<M: Model> UsingOpt for QuerySet<M> {
-    fn using_opt(self, schema: Option<&SchemaName>) -> Self {
-        match schema {
-            Some(schema) => self.using(schema),
-            None => self,
-        }
-    }
 }
 
 /// Tenant a: users ann (1), ben (2), cat (3); products a-lamp (1, ann), a-desk (2, ben),

@@ -48,29 +48,6 @@ async fn three_places(r: &Registry, t: &common::TestDb) -> (SchemaName, SchemaNa
     (a, b)
 }
 
-trait UsingOpt {
-    fn using_opt(self, schema: Option<&SchemaName>) -> Self;
-}
-
-impl<M: tenantry::Model> UsingOpt for tenantry::QuerySet<M> {
-    fn using_opt(self, schema: Option<&SchemaName>) -> Self {
-        match schema {
-            Some(schema) => self.using(schema),
-            None => self,
-        }
-    }
-}
-
-async fn names(query: tenantry::QuerySet<Product>) -> Vec<String> {
-    query
-        .all()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.into_inner().name)
-        .collect()
-}
-
 /// A query, what builds it in a place, and its answers in tenant a, tenant b and the
 /// default schema.
 type Shape = (

@@ -98,3 +98,28 @@ pub fn product(name: &str, user: Option<&tenantry::Instance<User>>) -> Product {
         user: user.map(ForeignKey::from),
     }
 }
+
+/// A QuerySet in `schema`, or in its default place for `None`.
+pub trait UsingOpt {
+    fn using_opt(self, schema: Option<&tenantry::SchemaName>) -> Self;
+}
+
+impl<M: Model> UsingOpt for tenantry::QuerySet<M> {
+    fn using_opt(self, schema: Option<&tenantry::SchemaName>) -> Self {
+        match schema {
+            Some(schema) => self.using(schema),
+            None => self,
+        }
+    }
+}
+
+/// The names of the products `query` reads through `all()`, in its order.
+pub async fn names(query: tenantry::QuerySet<Product>) -> Vec<String> {
+    query
+        .all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.into_inner().name)
+        .collect()
+}
