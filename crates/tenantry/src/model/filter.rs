@@ -82,8 +82,8 @@ pub(crate) enum Node {
 }
 
 /// What a [`Node::Condition`] tests. The column lookups are described rather than built,
-/// so that a statement's shape and values can be read without rendering it (the SQLite
-/// statement texts kept by `query/kept.rs`); their condition is built when rendered.
+/// so that a statement's shape and values can be read without rendering it (the statement
+/// texts kept by `query/kept.rs`); their condition is built when rendered.
 #[derive(Clone, Debug)]
 pub(crate) enum Test {
     /// `column op value`.

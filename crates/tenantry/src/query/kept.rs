@@ -26,13 +26,12 @@
 //! reverse lookup or an expression comparison, locked reads and queries of a directory
 //! tenant's database are built each time.
 
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 
-use hashlink::LruCache;
 use sea_query::{Order, TableName, Value};
 use smallvec::SmallVec;
 
-use super::{QuerySet, MAX_ROWS};
+use super::{rendered::RenderedTexts, QuerySet, MAX_ROWS};
 use crate::{
     error::Result,
     model::{path::Path, Comparison, Model, ModelMeta, Node, Ordering, Test, TypedTest},
@@ -47,13 +46,18 @@ const CAPACITY: usize = 1024;
 /// `binding_order` marks the values it has matched in a `u64`.
 const MAX_VALUES: usize = 64;
 
-/// A SELECT to send: built, or a kept text with its values in binding order.
+/// A SELECT to send.
 // Lives on the stack for one query; boxing the statement would cost every built query an
 // allocation.
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Statement {
+    /// Built, to be rendered when sent.
     Built(sea_query::SelectStatement),
-    Text { text: Arc<str>, values: Vec<Value> },
+    /// Rendered now (a shape seen for the first time), with its values.
+    Rendered { text: Arc<str>, values: Vec<Value> },
+    /// A kept text; its values are the QuerySet's, in the kept order
+    /// ([`QuerySet::values`]).
+    Kept(Arc<Kept>),
 }
 
 /// What decides the text of a QuerySet's SELECT.
@@ -122,22 +126,16 @@ enum Kind {
 }
 
 /// A kept text and where each of its parameters comes from.
-struct Kept {
-    text: Arc<str>,
+pub(super) struct Kept {
+    pub(super) text: Arc<str>,
     /// For each parameter, the index of its value among the QuerySet's; `None` when they
     /// are in the same order.
-    order: Option<Box<[u8]>>,
+    pub(super) order: Option<Box<[u8]>>,
 }
 
-static SELECTS: LazyLock<Mutex<LruCache<Shape, Arc<Kept>>>> =
-    LazyLock::new(|| Mutex::new(LruCache::new(CAPACITY)));
-
-fn selects() -> std::sync::MutexGuard<'static, LruCache<Shape, Arc<Kept>>> {
-    // A panic elsewhere while holding the lock leaves a cache of whole entries.
-    SELECTS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+/// The kept texts of every database of the process.
+static SELECTS: LazyLock<RenderedTexts<Shape, Arc<Kept>>> =
+    LazyLock::new(|| RenderedTexts::new(CAPACITY));
 
 impl<M: Model> QuerySet<M> {
     /// The SELECT of [`all`](Self::all): a kept text when this shape was rendered before,
@@ -150,14 +148,11 @@ impl<M: Model> QuerySet<M> {
         let Some(shape) = shape else {
             return self.select(target).map(Statement::Built);
         };
-        let kept = selects().get(&shape).cloned();
+        let kept = SELECTS.get(&shape);
         if let Some(kept) = kept {
-            return Ok(Statement::Text {
-                text: kept.text.clone(),
-                values: kept.bind(self.take_values()),
-            });
+            return Ok(Statement::Kept(kept));
         }
-        let ours = self.values();
+        let ours = self.values(None);
         let select = self.select(target)?;
         let (text, rendered) = crate::target::render(target.backend(), &select);
         let text: Arc<str> = text.into();
@@ -167,9 +162,9 @@ impl<M: Model> QuerySet<M> {
                 text: text.clone(),
                 order,
             };
-            selects().insert(shape, Arc::new(kept));
+            SELECTS.insert(shape, Arc::new(kept));
         }
-        Ok(Statement::Text { text, values })
+        Ok(Statement::Rendered { text, values })
     }
 
     /// This QuerySet's shape at `target`, `None` for one whose text is not kept.
@@ -208,52 +203,21 @@ impl<M: Model> QuerySet<M> {
         }))
     }
 
-    /// The values the SELECT binds, in the QuerySet's order (copied: the filter is
-    /// rendered next).
-    fn values(&self) -> Vec<Value> {
-        let mut values = Vec::new();
+    /// The values the SELECT binds, copied from the QuerySet in `order` (`None`: in the
+    /// QuerySet's own order: its filter's, then LIMIT and OFFSET as `select` binds them).
+    pub(super) fn values(&self, order: Option<&[u8]>) -> Vec<Value> {
+        let limit = match (self.limit, self.offset) {
+            (Some(limit), _) => Some(Value::from(limit.min(MAX_ROWS))),
+            (None, Some(_)) => Some(Value::from(MAX_ROWS)),
+            (None, None) => None,
+        };
+        let offset = self.offset.map(|offset| Value::from(offset.min(MAX_ROWS)));
+        let mut values = SmallVec::new();
         if let Some(node) = &self.filter {
-            node_values(node.clone(), &mut values);
-        }
-        self.paging_values(&mut values);
-        values
-    }
-
-    /// The values the SELECT binds, in the QuerySet's order, taken from its filter.
-    fn take_values(&mut self) -> Vec<Value> {
-        let mut values = Vec::new();
-        if let Some(node) = self.filter.take() {
             node_values(node, &mut values);
         }
-        self.paging_values(&mut values);
-        values
-    }
-
-    /// LIMIT and OFFSET as `select` binds them.
-    fn paging_values(&self, values: &mut Vec<Value>) {
-        match (self.limit, self.offset) {
-            (Some(limit), _) => values.push(Value::from(limit.min(MAX_ROWS))),
-            (None, Some(_)) => values.push(Value::from(MAX_ROWS)),
-            (None, None) => {}
-        }
-        if let Some(offset) = self.offset {
-            values.push(Value::from(offset.min(MAX_ROWS)));
-        }
-    }
-}
-
-impl Kept {
-    /// `values`, the QuerySet's, in this text's binding order. A shape decides the number
-    /// of values (an IN list's length is part of it), so every index is in range.
-    fn bind(&self, values: Vec<Value>) -> Vec<Value> {
-        let Some(order) = &self.order else {
-            return values;
-        };
-        let mut slots: Vec<Option<Value>> = values.into_iter().map(Some).collect();
-        order
-            .iter()
-            .filter_map(|&i| slots.get_mut(usize::from(i)).and_then(Option::take))
-            .collect()
+        values.extend(limit.iter().chain(offset.iter()).map(Bound::Value));
+        in_order(&values, order)
     }
 }
 
@@ -404,13 +368,30 @@ fn test_shape(test: &Test) -> Option<(&'static str, Kind)> {
     })
 }
 
+/// A value a statement binds, as the QuerySet holds it.
+#[derive(Clone, Copy)]
+enum Bound<'a> {
+    Value(&'a Value),
+    /// A LIKE pattern, bound as a string.
+    Pattern(&'a str),
+}
+
+impl Bound<'_> {
+    fn to_value(self) -> Value {
+        match self {
+            Bound::Value(value) => value.clone(),
+            Bound::Pattern(pattern) => Value::from(pattern.to_owned()),
+        }
+    }
+}
+
 /// Appends the values of `node`, a node [`node_tokens`] accepted, in tree order.
-fn node_values(node: Node, values: &mut Vec<Value>) {
+fn node_values<'a>(node: &'a Node, values: &mut SmallVec<[Bound<'a>; 8]>) {
     match node {
         Node::Condition { test, .. } => match test {
-            Test::Compare { value, .. } => values.push(value),
-            Test::In { values: list, .. } => values.extend(list),
-            Test::Like { pattern, .. } => values.push(Value::from(pattern)),
+            Test::Compare { value, .. } => values.push(Bound::Value(value)),
+            Test::In { values: list, .. } => values.extend(list.iter().map(Bound::Value)),
+            Test::Like { pattern, .. } => values.push(Bound::Pattern(pattern)),
             Test::Null { .. } | Test::Built(_) => {}
         },
         Node::All(nodes) | Node::Any(nodes) => {
@@ -418,13 +399,26 @@ fn node_values(node: Node, values: &mut Vec<Value>) {
                 node_values(node, values);
             }
         }
-        Node::Not(node) => node_values(*node, values),
-        Node::Forward { inner, .. } => node_values(*inner, values),
+        Node::Not(node) => node_values(node, values),
+        Node::Forward { inner, .. } => node_values(inner, values),
         Node::Typed { test, .. } => match test {
-            TypedTest::Compare(_, value) => values.push(value),
-            TypedTest::In(list) => values.extend(list),
+            TypedTest::Compare(_, value) => values.push(Bound::Value(value)),
+            TypedTest::In(list) => values.extend(list.iter().map(Bound::Value)),
         },
         Node::Reverse { .. } | Node::InQuery { .. } | Node::Exists(_) | Node::Compare { .. } => {}
+    }
+}
+
+/// `values` copied in `order` (`None`: as they are). A shape decides the number of values
+/// (an IN list's length is part of it), so every index is in range.
+fn in_order(values: &[Bound<'_>], order: Option<&[u8]>) -> Vec<Value> {
+    match order {
+        None => values.iter().map(|value| value.to_value()).collect(),
+        Some(order) => order
+            .iter()
+            .filter_map(|&i| values.get(usize::from(i)))
+            .map(|value| value.to_value())
+            .collect(),
     }
 }
 
@@ -449,11 +443,10 @@ mod tests {
         let order = binding_order(&[v(1), v(2), v(3)], &[v(3), v(1), v(2)])
             .flatten()
             .unwrap();
-        let kept = Kept {
-            text: "".into(),
-            order: Some(order),
-        };
-        assert_eq!(kept.bind(vec![v(7), v(8), v(9)]), vec![v(9), v(7), v(8)]);
+        let ours = [v(7), v(8), v(9)];
+        let ours: Vec<Bound> = ours.iter().map(Bound::Value).collect();
+        assert_eq!(in_order(&ours, Some(&order)), vec![v(9), v(7), v(8)]);
+        assert_eq!(in_order(&ours, None), vec![v(7), v(8), v(9)]);
     }
 
     #[test]

@@ -28,9 +28,13 @@ impl<M: Model> QuerySet<M> {
                 self.take_lock(&target).await?;
                 target.fetch_all(&select).await?
             }
-            Statement::Text { text, values } => {
+            Statement::Rendered { text, values } => {
                 let again = values.clone();
                 target.fetch_sql(&text, values, move || again).await?
+            }
+            Statement::Kept(kept) => {
+                let values = || self.values(kept.order.as_deref());
+                target.fetch_sql(&kept.text, values(), values).await?
             }
         };
         let mut instances = instances(&target, &rows)?;

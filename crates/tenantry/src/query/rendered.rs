@@ -16,10 +16,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use hashlink::LruCache;
 use sea_query::TableName;
 
-/// The most shapes kept in the process: an application upserting batches of every size
-/// keeps the last ones rather than growing without bound.
+/// The most SQLite shapes kept in the process: an application upserting batches of every
+/// size keeps the last ones rather than growing without bound.
 const CAPACITY: usize = 64;
 
 /// What decides the text of a cached statement. `model` is the model's metadata, by
@@ -44,32 +45,34 @@ pub(crate) enum Shape {
 
 /// The rendered texts, for every SQLite database of the process (the text does not depend
 /// on the file).
-pub(crate) static SQLITE_TEXTS: std::sync::LazyLock<RenderedTexts> =
-    std::sync::LazyLock::new(RenderedTexts::default);
+pub(crate) static SQLITE_TEXTS: std::sync::LazyLock<RenderedTexts<Shape, Arc<str>>> =
+    std::sync::LazyLock::new(|| RenderedTexts::new(CAPACITY));
 
-/// Rendered statement texts by shape.
-#[derive(Default)]
-pub(crate) struct RenderedTexts {
-    texts: Mutex<hashbrown::HashMap<Shape, Arc<str>>>,
+/// Rendered statements by shape, the least recently used forgotten first once `capacity`
+/// are kept. Shared by the threads of the process.
+pub(crate) struct RenderedTexts<K, V> {
+    texts: Mutex<LruCache<K, V>>,
 }
 
-impl RenderedTexts {
+impl<K: std::hash::Hash + Eq, V: Clone> RenderedTexts<K, V> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        RenderedTexts {
+            texts: Mutex::new(LruCache::new(capacity)),
+        }
+    }
+
     /// The text of `shape`, if rendered before.
-    pub(crate) fn get(&self, shape: &Shape) -> Option<Arc<str>> {
+    pub(crate) fn get(&self, shape: &K) -> Option<V> {
         self.lock().get(shape).cloned()
     }
 
-    /// Keeps `text` for `shape` (forgetting every shape when full).
-    pub(crate) fn insert(&self, shape: Shape, text: Arc<str>) {
-        let mut texts = self.lock();
-        if texts.len() >= CAPACITY {
-            texts.clear();
-        }
-        texts.insert(shape, text);
+    /// Keeps `text` for `shape`.
+    pub(crate) fn insert(&self, shape: K, text: V) {
+        self.lock().insert(shape, text);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, hashbrown::HashMap<Shape, Arc<str>>> {
-        // A panic elsewhere while holding the lock leaves a map of whole entries.
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<K, V>> {
+        // A panic elsewhere while holding the lock leaves a cache of whole entries.
         self.texts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
