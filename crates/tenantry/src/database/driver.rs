@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use futures_util::TryStreamExt as _;
 use sea_query_sqlx::SqlxValues;
 use sqlx::{Executor, MySql, Postgres, Sqlite};
 
@@ -257,13 +258,14 @@ macro_rules! driver {
                 returns: Returns,
             ) -> std::result::Result<Outcome, sqlx::Error> {
                 Ok(match returns {
+                    // sqlx's `fetch_all` collects this same stream into a Vec of its own
+                    // rows, which would then be copied into a Vec of `Row`s.
                     Returns::Rows => Outcome::Rows(
                         sqlx::query_with(sql, values)
-                            .fetch_all(conn)
-                            .await?
-                            .into_iter()
-                            .map(Row::$row)
-                            .collect(),
+                            .fetch(conn)
+                            .map_ok(Row::$row)
+                            .try_collect()
+                            .await?,
                     ),
                     Returns::Nothing => {
                         let $done = sqlx::query_with(sql, values).execute(conn).await?;

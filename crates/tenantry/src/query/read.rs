@@ -143,7 +143,11 @@ pub(crate) async fn fetch<M: Model>(
 /// `rows`, read at `target`, as instances of `M`.
 fn instances<M: Model>(target: &Target, rows: &[crate::row::Row]) -> Result<Vec<Instance<M>>> {
     let origin = target.origin();
-    rows.iter()
-        .map(|row| Ok(Instance::stored(M::from_row(row)?, origin.clone())))
-        .collect()
+    // Sized once: collecting `Result`s loses the length, and growing the Vec by doubling
+    // copied every instance of a 10,000-row batch about twice more.
+    let mut instances = Vec::with_capacity(rows.len());
+    for row in rows {
+        instances.push(Instance::stored(M::from_row(row)?, origin.clone()));
+    }
+    Ok(instances)
 }

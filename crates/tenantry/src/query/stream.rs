@@ -124,12 +124,15 @@ impl<M: Model> Stream for Rows<M> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
+            // A row of the batch in hand is taken in place: the state is only moved when it
+            // changes.
+            if let State::Ready(cursor) = &mut self.state {
+                if let Some(instance) = cursor.take() {
+                    return Poll::Ready(Some(Ok(instance)));
+                }
+            }
             match std::mem::replace(&mut self.state, State::Done) {
                 State::Ready(mut cursor) => {
-                    if let Some(instance) = cursor.take() {
-                        self.state = State::Ready(cursor);
-                        return Poll::Ready(Some(Ok(instance)));
-                    }
                     if cursor.done {
                         return Poll::Ready(None);
                     }
