@@ -421,6 +421,14 @@ pub enum Held {
 }
 
 impl Held {
+    /// Hands the connection back to the pool (dropped, it would be closed).
+    pub fn release(self) {
+        match self {
+            Held::Postgres(conn) => conn.release(),
+            Held::MySql(conn) => conn.release(),
+        }
+    }
+
     /// The point read of [`Raw::get`] on this connection.
     pub async fn get(&mut self, sql: &str, key: i64) -> Result<RawProduct> {
         let product = match self {
