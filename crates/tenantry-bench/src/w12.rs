@@ -14,15 +14,17 @@
 //!    a connection borrowed from the same pool per statement, every row decoded by hand:
 //!    `raw_rows_per_sec` and `ratio` (ORM time / that time), the ORM's own cost.
 //! 4. Timed, PostgreSQL and MySQL: the same statements on one connection held for the
-//!    whole pass: `held_rows_per_sec`, `held_ratio`.
+//!    whole pass (taken from the pool for it: the connection the other passes use, so that
+//!    all talk to one server process): `held_rows_per_sec`, `held_ratio`.
 //! 5. Timed: not the same SQL but what a bare-sqlx export might do instead, sqlx's `fetch`
 //!    of one `SELECT … ORDER BY id` on one connection held for the whole export:
 //!    `single_select_rows_per_sec`, `single_select_ratio`, `single_select_rss_growth_mib`.
 //!    It shows the cost of reading in batches, which `stream()` pays so as to hold no
 //!    connection while its consumer works.
 //!
-//! Passes 2 to 5 run in turn [`REPS`] times (so that none always runs first): the median
-//! time of each is reported (`reps`), and the highest RSS growth.
+//! Passes 2 to 5 run in turn [`REPS`] times, each rep starting one pass later (so that
+//! every pass follows every other as often): the median time of each is reported (`reps`),
+//! and the highest RSS growth.
 
 use std::time::Instant;
 
@@ -90,46 +92,63 @@ impl Bench {
             &next,
         )?;
 
-        // The passes in turn, REPS times, so that none always runs first; the median time of
-        // each is reported, and the highest RSS growth.
+        // The passes in turn, REPS times, each rep starting one pass later, so that every
+        // pass follows every other as often (run in a fixed order, the ORM's always came
+        // after the single SELECT and measured 1.06-1.10 against bare sqlx's batches, where
+        // ten passes of either alone took the same time); the median time of each is
+        // reported, and the highest RSS growth.
         let baseline_kib = rss_kib();
         let sql = self.raw.stream_sql(&schema);
-        let mut held = self.raw.hold().await?;
         let (mut times, mut raw_times, mut held_times, mut single_times) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut rss_growth, mut single_rss_growth): (Option<f64>, Option<f64>) = (None, None);
-        for _ in 0..REPS {
-            let (seconds, growth) = self.w12_orm_pass(&schema, rows).await?;
-            times.push(seconds);
-            rss_growth = max(rss_growth, growth);
-
-            let started = Instant::now();
-            let count = raw::stream_batched(
-                &mut self.raw.per_statement(&schema),
-                (&first, &next),
-                STREAM_BATCH,
-            )
-            .await?;
-            raw_times.push(started.elapsed().as_secs_f64());
-            expect_rows("bare sqlx's batches", count, rows)?;
-
-            if let Some(held) = held.as_mut() {
-                let started = Instant::now();
-                let count = raw::stream_batched(held, (&first, &next), STREAM_BATCH).await?;
-                held_times.push(started.elapsed().as_secs_f64());
-                expect_rows("bare sqlx's batches on a held connection", count, rows)?;
+        for rep in 0..REPS {
+            for turn in 0..PASSES {
+                match pass_at(rep, turn) {
+                    0 => {
+                        let (seconds, growth) = self.w12_orm_pass(&schema, rows).await?;
+                        times.push(seconds);
+                        rss_growth = max(rss_growth, growth);
+                    }
+                    1 => {
+                        let started = Instant::now();
+                        let count = raw::stream_batched(
+                            &mut self.raw.per_statement(&schema),
+                            (&first, &next),
+                            STREAM_BATCH,
+                        )
+                        .await?;
+                        raw_times.push(started.elapsed().as_secs_f64());
+                        expect_rows("bare sqlx's batches", count, rows)?;
+                    }
+                    2 => {
+                        // Taken for the pass and handed back: the pool's most recently used
+                        // connection, the one the other passes use (see W4 on why not a
+                        // second one).
+                        if let Some(mut held) = self.raw.hold().await? {
+                            let started = Instant::now();
+                            let count =
+                                raw::stream_batched(&mut held, (&first, &next), STREAM_BATCH)
+                                    .await?;
+                            held_times.push(started.elapsed().as_secs_f64());
+                            held.release();
+                            expect_rows("bare sqlx's batches on a held connection", count, rows)?;
+                        }
+                    }
+                    _ => {
+                        let sampler = RssSampler::start();
+                        let started = Instant::now();
+                        let count = self.raw.stream_count(&schema, &sql).await?;
+                        single_times.push(started.elapsed().as_secs_f64());
+                        if let Some(sampler) = sampler {
+                            single_rss_growth =
+                                max(single_rss_growth, Some(sampler.finish().await));
+                        }
+                        expect_rows("bare sqlx's single SELECT", count, rows)?;
+                    }
+                }
             }
-
-            let sampler = RssSampler::start();
-            let started = Instant::now();
-            let count = self.raw.stream_count(&schema, &sql).await?;
-            single_times.push(started.elapsed().as_secs_f64());
-            if let Some(sampler) = sampler {
-                single_rss_growth = max(single_rss_growth, Some(sampler.finish().await));
-            }
-            expect_rows("bare sqlx's single SELECT", count, rows)?;
         }
-        drop(held);
         let seconds = median(&mut times);
         let rate = |seconds: f64| json!(round(ops_per_sec(rows, seconds), 1));
 
@@ -189,9 +208,24 @@ impl Bench {
     }
 }
 
-/// Passes of each kind: five, since a pass takes under a second and single passes vary by
-/// more than the difference measured.
-const REPS: usize = 5;
+/// Passes of each kind: eight (two in each place of the rotation), since a pass takes under
+/// a second and single passes vary by more than the difference measured.
+const REPS: usize = 8;
+
+/// The kinds of pass: the ORM, bare sqlx per statement, held, the single SELECT.
+const PASSES: usize = 4;
+
+/// The pass in place `turn` of rep `rep`: the order is rotated by one every two reps and
+/// reversed every other rep, so that over eight reps each pass is first twice and follows
+/// and precedes each other pass as often.
+fn pass_at(rep: usize, turn: usize) -> usize {
+    let place = if rep.is_multiple_of(2) {
+        turn
+    } else {
+        PASSES - 1 - turn
+    };
+    (place + rep / 2) % PASSES
+}
 
 /// An error unless a pass read `rows` rows.
 fn expect_rows(pass: &str, count: u64, rows: usize) -> Result<()> {

@@ -98,6 +98,16 @@ pub trait FieldType: Sized + Send + Sync + 'static {
     fn null_value() -> Value;
     /// Decodes column `index` of `row`.
     fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error>;
+    /// Decodes column `index` of `row`, `None` for NULL (a nullable column's `Option`).
+    /// This default looks the column up twice, for NULL and then for the value; the types
+    /// sqlx decodes itself read it once.
+    fn decode_nullable(row: &Row, index: usize) -> Result<Option<Self>, sqlx::Error> {
+        if row.is_null(index)? {
+            Ok(None)
+        } else {
+            Self::decode(row, index).map(Some)
+        }
+    }
     /// For auto-increment keys: the value from MySQL's `LAST_INSERT_ID()`.
     fn from_insert_id(_id: u64) -> Option<Self> {
         None
@@ -140,6 +150,9 @@ macro_rules! field_type {
             fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
                 decode(row, index)
             }
+            fn decode_nullable(row: &Row, index: usize) -> Result<Option<Self>, sqlx::Error> {
+                decode(row, index)
+            }
             $($extra)*
         }
     };
@@ -173,6 +186,13 @@ impl FieldType for String {
             // MySQL flags every column of a `_bin` collation (tenantry's tables use
             // `utf8mb4_bin`) as BINARY, which sqlx's type check takes for VARBINARY and
             // refuses. The bytes are text; `String`'s decoder still checks they are UTF-8.
+            Row::MySql(r) => r.try_get_unchecked(index),
+            Row::Sqlite(r) => r.try_get(index),
+        }
+    }
+    fn decode_nullable(row: &Row, index: usize) -> Result<Option<Self>, sqlx::Error> {
+        match row {
+            Row::Postgres(r) => r.try_get(index),
             Row::MySql(r) => r.try_get_unchecked(index),
             Row::Sqlite(r) => r.try_get(index),
         }
@@ -254,11 +274,7 @@ impl<T: FieldType> FieldType for Option<T> {
         }
     }
     fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
-        if row.is_null(index)? {
-            Ok(None)
-        } else {
-            T::decode(row, index).map(Some)
-        }
+        T::decode_nullable(row, index)
     }
 }
 

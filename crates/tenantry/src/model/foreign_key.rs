@@ -82,6 +82,10 @@ impl<M: Model> FieldType for ForeignKey<M> {
     fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
         <M::PrimaryKey as FieldType>::decode(row, index).map(ForeignKey::new)
     }
+    fn decode_nullable(row: &Row, index: usize) -> Result<Option<Self>, sqlx::Error> {
+        <M::PrimaryKey as FieldType>::decode_nullable(row, index)
+            .map(|key| key.map(ForeignKey::new))
+    }
 }
 
 impl<M: Model> serde::Serialize for ForeignKey<M>
