@@ -8,7 +8,7 @@ use tracing::Instrument;
 
 use crate::{
     backend::Backend,
-    database::{run_pooled, Database, Outcome, Place, Pools, Returns},
+    database::{run_pooled, Database, Outcome, Place, Pools, Returns, RowSink},
     error::Result,
     model::ModelMeta,
     row::Row,
@@ -178,6 +178,18 @@ impl Target {
             .await
     }
 
+    /// Runs a statement and hands its rows to `sink` as they arrive.
+    pub(crate) async fn fetch_into(
+        &self,
+        statement: &impl SqlxBinder,
+        sink: &mut dyn RowSink,
+    ) -> Result<()> {
+        self.run(statement, Returns::Into(sink))
+            .instrument(self.span())
+            .await
+            .map(drop)
+    }
+
     /// Runs a statement that returns no rows.
     pub(crate) async fn execute(&self, statement: &impl SqlxBinder) -> Result<Done> {
         Ok(done(
@@ -213,6 +225,22 @@ impl Target {
         ))
     }
 
+    /// [`fetch_sql`](Self::fetch_sql), the rows handed to `sink`.
+    pub(crate) async fn fetch_sql_into(
+        &self,
+        sql: &str,
+        values: Vec<sea_query::Value>,
+        again: impl FnOnce() -> Vec<sea_query::Value>,
+        sink: &mut dyn RowSink,
+    ) -> Result<()> {
+        let again = || SqlxValues(sea_query::Values(again()));
+        let values = SqlxValues(sea_query::Values(values));
+        self.run_sql(sql, values, Returns::Into(sink), again)
+            .instrument(self.span())
+            .await
+            .map(drop)
+    }
+
     /// Runs a raw statement that returns no rows.
     pub(crate) async fn execute_raw(&self, sql: &str, values: &[sea_query::Value]) -> Result<Done> {
         Ok(done(self.run_raw(sql, values, Returns::Nothing).await?))
@@ -222,7 +250,7 @@ impl Target {
         &self,
         sql: &str,
         values: &[sea_query::Value],
-        returns: Returns,
+        returns: Returns<'_>,
     ) -> Result<Outcome> {
         // Bound again only if a stale cached plan makes the statement run twice.
         let bind = || SqlxValues(sea_query::Values(values.to_vec()));
@@ -258,7 +286,7 @@ impl Target {
         Ok(rows(self.run(statement, Returns::Rows).await?))
     }
 
-    async fn run(&self, statement: &impl SqlxBinder, returns: Returns) -> Result<Outcome> {
+    async fn run(&self, statement: &impl SqlxBinder, returns: Returns<'_>) -> Result<Outcome> {
         let (sql, values) = render(self.backend(), statement);
         let again = || render(self.backend(), statement).1;
         self.run_sql(&sql, values, returns, again).await
@@ -268,7 +296,7 @@ impl Target {
         &self,
         sql: &str,
         values: SqlxValues,
-        returns: Returns,
+        returns: Returns<'_>,
         again: impl FnOnce() -> SqlxValues,
     ) -> Result<Outcome> {
         let schema = self.schema.as_ref();

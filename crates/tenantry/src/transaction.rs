@@ -336,7 +336,7 @@ impl TxConn {
         place: Place<'_>,
         sql: &str,
         values: SqlxValues,
-        returns: Returns,
+        returns: Returns<'_>,
     ) -> (Result<Outcome>, bool) {
         self.in_flight = true;
         let result = with_checkout!(&mut self.conn, |c| run_on(c, place, sql, values, returns)
@@ -794,7 +794,7 @@ impl Transaction {
         schema: Option<&SchemaName>,
         sql: &str,
         values: SqlxValues,
-        returns: Returns,
+        returns: Returns<'_>,
     ) -> Result<Outcome> {
         self.check_schema(schema)?;
         let mut guard = self.usable(self.inner.conn.lock().await)?;

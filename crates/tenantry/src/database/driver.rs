@@ -17,14 +17,37 @@ use crate::{
 };
 
 /// What a statement returns, and how it is sent.
-#[derive(Clone, Copy)]
-pub(crate) enum Returns {
-    /// Rows (a prepared statement, values bound).
+pub(crate) enum Returns<'s> {
+    /// Rows, collected (a prepared statement, values bound).
     Rows,
+    /// Rows, each handed to the sink (a prepared statement, values bound) and none
+    /// collected by the caller: decoded as they arrive where the driver does that best
+    /// ([`Driver::ROWS_AS_THEY_ARRIVE`]), and never held twice, as rows and decoded.
+    Into(&'s mut dyn RowSink),
     /// Nothing but a count (a prepared statement, values bound).
     Nothing,
     /// DDL without values, through the simple query protocol.
     Ddl,
+}
+
+impl Returns<'_> {
+    /// The same, for one more use.
+    fn reborrow(&mut self) -> Returns<'_> {
+        match self {
+            Returns::Rows => Returns::Rows,
+            Returns::Into(sink) => Returns::Into(&mut **sink),
+            Returns::Nothing => Returns::Nothing,
+            Returns::Ddl => Returns::Ddl,
+        }
+    }
+}
+
+/// Takes a statement's rows one at a time, as they arrive ([`Returns::Into`]).
+pub(crate) trait RowSink: Send {
+    /// Takes one row; `false` stops the reading (the rows after it are not handed over).
+    fn take(&mut self, row: Row) -> bool;
+    /// Forgets every row taken: the statement runs again from its start.
+    fn restart(&mut self);
 }
 
 /// The result of a statement: its rows, or what it did.
@@ -37,12 +60,20 @@ pub(crate) enum Outcome {
 pub(crate) trait Driver: sqlx::Database {
     const BACKEND: Backend;
 
+    /// Whether the rows of [`Returns::Into`] are handed to the sink as each arrives, or
+    /// read to the end of the result first and then handed over. Measured on W12 (a million
+    /// rows in statements of 10,000, against the same statements through bare sqlx):
+    /// PostgreSQL 0.91 as they arrive, 1.05-1.12 read first; MariaDB 1.09-1.20 as they
+    /// arrive, 1.08-1.11 read first; SQLite, whose rows cross from its worker thread one
+    /// at a time, 1.9-2.0 as they arrive and 1.06-1.08 read first.
+    const ROWS_AS_THEY_ARRIVE: bool;
+
     /// Runs one statement on `conn`.
     fn run<'c>(
         conn: &'c mut Self::Connection,
         sql: &'c str,
         values: SqlxValues,
-        returns: Returns,
+        returns: Returns<'c>,
     ) -> impl Future<Output = Result<Outcome, sqlx::Error>> + Send + 'c;
 
     /// Forgets (and closes on the server) every statement `conn` prepared.
@@ -131,7 +162,7 @@ pub(crate) async fn run_on<DB: Driver>(
     place: Place<'_>,
     sql: &str,
     values: SqlxValues,
-    returns: Returns,
+    mut returns: Returns<'_>,
 ) -> Result<Outcome> {
     if DB::BACKEND == Backend::Sqlite
         && place.schema.is_some()
@@ -140,7 +171,7 @@ pub(crate) async fn run_on<DB: Driver>(
         attach_shared(checkout, place.database).await?;
     }
     let conn = checkout.raw()?;
-    let error = match DB::run(conn, sql, values, returns).await {
+    let error = match DB::run(conn, sql, values, returns.reborrow()).await {
         Ok(outcome) => return Ok(outcome),
         Err(error) => error,
     };
@@ -226,12 +257,15 @@ pub(crate) async fn run_pooled<DB: Driver>(
     place: Place<'_>,
     sql: &str,
     values: SqlxValues,
-    returns: Returns,
+    mut returns: Returns<'_>,
     again: impl FnOnce() -> SqlxValues,
 ) -> Result<Outcome> {
-    let mut result = run_on(&mut checkout, place, sql, values, returns).await;
+    let mut result = run_on(&mut checkout, place, sql, values, returns.reborrow()).await;
     if let Err(Error::CachedPlanInvalidated { .. }) = &result {
         place.database.count_stale_plan_retry();
+        if let Returns::Into(sink) = &mut returns {
+            sink.restart();
+        }
         result = run_on(&mut checkout, place, sql, again(), returns).await;
     }
     checkout.release();
@@ -241,9 +275,10 @@ pub(crate) async fn run_pooled<DB: Driver>(
 /// Implements [`Driver`] for one sqlx database: its backend, how its rows are wrapped and
 /// what its `execute` reports.
 macro_rules! driver {
-    ($db:ty, $backend:ident, $row:ident, |$done:ident| $insert_id:expr) => {
+    ($db:ty, $backend:ident, $row:ident, as_they_arrive: $arrive:expr, |$done:ident| $insert_id:expr) => {
         impl Driver for $db {
             const BACKEND: Backend = Backend::$backend;
+            const ROWS_AS_THEY_ARRIVE: bool = $arrive;
 
             async fn clear_statements(
                 conn: &mut Self::Connection,
@@ -255,7 +290,7 @@ macro_rules! driver {
                 conn: &'c mut Self::Connection,
                 sql: &'c str,
                 values: SqlxValues,
-                returns: Returns,
+                returns: Returns<'c>,
             ) -> std::result::Result<Outcome, sqlx::Error> {
                 Ok(match returns {
                     // sqlx's `fetch_all` collects this same stream into a Vec of its own
@@ -267,6 +302,27 @@ macro_rules! driver {
                             .try_collect()
                             .await?,
                     ),
+                    Returns::Into(sink) => {
+                        let mut rows = sqlx::query_with(sql, values).fetch(conn);
+                        if Self::ROWS_AS_THEY_ARRIVE {
+                            while let Some(row) = rows.try_next().await? {
+                                if !sink.take(Row::$row(row)) {
+                                    break;
+                                }
+                            }
+                        } else {
+                            let rows: Vec<_> = rows.try_collect().await?;
+                            for row in rows {
+                                if !sink.take(Row::$row(row)) {
+                                    break;
+                                }
+                            }
+                        }
+                        Outcome::Done(Done {
+                            rows_affected: 0,
+                            last_insert_id: None,
+                        })
+                    }
                     Returns::Nothing => {
                         let $done = sqlx::query_with(sql, values).execute(conn).await?;
                         Outcome::Done(Done {
@@ -290,6 +346,8 @@ macro_rules! driver {
     };
 }
 
-driver!(Postgres, Postgres, Postgres, |done| None);
-driver!(MySql, MySql, MySql, |done| Some(done.last_insert_id()));
-driver!(Sqlite, Sqlite, Sqlite, |done| None);
+driver!(Postgres, Postgres, Postgres, as_they_arrive: true, |done| None);
+driver!(MySql, MySql, MySql, as_they_arrive: false, |done| {
+    Some(done.last_insert_id())
+});
+driver!(Sqlite, Sqlite, Sqlite, as_they_arrive: false, |done| None);

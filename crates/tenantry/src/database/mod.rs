@@ -13,7 +13,9 @@ use sqlx::{mysql::MySqlConnectOptions, postgres::PgConnectOptions};
 
 pub use budget::ConnectionBudget;
 pub use connection::PooledConnection;
-pub(crate) use driver::{attach_shared, run_on, run_pooled, Driver, Outcome, Place, Returns};
+pub(crate) use driver::{
+    attach_shared, run_on, run_pooled, Driver, Outcome, Place, Returns, RowSink,
+};
 pub use options::{DatabaseOptions, PoolSettings};
 pub use pool::PoolStatus;
 pub(crate) use pool::{Checkout, ConnPool};

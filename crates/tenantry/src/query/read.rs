@@ -23,21 +23,26 @@ impl<M: Model> QuerySet<M> {
     /// ```
     pub async fn all(mut self) -> Result<Vec<Instance<M>>> {
         let target = self.target()?;
-        let rows = match self.statement(&target)? {
+        let mut sink = Instances::new(&target, self.limit.unwrap_or(0));
+        match self.statement(&target)? {
             Statement::Built(select) => {
                 self.take_lock(&target).await?;
-                target.fetch_all(&select).await?
+                target.fetch_into(&select, &mut sink).await?;
             }
             Statement::Rendered { text, values } => {
                 let again = values.clone();
-                target.fetch_sql(&text, values, move || again).await?
+                target
+                    .fetch_sql_into(&text, values, move || again, &mut sink)
+                    .await?;
             }
             Statement::Kept(kept) => {
                 let values = || self.values(kept.order.as_deref());
-                target.fetch_sql(&kept.text, values(), values).await?
+                target
+                    .fetch_sql_into(&kept.text, values(), values, &mut sink)
+                    .await?;
             }
-        };
-        let mut instances = instances(&target, &rows)?;
+        }
+        let mut instances = sink.finish()?;
         self.load_related(&target, &mut instances).await?;
         self.load_prefetched(&target.origin(), &mut instances)
             .await?;
@@ -132,22 +137,65 @@ impl<M: Model> QuerySet<M> {
     }
 }
 
-/// Runs `select` and decodes every row into an instance that remembers `target`.
+/// Runs `select` and decodes every row, as it arrives, into an instance that remembers
+/// `target`; room for `expected` rows (at most) is made at once.
 pub(crate) async fn fetch<M: Model>(
     target: &Target,
     select: &sea_query::SelectStatement,
+    expected: u64,
 ) -> Result<Vec<Instance<M>>> {
-    instances(target, &target.fetch_all(select).await?)
+    let mut sink = Instances::new(target, expected);
+    target.fetch_into(select, &mut sink).await?;
+    sink.finish()
 }
 
-/// `rows`, read at `target`, as instances of `M`.
-fn instances<M: Model>(target: &Target, rows: &[crate::row::Row]) -> Result<Vec<Instance<M>>> {
-    let origin = target.origin();
-    // Sized once: collecting `Result`s loses the length, and growing the Vec by doubling
-    // copied every instance of a 10,000-row batch about twice more.
-    let mut instances = Vec::with_capacity(rows.len());
-    for row in rows {
-        instances.push(Instance::stored(M::from_row(row)?, origin.clone()));
+/// Rows decoded into instances of `M` read at one target, each as it arrives.
+struct Instances<M> {
+    origin: crate::target::Origin,
+    instances: Vec<Instance<M>>,
+    /// The first row that did not decode; reading stopped there.
+    error: Option<Error>,
+}
+
+/// Room made at once for at most this many instances (a LIMIT may be far above the rows).
+const ROOM_AT_ONCE: u64 = 10_000;
+
+impl<M: Model> Instances<M> {
+    fn new(target: &Target, expected: u64) -> Self {
+        Instances {
+            origin: target.origin(),
+            // Sized once where the number is known: grown by doubling, a 10,000-row batch
+            // had every instance copied about twice more.
+            instances: Vec::with_capacity(std::cmp::min(expected, ROOM_AT_ONCE) as usize),
+            error: None,
+        }
     }
-    Ok(instances)
+
+    fn finish(self) -> Result<Vec<Instance<M>>> {
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok(self.instances),
+        }
+    }
+}
+
+impl<M: Model> crate::database::RowSink for Instances<M> {
+    fn take(&mut self, row: crate::row::Row) -> bool {
+        match M::from_row(&row) {
+            Ok(model) => {
+                let origin = self.origin.clone();
+                self.instances.push(Instance::stored(model, origin));
+                true
+            }
+            Err(error) => {
+                self.error = Some(error);
+                false
+            }
+        }
+    }
+
+    fn restart(&mut self) {
+        self.instances.clear();
+        self.error = None;
+    }
 }

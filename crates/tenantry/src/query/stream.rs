@@ -192,7 +192,7 @@ impl<M: Model> Cursor<M> {
             None => query.offset = self.query.offset,
         }
         let select = query.select(&self.target)?;
-        let rows = fetch::<M>(&self.target, &select).await?;
+        let rows = fetch::<M>(&self.target, &select, want).await?;
         if (rows.len() as u64) < want {
             self.done = true;
         }

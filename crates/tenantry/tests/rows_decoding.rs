@@ -1,0 +1,141 @@
+//! Rows are decoded as they arrive on PostgreSQL and after the result is read on MySQL and
+//! SQLite (`Driver::ROWS_AS_THEY_ARRIVE`). A row that does not decode stops the read with
+//! `Error::Decode`, possibly with rows of the result still unread on the connection; that
+//! connection must then serve the next statement, of another tenant, with that statement's
+//! rows only. Every test runs on a pool of one connection, so the next statement is on it.
+mod common;
+
+use futures_util::TryStreamExt as _;
+use tenantry::{create_schema, Error, Model, Registry, SchemaName};
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "readings")]
+struct Reading {
+    id: i64,
+    #[model(max_length = 40)]
+    label: String,
+    value: i64,
+}
+
+/// The same table, its text column read as an integer: no row decodes.
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "readings")]
+struct Misread {
+    id: i64,
+    label: i64,
+    value: i64,
+}
+
+const ACME_ROWS: usize = 50;
+const GLOBEX_ROWS: usize = 30;
+
+/// A pool of one connection with `Reading` in two tenants holding different rows (the same
+/// keys, a label naming the tenant).
+async fn two_tenants(t: &common::TestDb) -> (common::TestDb, Registry, SchemaName, SchemaName) {
+    let pool = t.with_pool(1).await;
+    let r = pool.registry.clone().register::<Reading>();
+    let (acme, globex) = (
+        SchemaName::parse("acme").unwrap(),
+        SchemaName::parse("globex").unwrap(),
+    );
+    for (schema, rows) in [(&acme, ACME_ROWS), (&globex, GLOBEX_ROWS)] {
+        create_schema(&r, schema, None, false, true).await.unwrap();
+        let readings = (0..rows).map(|i| Reading {
+            id: 0,
+            label: format!("{schema}-{i}"),
+            value: i as i64,
+        });
+        Reading::query(&r)
+            .using(schema)
+            .bulk_create(readings)
+            .await
+            .unwrap();
+    }
+    (pool, r, acme, globex)
+}
+
+/// Every reading of `schema`, checked to be that tenant's.
+async fn own_rows(r: &Registry, schema: &SchemaName, want: usize) {
+    let rows = Reading::query(r).using(schema).all().await.unwrap();
+    assert_eq!(rows.len(), want, "{schema}");
+    for row in &rows {
+        assert!(
+            row.label.starts_with(&format!("{schema}-")),
+            "{schema} read {}",
+            row.label
+        );
+    }
+}
+
+fn is_decode_error(result: Result<impl std::fmt::Debug, Error>) {
+    match result {
+        Err(Error::Decode { model, column, .. }) => {
+            assert_eq!((model, column), ("readings", "label"));
+        }
+        other => panic!("expected Error::Decode, got {other:?}"),
+    }
+}
+
+backend_test!(
+    a_failed_decode_leaves_the_connection_clean,
+    |t: common::TestDb| async move {
+        let (pool, r, acme, globex) = two_tenants(&t).await;
+        for _ in 0..3 {
+            is_decode_error(Misread::query(&r).using(&acme).all().await);
+            own_rows(&r, &globex, GLOBEX_ROWS).await;
+            is_decode_error(Misread::query(&r).using(&globex).first().await);
+            own_rows(&r, &acme, ACME_ROWS).await;
+        }
+        // A stream stops at the row that does not decode, and nothing follows the error.
+        let mut misread = Misread::query(&r).using(&acme).stream_batch(7).stream();
+        is_decode_error(misread.try_next().await);
+        drop(misread);
+        own_rows(&r, &globex, GLOBEX_ROWS).await;
+        // Inside a transaction: the statement did not fail on the server, so the transaction
+        // goes on, and its next read is right.
+        let tx = r.begin_in(&acme).await.unwrap();
+        is_decode_error(Misread::query(&tx).using(&acme).all().await);
+        let rows = Reading::query(&tx).using(&acme).all().await.unwrap();
+        assert_eq!(rows.len(), ACME_ROWS);
+        assert!(rows.iter().all(|row| row.label.starts_with("acme-")));
+        tx.rollback().await.unwrap();
+        pool.registry.database().disconnect().await;
+    }
+);
+
+backend_test!(
+    failed_and_good_reads_of_two_tenants_in_one_task,
+    |t: common::TestDb| async move {
+        let (pool, r, acme, globex) = two_tenants(&t).await;
+        for _ in 0..10 {
+            let (bad, (), (), streamed) = tokio::join!(
+                Misread::query(&r).using(&globex).all(),
+                own_rows(&r, &acme, ACME_ROWS),
+                own_rows(&r, &globex, GLOBEX_ROWS),
+                Reading::query(&r)
+                    .using(&acme)
+                    .stream_batch(7)
+                    .stream()
+                    .try_collect::<Vec<_>>(),
+            );
+            is_decode_error(bad);
+            let streamed = streamed.unwrap();
+            assert_eq!(streamed.len(), ACME_ROWS);
+            assert!(streamed.iter().all(|row| row.label.starts_with("acme-")));
+        }
+        // A stream of one tenant read while the consumer reads the other between rows, on the
+        // pool's one connection.
+        let mut rows = Reading::query(&r).using(&acme).stream_batch(7).stream();
+        let mut seen = 0;
+        while let Some(row) = rows.try_next().await.unwrap() {
+            assert!(row.label.starts_with("acme-"), "{}", row.label);
+            seen += 1;
+            if seen % 10 == 0 {
+                own_rows(&r, &globex, GLOBEX_ROWS).await;
+                is_decode_error(Misread::query(&r).using(&globex).all().await);
+            }
+        }
+        assert_eq!(seen, ACME_ROWS);
+        pool.registry.database().disconnect().await;
+    }
+);
