@@ -562,6 +562,8 @@ impl Error {
                 | Error::CheckViolation { .. }
                 | Error::SchemaNotFound { .. }
                 | Error::NodeUnavailable { .. }
+                | Error::OutOfRange { .. }
+                | Error::CachedPlanInvalidated { .. }
                 | Error::Database(sqlx::Error::Database(_))
         )
     }

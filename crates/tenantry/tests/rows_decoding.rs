@@ -1,8 +1,10 @@
 //! Rows are decoded as they arrive on PostgreSQL and after the result is read on MySQL and
-//! SQLite (`Driver::ROWS_AS_THEY_ARRIVE`). A row that does not decode stops the read with
-//! `Error::Decode`, possibly with rows of the result still unread on the connection; that
-//! connection must then serve the next statement, of another tenant, with that statement's
-//! rows only. Every test runs on a pool of one connection, so the next statement is on it.
+//! SQLite (`Driver::ROWS_AS_THEY_ARRIVE`). A row that does not decode ends the decoding with
+//! `Error::Decode` (the rest of the result is still read, not decoded); the connection must
+//! then serve the next statement, of another tenant, with that statement's rows only. Every
+//! test runs on a pool of one connection, so the next statement is on it.
+//! `attack_rows_review.rs` attacks the same path (server errors after the failed row, locks,
+//! commits).
 mod common;
 
 use futures_util::TryStreamExt as _;

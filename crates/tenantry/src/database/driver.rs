@@ -44,8 +44,9 @@ impl Returns<'_> {
 
 /// Takes a statement's rows one at a time, as they arrive ([`Returns::Into`]).
 pub(crate) trait RowSink: Send {
-    /// Takes one row; `false` stops the reading (the rows after it are not handed over).
-    fn take(&mut self, row: Row) -> bool;
+    /// Takes one row; `false` says it wants no more (the rest of the result is still
+    /// read, so that the statement ends, but not handed over).
+    fn take(&mut self, row: &Row) -> bool;
     /// Forgets every row taken: the statement runs again from its start.
     fn restart(&mut self);
 }
@@ -305,15 +306,22 @@ macro_rules! driver {
                     Returns::Into(sink) => {
                         let mut rows = sqlx::query_with(sql, values).fetch(conn);
                         if Self::ROWS_AS_THEY_ARRIVE {
+                            // Read to the end even once the sink stopped taking rows: the
+                            // statement then ends here, and a server error in its later
+                            // rows is this caller's (a transaction learns it is aborted).
+                            // Stopped half way, the rest would stay on the socket for the
+                            // connection's next user, who may be another tenant, and a
+                            // server blocked sending it would keep its table locks.
+                            let mut taking = true;
                             while let Some(row) = rows.try_next().await? {
-                                if !sink.take(Row::$row(row)) {
-                                    break;
+                                if taking {
+                                    taking = sink.take(&Row::$row(row));
                                 }
                             }
                         } else {
-                            let rows: Vec<_> = rows.try_collect().await?;
-                            for row in rows {
-                                if !sink.take(Row::$row(row)) {
+                            let rows: Vec<Row> = rows.map_ok(Row::$row).try_collect().await?;
+                            for row in &rows {
+                                if !sink.take(row) {
                                     break;
                                 }
                             }

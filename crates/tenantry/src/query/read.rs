@@ -180,8 +180,8 @@ impl<M: Model> Instances<M> {
 }
 
 impl<M: Model> crate::database::RowSink for Instances<M> {
-    fn take(&mut self, row: crate::row::Row) -> bool {
-        match M::from_row(&row) {
+    fn take(&mut self, row: &crate::row::Row) -> bool {
+        match M::from_row(row) {
             Ok(model) => {
                 let origin = self.origin.clone();
                 self.instances.push(Instance::stored(model, origin));
