@@ -229,6 +229,33 @@ backend_test!(
     }
 );
 
+/// A transaction in acme that wrote one row (y = 3) and then ran the misread.
+async fn written_then_misread(r: &Registry, acme: &SchemaName) -> tenantry::Transaction {
+    let tx = r.begin_in(acme).await.unwrap();
+    Ratio::query(&tx)
+        .using(acme)
+        .create(Ratio {
+            id: 0,
+            label: format!("{acme}-written"),
+            x: 3.0,
+            y: 3.0,
+        })
+        .await
+        .unwrap();
+    assert_failed("acme's misread", poisoned(&tx, acme).all().await);
+    tx
+}
+
+/// How many of the rows [`written_then_misread`] writes are in acme.
+async fn written_rows(r: &Registry, acme: &SchemaName) -> u64 {
+    Ratio::query(r)
+        .using(acme)
+        .filter(Ratio::y().gt(2.5))
+        .count()
+        .await
+        .unwrap()
+}
+
 // 2. Inside a transaction: the misread's statement failed on the server (the transaction is
 //    aborted there), but the caller was told only of the decode error. The next statement
 //    of the transaction must not be answered with the earlier statement's server error, and
@@ -237,18 +264,7 @@ backend_test!(
     stopped_read_in_a_transaction_keeps_its_error_and_commit_is_truthful,
     |t: common::TestDb| async move {
         let (pool, r, acme, globex) = ratio_tenants(&t, 1).await;
-        let tx = r.begin_in(&acme).await.unwrap();
-        Ratio::query(&tx)
-            .using(&acme)
-            .create(Ratio {
-                id: 0,
-                label: format!("{acme}-written"),
-                x: 3.0,
-                y: 3.0,
-            })
-            .await
-            .unwrap();
-        assert_failed("acme's misread", poisoned(&tx, &acme).all().await);
+        let tx = written_then_misread(&r, &acme).await;
         let next = Ratio::query(&tx)
             .using(&acme)
             .filter(Ratio::y().gt(2.5))
@@ -264,12 +280,7 @@ backend_test!(
             ));
         }
         let committed = tx.commit().await;
-        let kept = Ratio::query(&r)
-            .using(&acme)
-            .filter(Ratio::y().gt(2.5))
-            .count()
-            .await
-            .unwrap();
+        let kept = written_rows(&r, &acme).await;
         if kept != u64::from(committed.is_ok()) {
             wrong.push(format!(
                 "commit said {committed:?}, the write is {}there",
@@ -289,25 +300,9 @@ backend_test!(
     commit_right_after_a_stopped_read_is_truthful,
     |t: common::TestDb| async move {
         let (pool, r, acme, globex) = ratio_tenants(&t, 1).await;
-        let tx = r.begin_in(&acme).await.unwrap();
-        Ratio::query(&tx)
-            .using(&acme)
-            .create(Ratio {
-                id: 0,
-                label: format!("{acme}-written"),
-                x: 3.0,
-                y: 3.0,
-            })
-            .await
-            .unwrap();
-        assert_failed("acme's misread", poisoned(&tx, &acme).all().await);
+        let tx = written_then_misread(&r, &acme).await;
         let committed = tx.commit().await;
-        let kept = Ratio::query(&r)
-            .using(&acme)
-            .filter(Ratio::y().gt(2.5))
-            .count()
-            .await
-            .unwrap();
+        let kept = written_rows(&r, &acme).await;
         assert_eq!(
             kept,
             u64::from(committed.is_ok()),
@@ -443,6 +438,31 @@ backend_test!(
     }
 );
 
+/// Fills acme's ratios: on PostgreSQL 300,000 rows, more than the socket buffers hold, so a
+/// read stopped half way would leave the server blocked sending; elsewhere `others` rows.
+async fn fill_large(t: &common::TestDb, r: &Registry, acme: &SchemaName, others: usize) {
+    if t.backend == Backend::Postgres {
+        r.raw(
+            "INSERT INTO {arr_ratios} (label, x, y) \
+             SELECT repeat('z', 32) || g, 1, 2 FROM generate_series(1, 300000) g",
+        )
+        .using(acme)
+        .execute()
+        .await
+        .unwrap();
+    } else {
+        let rows: Vec<Ratio> = (0..others)
+            .map(|i| Ratio {
+                id: 0,
+                label: format!("{}{i}", "z".repeat(32)),
+                x: 1.0,
+                y: 2.0,
+            })
+            .collect();
+        Ratio::query(r).using(acme).bulk_create(rows).await.unwrap();
+    }
+}
+
 // 2d. A stopped read whose result is larger than the socket's buffers (PostgreSQL): the
 //     server is left blocked sending the rest, its statement unfinished, holding its lock
 //     on acme's table while the connection sits idle in the pool. A migration of acme from
@@ -454,30 +474,7 @@ backend_test!(
         let r = pool.registry.clone().register::<Ratio>();
         let acme = t.schema("biglock");
         create_schema(&r, &acme, None, false, true).await.unwrap();
-        if t.backend == Backend::Postgres {
-            r.raw(
-                "INSERT INTO {arr_ratios} (label, x, y) \
-                 SELECT repeat('z', 32) || g, 1, 2 FROM generate_series(1, 300000) g",
-            )
-            .using(&acme)
-            .execute()
-            .await
-            .unwrap();
-        } else {
-            let rows: Vec<Ratio> = (0..5000)
-                .map(|i| Ratio {
-                    id: 0,
-                    label: format!("{}{i}", "z".repeat(32)),
-                    x: 1.0,
-                    y: 2.0,
-                })
-                .collect();
-            Ratio::query(&r)
-                .using(&acme)
-                .bulk_create(rows)
-                .await
-                .unwrap();
-        }
+        fill_large(&t, &r, &acme, 5000).await;
         assert_failed("the misread", MisRatio::query(&r).using(&acme).all().await);
         // Another process: its own pool.
         let other = Registry::new(t.reconnect().await).register::<Ratio>();
@@ -509,30 +506,7 @@ backend_test!(
         let r = pool.registry.clone().register::<Ratio>();
         let acme = t.schema("bigdrop");
         create_schema(&r, &acme, None, false, true).await.unwrap();
-        if t.backend == Backend::Postgres {
-            r.raw(
-                "INSERT INTO {arr_ratios} (label, x, y) \
-                 SELECT repeat('z', 32) || g, 1, 2 FROM generate_series(1, 300000) g",
-            )
-            .using(&acme)
-            .execute()
-            .await
-            .unwrap();
-        } else {
-            let rows: Vec<Ratio> = (0..2000)
-                .map(|i| Ratio {
-                    id: 0,
-                    label: format!("{}{i}", "z".repeat(32)),
-                    x: 1.0,
-                    y: 2.0,
-                })
-                .collect();
-            Ratio::query(&r)
-                .using(&acme)
-                .bulk_create(rows)
-                .await
-                .unwrap();
-        }
+        fill_large(&t, &r, &acme, 2000).await;
         assert_failed("the misread", MisRatio::query(&r).using(&acme).all().await);
         let other = Registry::new(t.reconnect().await).register::<Ratio>();
         let dropped = tokio::time::timeout(
