@@ -591,11 +591,77 @@ impl Bench {
     }
 
     /// W7: point reads spread over 1, 100 and 1,000 tenant schemas.
+    ///
+    /// The sizes take turns of [`HELD_BLOCK`] reads, in a rotating order, after a warm-up
+    /// of each. Timed one size after the other, each size's p50 was also where the kernel
+    /// happened to run the server process at that moment (see W4): on a 2-vCPU VM that
+    /// moved one size's p50 by 10–15 % against the next, in either direction, and the
+    /// ratio with it. In turns, every size sees the same placements.
     async fn w7_scale(&mut self) -> Result<()> {
         let sizes = self.args.scale.clone();
         let reads = self.args.scale_reads;
         let largest = sizes.iter().copied().max().unwrap_or(1);
-        // Every tenant up to the largest size needs a schema and a few products.
+        self.scale_setup(largest).await?;
+
+        let sets: Vec<ScaleSet> = sizes.iter().map(|&size| self.scale_set(size)).collect();
+        let mut extra = Fields::new();
+        for set in &sets {
+            // Warm-up, as in a service that has been up: the pool hands its idle
+            // connections out in turn, so every tenant is read twice on each connection
+            // the pool holds.
+            let warmup = self
+                .args
+                .scale_warmup
+                .max(set.tenants.len() * 2 * self.pool_size());
+            self.scale_reads(set, 0..warmup, None).await?;
+            extra.insert(format!("warmup_{}", set.tenants.len()), json!(warmup));
+        }
+        let mut timed: Vec<(Samples, Samples)> = sets
+            .iter()
+            .map(|_| (Samples::with_capacity(reads), Samples::with_capacity(reads)))
+            .collect();
+        for from in (0..reads).step_by(HELD_BLOCK) {
+            let block = from..(from + HELD_BLOCK).min(reads);
+            for k in 0..sets.len() {
+                let s = (k + from / HELD_BLOCK) % sets.len();
+                self.scale_reads(&sets[s], block.clone(), Some(&mut timed[s]))
+                    .await?;
+            }
+        }
+
+        let mut total_seconds = 0.0;
+        for (set, (samples, raw_samples)) in sets.iter().zip(&timed) {
+            let size = set.tenants.len();
+            total_seconds += samples.total();
+            let (median, p99) = (samples.percentile(0.50), samples.percentile(0.99));
+            extra.insert(format!("p50_us_{size}"), json!(round(median, 1)));
+            extra.insert(format!("p99_us_{size}"), json!(round(p99, 1)));
+            extra.insert(
+                format!("raw_p50_us_{size}"),
+                json!(round(raw_samples.percentile(0.50), 1)),
+            );
+            extra.insert(
+                format!("ops_per_sec_{size}"),
+                json!(round(ops_per_sec(reads, samples.total()), 1)),
+            );
+        }
+        if let (Some(first), Some(last)) = (timed.first(), timed.last()) {
+            let ratio = |pick: fn(&(Samples, Samples)) -> &Samples| {
+                round(
+                    pick(last).percentile(0.50) / pick(first).percentile(0.50),
+                    3,
+                )
+            };
+            extra.insert("ratio", json!(ratio(|t| &t.0)));
+            extra.insert("raw_ratio", json!(ratio(|t| &t.1)));
+        }
+        extra.insert("tenants", json!(largest));
+        self.emit("W7_scale", reads * sizes.len(), total_seconds, extra);
+        Ok(())
+    }
+
+    /// W7's tenants: a schema and ten products for each up to `largest`.
+    async fn scale_setup(&mut self, largest: usize) -> Result<()> {
         let started = Instant::now();
         let existing = self.args.tenants.max(self.args.insert_tenants);
         for t in 1..=largest {
@@ -615,77 +681,63 @@ impl Bench {
             "tenantry-bench: W7 set-up of {largest} tenants took {:.1} s",
             started.elapsed().as_secs_f64()
         );
-
-        let mut extra = Fields::new();
-        let mut p50 = Vec::new();
-        let mut raw_p50 = Vec::new();
-        let mut total_seconds = 0.0;
-        for &size in &sizes {
-            let tenants: Vec<usize> = (1..=size).collect();
-            let schemas: Vec<SchemaName> = tenants.iter().map(|&t| tenant(t)).collect();
-            let sql: Vec<String> = schemas.iter().map(|s| self.raw.get_sql(s)).collect();
-            // ORM and bare sqlx alternate read by read, so both see the same cache state
-            // and the same machine.
-            let pass = |count: usize| {
-                let schemas = &schemas;
-                let tenants = &tenants;
-                let sql = &sql;
-                let bench = &*self;
-                async move {
-                    let mut samples = Samples::with_capacity(count);
-                    let mut raw_samples = Samples::with_capacity(count);
-                    for i in 0..count {
-                        let (t, key) = bench.nth_key(tenants, i);
-                        // Each goes first every other read (see W4).
-                        for turn in 0..2 {
-                            let op = Instant::now();
-                            if (turn + i) % 2 == 0 {
-                                let product = Product::query(&bench.registry)
-                                    .using(&schemas[t - 1])
-                                    .get_pk(key)
-                                    .await?;
-                                samples.push(op.elapsed());
-                                assert_eq!(product.id, key);
-                            } else {
-                                bench.raw.get(&schemas[t - 1], &sql[t - 1], key).await?;
-                                raw_samples.push(op.elapsed());
-                            }
-                        }
-                    }
-                    Ok::<_, BoxError>((samples, raw_samples))
-                }
-            };
-            // Warm-up, as in a service that has been up: the pool hands its idle connections
-            // out in turn, so every tenant is read twice on each connection the pool holds.
-            let warmup = self.args.scale_warmup.max(size * 2 * self.pool_size());
-            pass(warmup).await?;
-            extra.insert(format!("warmup_{size}"), json!(warmup));
-            let (samples, raw_samples) = pass(reads).await?;
-            total_seconds += samples.total();
-            let (median, p99) = (samples.percentile(0.50), samples.percentile(0.99));
-            extra.insert(format!("p50_us_{size}"), json!(round(median, 1)));
-            extra.insert(format!("p99_us_{size}"), json!(round(p99, 1)));
-            extra.insert(
-                format!("raw_p50_us_{size}"),
-                json!(round(raw_samples.percentile(0.50), 1)),
-            );
-            extra.insert(
-                format!("ops_per_sec_{size}"),
-                json!(round(ops_per_sec(reads, samples.total()), 1)),
-            );
-            raw_p50.push(raw_samples.percentile(0.50));
-            p50.push(median);
-        }
-        if let (Some(first), Some(last)) = (p50.first(), p50.last()) {
-            extra.insert("ratio", json!(round(last / first, 3)));
-        }
-        if let (Some(first), Some(last)) = (raw_p50.first(), raw_p50.last()) {
-            extra.insert("raw_ratio", json!(round(last / first, 3)));
-        }
-        extra.insert("tenants", json!(largest));
-        self.emit("W7_scale", reads * sizes.len(), total_seconds, extra);
         Ok(())
     }
+
+    /// The tenants of one W7 size, with bare sqlx's statement for each.
+    fn scale_set(&self, size: usize) -> ScaleSet {
+        let tenants: Vec<usize> = (1..=size).collect();
+        let schemas: Vec<SchemaName> = tenants.iter().map(|&t| tenant(t)).collect();
+        let sql = schemas.iter().map(|s| self.raw.get_sql(s)).collect();
+        ScaleSet {
+            tenants,
+            schemas,
+            sql,
+        }
+    }
+
+    /// W7's reads `range` of one size: the ORM's and bare sqlx's in turn, timed into
+    /// `samples` (ORM, bare sqlx) when given.
+    async fn scale_reads(
+        &self,
+        set: &ScaleSet,
+        range: std::ops::Range<usize>,
+        mut samples: Option<&mut (Samples, Samples)>,
+    ) -> Result<()> {
+        for i in range {
+            let (t, key) = self.nth_key(&set.tenants, i);
+            // Each goes first every other read (see W4).
+            for turn in 0..2 {
+                let op = Instant::now();
+                if (turn + i) % 2 == 0 {
+                    let product = Product::query(&self.registry)
+                        .using(&set.schemas[t - 1])
+                        .get_pk(key)
+                        .await?;
+                    if let Some((orm, _)) = samples.as_deref_mut() {
+                        orm.push(op.elapsed());
+                    }
+                    assert_eq!(product.id, key);
+                } else {
+                    self.raw
+                        .get(&set.schemas[t - 1], &set.sql[t - 1], key)
+                        .await?;
+                    if let Some((_, raw)) = samples.as_deref_mut() {
+                        raw.push(op.elapsed());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The tenants of one W7 size: tenant `t` is `tenants[t - 1]`, with `schemas[t - 1]` and
+/// bare sqlx's `sql[t - 1]`.
+struct ScaleSet {
+    tenants: Vec<usize>,
+    schemas: Vec<SchemaName>,
+    sql: Vec<String>,
 }
 
 /// W4's reads per turn of each path.
