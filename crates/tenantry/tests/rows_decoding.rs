@@ -8,7 +8,7 @@
 mod common;
 
 use futures_util::TryStreamExt as _;
-use tenantry::{create_schema, Error, Model, Registry, SchemaName};
+use tenantry::{create_schema, Error, ForeignKey, Model, Registry, SchemaName};
 
 #[derive(Model, Debug, Clone, PartialEq)]
 #[model(table = "readings")]
@@ -35,7 +35,12 @@ const GLOBEX_ROWS: usize = 30;
 /// keys, a label naming the tenant).
 async fn two_tenants(t: &common::TestDb) -> (common::TestDb, Registry, SchemaName, SchemaName) {
     let pool = t.with_pool(1).await;
-    let r = pool.registry.clone().register::<Reading>();
+    let r = pool
+        .registry
+        .clone()
+        .register::<Reading>()
+        .register::<Meter>()
+        .register::<MeterReading>();
     let (acme, globex) = (
         SchemaName::parse("acme").unwrap(),
         SchemaName::parse("globex").unwrap(),
@@ -138,6 +143,131 @@ backend_test!(
             }
         }
         assert_eq!(seen, ACME_ROWS);
+        pool.registry.database().disconnect().await;
+    }
+);
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "meters")]
+struct Meter {
+    id: i64,
+    #[model(max_length = 40)]
+    name: String,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "meter_readings")]
+struct MeterReading {
+    id: i64,
+    #[model(on_delete = "cascade")]
+    meter: ForeignKey<Meter>,
+    #[model(max_length = 40)]
+    label: String,
+}
+
+/// The same table, its text column read as an integer: no child decodes.
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "meter_readings")]
+struct MisreadMeterReading {
+    id: i64,
+    meter: ForeignKey<Meter>,
+    label: i64,
+}
+
+/// In each tenant: meter `i` has `i + 1` readings (acme three meters, globex two), every
+/// name and label starting with the tenant's name.
+async fn meters(r: &Registry, acme: &SchemaName, globex: &SchemaName) {
+    for (schema, count) in [(acme, 3), (globex, 2)] {
+        let meters = Meter::query(r)
+            .using(schema)
+            .bulk_create((0..count).map(|i| Meter {
+                id: 0,
+                name: format!("{schema}-m{i}"),
+            }))
+            .await
+            .unwrap();
+        for (i, meter) in meters.iter().enumerate() {
+            MeterReading::query(r)
+                .using(schema)
+                .bulk_create((0..=i).map(|j| MeterReading {
+                    id: 0,
+                    meter: meter.into(),
+                    label: format!("{schema}-m{i}-r{j}"),
+                }))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// The meters of `schema` with their prefetched readings, checked to be that tenant's.
+async fn own_meters(r: &Registry, schema: &SchemaName, meters: usize) {
+    let loaded = Meter::query(r)
+        .using(schema)
+        .order_by([Meter::id().asc()])
+        .prefetch_related(MeterReading::meter())
+        .all()
+        .await
+        .unwrap();
+    assert_eq!(loaded.len(), meters, "{schema}");
+    for (i, meter) in loaded.iter().enumerate() {
+        assert_eq!(meter.name, format!("{schema}-m{i}"));
+        let labels: Vec<&str> = meter
+            .prefetched(MeterReading::meter())
+            .unwrap()
+            .iter()
+            .map(|reading| reading.label.as_str())
+            .collect();
+        let want: Vec<String> = (0..=i).map(|j| format!("{schema}-m{i}-r{j}")).collect();
+        assert_eq!(labels, want, "{schema}");
+    }
+}
+
+backend_test!(
+    a_failed_prefetch_decode_leaves_the_connection_clean,
+    |t: common::TestDb| async move {
+        let (pool, r, acme, globex) = two_tenants(&t).await;
+        meters(&r, &acme, &globex).await;
+        for _ in 0..5 {
+            let (bad, (), (), ()) = tokio::join!(
+                Meter::query(&r)
+                    .using(&acme)
+                    .prefetch_related(MisreadMeterReading::meter())
+                    .all(),
+                own_meters(&r, &globex, 2),
+                own_meters(&r, &acme, 3),
+                own_rows(&r, &globex, GLOBEX_ROWS),
+            );
+            match bad {
+                Err(Error::Decode { model, column, .. }) => {
+                    assert_eq!((model, column), ("meter_readings", "label"));
+                }
+                other => panic!("expected Error::Decode, got {other:?}"),
+            }
+        }
+        // In a transaction the failed prefetch leaves the transaction usable, reading its
+        // own tenant only.
+        let tx = r.begin_in(&globex).await.unwrap();
+        let bad = Meter::query(&tx)
+            .using(&globex)
+            .prefetch_related(MisreadMeterReading::meter())
+            .all()
+            .await;
+        assert!(matches!(bad, Err(Error::Decode { .. })), "{bad:?}");
+        let loaded = Meter::query(&tx)
+            .using(&globex)
+            .prefetch_related(MeterReading::meter())
+            .all()
+            .await
+            .unwrap();
+        assert_eq!(loaded.len(), 2);
+        for meter in &loaded {
+            let readings = meter.prefetched(MeterReading::meter()).unwrap();
+            assert!(!readings.is_empty());
+            assert!(readings.iter().all(|x| x.label.starts_with("globex-")));
+        }
+        tx.rollback().await.unwrap();
+        own_meters(&r, &acme, 3).await;
         pool.registry.database().disconnect().await;
     }
 );

@@ -26,7 +26,10 @@ use std::{collections::HashMap, marker::PhantomData};
 
 use sea_query::{Alias, Expr, ExprTrait, Order, Query};
 
-use super::QuerySet;
+use super::{
+    prefetch::{Grouped, ParentKey, Repeats},
+    QuerySet,
+};
 use crate::{
     error::{Error, Result},
     field::FieldType,
@@ -299,7 +302,7 @@ impl<J: Model, L: Model, R: Model> super::prefetch::Prefetch<L> for Many<J, L, R
         Box::pin(async move {
             self.relation.check()?;
             let keys = super::prefetch::parent_keys(parents);
-            let mut children: HashMap<L::PrimaryKey, Vec<Instance<R>>> = HashMap::new();
+            let mut children = HashMap::new();
             for chunk in keys.chunks(super::prefetch::per_query(origin)) {
                 let query = related_query::<L, R>(origin);
                 let target = query.target()?;
@@ -331,23 +334,15 @@ impl<J: Model, L: Model, R: Model> super::prefetch::Prefetch<L> for Many<J, L, R
                             .is_in(chunk.iter().cloned()),
                     )
                     .order_by((r.clone(), R::META.primary_key_column().name), Order::Asc);
-                let child_origin = target.origin();
-                let left_at = R::META.columns.len();
-                for row in run.fetch_all(&select).await? {
-                    let key =
-                        L::PrimaryKey::decode(&row, left_at).map_err(|source| Error::Decode {
-                            model: J::META.table,
-                            column: self.relation.left.name(),
-                            source,
-                        })?;
-                    let child = Instance::stored(R::from_row(&row)?, child_origin.clone());
-                    let mine = children.entry(key).or_default();
-                    // A pair linked twice (no unique constraint on the junction) is one
-                    // related row, as `all()` reads it; rows come ordered by key.
-                    if mine.last().map(|last| last.primary_key()) != Some(child.primary_key()) {
-                        mine.push(child);
-                    }
-                }
+                let key = ParentKey {
+                    at: R::META.columns.len(),
+                    model: J::META.table,
+                    column: self.relation.left.name(),
+                };
+                let mut sink =
+                    Grouped::<L::PrimaryKey, R>::new(key, Repeats::Once, target.origin());
+                run.fetch_into(&select, &mut sink).await?;
+                sink.finish_into(&mut children)?;
             }
             let relation = super::RelationKey {
                 table: J::META.table,

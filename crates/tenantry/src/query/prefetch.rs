@@ -87,7 +87,7 @@ impl<M: Model, C: Model> Prefetch<M> for Reverse<M, C> {
         Box::pin(async move {
             let fk = self.column_index()?;
             let keys = parent_keys(parents);
-            let mut children: HashMap<M::PrimaryKey, Vec<Instance<C>>> = HashMap::new();
+            let mut children = HashMap::new();
             for chunk in keys.chunks(per_query(origin)) {
                 let mut query = related_query::<M, C>(origin).filter(Filter::new(Test::In {
                     column: self.column,
@@ -96,16 +96,15 @@ impl<M: Model, C: Model> Prefetch<M> for Reverse<M, C> {
                 query.order.push(query.pk_order(Order::Asc));
                 let target = query.target()?;
                 let select = query.select(&target)?;
-                let child_origin = target.origin();
-                for row in target.fetch_all(&select).await? {
-                    let key = M::PrimaryKey::decode(&row, fk).map_err(|source| Error::Decode {
-                        model: C::META.table,
-                        column: self.column,
-                        source,
-                    })?;
-                    let child = Instance::stored(C::from_row(&row)?, child_origin.clone());
-                    children.entry(key).or_default().push(child);
-                }
+                let key = ParentKey {
+                    at: fk,
+                    model: C::META.table,
+                    column: self.column,
+                };
+                let mut sink =
+                    Grouped::<M::PrimaryKey, C>::new(key, Repeats::Kept, target.origin());
+                target.fetch_into(&select, &mut sink).await?;
+                sink.finish_into(&mut children)?;
             }
             let relation = RelationKey {
                 table: C::META.table,
@@ -115,6 +114,100 @@ impl<M: Model, C: Model> Prefetch<M> for Reverse<M, C> {
             attach(parents, children, relation);
             Ok(())
         })
+    }
+}
+
+/// Where a prefetch statement's rows carry the key of the parent they belong to, and the
+/// model and column an error names when it does not decode.
+pub(super) struct ParentKey {
+    pub(super) at: usize,
+    pub(super) model: &'static str,
+    pub(super) column: &'static str,
+}
+
+/// What [`Grouped`] does with a child read twice in a row for one parent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Repeats {
+    /// Kept twice (two rows).
+    Kept,
+    /// Kept once: one related row linked twice through a junction without a unique
+    /// constraint, as `all()` reads it (the rows come ordered by the child's key).
+    Once,
+}
+
+/// A prefetch statement's rows, each decoded as it arrives into a child and the key of its
+/// parent, grouped by that key.
+pub(super) struct Grouped<K, C> {
+    key: ParentKey,
+    repeats: Repeats,
+    origin: Origin,
+    children: HashMap<K, Vec<Instance<C>>>,
+    /// The first row that did not decode; reading stopped there.
+    error: Option<Error>,
+}
+
+impl<K: FieldType + Eq + std::hash::Hash, C: Model> Grouped<K, C> {
+    pub(super) fn new(key: ParentKey, repeats: Repeats, origin: Origin) -> Self {
+        Grouped {
+            key,
+            repeats,
+            origin,
+            children: HashMap::new(),
+            error: None,
+        }
+    }
+
+    /// Adds the children read to `all` (each statement's parents are other parents), or
+    /// returns the error that stopped the reading.
+    pub(super) fn finish_into(self, all: &mut HashMap<K, Vec<Instance<C>>>) -> Result<()> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        if all.is_empty() {
+            *all = self.children;
+        } else {
+            for (key, children) in self.children {
+                all.entry(key).or_default().extend(children);
+            }
+        }
+        Ok(())
+    }
+
+    fn decode(&self, row: &crate::row::Row) -> Result<(K, Instance<C>)> {
+        let key = K::decode(row, self.key.at).map_err(|source| Error::Decode {
+            model: self.key.model,
+            column: self.key.column,
+            source,
+        })?;
+        Ok((
+            key,
+            Instance::stored(C::from_row(row)?, self.origin.clone()),
+        ))
+    }
+}
+
+impl<K: FieldType + Eq + std::hash::Hash, C: Model> crate::database::RowSink for Grouped<K, C> {
+    fn take(&mut self, row: &crate::row::Row) -> bool {
+        match self.decode(row) {
+            Ok((key, child)) => {
+                let mine = self.children.entry(key).or_default();
+                let repeated = self.repeats == Repeats::Once
+                    && mine.last().map(|last| last.primary_key()) == Some(child.primary_key());
+                if !repeated {
+                    mine.push(child);
+                }
+                true
+            }
+            Err(error) => {
+                self.error = Some(error);
+                false
+            }
+        }
+    }
+
+    fn restart(&mut self) {
+        self.children.clear();
+        self.error = None;
     }
 }
 
