@@ -741,7 +741,7 @@ struct ScaleSet {
 }
 
 /// W4's reads per turn of each path.
-const HELD_BLOCK: usize = 100;
+pub(crate) const HELD_BLOCK: usize = 100;
 
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
