@@ -333,6 +333,12 @@ impl<M: Model> QuerySet<M> {
             } else {
                 join::order_select(&mut select, ordering, M::META, target, &mut used)?
             };
+            if self.distinct && !ordering.path.is_empty() {
+                // PostgreSQL orders a DISTINCT only by what it selects. A related row's
+                // column is one value per row (forward relations only), so selecting it
+                // too, after the model's columns, leaves the rows as distinct as they were.
+                select.expr(value.clone());
+            }
             select.order_by_expr(value, ordering.order.clone());
         }
         // Bound to i64::MAX: the drivers bind LIMIT and OFFSET as signed 64-bit integers.

@@ -249,6 +249,17 @@ impl<M: Model> QuerySet<M> {
 
     /// Only distinct rows: of the whole rows for [`all`](Self::all), of the selected
     /// columns for [`values_list`](Self::values_list).
+    ///
+    /// Whole rows ordered across a relation also select the related column, after the
+    /// model's own: PostgreSQL orders a DISTINCT only by what it selects, and a forward
+    /// relation's column is one value per row, so the rows stay as distinct as they were.
+    /// (`values_list` selects only its columns: ordered by another, PostgreSQL refuses it.)
+    ///
+    /// ```
+    /// # use tenantry::__doc::*;
+    /// let sql = render_select(|r| Product::query(r).distinct().order_by([Product::user().to(User::name()).asc()]));
+    /// assert_eq!(sql.postgres, r#"SELECT DISTINCT "id", "name", "user_id", "price", "stock", "tenantry_j1"."tenantry_v1" FROM "public"."products" LEFT JOIN (SELECT "users"."id" AS "tenantry_j1", "users"."name" AS "tenantry_v1" FROM "public"."users") AS "tenantry_j1" ON "tenantry_j1"."tenantry_j1" = "products"."user_id" ORDER BY "tenantry_j1"."tenantry_v1" ASC"#);
+    /// ```
     pub fn distinct(mut self) -> Self {
         self.distinct = true;
         self
