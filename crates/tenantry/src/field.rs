@@ -129,7 +129,35 @@ where
     match row {
         Row::Postgres(r) => r.try_get(index),
         Row::MySql(r) => r.try_get(index),
+        Row::Sqlite(r) => r
+            .try_get::<Option<T>, _>(index)?
+            .ok_or_else(|| null_in(index)),
+    }
+}
+
+/// Decodes column `index` of `row` with sqlx's own decoder, `None` for NULL.
+fn decode_option<T>(row: &Row, index: usize) -> Result<Option<T>, sqlx::Error>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    T: for<'r> sqlx::Decode<'r, sqlx::MySql> + sqlx::Type<sqlx::MySql>,
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    match row {
+        Row::Postgres(r) => r.try_get(index),
+        Row::MySql(r) => r.try_get(index),
         Row::Sqlite(r) => r.try_get(index),
+    }
+}
+
+/// The error for a NULL in column `index`, read into a field that is not an `Option`.
+///
+/// sqlx's PostgreSQL and MySQL decoders return it themselves; its SQLite decoders read NULL
+/// as the type's zero (`""`, `0`, `false`), which a save would then write over the NULL.
+/// So SQLite's values are decoded as `Option`s, and `None` is this error.
+fn null_in(index: usize) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: index.to_string(),
+        source: Box::new(sqlx::error::UnexpectedNullError),
     }
 }
 
@@ -151,7 +179,7 @@ macro_rules! field_type {
                 decode(row, index)
             }
             fn decode_nullable(row: &Row, index: usize) -> Result<Option<Self>, sqlx::Error> {
-                decode(row, index)
+                decode_option(row, index)
             }
             $($extra)*
         }
@@ -187,7 +215,9 @@ impl FieldType for String {
             // `utf8mb4_bin`) as BINARY, which sqlx's type check takes for VARBINARY and
             // refuses. The bytes are text; `String`'s decoder still checks they are UTF-8.
             Row::MySql(r) => r.try_get_unchecked(index),
-            Row::Sqlite(r) => r.try_get(index),
+            Row::Sqlite(r) => r
+                .try_get::<Option<String>, _>(index)?
+                .ok_or_else(|| null_in(index)),
         }
     }
     fn decode_nullable(row: &Row, index: usize) -> Result<Option<Self>, sqlx::Error> {
@@ -244,7 +274,9 @@ impl FieldType for Decimal {
             // Unchecked: a value written by other means may be an INTEGER or a REAL, which
             // SQLite turns into its text; the parse below is the check.
             Row::Sqlite(r) => {
-                let text: String = r.try_get_unchecked(index)?;
+                let text: String = r
+                    .try_get_unchecked::<Option<String>, _>(index)?
+                    .ok_or_else(|| null_in(index))?;
                 crate::decimal::parse_stored(&text).map_err(|source| sqlx::Error::ColumnDecode {
                     index: index.to_string(),
                     source,

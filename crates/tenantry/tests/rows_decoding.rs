@@ -271,3 +271,107 @@ backend_test!(
         pool.registry.database().disconnect().await;
     }
 );
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "notes")]
+struct Note {
+    id: i64,
+    #[model(max_length = 40)]
+    text: Option<String>,
+    amount: Option<i64>,
+    flag: Option<bool>,
+}
+
+/// The same table, read as if no column could be NULL.
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "notes")]
+struct StrictText {
+    id: i64,
+    text: String,
+    amount: Option<i64>,
+    flag: Option<bool>,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "notes")]
+struct StrictAmount {
+    id: i64,
+    text: Option<String>,
+    amount: i64,
+    flag: Option<bool>,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "notes")]
+struct StrictFlag {
+    id: i64,
+    text: Option<String>,
+    amount: Option<i64>,
+    flag: bool,
+}
+
+fn is_null_error(result: Result<impl std::fmt::Debug, Error>, column: &str) {
+    match result {
+        Err(Error::Decode {
+            model, column: c, ..
+        }) => assert_eq!((model, c), ("notes", column)),
+        other => panic!("expected Error::Decode for {column}, got {other:?}"),
+    }
+}
+
+backend_test!(
+    a_null_in_a_field_that_is_not_an_option_is_a_decode_error,
+    |t: common::TestDb| async move {
+        let pool = t.with_pool(1).await;
+        let r = pool.registry.clone().register::<Note>();
+        let (acme, globex) = (
+            SchemaName::parse("acme").unwrap(),
+            SchemaName::parse("globex").unwrap(),
+        );
+        for schema in [&acme, &globex] {
+            create_schema(&r, schema, None, false, true).await.unwrap();
+        }
+        // acme's row has NULLs; globex's the same id with values.
+        let nulls = Note {
+            id: 0,
+            text: None,
+            amount: None,
+            flag: None,
+        };
+        Note::query(&r).using(&acme).create(nulls).await.unwrap();
+        let full = Note {
+            id: 0,
+            text: Some("globex".into()),
+            amount: Some(7),
+            flag: Some(true),
+        };
+        Note::query(&r).using(&globex).create(full).await.unwrap();
+        for _ in 0..3 {
+            // SQLite's decoders read NULL as "", 0 and false: each must be an error, as
+            // it is on PostgreSQL and MySQL, and never a value a save writes back.
+            let (text, amount, flag, other) = tokio::join!(
+                StrictText::query(&r).using(&acme).all(),
+                StrictAmount::query(&r).using(&acme).first(),
+                StrictFlag::query(&r).using(&acme).all(),
+                StrictText::query(&r).using(&globex).all(),
+            );
+            is_null_error(text, "text");
+            is_null_error(amount, "amount");
+            is_null_error(flag, "flag");
+            let other = other.unwrap();
+            assert_eq!(other.len(), 1);
+            assert_eq!(other[0].text, "globex");
+            let projected = StrictAmount::query(&r)
+                .using(&acme)
+                .values_list(StrictAmount::amount())
+                .await;
+            assert!(
+                matches!(projected, Err(Error::Decode { .. })),
+                "{projected:?}"
+            );
+        }
+        let kept = Note::query(&r).using(&acme).all().await.unwrap();
+        assert_eq!((kept[0].text.clone(), kept[0].amount), (None, None));
+        pool.registry.database().disconnect().await;
+    }
+);
