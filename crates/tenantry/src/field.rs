@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 use sea_query::Value;
 use sqlx::Row as _;
 
-use crate::row::Row;
+use crate::{row::Row, Backend};
 
 /// The storage class of a column; each backend's dialect turns it into a column type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +117,22 @@ pub trait FieldType: Sized + Send + Sync + 'static {
     fn matches_value(&self, value: &Value) -> bool {
         self.to_value() == *value
     }
+    /// This value in the form `backend` compares it in, where that differs from `==`;
+    /// `None` where it is the value itself. Keys the server matched and tenantry then
+    /// matches again in memory (prefetched children to their parents, `select_related`'s
+    /// rows to the foreign keys) are compared in this form, so that none the server relates
+    /// is dropped.
+    fn compared_form(&self, _backend: Backend) -> Option<Self> {
+        None
+    }
+}
+
+/// `key` in the form `backend` compares it in ([`FieldType::compared_form`]).
+pub(crate) fn compared<K: FieldType>(key: K, backend: Backend) -> K {
+    match key.compared_form(backend) {
+        Some(form) => form,
+        None => key,
+    }
 }
 
 /// Decodes column `index` on whichever backend the row came from.
@@ -207,6 +223,12 @@ impl FieldType for String {
     }
     fn matches_value(&self, value: &Value) -> bool {
         matches!(value, Value::String(Some(s)) if s == self)
+    }
+    /// MySQL's `utf8mb4_bin`, the collation of tenantry's tables there, pads with spaces:
+    /// `'abc ' = 'abc'`, so a foreign key `'abc '` points at the row `'abc'`.
+    fn compared_form(&self, backend: Backend) -> Option<Self> {
+        (backend == Backend::MySql && self.ends_with(' '))
+            .then(|| self.trim_end_matches(' ').to_owned())
     }
     fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
         match row {

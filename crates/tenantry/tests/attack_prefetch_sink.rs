@@ -832,3 +832,162 @@ backend_test!(
         pool.registry.database().disconnect().await;
     }
 );
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "aps_codes")]
+struct Code {
+    #[model(primary_key, max_length = 20)]
+    code: String,
+    #[model(max_length = 40)]
+    name: String,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "aps_code_uses")]
+struct CodeUse {
+    id: i64,
+    #[model(on_delete = "cascade")]
+    code: ForeignKey<Code>,
+    #[model(max_length = 40)]
+    note: String,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(table = "aps_code_tags")]
+struct CodeTag {
+    id: i64,
+    #[model(on_delete = "cascade")]
+    code: ForeignKey<Code>,
+    #[model(on_delete = "cascade")]
+    tag: ForeignKey<Tag>,
+}
+
+const CODE_TAGS: ManyToMany<CodeTag, Code, Tag> = ManyToMany::new(CodeTag::code(), CodeTag::tag());
+
+// 9. Text keys the server compares equal and Rust does not. MariaDB's `utf8mb4_bin` pads
+// spaces: a foreign key `abc ` points at the row `abc` (the constraint accepts it, a filter
+// on the key and the prefetch's `IN` match it). Keyed in memory under the bytes read, such a
+// child was attached to no parent (2 related on the server, 1 prefetched), and
+// `select_related` left its foreign key unloaded. Two tenants, the same code, concurrently
+// on one connection; PostgreSQL and SQLite (where `abc ` is another key) run the same body
+// with `abc` only.
+backend_test!(
+    children_keyed_by_text_the_server_compares_equal_are_not_lost,
+    |t: common::TestDb| async move {
+        let pool = t.with_pool(1).await;
+        let r = pool
+            .registry
+            .clone()
+            .register::<Code>()
+            .register::<CodeUse>()
+            .register::<Tag>()
+            .register::<CodeTag>();
+        let (acme, globex) = (t.schema("acme_k"), t.schema("globex_k"));
+        let fks: Vec<&str> = if t.backend == Backend::MySql {
+            vec!["abc", "abc ", "abc  "]
+        } else {
+            vec!["abc"]
+        };
+        for schema in [&acme, &globex] {
+            create_schema(&r, schema, None, false, true).await.unwrap();
+            let code = Code::query(&r)
+                .using(schema)
+                .create(Code {
+                    code: "abc".into(),
+                    name: format!("{schema}-code"),
+                })
+                .await
+                .unwrap();
+            let tags = Tag::query(&r)
+                .using(schema)
+                .bulk_create(fks.iter().enumerate().map(|(i, _)| Tag {
+                    id: 0,
+                    name: format!("{schema}-t{i}"),
+                }))
+                .await
+                .unwrap();
+            for (i, fk) in fks.iter().enumerate() {
+                CodeUse::query(&r)
+                    .using(schema)
+                    .create(CodeUse {
+                        id: 0,
+                        code: ForeignKey::new(fk.to_string()),
+                        note: format!("{schema}-use{i}"),
+                    })
+                    .await
+                    .unwrap();
+                CodeTag::query(&r)
+                    .using(schema)
+                    .create(CodeTag {
+                        id: 0,
+                        code: ForeignKey::new(fk.to_string()),
+                        tag: (&tags[i]).into(),
+                    })
+                    .await
+                    .unwrap();
+            }
+            drop(code);
+        }
+        let read = |s: SchemaName| {
+            let r = &r;
+            async move {
+                let by_filter = CodeUse::query(r)
+                    .using(&s)
+                    .filter(CodeUse::code().eq("abc"))
+                    .count()
+                    .await
+                    .unwrap();
+                let codes = Code::query(r)
+                    .using(&s)
+                    .prefetch_related(CodeUse::code())
+                    .prefetch_many(CODE_TAGS)
+                    .all()
+                    .await
+                    .unwrap();
+                assert_eq!(codes.len(), 1);
+                let mut notes: Vec<String> = codes[0]
+                    .prefetched(CodeUse::code())
+                    .unwrap()
+                    .iter()
+                    .map(|u| u.note.clone())
+                    .collect();
+                notes.sort();
+                let mut tags: Vec<String> = codes[0]
+                    .prefetched_many(CODE_TAGS)
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect();
+                tags.sort();
+                let uses = CodeUse::query(r)
+                    .using(&s)
+                    .select_related(CodeUse::code())
+                    .all()
+                    .await
+                    .unwrap();
+                let loaded: Vec<Option<String>> = uses
+                    .iter()
+                    .map(|u| u.code.get().map(|c| c.name.clone()))
+                    .collect();
+                (by_filter, notes, tags, loaded)
+            }
+        };
+        for _ in 0..3 {
+            let (a, g) = tokio::join!(read(acme.clone()), read(globex.clone()));
+            for (schema, (by_filter, notes, tags, loaded)) in [(&acme, a), (&globex, g)] {
+                let n = fks.len();
+                assert_eq!(by_filter as usize, n, "{schema}");
+                let want: Vec<String> = (0..n).map(|i| format!("{schema}-use{i}")).collect();
+                assert_eq!(notes, want, "prefetch_related in {schema}");
+                let want: Vec<String> = (0..n).map(|i| format!("{schema}-t{i}")).collect();
+                assert_eq!(tags, want, "prefetch_many in {schema}");
+                assert_eq!(
+                    loaded,
+                    vec![Some(format!("{schema}-code")); n],
+                    "select_related in {schema}"
+                );
+            }
+        }
+        pool.registry.database().disconnect().await;
+    }
+);

@@ -349,7 +349,7 @@ impl<J: Model, L: Model, R: Model> super::prefetch::Prefetch<L> for Many<J, L, R
                 column: self.relation.left.name(),
                 through: self.relation.right.name(),
             };
-            super::prefetch::attach(parents, children, relation);
+            super::prefetch::attach(parents, children, relation, origin.database().backend());
             Ok(())
         })
     }

@@ -9,8 +9,9 @@ use sea_query::Order;
 
 use super::QuerySet;
 use crate::{
+    backend::Backend,
     error::{Error, Result},
-    field::FieldType,
+    field::{compared, FieldType},
     instance::{related_query, Instance},
     model::{Column, Filter, Model, Test},
     target::Origin,
@@ -111,7 +112,7 @@ impl<M: Model, C: Model> Prefetch<M> for Reverse<M, C> {
                 column: self.column,
                 through: "",
             };
-            attach(parents, children, relation);
+            attach(parents, children, relation, origin.database().backend());
             Ok(())
         })
     }
@@ -141,6 +142,8 @@ pub(super) struct Grouped<K, C> {
     key: ParentKey,
     repeats: Repeats,
     origin: Origin,
+    /// Keys are grouped in the form this backend compares them in.
+    backend: Backend,
     children: HashMap<K, Vec<Instance<C>>>,
     /// The first row that did not decode; reading stopped there.
     error: Option<Error>,
@@ -151,6 +154,7 @@ impl<K: FieldType + Eq + std::hash::Hash, C: Model> Grouped<K, C> {
         Grouped {
             key,
             repeats,
+            backend: origin.database().backend(),
             origin,
             children: HashMap::new(),
             error: None,
@@ -180,7 +184,7 @@ impl<K: FieldType + Eq + std::hash::Hash, C: Model> Grouped<K, C> {
             source,
         })?;
         Ok((
-            key,
+            compared(key, self.backend),
             Instance::stored(C::from_row(row)?, self.origin.clone()),
         ))
     }
@@ -226,14 +230,18 @@ pub(super) fn per_query(origin: &Origin) -> usize {
         .max(1)
 }
 
-/// Gives each parent its children (none when it has none) under `relation`.
+/// Gives each parent its children (none when it has none) under `relation`; `children` are
+/// keyed in the form `backend` compares keys in.
 pub(super) fn attach<M: Model, C: Model>(
     parents: &mut [Instance<M>],
     mut children: HashMap<M::PrimaryKey, Vec<Instance<C>>>,
     relation: RelationKey,
+    backend: Backend,
 ) {
     for parent in parents.iter_mut() {
-        let mine = children.remove(parent.primary_key()).unwrap_or_default();
+        let form = parent.primary_key().compared_form(backend);
+        let key = form.as_ref().unwrap_or(parent.primary_key());
+        let mine = children.remove(key).unwrap_or_default();
         parent.set_prefetched(relation, Arc::new(mine));
     }
 }

@@ -35,7 +35,7 @@ pub trait AnyForeignKey {
     /// Adds the referenced key to the keys of `related` (created on the first call), unless
     /// it is NULL or already there.
     #[doc(hidden)]
-    fn collect_key(&self, related: &mut Option<RelatedRows>);
+    fn collect_key(&self, related: &mut Option<RelatedRows>, backend: crate::Backend);
     /// Finds the referenced row among `related` and keeps it, decoded, with `origin`.
     #[doc(hidden)]
     fn attach(&mut self, related: &RelatedRows, origin: &Origin) -> Result<()>;
@@ -58,9 +58,11 @@ trait ErasedRelated: Send + Sync {
 
 /// The keys referenced by one relation to `R` and the rows loaded for them.
 struct Related<R: Model> {
-    /// Each distinct key, with the position of its row in `rows` once loaded.
+    /// Each distinct key, in the form `backend` compares keys in, with the position of its
+    /// row in `rows` once loaded.
     keys: HashMap<R::PrimaryKey, Option<usize>>,
     rows: Vec<Row>,
+    backend: crate::Backend,
 }
 
 impl<R: Model> ErasedRelated for Related<R> {
@@ -72,6 +74,7 @@ impl<R: Model> ErasedRelated for Related<R> {
         let pk = R::META.primary_key;
         for row in rows {
             let key = R::PrimaryKey::decode(&row, pk).map_err(Error::Database)?;
+            let key = crate::field::compared(key, self.backend);
             if let Some(slot) = self.keys.get_mut(&key) {
                 *slot = Some(self.rows.len());
                 self.rows.push(row);
@@ -94,18 +97,19 @@ impl<R: Model> AnyForeignKey for crate::ForeignKey<R> {
         Some(self.key().to_value())
     }
 
-    fn collect_key(&self, related: &mut Option<RelatedRows>) {
+    fn collect_key(&self, related: &mut Option<RelatedRows>, backend: crate::Backend) {
         let related = related.get_or_insert_with(|| {
             RelatedRows(Box::new(Related::<R> {
                 keys: HashMap::new(),
                 rows: Vec::new(),
+                backend,
             }))
         });
         // Every slot of one relation has the same target model; anything else is skipped.
         if let Some(related) = related.0.as_any_mut().downcast_mut::<Related<R>>() {
-            if !related.keys.contains_key(self.key()) {
-                related.keys.insert(self.key().clone(), None);
-            }
+            let form = self.key().compared_form(related.backend);
+            let key = form.unwrap_or_else(|| self.key().clone());
+            related.keys.entry(key).or_insert(None);
         }
     }
 
@@ -113,7 +117,8 @@ impl<R: Model> AnyForeignKey for crate::ForeignKey<R> {
         let Some(related) = related.0.as_any().downcast_ref::<Related<R>>() else {
             return Ok(());
         };
-        if let Some(&Some(index)) = related.keys.get(self.key()) {
+        let form = self.key().compared_form(related.backend);
+        if let Some(&Some(index)) = related.keys.get(form.as_ref().unwrap_or(self.key())) {
             let model = R::from_row(&related.rows[index])?;
             self.set_loaded(Instance::stored(model, origin.clone()));
         }
@@ -126,9 +131,9 @@ impl<R: Model> AnyForeignKey for Option<crate::ForeignKey<R>> {
         self.as_ref().and_then(AnyForeignKey::key_value)
     }
 
-    fn collect_key(&self, related: &mut Option<RelatedRows>) {
+    fn collect_key(&self, related: &mut Option<RelatedRows>, backend: crate::Backend) {
         if let Some(fk) = self {
-            fk.collect_key(related);
+            fk.collect_key(related, backend);
         }
     }
 
@@ -174,7 +179,7 @@ impl<M: Model> QuerySet<M> {
             let mut related = None;
             for instance in instances.iter_mut() {
                 if let Some(slot) = instance.model_untracked().foreign_key_mut(index) {
-                    slot.collect_key(&mut related);
+                    slot.collect_key(&mut related, target.backend());
                 }
             }
             let Some(mut related) = related else {
