@@ -135,23 +135,8 @@ pub(crate) fn compared<K: FieldType>(key: K, backend: Backend) -> K {
     }
 }
 
-/// Decodes column `index` on whichever backend the row came from.
-fn decode<T>(row: &Row, index: usize) -> Result<T, sqlx::Error>
-where
-    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-    T: for<'r> sqlx::Decode<'r, sqlx::MySql> + sqlx::Type<sqlx::MySql>,
-    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    match row {
-        Row::Postgres(r) => r.try_get(index),
-        Row::MySql(r) => r.try_get(index),
-        Row::Sqlite(r) => r
-            .try_get::<Option<T>, _>(index)?
-            .ok_or_else(|| null_in(index)),
-    }
-}
-
-/// Decodes column `index` of `row` with sqlx's own decoder, `None` for NULL.
+/// Decodes column `index` of `row` with sqlx's own decoder, whichever backend the row came
+/// from, `None` for NULL; [`required`] makes the NULL an error.
 fn decode_option<T>(row: &Row, index: usize) -> Result<Option<T>, sqlx::Error>
 where
     T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
@@ -165,11 +150,16 @@ where
     }
 }
 
-/// The error for a NULL in column `index`, read into a field that is not an `Option`.
+/// `value` of column `index`, read into a field that is not an `Option`: a NULL is an error.
 ///
-/// sqlx's PostgreSQL and MySQL decoders return it themselves; its SQLite decoders read NULL
-/// as the type's zero (`""`, `0`, `false`), which a save would then write over the NULL.
-/// So SQLite's values are decoded as `Option`s, and `None` is this error.
+/// sqlx's PostgreSQL and MySQL decoders return that error themselves; its SQLite decoders
+/// read NULL as the type's zero (`""`, `0`, `false`), which a save would then write over
+/// the NULL. So values are decoded as `Option`s, and `None` is refused here.
+fn required<T>(value: Option<T>, index: usize) -> Result<T, sqlx::Error> {
+    value.ok_or_else(|| null_in(index))
+}
+
+/// The error for a NULL in column `index` read into a field that is not an `Option`.
 fn null_in(index: usize) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
         index: index.to_string(),
@@ -192,7 +182,7 @@ macro_rules! field_type {
                 Value::$variant(None)
             }
             fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
-                decode(row, index)
+                required(decode_option(row, index)?, index)
             }
             fn decode_nullable(row: &Row, index: usize) -> Result<Option<Self>, sqlx::Error> {
                 decode_option(row, index)
@@ -231,20 +221,14 @@ impl FieldType for String {
             .then(|| self.trim_end_matches(' ').to_owned())
     }
     fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
+        required(Self::decode_nullable(row, index)?, index)
+    }
+    fn decode_nullable(row: &Row, index: usize) -> Result<Option<Self>, sqlx::Error> {
         match row {
             Row::Postgres(r) => r.try_get(index),
             // MySQL flags every column of a `_bin` collation (tenantry's tables use
             // `utf8mb4_bin`) as BINARY, which sqlx's type check takes for VARBINARY and
             // refuses. The bytes are text; `String`'s decoder still checks they are UTF-8.
-            Row::MySql(r) => r.try_get_unchecked(index),
-            Row::Sqlite(r) => r
-                .try_get::<Option<String>, _>(index)?
-                .ok_or_else(|| null_in(index)),
-        }
-    }
-    fn decode_nullable(row: &Row, index: usize) -> Result<Option<Self>, sqlx::Error> {
-        match row {
-            Row::Postgres(r) => r.try_get(index),
             Row::MySql(r) => r.try_get_unchecked(index),
             Row::Sqlite(r) => r.try_get(index),
         }
@@ -273,7 +257,8 @@ impl FieldType for serde_json::Value {
         Value::Json(None)
     }
     fn decode(row: &Row, index: usize) -> Result<Self, sqlx::Error> {
-        decode::<sqlx::types::Json<serde_json::Value>>(row, index).map(|json| json.0)
+        let json = decode_option::<sqlx::types::Json<serde_json::Value>>(row, index)?;
+        required(json, index).map(|json| json.0)
     }
 }
 
@@ -296,9 +281,7 @@ impl FieldType for Decimal {
             // Unchecked: a value written by other means may be an INTEGER or a REAL, which
             // SQLite turns into its text; the parse below is the check.
             Row::Sqlite(r) => {
-                let text: String = r
-                    .try_get_unchecked::<Option<String>, _>(index)?
-                    .ok_or_else(|| null_in(index))?;
+                let text = required(r.try_get_unchecked::<Option<String>, _>(index)?, index)?;
                 crate::decimal::parse_stored(&text).map_err(|source| sqlx::Error::ColumnDecode {
                     index: index.to_string(),
                     source,
