@@ -187,9 +187,13 @@ impl<J: Model, L: Model, R: Model> RelatedMany<J, L, R> {
         self.check_targets(targets)?;
         let wanted: Vec<R::PrimaryKey> = targets.iter().map(|t| t.primary_key().clone()).collect();
         let present = self.present(&wanted).await?;
+        let backend = self.origin.database().backend();
         let missing: Vec<&R::PrimaryKey> = dedup(&wanted)
             .into_iter()
-            .filter(|k| !present.contains_key(*k))
+            .filter(|k| {
+                let form = k.compared_form(backend);
+                !present.contains_key(form.as_ref().unwrap_or(k))
+            })
             .collect();
         if missing.is_empty() {
             return Ok(());
@@ -250,15 +254,18 @@ impl<J: Model, L: Model, R: Model> RelatedMany<J, L, R> {
         self.add(targets).await
     }
 
-    /// The keys among `keys` already related to the owner.
+    /// The keys among `keys` already related to the owner, in the form the backend
+    /// compares keys in ([`FieldType::compared_form`]: a link to `abc ` is one to `abc`
+    /// on MySQL).
     async fn present(&self, keys: &[R::PrimaryKey]) -> Result<HashMap<R::PrimaryKey, ()>> {
+        let backend = self.origin.database().backend();
         Ok(self
             .links()
             .filter(self.relation.right.is_in(keys.iter().cloned()))
             .values_list(self.relation.right)
             .await?
             .into_iter()
-            .map(|k| (k, ()))
+            .map(|k| (crate::field::compared(k, backend), ()))
             .collect())
     }
 }

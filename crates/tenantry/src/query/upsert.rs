@@ -413,7 +413,13 @@ impl<M: Model> Plan<M> {
         if in_order {
             return Ok(rows);
         }
-        let row_keys: Vec<Key> = rows.iter().map(|row| self.key_of(row)).collect();
+        // MySQL compares text ignoring trailing spaces: a given key `abc` (one ending in
+        // spaces is refused) conflicts with, and reads back, a stored `abc `.
+        let trims_spaces = !target.backend().capabilities().conflict_target;
+        let row_keys: Vec<Key> = rows
+            .iter()
+            .map(|row| self.key_of(row).compared(trims_spaces))
+            .collect();
         let mut by_key: HashMap<&Key, M> = row_keys.iter().zip(rows).collect();
         keys.iter()
             .map(|key| by_key.remove(key).ok_or_else(|| missing_row::<M>(target)))
@@ -669,6 +675,20 @@ impl Key {
     /// never conflicts either.
     fn refusal(&self, trims_spaces: bool) -> Option<&'static str> {
         self.0.iter().find_map(|value| refusal(value, trims_spaces))
+    }
+
+    /// The key as the server compares it: its text values without trailing spaces where
+    /// `trims_spaces` (MySQL).
+    fn compared(mut self, trims_spaces: bool) -> Key {
+        if trims_spaces {
+            for value in &mut self.0 {
+                if let sea_query::Value::String(Some(text)) = value {
+                    let kept = text.trim_end_matches(' ').len();
+                    text.truncate(kept);
+                }
+            }
+        }
+        self
     }
 
     /// Whether [`order`](Self::order) ranks every value of this key (equal keys compare
