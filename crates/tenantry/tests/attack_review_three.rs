@@ -720,6 +720,20 @@ struct CodeUse {
     note: String,
 }
 
+/// [`code_reads`] in both tenants, each checked against [`code_expected`].
+async fn assert_code_reads(
+    t: &common::TestDb,
+    r: &Registry,
+    codes: &[&str],
+    uses: &[(&str, usize)],
+) {
+    for (s, prefetched, loaded) in code_reads(t, r, codes, uses).await {
+        let (want_prefetched, want_loaded) = code_expected(&s, codes, uses);
+        assert_eq!(prefetched, want_prefetched, "prefetch_related in {s}");
+        assert_eq!(loaded, want_loaded, "select_related in {s}");
+    }
+}
+
 /// Codes and one use per code (its key given exactly), in two tenants whose names differ;
 /// then for each tenant: for each code, the notes prefetched; for each use, the name of the
 /// code select_related loaded.
@@ -848,11 +862,7 @@ backend_test!(
             codes.extend(["k\t ", "k\u{a0} ", "k "]);
             uses.extend([("k\t ", 3), ("k\u{a0} ", 4), ("k ", 5)]);
         }
-        for (s, prefetched, loaded) in code_reads(&t, &r, &codes, &uses).await {
-            let (want_prefetched, want_loaded) = code_expected(&s, &codes, &uses);
-            assert_eq!(prefetched, want_prefetched, "prefetch_related in {s}");
-            assert_eq!(loaded, want_loaded, "select_related in {s}");
-        }
+        assert_code_reads(&t, &r, &codes, &uses).await;
         pool.registry.database().disconnect().await;
     }
 );
@@ -875,11 +885,7 @@ backend_test!(
                 vec![("p", 2), ("p ", 0), ("p  ", 3), ("q ", 4)],
             )
         };
-        for (s, prefetched, loaded) in code_reads(&t, &r, &codes, &uses).await {
-            let (want_prefetched, want_loaded) = code_expected(&s, &codes, &uses);
-            assert_eq!(prefetched, want_prefetched, "prefetch_related in {s}");
-            assert_eq!(loaded, want_loaded, "select_related in {s}");
-        }
+        assert_code_reads(&t, &r, &codes, &uses).await;
         pool.registry.database().disconnect().await;
     }
 );
