@@ -45,6 +45,7 @@ pub mod migrate;
 mod model;
 mod namespace;
 mod naming;
+mod pg_setting;
 mod query;
 mod raw;
 mod registry;

@@ -14,14 +14,7 @@ use crate::{
 /// `SELECT set_config('citus.enable_schema_based_sharding', 'on', true)`, the setting
 /// holding for this transaction only (never for the pooled session).
 pub(crate) async fn distribute_in_transaction(target: &Target) -> Result<()> {
-    let select = Query::select()
-        .expr(
-            Func::cust("set_config")
-                .arg(Expr::val("citus.enable_schema_based_sharding"))
-                .arg(Expr::val("on"))
-                .arg(Expr::val(true)),
-        )
-        .to_owned();
+    let select = crate::pg_setting::set_local("citus.enable_schema_based_sharding", "on");
     target.fetch_unchecked(&select).await.map(drop)
 }
 

@@ -17,7 +17,7 @@ use super::{
     runner::{Migrator, RunOptions},
     snapshot::Snapshot,
 };
-use crate::{backend::Backend, error::Error, schema_name::SchemaName};
+use crate::{backend::Backend, error::Error, pg_setting::set_local, schema_name::SchemaName};
 
 /// SQLite: foreign keys off for a migration that rebuilds a table, before its `BEGIN` (the
 /// pragma does nothing inside a transaction); a pragma has no sea-query form.
@@ -357,7 +357,7 @@ impl Attempt<'_> {
                     &sea_query::Alias::new(tenant.as_str()).into_iden(),
                     &mut path,
                 );
-                conn.exec(&set_config("search_path", path))
+                conn.exec(&set_local("search_path", &path))
                     .await
                     .map_err(|e| failed(None, e))?;
             }
@@ -529,7 +529,7 @@ impl Attempt<'_> {
     /// PostgreSQL: the transaction-scoped advisory lock of the schema (waiting at most
     /// `lock_wait`), then `lock_timeout` for the DDL.
     async fn pg_lock(&self, conn: &mut RunnerConn, started: Instant) -> Step<()> {
-        let wait = set_config("lock_timeout", Self::millis(self.options.lock_wait));
+        let wait = set_local("lock_timeout", &Self::millis(self.options.lock_wait));
         conn.exec(&wait).await.map_err(|e| failed(None, e))?;
         let oid = match self.lock {
             Lock::Shared(_) => Expr::val(0i64),
@@ -551,7 +551,7 @@ impl Attempt<'_> {
             };
             return Err((None, Stop::Fail(kind)));
         }
-        let ddl = set_config("lock_timeout", Self::millis(self.options.lock_timeout));
+        let ddl = set_local("lock_timeout", &Self::millis(self.options.lock_timeout));
         conn.exec(&ddl).await.map_err(|e| failed(None, e))?;
         Ok(())
     }
@@ -1029,12 +1029,6 @@ fn unsupported(migration: &str, error: Error) -> (Option<String>, Stop) {
         other => MigrationErrorKind::Failed(other.to_string()),
     };
     (Some(migration.to_owned()), Stop::Fail(kind))
-}
-
-fn set_config(name: &str, value: String) -> sea_query::SelectStatement {
-    Query::select()
-        .expr(Func::cust("set_config").arg(name).arg(value).arg(true))
-        .to_owned()
 }
 
 /// Renders a table statement with the backend's builder.

@@ -1,5 +1,7 @@
 //! Creating, dropping and listing schemas (Edgy's `create_schema` and `registry.schema`).
 
+use std::time::Duration;
+
 use tracing::Instrument;
 
 use crate::{
@@ -10,6 +12,7 @@ use crate::{
     migrate::Migrations,
     model::ModelMeta,
     namespace::{self, NamespaceStatement},
+    pg_setting::set_local,
     registry::Registry,
     schema_name::SchemaName,
     target::{Conn, Target},
@@ -56,6 +59,11 @@ pub async fn create_schema(
 /// Drops schema `schema_name` from the registry's default database. With `cascade` its
 /// tables go with it; without, a schema that still holds tables is refused. A missing schema
 /// is [`Error::SchemaNotFound`] unless `if_exists`.
+///
+/// The drop waits for the statements in flight in the schema; those that start after it
+/// are [`Error::SchemaNotFound`]. On PostgreSQL a drop that would deadlock with a statement
+/// in flight (the two lock the schema's objects in different orders) gives way and is
+/// tried again, so the statement finishes instead of failing as the deadlock's victim.
 pub async fn drop_schema(
     registry: &Registry,
     schema_name: impl TryInto<SchemaName, Error = Error>,
@@ -432,11 +440,55 @@ impl Schemas<'_> {
     async fn drop_namespace_checked(&self, schema: &SchemaName, cascade: bool) -> Result<()> {
         match self.database.pools() {
             Pools::Sqlite(store) => store.drop_schema(schema).await.map(drop),
-            _ => {
+            Pools::Postgres(_) => {
+                let drop = NamespaceStatement::drop(self.database, schema, cascade, true)?;
+                self.drop_giving_way(schema, &drop).await
+            }
+            Pools::MySql(_) => {
                 let drop = NamespaceStatement::drop(self.database, schema, cascade, true)?;
                 self.shared_target().execute_ddl(drop.sql()).await
             }
         }
+    }
+
+    /// PostgreSQL: `DROP SCHEMA` tried until it runs, each try waiting at most
+    /// [`PG_DROP_LOCK_WAIT`] for a lock. `DROP SCHEMA … CASCADE` locks the schema's objects
+    /// in catalog order (a table's sequence before the table), statements lock them in
+    /// their own order (an `INSERT` its table, then the sequence), so a drop racing writes
+    /// can deadlock them, and the server's victim may be the user's statement. A try that
+    /// gives up before the server's `deadlock_timeout` (1 s by default) releases its locks
+    /// first: the statements in flight finish, and those started later find the schema
+    /// gone ([`Error::SchemaNotFound`]). The drop still waits for in-flight work, as before,
+    /// however long it runs.
+    async fn drop_giving_way(&self, schema: &SchemaName, drop: &NamespaceStatement) -> Result<()> {
+        let mut tries = 0u32;
+        loop {
+            match self.drop_once(drop).await {
+                Err(error) if error.database_code().as_deref() == Some("55P03") => {
+                    tries += 1;
+                    tracing::debug!(schema = %schema, tries, "schema drop waited for locks; trying again");
+                    tokio::time::sleep(Duration::from_millis(10 << tries.min(5))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn drop_once(&self, drop: &NamespaceStatement) -> Result<()> {
+        let tx = self.registry.begin_on(self.database).await?;
+        let target = Target {
+            conn: Conn::Transaction(tx.clone()),
+            schema: None,
+        };
+        let wait = PG_DROP_LOCK_WAIT.as_millis().to_string() + "ms";
+        let result = async {
+            target
+                .fetch_unchecked(&set_local("lock_timeout", &wait))
+                .await?;
+            target.execute_ddl(drop.sql()).await
+        }
+        .await;
+        tx.end_with(result).await
     }
 
     async fn has_tables(&self, schema: &SchemaName) -> Result<bool> {
@@ -484,6 +536,11 @@ async fn create_in(
     }
     Ok(())
 }
+
+/// PostgreSQL: how long one try of `DROP SCHEMA` waits for a lock before it gives way
+/// (below the server's default `deadlock_timeout` of 1 s, after which the server would pick
+/// a deadlock's victim).
+const PG_DROP_LOCK_WAIT: Duration = Duration::from_millis(100);
 
 /// The advisory-lock space of schema creation on PostgreSQL: the first key of the
 /// two-key form (a key space apart from the migrations' one-key locks).
