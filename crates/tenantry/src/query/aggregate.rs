@@ -26,7 +26,7 @@ use std::marker::PhantomData;
 use rust_decimal::Decimal;
 use sea_query::{Expr, ExprTrait, Func, SelectStatement};
 
-use super::{projection::Columns, QuerySet};
+use super::{projection::Columns, window::AGGREGATE_WINDOW, QuerySet};
 use crate::{
     backend::Backend,
     error::{Error, Result},
@@ -431,7 +431,8 @@ aggregates_tuple!(A, B, C, D, E, F, G, H);
 
 impl<M: Model> QuerySet<M> {
     /// Computes `aggregates` (one, or a tuple) over the matching rows, in one statement.
-    /// Ordering, limit and offset do not apply.
+    /// Ordering does not apply; a limit or an offset is [`Error::InvalidArgument`], since
+    /// the aggregate would cover every matching row, not the window.
     ///
     /// ```no_run
     /// # use tenantry::__doc::*;
@@ -457,6 +458,7 @@ impl<M: Model> QuerySet<M> {
         target: &crate::target::Target,
         aggregates: &A,
     ) -> Result<SelectStatement> {
+        self.refuse_window(AGGREGATE_WINDOW)?;
         let mut select = sea_query::Query::select();
         aggregates.select(target.backend(), &mut select)?;
         select.from(target.table(M::META)?);
@@ -488,7 +490,8 @@ pub struct Grouped<M: Model, K> {
 
 impl<M: Model, K: Columns<M>> Grouped<M, K> {
     /// One `(key, results)` pair per group, ordered by the key (a NULL key first, on every
-    /// backend). The QuerySet's own ordering, limit and offset do not apply.
+    /// backend). The QuerySet's own ordering does not apply; a limit or an offset is
+    /// [`Error::InvalidArgument`] (the groups would cover every matching row).
     ///
     /// ```
     /// # use tenantry::__doc::*;
@@ -519,6 +522,7 @@ impl<M: Model, K: Columns<M>> Grouped<M, K> {
         target: &crate::target::Target,
         aggregates: &A,
     ) -> Result<SelectStatement> {
+        self.query.refuse_window(AGGREGATE_WINDOW)?;
         super::lookup::refuse_decimal_arithmetic(target, self.keys.decimal_arithmetic(), &[])?;
         if self.keys.constants() > 0 {
             // Bound once in the SELECT and again in GROUP BY, the two are different

@@ -37,6 +37,7 @@ mod rendered;
 mod stream;
 mod subquery;
 mod upsert;
+mod window;
 mod write;
 
 use std::{marker::PhantomData, sync::Arc};

@@ -2,7 +2,7 @@
 
 use sea_query::{Asterisk, Expr, ExprTrait, Order, Query};
 
-use super::{kept::Statement, QuerySet};
+use super::{kept::Statement, QuerySet, MAX_ROWS};
 use crate::{
     error::{Error, Result},
     field::FieldType,
@@ -106,7 +106,18 @@ impl<M: Model> QuerySet<M> {
         Ok(self.limit(1).all().await?.pop())
     }
 
-    /// The number of matching rows.
+    /// The number of matching rows, within the limit and offset when they are set (the
+    /// number of rows [`all`](Self::all) would return).
+    ///
+    /// ```no_run
+    /// # use tenantry::__doc::*;
+    /// # async fn demo(registry: tenantry::Registry) -> tenantry::Result<()> {
+    /// // Of 25 users: 25, then 10, then the 5 after the first 20.
+    /// let all = User::query(&registry).count().await?;
+    /// let first_ten = User::query(&registry).limit(10).count().await?;
+    /// let last_page = User::query(&registry).offset(20).limit(10).count().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn count(mut self) -> Result<u64> {
         self.refuse_lock("count returns no rows to lock; lock them with all() or get()")?;
         let target = self.target()?;
@@ -120,10 +131,11 @@ impl<M: Model> QuerySet<M> {
             Some(row) => row.get(0).map_err(Error::Database)?,
             None => 0,
         };
-        Ok(u64::try_from(count).unwrap_or_default())
+        Ok(self.windowed(u64::try_from(count).unwrap_or_default()))
     }
 
-    /// Whether any row matches.
+    /// Whether any row matches, within the limit and offset when they are set (whether
+    /// [`all`](Self::all) would return a row).
     pub async fn exists(mut self) -> Result<bool> {
         self.refuse_lock("exists returns no rows to lock; lock them with all() or get()")?;
         let target = self.target()?;
@@ -132,8 +144,12 @@ impl<M: Model> QuerySet<M> {
             .expr(Expr::val(1))
             .from(target.table(M::META)?)
             .limit(1);
+        if let Some(offset) = self.offset {
+            select.offset(Ord::min(offset, MAX_ROWS));
+        }
         self.add_select_filter(&target, &mut select)?;
-        Ok(!target.fetch_all(&select).await?.is_empty())
+        let found = !target.fetch_all(&select).await?.is_empty();
+        Ok(found && self.limit != Some(0))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use sea_query::{Expr, ExprTrait, InsertStatement, Query, UpdateStatement};
 
-use super::QuerySet;
+use super::{window::WRITE_WINDOW, QuerySet};
 use crate::{
     error::{Error, Result},
     field::FieldType,
@@ -105,7 +105,9 @@ impl<M: Model> QuerySet<M> {
             .collect())
     }
 
-    /// Sets `assignments` on every matching row; returns the number of rows changed.
+    /// Sets `assignments` on every matching row; returns the number of rows changed. A
+    /// QuerySet with a limit or an offset is [`Error::InvalidArgument`]: the UPDATE would
+    /// change every matching row, not the window.
     pub async fn update(
         mut self,
         assignments: impl IntoIterator<Item = Assignment<M>>,
@@ -131,6 +133,7 @@ impl<M: Model> QuerySet<M> {
         target: &Target,
         assignments: impl IntoIterator<Item = Assignment<M>>,
     ) -> Result<UpdateStatement> {
+        self.refuse_window(WRITE_WINDOW)?;
         let assignments: Vec<Assignment<M>> = assignments.into_iter().collect();
         refuse_reads_of_earlier_assignments(target, &[], &assignments)?;
         let mut values = assignments
@@ -147,9 +150,12 @@ impl<M: Model> QuerySet<M> {
         Ok(update)
     }
 
-    /// Deletes every matching row; returns the number of rows deleted.
+    /// Deletes every matching row; returns the number of rows deleted. A QuerySet with a
+    /// limit or an offset is [`Error::InvalidArgument`]: the DELETE would remove every
+    /// matching row, not the window (to delete a window, filter on the keys it holds).
     pub async fn delete(mut self) -> Result<u64> {
         let target = self.target()?;
+        self.refuse_window(WRITE_WINDOW)?;
         let mut delete = Query::delete();
         delete.from_table(target.table(M::META)?);
         self.add_filter(&target, &mut delete)?;

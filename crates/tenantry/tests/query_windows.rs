@@ -1,0 +1,169 @@
+//! A QuerySet's limit and offset outside of `all()`: `count` and `exists` see the window
+//! (the rows `all()` returns); `update`, `delete` and aggregates, which would act on every
+//! matching row, refuse it with a typed error and change nothing. Two tenants holding
+//! different rows are asked at once, from one task.
+mod common;
+
+use common::models::*;
+use tenantry::{create_schema, Error, Model, QuerySet, Registry, SchemaName};
+
+async fn tenant(t: &common::TestDb, name: &str, users: usize) -> SchemaName {
+    let schema = t.schema(name);
+    create_schema(&t.registry, &schema, Some(&[User::META]), false, true)
+        .await
+        .unwrap();
+    User::query(&t.registry)
+        .using(&schema)
+        .bulk_create((0..users).map(|i| user(&format!("{name}{i}"))))
+        .await
+        .unwrap();
+    schema
+}
+
+fn users(r: &Registry, schema: &SchemaName) -> QuerySet<User> {
+    User::query(r).using(schema).order_by([User::id().asc()])
+}
+
+/// `count()` and `exists()` of windows of `schema`'s users, checked against `all()`.
+async fn windows_agree_with_all(r: Registry, schema: SchemaName, held: usize) {
+    let windows: [(Option<u64>, Option<u64>); 9] = [
+        (None, None),
+        (Some(3), None),
+        (Some(0), None),
+        (None, Some(2)),
+        (None, Some(held as u64)),
+        (None, Some(held as u64 + 5)),
+        (Some(2), Some(1)),
+        (Some(10), Some(held as u64 - 1)),
+        (Some(u64::MAX), Some(1)),
+    ];
+    for (limit, offset) in windows {
+        let window = |q: QuerySet<User>| {
+            let q = match limit {
+                Some(n) => q.limit(n),
+                None => q,
+            };
+            match offset {
+                Some(n) => q.offset(n),
+                None => q,
+            }
+        };
+        let rows = window(users(&r, &schema)).all().await.unwrap();
+        assert!(
+            rows.iter().all(|u| u.name.starts_with(&prefix_of(&schema))),
+            "{schema}: another tenant's rows"
+        );
+        let count = window(users(&r, &schema)).count().await.unwrap();
+        let exists = window(users(&r, &schema)).exists().await.unwrap();
+        assert_eq!(count, rows.len() as u64, "{schema} {limit:?} {offset:?}");
+        assert_eq!(exists, !rows.is_empty(), "{schema} {limit:?} {offset:?}");
+        tokio::task::yield_now().await;
+    }
+    let expected = held.min(3) as u64;
+    let filtered = users(&r, &schema)
+        .filter(User::name().startswith(prefix_of(&schema)))
+        .offset(held as u64 - 3)
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(filtered, expected, "{schema}");
+}
+
+fn prefix_of(schema: &SchemaName) -> String {
+    schema.as_str().rsplit('_').next().unwrap().to_owned()
+}
+
+fn refused(outcome: Result<impl std::fmt::Debug, Error>, argument: &str) {
+    match outcome {
+        Err(Error::InvalidArgument {
+            argument: a,
+            reason,
+        }) => {
+            assert_eq!(a, argument);
+            assert!(reason.contains("every matching row"), "{reason}");
+        }
+        other => panic!("expected InvalidArgument({argument}), got {other:?}"),
+    }
+}
+
+backend_test!(
+    count_and_exists_see_the_window_in_two_tenants_at_once,
+    |t: common::TestDb| async move {
+        let (acme, globex) = (tenant(&t, "acme", 5).await, tenant(&t, "globex", 8).await);
+        tokio::join!(
+            windows_agree_with_all(t.registry.clone(), acme.clone(), 5),
+            windows_agree_with_all(t.registry.clone(), globex.clone(), 8),
+        );
+        let r = &t.registry;
+        assert_eq!(users(r, &acme).offset(2).limit(2).count().await.unwrap(), 2);
+        assert_eq!(
+            users(r, &globex).offset(6).limit(10).count().await.unwrap(),
+            2
+        );
+        assert!(!users(r, &acme).offset(5).exists().await.unwrap());
+        assert!(users(r, &globex).offset(5).exists().await.unwrap());
+    }
+);
+
+backend_test!(
+    writes_and_aggregates_refuse_a_window_and_change_nothing,
+    |t: common::TestDb| async move {
+        let (acme, globex) = (tenant(&t, "acme", 5).await, tenant(&t, "globex", 8).await);
+        let r = t.registry.clone();
+        let attempts = |schema: SchemaName| {
+            let r = r.clone();
+            async move {
+                refused(users(&r, &schema).limit(1).delete().await, "limit");
+                refused(users(&r, &schema).offset(4).delete().await, "offset");
+                refused(
+                    users(&r, &schema)
+                        .limit(2)
+                        .update([User::is_active().set(true)])
+                        .await,
+                    "limit",
+                );
+                refused(
+                    users(&r, &schema)
+                        .offset(1)
+                        .update_sql([User::is_active().set(true)]),
+                    "offset",
+                );
+                refused(
+                    users(&r, &schema)
+                        .limit(2)
+                        .aggregate(User::id().count())
+                        .await,
+                    "limit",
+                );
+                refused(
+                    users(&r, &schema)
+                        .offset(3)
+                        .group_by(User::is_active())
+                        .aggregate(User::id().count())
+                        .await,
+                    "offset",
+                );
+            }
+        };
+        tokio::join!(attempts(acme.clone()), attempts(globex.clone()));
+        for (schema, held) in [(&acme, 5u64), (&globex, 8)] {
+            let all = users(&r, schema).all().await.unwrap();
+            assert_eq!(all.len() as u64, held, "{schema}: rows lost");
+            assert!(all.iter().all(|u| !u.is_active), "{schema}: rows changed");
+            assert!(all.iter().all(|u| u.name.starts_with(&prefix_of(schema))));
+            // Without the window the same operations run.
+            let changed = users(&r, schema)
+                .update([User::is_active().set(true)])
+                .await
+                .unwrap();
+            assert_eq!(changed, held);
+            assert_eq!(
+                users(&r, schema)
+                    .aggregate(User::id().count())
+                    .await
+                    .unwrap(),
+                held as i64
+            );
+        }
+    }
+);
