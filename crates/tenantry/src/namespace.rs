@@ -71,6 +71,22 @@ impl NamespaceStatement {
         Ok(NamespaceStatement { sql })
     }
 
+    /// PostgreSQL: `LOCK TABLE "<schema>"."<table>", … IN ACCESS EXCLUSIVE MODE`, every
+    /// name quoted by the builder (the table names are the catalog's, of this schema).
+    pub(crate) fn lock_tables(schema: &SchemaName, tables: &[String]) -> Self {
+        let mut sql = String::from("LOCK TABLE ");
+        for (i, table) in tables.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            PostgresQueryBuilder.prepare_iden(&DynIden::from(schema.to_string()), &mut sql);
+            sql.push('.');
+            PostgresQueryBuilder.prepare_iden(&DynIden::from(table.clone()), &mut sql);
+        }
+        sql.push_str(" IN ACCESS EXCLUSIVE MODE");
+        NamespaceStatement { sql }
+    }
+
     /// `DROP DATABASE` of a legacy MySQL tenant database, named exactly as the schema (made
     /// before tenant namespaces existed): only [`crate::contrib::move_legacy_mysql_tenants`]
     /// uses it, once the database is empty.

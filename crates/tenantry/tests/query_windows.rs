@@ -74,13 +74,17 @@ fn prefix_of(schema: &SchemaName) -> String {
 }
 
 fn refused(outcome: Result<impl std::fmt::Debug, Error>, argument: &str) {
+    refused_because(outcome, argument, "every matching row");
+}
+
+fn refused_because(outcome: Result<impl std::fmt::Debug, Error>, argument: &str, why: &str) {
     match outcome {
         Err(Error::InvalidArgument {
             argument: a,
             reason,
         }) => {
             assert_eq!(a, argument);
-            assert!(reason.contains("every matching row"), "{reason}");
+            assert!(reason.contains(why), "{reason}");
         }
         other => panic!("expected InvalidArgument({argument}), got {other:?}"),
     }
@@ -165,5 +169,54 @@ backend_test!(
                 held as i64
             );
         }
+    }
+);
+
+/// `first()` of a window is the window's first row; `last()` and `get()`, which a window
+/// would make answer wrongly, refuse it.
+async fn ends_of_windows(r: Registry, schema: SchemaName, held: u64) {
+    let all = users(&r, &schema).all().await.unwrap();
+    assert_eq!(all.len() as u64, held);
+    let first = |q: QuerySet<User>| async move { q.first().await.unwrap().map(|u| u.id) };
+    assert_eq!(first(users(&r, &schema).offset(2)).await, Some(all[2].id));
+    assert_eq!(first(users(&r, &schema).limit(3)).await, Some(all[0].id));
+    assert_eq!(first(users(&r, &schema).limit(0)).await, None);
+    assert_eq!(first(users(&r, &schema).offset(held)).await, None);
+    refused_because(
+        users(&r, &schema).limit(3).last().await,
+        "limit",
+        "backwards",
+    );
+    refused_because(
+        users(&r, &schema).offset(1).last().await,
+        "offset",
+        "backwards",
+    );
+    refused_because(
+        users(&r, &schema)
+            .offset(1)
+            .get(User::id().eq(all[0].id))
+            .await,
+        "offset",
+        "hide",
+    );
+    let last = users(&r, &schema).last().await.unwrap().unwrap();
+    assert_eq!(last.id, all[all.len() - 1].id);
+    let got = users(&r, &schema)
+        .get(User::id().eq(all[0].id))
+        .await
+        .unwrap();
+    assert_eq!(got.name, all[0].name);
+    assert!(got.name.starts_with(&prefix_of(&schema)));
+}
+
+backend_test!(
+    first_of_a_window_and_last_and_get_refusing_one,
+    |t: common::TestDb| async move {
+        let (acme, globex) = (tenant(&t, "acme", 5).await, tenant(&t, "globex", 8).await);
+        tokio::join!(
+            ends_of_windows(t.registry.clone(), acme, 5),
+            ends_of_windows(t.registry.clone(), globex, 8),
+        );
     }
 );

@@ -401,8 +401,14 @@ impl SqliteStore {
             });
             pools
         };
+        let mut mark = DropMark {
+            store: self,
+            schema,
+            taken: pools.clone(),
+        };
         let result = self.drop_closed(schema, pools).await;
-        self.lock().dropping.remove(schema);
+        // Finished: drop_closed kept what was still busy as retired.
+        mark.taken.clear();
         result
     }
 
@@ -545,6 +551,28 @@ impl SqliteStore {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A drop in progress: when it ends, finished or cancelled (its future dropped by a
+/// timeout or a `select!`), the schema is no longer marked as dropping, so that it is
+/// usable (or droppable) again, never stuck as neither there nor gone. A cancelled drop's
+/// pools, closed or closing, are kept as retired: a later drop waits for their connections
+/// still in use, as it does after a drop refused with [`Error::SchemaBusy`].
+struct DropMark<'s> {
+    store: &'s SqliteStore,
+    schema: &'s SchemaName,
+    taken: Vec<ConnPool<Sqlite>>,
+}
+
+impl Drop for DropMark<'_> {
+    fn drop(&mut self) {
+        let mut state = self.store.lock();
+        state.dropping.remove(self.schema);
+        let schema = self.schema;
+        state
+            .retired
+            .extend(self.taken.drain(..).map(|pool| (schema.clone(), pool)));
     }
 }
 

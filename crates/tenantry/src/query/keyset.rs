@@ -46,7 +46,8 @@ impl<M: Model> QuerySet<M> {
     /// The cursor is signed with the registry's [`cursor_key`](crate::Registry::cursor_key)
     /// and bound to the model, the schema (tenant) and the ordering: a cursor that was
     /// altered, signed with another key, or made for another model, tenant or ordering is
-    /// [`Error::InvalidCursor`], and no statement is sent.
+    /// [`Error::InvalidCursor`], and no statement is sent. A QuerySet with a limit or an
+    /// offset is [`Error::InvalidArgument`]: the pages cut every matching row.
     ///
     /// ```no_run
     /// # use tenantry::__doc::*;
@@ -59,6 +60,7 @@ impl<M: Model> QuerySet<M> {
     /// # Ok(()) }
     /// ```
     pub async fn page_after(self, per_page: u64, cursor: Option<&str>) -> Result<CursorPage<M>> {
+        self.refuse_window(super::window::PAGES_WINDOW)?;
         if per_page == 0 || per_page == u64::MAX {
             return Err(Error::InvalidArgument {
                 argument: "per_page",

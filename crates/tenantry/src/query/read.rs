@@ -2,7 +2,11 @@
 
 use sea_query::{Asterisk, Expr, ExprTrait, Order, Query};
 
-use super::{kept::Statement, QuerySet, MAX_ROWS};
+use super::{
+    kept::Statement,
+    window::{GET_WINDOW, LAST_WINDOW},
+    QuerySet, MAX_ROWS,
+};
 use crate::{
     error::{Error, Result},
     field::FieldType,
@@ -50,7 +54,8 @@ impl<M: Model> QuerySet<M> {
     }
 
     /// The one row matching `filter` (and earlier filters): [`Error::NotFound`] when there is
-    /// none, [`Error::MultipleObjectsReturned`] when there are several.
+    /// none, [`Error::MultipleObjectsReturned`] when there are several. A limit or an offset,
+    /// which would hide the row, is [`Error::InvalidArgument`].
     ///
     /// ```
     /// # use tenantry::__doc::*;
@@ -60,6 +65,7 @@ impl<M: Model> QuerySet<M> {
     /// assert_eq!(sql.sqlite, r#"SELECT "id", "name", "email" FROM "users" WHERE "id" = ? LIMIT ?"#);
     /// ```
     pub async fn get(self, filter: Filter) -> Result<Instance<M>> {
+        self.refuse_window(GET_WINDOW)?;
         let mut rows = self.filter(filter).limit(2).all().await?;
         match rows.len() {
             0 => Err(Error::NotFound {
@@ -84,16 +90,21 @@ impl<M: Model> QuerySet<M> {
         .await
     }
 
-    /// The first row by the ordering (by primary key when none was given), if any.
+    /// The first row by the ordering (by primary key when none was given), if any: the
+    /// first of the window when a limit or an offset is set.
     pub async fn first(mut self) -> Result<Option<Instance<M>>> {
         if self.order.is_empty() {
             self.order.push(self.pk_order(Order::Asc));
         }
-        Ok(self.limit(1).all().await?.pop())
+        let limit = self.limit.map_or(1, |limit| Ord::min(limit, 1));
+        Ok(self.limit(limit).all().await?.pop())
     }
 
-    /// The last row by the ordering (by primary key when none was given), if any.
+    /// The last row by the ordering (by primary key when none was given), if any. It reads
+    /// the ordering backwards, so a limit or an offset (which would cut the other end) is
+    /// [`Error::InvalidArgument`].
     pub async fn last(mut self) -> Result<Option<Instance<M>>> {
+        self.refuse_window(LAST_WINDOW)?;
         if self.order.is_empty() {
             self.order.push(self.pk_order(Order::Asc));
         }

@@ -17,6 +17,20 @@ pub(super) const WRITE_WINDOW: &str =
 pub(super) const AGGREGATE_WINDOW: &str =
     "an aggregate covers every matching row, which no limit or offset cuts; remove them";
 
+/// Why keyset pages refuse a window.
+pub(super) const PAGES_WINDOW: &str =
+    "the pages cut the whole QuerySet, of every matching row; remove its limit and offset";
+
+/// Why `get` refuses a window.
+pub(super) const GET_WINDOW: &str =
+    "get() looks for the one row matching its filter among every matching row, which a limit \
+     or an offset would hide; remove them";
+
+/// Why `last` refuses a window.
+pub(super) const LAST_WINDOW: &str =
+    "last() reads the ordering backwards, so a limit or an offset would cut the other end; \
+     take the last row of all() instead";
+
 impl<M: Model> QuerySet<M> {
     /// How many of `matching` rows the window keeps: those after the offset, at most the
     /// limit (the same rows [`all`](Self::all) would return, whatever their order).

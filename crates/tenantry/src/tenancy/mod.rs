@@ -6,6 +6,7 @@ mod directory;
 mod directory_admin;
 mod fleet;
 mod job;
+mod pg_drop;
 mod schemas;
 mod store;
 

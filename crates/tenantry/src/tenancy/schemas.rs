@@ -1,7 +1,5 @@
 //! Creating, dropping and listing schemas (Edgy's `create_schema` and `registry.schema`).
 
-use std::time::Duration;
-
 use tracing::Instrument;
 
 use crate::{
@@ -12,7 +10,6 @@ use crate::{
     migrate::Migrations,
     model::ModelMeta,
     namespace::{self, NamespaceStatement},
-    pg_setting::set_local,
     registry::Registry,
     schema_name::SchemaName,
     target::{Conn, Target},
@@ -63,7 +60,17 @@ pub async fn create_schema(
 /// The drop waits for the statements in flight in the schema; those that start after it
 /// are [`Error::SchemaNotFound`]. On PostgreSQL a drop that would deadlock with a statement
 /// in flight (the two lock the schema's objects in different orders) gives way and is
-/// tried again, so the statement finishes instead of failing as the deadlock's victim.
+/// tried again, so the statement finishes instead of failing as the deadlock's victim;
+/// after tries of 0.1 to 0.8 s it waits in the server's lock queue as a plain `DROP SCHEMA`
+/// does, so busy traffic cannot put it off for ever.
+///
+/// A transaction open in the schema while it is dropped can fail in two more ways, both
+/// the server's errors ([`Error::Database`], see [`Error::database_code`]): on PostgreSQL
+/// a statement queued behind the drop gets `42P01` or `3F000` (the aborted transaction
+/// cannot check whether its schema is gone), and on MySQL / MariaDB a transaction holding
+/// some of the tenant's tables can lose a deadlock (`40001`) to `DROP DATABASE`'s metadata
+/// locks. Retried (see [`TransactionOptions`](crate::TransactionOptions)), it finds the
+/// schema gone.
 pub async fn drop_schema(
     registry: &Registry,
     schema_name: impl TryInto<SchemaName, Error = Error>,
@@ -451,46 +458,6 @@ impl Schemas<'_> {
         }
     }
 
-    /// PostgreSQL: `DROP SCHEMA` tried until it runs, each try waiting at most
-    /// [`PG_DROP_LOCK_WAIT`] for a lock. `DROP SCHEMA … CASCADE` locks the schema's objects
-    /// in catalog order (a table's sequence before the table), statements lock them in
-    /// their own order (an `INSERT` its table, then the sequence), so a drop racing writes
-    /// can deadlock them, and the server's victim may be the user's statement. A try that
-    /// gives up before the server's `deadlock_timeout` (1 s by default) releases its locks
-    /// first: the statements in flight finish, and those started later find the schema
-    /// gone ([`Error::SchemaNotFound`]). The drop still waits for in-flight work, as before,
-    /// however long it runs.
-    async fn drop_giving_way(&self, schema: &SchemaName, drop: &NamespaceStatement) -> Result<()> {
-        let mut tries = 0u32;
-        loop {
-            match self.drop_once(drop).await {
-                Err(error) if error.database_code().as_deref() == Some("55P03") => {
-                    tries += 1;
-                    tracing::debug!(schema = %schema, tries, "schema drop waited for locks; trying again");
-                    tokio::time::sleep(Duration::from_millis(10 << tries.min(5))).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn drop_once(&self, drop: &NamespaceStatement) -> Result<()> {
-        let tx = self.registry.begin_on(self.database).await?;
-        let target = Target {
-            conn: Conn::Transaction(tx.clone()),
-            schema: None,
-        };
-        let wait = PG_DROP_LOCK_WAIT.as_millis().to_string() + "ms";
-        let result = async {
-            target
-                .fetch_unchecked(&set_local("lock_timeout", &wait))
-                .await?;
-            target.execute_ddl(drop.sql()).await
-        }
-        .await;
-        tx.end_with(result).await
-    }
-
     async fn has_tables(&self, schema: &SchemaName) -> Result<bool> {
         namespace::has_tables(self.database, schema).await
     }
@@ -536,11 +503,6 @@ async fn create_in(
     }
     Ok(())
 }
-
-/// PostgreSQL: how long one try of `DROP SCHEMA` waits for a lock before it gives way
-/// (below the server's default `deadlock_timeout` of 1 s, after which the server would pick
-/// a deadlock's victim).
-const PG_DROP_LOCK_WAIT: Duration = Duration::from_millis(100);
 
 /// The advisory-lock space of schema creation on PostgreSQL: the first key of the
 /// two-key form (a key space apart from the migrations' one-key locks).
