@@ -7,7 +7,7 @@ use futures_util::TryStreamExt as _;
 use sea_query_sqlx::SqlxValues;
 use sqlx::{Executor, MySql, Postgres, Sqlite};
 
-use super::{Checkout, Database, Pools};
+use super::{pool::ConnPool, Checkout, Database, Pools};
 use crate::{
     backend::Backend,
     error::{Error, Result},
@@ -82,6 +82,10 @@ pub(crate) trait Driver: sqlx::Database {
     fn clear_statements(
         conn: &mut Self::Connection,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + '_;
+
+    /// `database`'s pool of this driver's connections; `None` on SQLite, whose schemas
+    /// each have a pool of their own.
+    fn pool_of(database: &Database) -> Option<&ConnPool<Self>>;
 }
 
 /// Whether `error` is "no such table" (PostgreSQL 42P01 / 3F000, MySQL 1146 / 1049), which
@@ -199,15 +203,36 @@ pub(crate) async fn run_on<DB: Driver>(
             });
         }
     }
-    if let (Some(schema), true, Ok(conn)) = (place.schema, is_missing_table(&error), checkout.raw())
-    {
-        if schema_missing::<DB>(conn, place.database, schema).await == Some(true) {
+    if let (Some(schema), true) = (place.schema, is_missing_table(&error)) {
+        let here = match checkout.raw() {
+            Ok(conn) => schema_missing::<DB>(conn, place.database, schema).await,
+            Err(_) => None,
+        };
+        let missing = match here {
+            Some(missing) => Some(missing),
+            None => schema_missing_elsewhere::<DB>(place.database, schema).await,
+        };
+        if missing == Some(true) {
             return Err(Error::SchemaNotFound {
                 schema: schema.to_string(),
             });
         }
     }
     Err(error.into())
+}
+
+/// [`schema_missing`] on a connection of the pool that is free now, for a statement whose
+/// own connection cannot tell (a PostgreSQL transaction aborted by the failure, say one
+/// queued behind the schema's drop). `None` when no connection is free at once: the check
+/// never waits behind the caller's own connection (a pool of one in a transaction).
+async fn schema_missing_elsewhere<DB: Driver>(
+    database: &Database,
+    schema: &SchemaName,
+) -> Option<bool> {
+    let mut checkout = DB::pool_of(database)?.get_free().await?;
+    let missing = schema_missing::<DB>(checkout.raw().ok()?, database, schema).await;
+    checkout.release();
+    missing
 }
 
 /// SQLite: attaches the main file to a connection to a tenant's file, as
@@ -277,10 +302,14 @@ pub(crate) async fn run_pooled<DB: Driver>(
 /// Implements [`Driver`] for one sqlx database: its backend, how its rows are wrapped and
 /// what its `execute` reports.
 macro_rules! driver {
-    ($db:ty, $backend:ident, $row:ident, as_they_arrive: $arrive:expr, |$done:ident| $insert_id:expr) => {
+    ($db:ty, $backend:ident, $row:ident, as_they_arrive: $arrive:expr, pool: |$database:ident| $pool:expr, |$done:ident| $insert_id:expr) => {
         impl Driver for $db {
             const BACKEND: Backend = Backend::$backend;
             const ROWS_AS_THEY_ARRIVE: bool = $arrive;
+
+            fn pool_of($database: &Database) -> Option<&ConnPool<Self>> {
+                $pool
+            }
 
             async fn clear_statements(
                 conn: &mut Self::Connection,
@@ -355,8 +384,14 @@ macro_rules! driver {
     };
 }
 
-driver!(Postgres, Postgres, Postgres, as_they_arrive: true, |done| None);
-driver!(MySql, MySql, MySql, as_they_arrive: false, |done| {
+driver!(Postgres, Postgres, Postgres, as_they_arrive: true, pool: |database| match database.pools() {
+    Pools::Postgres(pool) => Some(pool),
+    _ => None,
+}, |done| None);
+driver!(MySql, MySql, MySql, as_they_arrive: false, pool: |database| match database.pools() {
+    Pools::MySql(pool) => Some(pool),
+    _ => None,
+}, |done| {
     Some(done.last_insert_id())
 });
-driver!(Sqlite, Sqlite, Sqlite, as_they_arrive: false, |done| None);
+driver!(Sqlite, Sqlite, Sqlite, as_they_arrive: false, pool: |database| { let _ = database; None }, |done| None);

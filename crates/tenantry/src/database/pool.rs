@@ -418,12 +418,8 @@ impl<DB: sqlx::Database> ConnPool<DB> {
     /// to queued waiters before anyone else, so this never jumps the queue); only a caller
     /// that has to wait arms the acquire timeout.
     pub(crate) async fn get(&self) -> Result<Checkout<DB>> {
-        let free_slot = Timeouts {
-            wait: Some(Duration::ZERO),
-            ..self.inner.timeouts()
-        };
         let started = std::time::Instant::now();
-        let object = match self.inner.timeout_get(&free_slot).await {
+        let object = match self.inner.timeout_get(&self.free_slot()).await {
             Err(PoolError::Timeout(deadpool::managed::TimeoutType::Wait)) => self.inner.get().await,
             other => other,
         };
@@ -433,6 +429,24 @@ impl<DB: sqlx::Database> ConnPool<DB> {
                 lent_attached: false,
             }),
             Err(error) => Err(pool_error(error, started.elapsed())),
+        }
+    }
+
+    /// A connection only if one is free now (or opens at once), never queueing behind
+    /// other callers: for a check that must not wait for the caller's own connection.
+    pub(crate) async fn get_free(&self) -> Option<Checkout<DB>> {
+        let object = self.inner.timeout_get(&self.free_slot()).await.ok()?;
+        Some(Checkout {
+            held: Some(Held::Pooled(object)),
+            lent_attached: false,
+        })
+    }
+
+    /// The timeouts of a get that takes a free slot or none.
+    fn free_slot(&self) -> Timeouts {
+        Timeouts {
+            wait: Some(Duration::ZERO),
+            ..self.inner.timeouts()
         }
     }
 

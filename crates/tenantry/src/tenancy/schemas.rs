@@ -65,12 +65,14 @@ pub async fn create_schema(
 /// does, so busy traffic cannot put it off for ever.
 ///
 /// A transaction open in the schema while it is dropped can fail in two more ways, both
-/// the server's errors ([`Error::Database`], see [`Error::database_code`]): on PostgreSQL
-/// a statement queued behind the drop gets `42P01` or `3F000` (the aborted transaction
-/// cannot check whether its schema is gone), and on MySQL / MariaDB a transaction holding
-/// some of the tenant's tables can lose a deadlock (`40001`) to `DROP DATABASE`'s metadata
-/// locks. Retried (see [`TransactionOptions`](crate::TransactionOptions)), it finds the
-/// schema gone.
+/// the server's errors ([`Error::Database`], see [`Error::database_code`]). On PostgreSQL
+/// a statement queued behind the drop finds its table gone, and the failure aborts the
+/// transaction, which then cannot check whether the schema went: the check runs on another
+/// connection of the pool, and gives [`Error::SchemaNotFound`], when one is free at once
+/// (never waiting for one); else the server's `42P01` or `3F000` is returned. On MySQL /
+/// MariaDB a transaction holding some of the tenant's tables can lose a deadlock (`40001`)
+/// to `DROP DATABASE`'s metadata locks. Retried (see
+/// [`TransactionOptions`](crate::TransactionOptions)), either finds the schema gone.
 pub async fn drop_schema(
     registry: &Registry,
     schema_name: impl TryInto<SchemaName, Error = Error>,
