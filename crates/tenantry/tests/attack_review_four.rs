@@ -5,38 +5,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::models::*;
+use common::{
+    models::*,
+    tenants::{name_of, read_names_until, users_by_id as users, with_users},
+};
 use tenantry::{
     create_schema, drop_schema, Backend, Error, Filter, Model, QuerySet, Registry, SchemaName,
 };
 
 async fn tenant(t: &common::TestDb, name: &str, users: usize) -> SchemaName {
-    let schema = t.schema(name);
-    create_schema(
-        &t.registry,
-        &schema,
-        Some(&[User::META, Product::META]),
-        false,
-        true,
-    )
-    .await
-    .unwrap();
-    if users > 0 {
-        User::query(&t.registry)
-            .using(&schema)
-            .bulk_create((0..users).map(|i| user(&format!("{name}{i}"))))
-            .await
-            .unwrap();
-    }
-    schema
-}
-
-fn users(r: &Registry, schema: &SchemaName) -> QuerySet<User> {
-    User::query(r).using(schema).order_by([User::id().asc()])
-}
-
-fn name_of(schema: &SchemaName) -> String {
-    schema.as_str().rsplit('_').next().unwrap().to_owned()
+    with_users(t, name, users, &[User::META, Product::META]).await
 }
 
 /// Reads `kept` until told to stop; its user names each time.
@@ -45,13 +23,7 @@ async fn read_kept(
     kept: SchemaName,
     until: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<Vec<String>> {
-    let mut reads = Vec::new();
-    while !*until.borrow() {
-        let rows = User::query(&r).using(&kept).all().await.unwrap();
-        reads.push(rows.into_iter().map(|u| u.into_inner().name).collect());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    reads
+    read_names_until(r, kept, until, Duration::from_millis(20)).await
 }
 
 /// Transactions in `gone`, one after another, each reading its users and holding them

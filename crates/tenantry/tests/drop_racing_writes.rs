@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::models::*;
+use common::{models::*, tenants::read_names_until};
 use tenantry::{create_schema, drop_schema, Error, Model, Registry, SchemaName};
 
 /// Rounds of create, write, drop: the deadlock needs the drop to land between a write's two
@@ -41,21 +41,6 @@ async fn write(
     outcomes
 }
 
-/// Reads the kept tenant while the other is written and dropped; its user names each time.
-async fn read_kept(
-    r: Registry,
-    kept: SchemaName,
-    until: tokio::sync::watch::Receiver<bool>,
-) -> Vec<Vec<String>> {
-    let mut reads = Vec::new();
-    while !*until.borrow() {
-        let users = User::query(&r).using(&kept).all().await.unwrap();
-        reads.push(users.into_iter().map(|u| u.into_inner().name).collect());
-        tokio::task::yield_now().await;
-    }
-    reads
-}
-
 backend_test!(
     writes_racing_a_schema_drop_succeed_or_find_it_gone,
     |t: common::TestDb| async move {
@@ -85,7 +70,7 @@ backend_test!(
                 .map(|w| write(r.clone(), gone.clone(), owner.clone(), w))
                 .collect::<Vec<_>>();
             // The writers and the kept tenant's reader share one task.
-            let reader = read_kept(r.clone(), kept.clone(), until);
+            let reader = read_names_until(r.clone(), kept.clone(), until, Duration::ZERO);
             let racing = tokio::spawn(async move {
                 tokio::join!(futures_util::future::join_all(writers), reader)
             });
@@ -143,10 +128,13 @@ backend_test!(
             async move { drop_schema(&r, &gone, true, false).await }
         });
         let (stop, until) = tokio::sync::watch::channel(false);
-        let (reads, ()) = tokio::join!(read_kept(r.clone(), kept.clone(), until), async {
-            tokio::time::sleep(Duration::from_millis(700)).await;
-            stop.send(true).unwrap();
-        });
+        let (reads, ()) = tokio::join!(
+            read_names_until(r.clone(), kept.clone(), until, Duration::ZERO),
+            async {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                stop.send(true).unwrap();
+            }
+        );
         assert!(
             !dropping.is_finished(),
             "the drop returned under an open transaction"

@@ -4,24 +4,14 @@
 //! different rows are asked at once, from one task.
 mod common;
 
-use common::models::*;
-use tenantry::{create_schema, Error, Model, QuerySet, Registry, SchemaName};
+use common::{
+    models::*,
+    tenants::{name_of as prefix_of, users_by_id as users, with_users},
+};
+use tenantry::{Error, Model, QuerySet, Registry, SchemaName};
 
 async fn tenant(t: &common::TestDb, name: &str, users: usize) -> SchemaName {
-    let schema = t.schema(name);
-    create_schema(&t.registry, &schema, Some(&[User::META]), false, true)
-        .await
-        .unwrap();
-    User::query(&t.registry)
-        .using(&schema)
-        .bulk_create((0..users).map(|i| user(&format!("{name}{i}"))))
-        .await
-        .unwrap();
-    schema
-}
-
-fn users(r: &Registry, schema: &SchemaName) -> QuerySet<User> {
-    User::query(r).using(schema).order_by([User::id().asc()])
+    with_users(t, name, users, &[User::META]).await
 }
 
 /// `count()` and `exists()` of windows of `schema`'s users, checked against `all()`.
@@ -67,10 +57,6 @@ async fn windows_agree_with_all(r: Registry, schema: SchemaName, held: usize) {
         .await
         .unwrap();
     assert_eq!(filtered, expected, "{schema}");
-}
-
-fn prefix_of(schema: &SchemaName) -> String {
-    schema.as_str().rsplit('_').next().unwrap().to_owned()
 }
 
 fn refused(outcome: Result<impl std::fmt::Debug, Error>, argument: &str) {

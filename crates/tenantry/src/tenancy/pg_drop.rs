@@ -14,15 +14,16 @@
 //! below the server's `deadlock_timeout` (1 s by default): a try that would deadlock gives
 //! up, and releases its locks, before the server looks for a deadlock. The statements in
 //! flight finish, and those started later find the schema gone. The tries wait 0.1 s, then
-//! longer, up to 0.8 s; after [`GIVING_WAY_FOR`] of them the drop waits in the lock queue
-//! with no timeout of its own, as a plain `DROP SCHEMA` does, so that traffic holding the
-//! tables longer than the tries wait cannot put the drop off for ever (nor can an
-//! autovacuum, which the server cancels only for a waiter past `deadlock_timeout`). A drop
-//! that loses a deadlock then is tried again.
+//! longer, up to 0.8 s; after [`GIVING_WAY_FOR`] of them each waits [`QUEUED`], so that
+//! traffic holding the tables longer than the short tries wait cannot put the drop off for
+//! ever (nor can an autovacuum, which the server cancels only for a waiter past
+//! `deadlock_timeout`). A try that loses a deadlock then is tried again, as is one whose
+//! tables changed under it (a table or the schema dropped meanwhile: the next try reads the
+//! catalog afresh, and `DROP SCHEMA IF EXISTS` of a schema gone is done).
 
 use std::time::Duration;
 
-use sea_query::{Expr, ExprTrait, JoinType, Order, Query, SelectStatement};
+use sea_query::{Expr, ExprTrait, Func, JoinType, Order, Query, SelectStatement};
 
 use super::schemas::Schemas;
 use crate::{
@@ -42,56 +43,78 @@ const GIVING_WAY: [Duration; 4] = [
     Duration::from_millis(800),
 ];
 
-/// How long the drop keeps giving way before it waits in the lock queue.
+/// How long the drop keeps giving way before its tries wait [`QUEUED`].
 const GIVING_WAY_FOR: Duration = Duration::from_secs(30);
 
-/// Tries of the queued drop that lost a deadlock, before its error is returned.
+/// The lock wait of the tries after [`GIVING_WAY_FOR`]: long enough to outwait busy traffic
+/// (the statements behind the drop wait for it, so only those in flight hold it up), short
+/// enough that a drop cancelled while it waits (its client gone, which a backend waiting
+/// for a lock does not notice) leaves its lock request queued that long at most.
+const QUEUED: Duration = Duration::from_secs(5);
+
+/// Tries that lost a deadlock (possible only once tries wait [`QUEUED`]), before its
+/// error is returned.
 const DEADLOCK_TRIES: u32 = 5;
 
+/// Why a try ended without dropping and another is due.
+enum Retry {
+    /// It gave way: a lock waited past the try's `lock_timeout` (55P03).
+    GaveWay,
+    /// It lost a deadlock (40P01).
+    Deadlock,
+    /// The catalog changed under it: a table it read was dropped, or the schema itself by
+    /// another drop (42P01, 3F000); the next try reads the catalog afresh.
+    CatalogChanged,
+}
+
+fn retry(error: &Error) -> Option<Retry> {
+    match error.database_code().as_deref() {
+        Some("55P03") => Some(Retry::GaveWay),
+        Some("40P01") => Some(Retry::Deadlock),
+        Some("42P01" | "3F000") => Some(Retry::CatalogChanged),
+        _ => None,
+    }
+}
+
 impl Schemas<'_> {
-    /// Runs `drop` (a `DROP SCHEMA`) as the module docs describe.
+    /// Runs `drop` (a `DROP SCHEMA … IF EXISTS`) as the module docs describe. Without
+    /// `cascade`, a schema holding tables is [`Error::SchemaNotEmpty`] before any lock.
     pub(super) async fn drop_giving_way(
         &self,
         schema: &SchemaName,
         drop: &NamespaceStatement,
+        cascade: bool,
     ) -> Result<()> {
         let started = tokio::time::Instant::now();
-        let last = GIVING_WAY[GIVING_WAY.len() - 1];
-        let waits = GIVING_WAY.into_iter().chain(std::iter::repeat(last));
-        for (tries, wait) in (1u32..).zip(waits) {
-            if started.elapsed() >= GIVING_WAY_FOR {
-                break;
-            }
-            match self.drop_once(schema, drop, Some(wait)).await {
-                Err(error) if error.database_code().as_deref() == Some("55P03") => {
-                    tracing::debug!(schema = %schema, tries, "schema drop gave way to statements in flight");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                other => return other,
-            }
-        }
-        let mut deadlocks = 0;
+        let (mut tries, mut deadlocks) = (0usize, 0);
         loop {
-            match self.drop_once(schema, drop, None).await {
-                Err(error)
-                    if error.database_code().as_deref() == Some("40P01")
-                        && deadlocks + 1 < DEADLOCK_TRIES =>
-                {
-                    deadlocks += 1;
-                    tracing::debug!(schema = %schema, deadlocks, "schema drop lost a deadlock; trying again");
-                }
-                other => return other,
+            let wait = match GIVING_WAY.get(tries) {
+                _ if started.elapsed() >= GIVING_WAY_FOR => QUEUED,
+                Some(wait) => *wait,
+                None => GIVING_WAY[GIVING_WAY.len() - 1],
+            };
+            tries = tries.saturating_add(1);
+            let error = match self.drop_once(schema, drop, cascade, wait).await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            match retry(&error) {
+                Some(Retry::Deadlock) if deadlocks + 1 < DEADLOCK_TRIES => deadlocks += 1,
+                Some(Retry::GaveWay | Retry::CatalogChanged) => {}
+                _ => return Err(error),
             }
+            tracing::debug!(schema = %schema, tries, %error, "schema drop gave way; trying again");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
-    /// One try in a transaction of its own, waiting at most `wait` for each lock (`None`:
-    /// the session's `lock_timeout`).
+    /// One try in a transaction of its own, waiting at most `wait` for each lock.
     async fn drop_once(
         &self,
         schema: &SchemaName,
         drop: &NamespaceStatement,
-        wait: Option<Duration>,
+        cascade: bool,
+        wait: Duration,
     ) -> Result<()> {
         let tx = self.registry.begin_on(self.database).await?;
         let target = Target {
@@ -99,18 +122,21 @@ impl Schemas<'_> {
             schema: None,
         };
         let result = async {
-            if let Some(wait) = wait {
-                let millis = wait.as_millis().to_string() + "ms";
-                target
-                    .fetch_unchecked(&set_local("lock_timeout", &millis))
-                    .await?;
-            }
+            let millis = wait.as_millis().to_string() + "ms";
+            target
+                .fetch_unchecked(&set_local("lock_timeout", &millis))
+                .await?;
             let tables = target.fetch_unchecked(&tables_of(schema)).await?;
             let tables = tables
                 .iter()
                 .map(|row| row.get::<String>(0).map_err(Error::Database))
                 .collect::<Result<Vec<_>>>()?;
             if !tables.is_empty() {
+                if !cascade {
+                    return Err(Error::SchemaNotEmpty {
+                        schema: schema.to_string(),
+                    });
+                }
                 let lock = NamespaceStatement::lock_tables(schema, &tables);
                 target.execute_ddl(lock.sql()).await?;
             }
@@ -128,7 +154,8 @@ impl Schemas<'_> {
 ///
 /// `SELECT "c"."relname" FROM "pg_catalog"."pg_class" AS "c" JOIN "pg_catalog"."pg_namespace"
 /// AS "n" ON "n"."oid" = "c"."relnamespace" WHERE "n"."nspname" = $1 AND "c"."relkind" IN
-/// ('r', 'p') ORDER BY "c"."oid"`
+/// ('r', 'p') AND has_table_privilege("c"."oid", 'UPDATE, DELETE, TRUNCATE') ORDER BY
+/// "c"."oid"`
 fn tables_of(schema: &SchemaName) -> SelectStatement {
     Query::select()
         .column(("c", "relname"))
@@ -141,6 +168,13 @@ fn tables_of(schema: &SchemaName) -> SelectStatement {
         )
         .and_where(Expr::col(("n", "nspname")).eq(schema.as_str()))
         .and_where(Expr::col(("c", "relkind")).is_in(["r", "p"]))
+        // LOCK TABLE needs a privilege on the table that DROP SCHEMA (its owner's) does
+        // not: a table of another role is left to the drop's own locks.
+        .and_where(Expr::expr(
+            Func::cust("has_table_privilege")
+                .arg(Expr::col(("c", "oid")))
+                .arg("UPDATE, DELETE, TRUNCATE"),
+        ))
         .order_by(("c", "oid"), Order::Asc)
         .to_owned()
 }

@@ -451,7 +451,7 @@ impl Schemas<'_> {
             Pools::Sqlite(store) => store.drop_schema(schema).await.map(drop),
             Pools::Postgres(_) => {
                 let drop = NamespaceStatement::drop(self.database, schema, cascade, true)?;
-                self.drop_giving_way(schema, &drop).await
+                self.drop_giving_way(schema, &drop, cascade).await
             }
             Pools::MySql(_) => {
                 let drop = NamespaceStatement::drop(self.database, schema, cascade, true)?;

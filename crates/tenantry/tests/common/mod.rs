@@ -13,6 +13,7 @@ pub mod servers;
 pub mod sqlite_dir;
 pub mod state;
 pub mod statements;
+pub mod tenants;
 
 pub use harness::*;
 
