@@ -73,6 +73,10 @@ pub async fn create_schema(
 /// MariaDB a transaction holding some of the tenant's tables can lose a deadlock (`40001`)
 /// to `DROP DATABASE`'s metadata locks. Retried (see
 /// [`TransactionOptions`](crate::TransactionOptions)), either finds the schema gone.
+///
+/// A drop cancelled half way (its future dropped, say by a timeout) leaves the schema whole
+/// or gone, never half dropped; on MySQL a `DROP DATABASE` already sent still runs on the
+/// server, so the schema may go a moment after the cancellation.
 pub async fn drop_schema(
     registry: &Registry,
     schema_name: impl TryInto<SchemaName, Error = Error>,
