@@ -73,7 +73,7 @@ pub use hooks::{HookContext, Hooks};
 pub use instance::Instance;
 pub use model::{
     Assignment, CheckMeta, Column, ColumnMeta, Expression, Filter, ForeignKey, ForeignKeyMeta,
-    IndexMeta, Model, ModelMeta, OnDelete, Ordering,
+    IndexMeta, Model, ModelMeta, OnDelete, Ordering, MAX_HOPS,
 };
 pub use query::{
     Aggregate, Aggregates, AnyForeignKey, Columns, Conflict, CursorPage, Grouped, ManyToMany,

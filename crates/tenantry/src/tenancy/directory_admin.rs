@@ -127,7 +127,7 @@ impl Directory {
     /// first, drops its schema and tables on its database, and removes the entry last, so
     /// that a failed drop can be run again. [`Error::TenantNotFound`] without an entry.
     /// Without `drop_data` a malformed entry (one of a server no longer configured) is
-    /// removed too; with it, the entry must be routable ([`check`](Self::check)'s errors).
+    /// removed too; with it, the entry must be routable (the errors of checking the entry's database and schema).
     pub async fn remove_tenant(
         &self,
         registry: &Registry,
