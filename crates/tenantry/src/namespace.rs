@@ -140,6 +140,22 @@ fn push_iden(database: &Database, schema: &SchemaName, sql: &mut String) -> Resu
     Ok(())
 }
 
+/// PostgreSQL: `FROM "pg_catalog"."pg_class" AS "c" JOIN "pg_catalog"."pg_namespace" AS "n"
+/// ON "n"."oid" = "c"."relnamespace" WHERE "n"."nspname" = $1`, the relations of schema
+/// `namespace` (aliased `c`), for the caller's columns and conditions.
+pub(crate) fn pg_relations_in(namespace: &str) -> sea_query::SelectStatement {
+    Query::select()
+        .from_as(("pg_catalog", "pg_class"), "c")
+        .join_as(
+            sea_query::JoinType::InnerJoin,
+            ("pg_catalog", "pg_namespace"),
+            "n",
+            Expr::col(("n", "oid")).equals(("c", "relnamespace")),
+        )
+        .and_where(Expr::col(("n", "nspname")).eq(namespace))
+        .to_owned()
+}
+
 /// Whether `schema` exists on `database`.
 pub(crate) async fn exists(database: &Database, schema: &SchemaName) -> Result<bool> {
     if let Pools::Sqlite(store) = database.pools() {

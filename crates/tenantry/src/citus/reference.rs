@@ -1,7 +1,7 @@
 //! The two DDL steps a Citus deployment adds: distributed tenant schemas and reference
 //! tables for the shared models.
 
-use sea_query::{Expr, ExprTrait, Func, JoinType, Query, SelectStatement};
+use sea_query::{Expr, ExprTrait, Func, Query, SelectStatement};
 
 use crate::{
     database::Database,
@@ -56,16 +56,8 @@ fn reference_table(namespace: &str, table: &str) -> SelectStatement {
         .and_where(Expr::col(("p", "logicalrelid")).equals(("c", "oid")))
         .and_where(Expr::col(("p", "repmodel")).eq("t"))
         .to_owned();
-    Query::select()
+    crate::namespace::pg_relations_in(namespace)
         .expr(Func::cust("create_reference_table").arg(Expr::col(("c", "oid"))))
-        .from_as(("pg_catalog", "pg_class"), "c")
-        .join_as(
-            JoinType::InnerJoin,
-            ("pg_catalog", "pg_namespace"),
-            "n",
-            Expr::col(("n", "oid")).equals(("c", "relnamespace")),
-        )
-        .and_where(Expr::col(("n", "nspname")).eq(namespace))
         .and_where(Expr::col(("c", "relname")).eq(table))
         .and_where(Expr::exists(already).not())
         .to_owned()

@@ -23,7 +23,7 @@
 
 use std::time::Duration;
 
-use sea_query::{Expr, ExprTrait, Func, JoinType, Order, Query, SelectStatement};
+use sea_query::{Expr, ExprTrait, Func, Order, SelectStatement};
 
 use super::schemas::Schemas;
 use crate::{
@@ -152,21 +152,13 @@ impl Schemas<'_> {
 /// tables it references): the order transactions that write a parent row, then its
 /// children, lock them in.
 ///
-/// `SELECT "c"."relname" FROM "pg_catalog"."pg_class" AS "c" JOIN "pg_catalog"."pg_namespace"
+/// `SELECT "c"."relname" FROM "pg_catalog"."pg_class" AS "c" INNER JOIN "pg_catalog"."pg_namespace"
 /// AS "n" ON "n"."oid" = "c"."relnamespace" WHERE "n"."nspname" = $1 AND "c"."relkind" IN
 /// ('r', 'p') AND has_table_privilege("c"."oid", 'UPDATE, DELETE, TRUNCATE') ORDER BY
 /// "c"."oid"`
 fn tables_of(schema: &SchemaName) -> SelectStatement {
-    Query::select()
+    crate::namespace::pg_relations_in(schema.as_str())
         .column(("c", "relname"))
-        .from_as(("pg_catalog", "pg_class"), "c")
-        .join_as(
-            JoinType::InnerJoin,
-            ("pg_catalog", "pg_namespace"),
-            "n",
-            Expr::col(("n", "oid")).equals(("c", "relnamespace")),
-        )
-        .and_where(Expr::col(("n", "nspname")).eq(schema.as_str()))
         .and_where(Expr::col(("c", "relkind")).is_in(["r", "p"]))
         // LOCK TABLE needs a privilege on the table that DROP SCHEMA (its owner's) does
         // not: a table of another role is left to the drop's own locks.
@@ -177,4 +169,19 @@ fn tables_of(schema: &SchemaName) -> SelectStatement {
         ))
         .order_by(("c", "oid"), Order::Asc)
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tables_of;
+    use crate::schema_name::SchemaName;
+
+    #[test]
+    fn tables_are_read_in_creation_order_among_those_the_role_may_lock() {
+        let schema = SchemaName::parse("acme").unwrap();
+        assert_eq!(
+            tables_of(&schema).to_string(sea_query::PostgresQueryBuilder),
+            r#"SELECT "c"."relname" FROM "pg_catalog"."pg_class" AS "c" INNER JOIN "pg_catalog"."pg_namespace" AS "n" ON "n"."oid" = "c"."relnamespace" WHERE "n"."nspname" = 'acme' AND "c"."relkind" IN ('r', 'p') AND has_table_privilege("c"."oid", 'UPDATE, DELETE, TRUNCATE') ORDER BY "c"."oid" ASC"#
+        );
+    }
 }
